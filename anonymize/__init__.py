@@ -1,0 +1,1 @@
+"""tokumei anonymize."""
