@@ -1,0 +1,50 @@
+# tokumei — everything a fresh machine with Python 3.11, git and make needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+RUN := $(UV) run --frozen
+
+DEMO_DIR ?= demo
+DEMO_DATE ?= 2026-11-24
+DEMO_USERS ?= 3000
+export GX_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+
+.PHONY: help venv demo test test-all lint bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(TOOLS)/bin/uv:
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+venv: .venv/.synced  ## create .venv from uv.lock (installs uv into .tools/ if missing)
+
+demo: venv  ## generate sample data, run the usage_analytics DAG with Airflow, show the results
+	@bash scripts/demo.sh "$(DEMO_DIR)" "$(DEMO_DATE)" "$(DEMO_USERS)"
+
+test: venv  ## unit, property, DAG and end-to-end tests (what CI runs)
+	$(RUN) ruff check .
+	$(RUN) pytest -q -m "not integration" -p no:cacheprovider
+
+test-all: venv  ## also the integration tests that need PostgreSQL / Redis
+	$(RUN) pytest -q -p no:cacheprovider
+
+lint: venv  ## ruff
+	$(RUN) ruff check .
+
+bench: venv  ## benchmarks (see bench/README.md)
+	$(RUN) python bench/kanon_adult.py
+
+clean:  ## remove the demo output and caches (keeps .venv)
+	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache

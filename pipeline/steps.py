@@ -1,0 +1,652 @@
+"""The steps of one daily run, one function per DAG task (DESIGN §2, §6).
+
+Every step takes ``(settings, day, run_id)`` — plain values that fit in XCom — reads its inputs
+from the run's work layer on disk, writes its outputs there, and returns a small dict of counts
+(no values, no keys). The CLI calls them in order in one process; the DAG calls the same
+functions in separate tasks, possibly on different workers sharing the output volume.
+
+Data flows one way: landing → extracted (typed, raw) → filtered (rights) → pseudo (identifiers
+dropped, linking keys HMACed) → generalized → scrubbed → stats → validated → published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from anonymize.hierarchies import (
+    AgeHierarchy,
+    PrefectureHierarchy,
+    builtin,
+    to_mesh_1km,
+    ua_device_class,
+    map_distinct,
+)
+from anonymize.policy import (
+    DB_TABLES,
+    DROPPED_ROLES,
+    LANDING_SOURCES,
+    Policy,
+    Role,
+    load_policy,
+)
+from anonymize.pseudonymize import pseudonymize
+from pipeline.errors import BooksDoNotBalance, TokumeiError, ValidationFailed
+from pipeline.secrets import pseudonym_key
+from pipeline.settings import Settings, check_day
+from pipeline.storage import (
+    RunPaths,
+    build_catalog,
+    load_record,
+    publish_tree,
+    remove_run_dirs,
+    save_record,
+    write_parquet,
+)
+
+log = logging.getLogger("tokumei")
+
+PERSON = "person"
+
+#: Linking keys → pseudonym domain. The domain keeps a user id and a cookie id with the same
+#: text from colliding into one person.
+KEY_DOMAINS = {
+    "user_id": "user",
+    "cookie_id": "cookie",
+    "device_id": "device",
+    "session_id": "session",
+    "ad_id": "ad",
+    "mac": "mac",
+    "serial": "serial",
+}
+
+
+def _paths(settings: Settings, day: str, run_id: str) -> RunPaths:
+    return RunPaths(settings, check_day(day), run_id)
+
+
+def _policy(settings: Settings) -> Policy:
+    return load_policy(settings.policy_dir)
+
+
+def new_run_id(day: str) -> str:
+    """``<day>T<utc time>-<random>``: sortable, unique, and free of any data."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{day}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+# --------------------------------------------------------------------------------------------
+# 0. start
+
+
+def start(settings: Settings, day: str, in_airflow: bool = False) -> str:
+    """Check everything that can be checked before reading data; return the run id.
+
+    The key is looked up (and dropped) here so that a run without a key refuses to start
+    before it writes anything.
+    """
+    check_day(day)
+    _policy(settings)
+    pseudonym_key(in_airflow=in_airflow)
+    run_id = new_run_id(day)
+    paths = _paths(settings, day, run_id)
+    paths.work.mkdir(parents=True, exist_ok=False)
+    save_record(paths, "start", {"started_at": datetime.now(UTC).isoformat(), "day": day})
+    return run_id
+
+
+# --------------------------------------------------------------------------------------------
+# 1. extract
+
+
+def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Landing files and DB tables → typed Parquet; malformed lines → quarantine with reasons.
+
+    Unknown columns stop the run here, before anything but the run's own work layer exists.
+    """
+    from transforms.opdb import read_table
+    from transforms.sources import empty_frame, empty_quarantine, iter_source
+
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    record: dict[str, Any] = {}
+    for source in LANDING_SOURCES:
+        sp = policy.source(source)
+        out_dir = paths.layer(f"extracted/{source}")
+        n_in = n_good = n_bad = files = 0
+        reasons: dict[str, int] = {}
+        quarantined: list[pl.DataFrame] = []
+        for i, (_, good, bad) in enumerate(iter_source(settings.landing, source, day, sp)):
+            files += 1
+            n_good += write_parquet(good, out_dir / f"part-{i:05d}.parquet")
+            n_bad += bad.height
+            n_in += good.height + bad.height
+            if bad.height:
+                quarantined.append(bad)
+                for reason, n in bad.group_by("reason").len().iter_rows():
+                    reasons[reason] = reasons.get(reason, 0) + n
+        if files == 0:
+            write_parquet(empty_frame(sp), out_dir / "part-00000.parquet")
+        qdir = paths.quarantine(source)
+        if quarantined:
+            write_parquet(pl.concat(quarantined), qdir / "part-0.parquet")
+        elif qdir.exists():
+            write_parquet(empty_quarantine(), qdir / "part-0.parquet")
+        record[source] = {
+            "files": files,
+            "input": n_in,
+            "kept_after_extract": n_good,
+            "quarantined": n_bad,
+            "quarantine_reasons": dict(sorted(reasons.items())),
+        }
+    for table in DB_TABLES:
+        frame, bad = read_table(settings.db_url, table, policy.tables[table])
+        write_parquet(frame, paths.layer("extracted/db") / f"{table}.parquet")
+        if bad.height:
+            write_parquet(bad, paths.quarantine(f"db_{table}") / "part-0.parquet")
+        record[f"db.{table}"] = {"rows": frame.height + bad.height, "quarantined": bad.height}
+    save_record(paths, "extract", record)
+    return record
+
+
+def _scan(paths: RunPaths, layer: str, name: str) -> pl.LazyFrame:
+    path = paths.work / layer / name
+    if path.is_dir():
+        return pl.scan_parquet(path / "*.parquet")
+    return pl.scan_parquet(path)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. rights filter
+
+
+def filter_rights(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Drop every row of persons with a binding request or without analytics consent.
+
+    Events and measurements whose JST date is not the run date are dropped by rule (late or
+    early exports belong to another partition) and counted as ``dropped_by_rule``.
+    """
+    from anonymize.rights import allowed_users, cookie_owner, keep_expr, mark_allowed
+
+    paths = _paths(settings, day, run_id)
+    consents = _scan(paths, "extracted/db", "consents.parquet")
+    rights = _scan(paths, "extracted/db", "rights_requests.parquet")
+    allowed = allowed_users(consents, rights).collect().lazy()
+    cookies = _scan(paths, "extracted", "cookies")
+    owners = cookie_owner(cookies).collect().lazy()
+    devices = _scan(paths, "extracted", "devices")
+    device_owner = (
+        devices.group_by("device_id")
+        .agg(pl.col("user_id").drop_nulls().last().alias("device_user_id"))
+        .collect()
+        .lazy()
+    )
+    out = paths.layer("filtered")
+    record: dict[str, Any] = {}
+
+    def on_day(ts: str) -> pl.Expr:
+        return pl.col(ts).dt.convert_time_zone("Asia/Tokyo").dt.date() == date.fromisoformat(day)
+
+    # events: the user is the event's own user_id, else the cookie's owner.
+    ev = (
+        _scan(paths, "extracted", "events")
+        .join(owners, on="cookie_id", how="left")
+        .with_columns(pl.coalesce("user_id", "cookie_user_id").alias("_user"))
+    )
+    record["events"] = _filter(
+        mark_allowed(ev, "_user", allowed), keep_expr("_user", "consent_analytics"),
+        on_day("ts"), out / "events.parquet", drop=["cookie_user_id", "consent_analytics"],
+    )
+    ms = (
+        _scan(paths, "extracted", "measurements")
+        .join(device_owner, on="device_id", how="left")
+        .with_columns(pl.coalesce("user_id", "device_user_id").alias("_user"))
+    )
+    record["measurements"] = _filter(
+        mark_allowed(ms, "_user", allowed), keep_expr("_user", None), on_day("ts"),
+        out / "measurements.parquet", drop=["device_user_id"],
+    )
+    dv = devices.with_columns(pl.col("user_id").alias("_user"))
+    record["devices"] = _filter(
+        mark_allowed(dv, "_user", allowed), keep_expr("_user", None), pl.lit(True),
+        out / "devices.parquet", drop=[],
+    )
+    ck = cookies.with_columns(pl.col("user_id").alias("_user"))
+    record["cookies"] = _filter(
+        mark_allowed(ck, "_user", allowed), keep_expr("_user", "consent_analytics"), pl.lit(True),
+        out / "cookies.parquet", drop=[],
+    )
+    users = _scan(paths, "extracted/db", "users.parquet").with_columns(
+        pl.col("user_id").alias("_user")
+    )
+    record["users"] = _filter(
+        mark_allowed(users, "_user", allowed), keep_expr("_user", None), pl.lit(True),
+        out / "users.parquet", drop=[],
+    )
+    save_record(paths, "filter_rights", record)
+    return record
+
+
+def _filter(
+    frame: pl.LazyFrame, keep: pl.Expr, in_scope: pl.Expr, path: Path, drop: list[str]
+) -> dict[str, int]:
+    flagged = frame.with_columns(keep.alias("_keep"), in_scope.fill_null(False).alias("_scope"))
+    counts = flagged.select(
+        pl.len().alias("input"),
+        (~pl.col("_keep")).sum().alias("excluded_by_rights"),
+        (pl.col("_keep") & ~pl.col("_scope")).sum().alias("dropped_by_rule"),
+    ).collect().row(0, named=True)
+    kept = flagged.filter(pl.col("_keep") & pl.col("_scope")).drop(
+        "_keep", "_scope", "_user_allowed", *drop
+    )
+    counts["kept"] = write_parquet(kept, path)
+    return {k: int(v) for k, v in counts.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# 3. pseudonymize
+
+
+def pseudonymize_step(
+    settings: Settings, day: str, run_id: str, in_airflow: bool = False
+) -> dict[str, Any]:
+    """Drop direct identifiers, identification codes and financial columns; HMAC linking keys.
+
+    Adds ``person``: the user pseudonym when the person is known, else the cookie (or device)
+    pseudonym — the unit that every count and every k counts.
+    """
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    key = pseudonym_key(in_airflow=in_airflow)
+    out = paths.layer("pseudo")
+    record: dict[str, Any] = {}
+    all_policies = {**policy.sources, **policy.tables}
+    for name in ("events", "measurements", "devices", "cookies", "users"):
+        sp = all_policies[name]
+        frame = _scan(paths, "filtered", f"{name}.parquet")
+        dropped = [c for c in sp.by_role(*DROPPED_ROLES) if c in frame.collect_schema()]
+        frame = frame.drop(dropped)
+        person_src = {"events": ("_user", "cookie_id"), "measurements": ("_user", "device_id")}
+        if name in person_src:
+            user_col, fallback = person_src[name]
+            frame = frame.with_columns(
+                pl.coalesce(
+                    pseudonymize(pl.col(user_col), key, "user"),
+                    pseudonymize(pl.col(fallback), key, KEY_DOMAINS[fallback]),
+                ).alias(PERSON)
+            ).drop(user_col)
+        elif name in ("users", "devices", "cookies"):
+            frame = frame.with_columns(
+                pseudonymize(pl.col("user_id"), key, "user").alias(PERSON)
+            ).drop("_user", strict=False)
+        linking = [c for c in sp.by_role(Role.LINKING_KEY) if c in frame.collect_schema()]
+        frame = frame.with_columns(
+            [pseudonymize(pl.col(c), key, KEY_DOMAINS.get(c, c)) for c in linking]
+        )
+        record[name] = {"rows": write_parquet(frame, out / f"{name}.parquet"),
+                        "dropped_columns": sorted(dropped),
+                        "pseudonymized_columns": sorted(linking)}
+    del key
+    save_record(paths, "pseudonymize", record)
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# 4. generalize
+
+
+def _level(policy: Policy, source: str, column: str) -> int:
+    all_policies = {**policy.sources, **policy.tables}
+    level = all_policies[source].columns[column].level
+    return 0 if level is None else level
+
+
+def generalize(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Quasi-identifiers → the policy's hierarchy levels; person attributes → bands.
+
+    Only generalized columns (and the pseudonymous ``person``) continue; raw quasi-identifiers
+    are dropped here, so later layers never see an exact timestamp, IP or coordinate.
+    """
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    out = paths.layer("generalized")
+    record: dict[str, Any] = {}
+
+    on_day = date.fromisoformat(day)
+    users = _scan(paths, "pseudo", "users.parquet")
+    age = (
+        pl.lit(on_day).dt.year() - pl.col("birth_date").dt.year()
+        - (
+            (pl.col("birth_date").dt.month() > on_day.month)
+            | (
+                (pl.col("birth_date").dt.month() == on_day.month)
+                & (pl.col("birth_date").dt.day() > on_day.day)
+            )
+        ).cast(pl.Int32)
+    )
+    pref = pl.coalesce(
+        PrefectureHierarchy().expr(pl.col("prefecture"), 0),
+        builtin("postal_code").expr(pl.col("postal_code"), 2),
+    )
+    persons = users.select(
+        PERSON,
+        AgeHierarchy().expr(age, _level(policy, "users", "birth_date")).alias("age_band"),
+        pl.col("gender").fill_null("unknown"),
+        PrefectureHierarchy().expr(pref, _level(policy, "users", "prefecture")).alias("prefecture"),
+        pl.col("occupation").fill_null("unknown"),
+    ).unique(PERSON, keep="first")
+    record["persons"] = {"rows": write_parquet(persons, out / "persons.parquet")}
+
+    ev = _scan(paths, "pseudo", "events.parquet")
+    mesh = builtin("mesh").expr(to_mesh_1km(pl.col("lat"), pl.col("lon")), _level(policy, "events", "lat"))
+    events = ev.select(
+        PERSON,
+        "event",
+        builtin("time").expr(pl.col("ts"), 1).alias("hour"),
+        builtin("url").expr(pl.col("url"), _level(policy, "events", "url")).alias("url_template"),
+        builtin("url").expr(pl.col("referrer"), _level(policy, "events", "referrer")).alias(
+            "referrer_template"
+        ),
+        map_distinct(pl.col("user_agent"), ua_device_class).alias("device_class"),
+        builtin("user_agent").expr(pl.col("user_agent"), _level(policy, "events", "user_agent"))
+        .alias("ua_family"),
+        builtin("ip").expr(pl.col("ip"), _level(policy, "events", "ip")).alias("ip_prefix"),
+        mesh.alias("mesh"),
+        "search_query",
+        "inquiry_text",
+        "app_version",
+        "amount_jpy",
+    )
+    record["events"] = {"rows": write_parquet(events, out / "events.parquet")}
+    ms = _scan(paths, "pseudo", "measurements.parquet").select(
+        PERSON,
+        builtin("time").expr(pl.col("ts"), _level(policy, "measurements", "ts")).alias("day"),
+        "weight_kg",
+        "body_fat_pct",
+    )
+    record["measurements"] = {"rows": write_parquet(ms, out / "measurements.parquet")}
+    save_record(paths, "generalize", record)
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# 5. scrub
+
+
+def scrub(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Presidio-scrub the free-text columns (spans → ``<ENTITY_TYPE>``), offline.
+
+    Only candidate values (a vectorized prefilter) reach Presidio, each distinct value once.
+    URL templates are scrubbed too: a path segment can carry a name even after ids became ``:id``.
+    """
+    from anonymize.pii import Scrubber
+
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    events = pl.read_parquet(paths.work / "generalized" / "events.parquet")
+    columns = ["url_template", "referrer_template", "search_query", "inquiry_text"]
+    ner_cols = [c for c in ("search_query", "inquiry_text") if policy.sources["events"].columns[c].ner]
+    scrubber = Scrubber(ner=bool(ner_cols))
+    scrubbed, stats = scrubber.scrub_frame(events, columns, lang="auto", ner_columns=ner_cols)
+    write_parquet(scrubbed, paths.layer("scrubbed") / "events.parquet")
+    record = {"events": _jsonable(stats)}
+    save_record(paths, "scrub", record)
+    return record
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(obj)
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    return obj
+
+
+# --------------------------------------------------------------------------------------------
+# 6. statistics
+
+
+def build_stats(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """The three daily tables, counted in distinct persons, small cells suppressed."""
+    from transforms import stats
+
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    t = policy.thresholds
+    events = _scan(paths, "scrubbed", "events.parquet")
+    persons = _scan(paths, "generalized", "persons.parquet")
+    ms = _scan(paths, "generalized", "measurements.parquet")
+    tables = {
+        "daily_active_users": stats.daily_active_users(events, persons, day, t.min_cell),
+        "page_views": stats.page_views(events, day, t.k, t.min_cell),
+        "measurements_summary": stats.measurements_summary(ms, persons, day, t.min_cell),
+    }
+    record: dict[str, Any] = {}
+    for name, lf in tables.items():
+        df = lf.collect()
+        write_parquet(df, paths.staged_table("stats", name))
+        record[name] = {
+            "rows": df.height,
+            "suppressed_cells": int(df["suppressed"].sum()),
+            "min_published_count": (
+                int(df.filter(~pl.col("suppressed"))["persons"].min())
+                if df.filter(~pl.col("suppressed")).height
+                else None
+            ),
+        }
+    save_record(paths, "build_stats", record)
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# 7. validate
+
+
+def _stats_specs(policy: Policy) -> dict[str, Any]:
+    from expectations.specs import ColumnSpec, OutputSpec
+    from transforms.stats import TABLES
+
+    forbidden = sorted(
+        {
+            c
+            for sp in (*policy.sources.values(), *policy.tables.values())
+            for c, p in sp.columns.items()
+            if p.role in (*DROPPED_ROLES, Role.LINKING_KEY)
+        }
+        | {PERSON}
+    )
+    specs = {}
+    for name, t in TABLES.items():
+        cols = [ColumnSpec("date", "date", nullable=False)]
+        cols += [ColumnSpec(d, "string", nullable=False) for d in t.dims if d != "date"]
+        cols += [ColumnSpec(c, "int", nullable=True, min=policy.thresholds.min_cell) for c in t.counts]
+        cols += [ColumnSpec(m, "float", nullable=True, min=0) for m in t.measures]
+        cols += [ColumnSpec("suppressed", "bool", nullable=False)]
+        specs[name] = OutputSpec(
+            name=name,
+            kind="stats",
+            columns=cols,
+            forbidden_columns=forbidden,
+            pii_checked_columns=[d for d in t.dims if d != "date"],
+            count_columns=list(t.counts),
+            min_cell=policy.thresholds.min_cell,
+        )
+    return specs
+
+
+def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Run the GX suites over every staged output and build Data Docs; fail closed."""
+    from expectations.runner import validate_outputs
+
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    specs = _stats_specs(policy)
+    outputs = {name: pl.read_parquet(paths.staged_table("stats", name)) for name in specs}
+    report = validate_outputs(
+        outputs, specs, docs_dir=paths.staged_reports / "data_docs", run_name=run_id
+    )
+    record = {
+        name: {
+            "passed": r.passed,
+            "evaluated": r.evaluated,
+            "failed_expectations": [str(f) for f in r.failed_expectations],
+        }
+        for name, r in report.outputs.items()
+    }
+    save_record(paths, "validate", record)
+    if not report.passed:
+        failed = sorted(n for n, r in report.outputs.items() if not r.passed)
+        raise ValidationFailed(
+            f"validation failed for {', '.join(failed)}; nothing was published "
+            f"(see the Data Docs of run {run_id})"
+        )
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# 8. publish
+
+
+def _accounting(paths: RunPaths) -> dict[str, dict[str, int]]:
+    ex, fr = load_record(paths, "extract"), load_record(paths, "filter_rights")
+    books: dict[str, dict[str, int]] = {}
+    for source in LANDING_SOURCES:
+        e, f = ex.get(source, {}), fr.get(source, {})
+        entry = {
+            "input": e.get("input", 0),
+            "kept": f.get("kept", 0),
+            "quarantined": e.get("quarantined", 0),
+            "excluded_by_rights": f.get("excluded_by_rights", 0),
+            "suppressed": 0,
+            "dropped_by_rule": f.get("dropped_by_rule", 0),
+        }
+        total = (
+            entry["kept"] + entry["quarantined"] + entry["excluded_by_rights"]
+            + entry["suppressed"] + entry["dropped_by_rule"]
+        )
+        if total != entry["input"] or f.get("input", 0) != e.get("kept_after_extract", 0):
+            raise BooksDoNotBalance(
+                f"source {source}: input {entry['input']} != kept + quarantined + excluded + "
+                f"suppressed + dropped ({total}); nothing was published"
+            )
+        books[source] = entry
+    return books
+
+
+def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Check the books, write the manifest, move staged outputs into place, refresh the catalog."""
+    from pipeline.manifest import build_manifest
+
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    books = _accounting(paths)
+    stats_rec, val_rec = load_record(paths, "build_stats"), load_record(paths, "validate")
+    if not val_rec or not all(v["passed"] for v in val_rec.values()):
+        raise ValidationFailed("outputs were not validated; nothing was published")
+    manifest = build_manifest(
+        run_id=run_id,
+        day=day,
+        policy_version=policy.version,
+        sources=books,
+        outputs={
+            f"stats/{name}": {
+                "rows": rec["rows"],
+                "k_min": rec["min_published_count"],
+                "suppressed_cells": rec["suppressed_cells"],
+                "validation": "passed" if val_rec[name]["passed"] else "failed",
+            }
+            for name, rec in stats_rec.items()
+        },
+        steps={s: load_record(paths, s) for s in ("extract", "scrub")},
+        status="published",
+    )
+    paths.staged_reports.mkdir(parents=True, exist_ok=True)
+    (paths.staged_reports / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True)
+    )
+    published = publish_tree(paths)
+    views = build_catalog(paths.published)
+    return {"published": published, "catalog_views": views}
+
+
+# --------------------------------------------------------------------------------------------
+# 9. cleanup
+
+
+def cleanup(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Delete the run's work layer and staging area. Safe to call twice."""
+    paths = _paths(settings, day, run_id)
+    remove_run_dirs(paths)
+    return {"removed": True}
+
+
+def record_failure(settings: Settings, day: str, run_id: str, reason: str) -> Path:
+    """Write ``reports/date=…/failed/<run_id>.json`` (reason has no values: see safe_reason)."""
+    from pipeline.manifest import build_manifest
+
+    paths = _paths(settings, day, run_id)
+    policy_version = ""
+    try:
+        policy_version = _policy(settings).version
+    except Exception:  # noqa: BLE001 - the failure may be the policy itself
+        pass
+    manifest = build_manifest(
+        run_id=run_id, day=day, policy_version=policy_version, sources={}, outputs={},
+        steps={}, status="failed", reason=reason,
+    )
+    target = paths.reports / "failed" / f"{run_id}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True))
+    return target
+
+
+#: The order the CLI runs them in (the DAG wires the same order).
+STEPS = (
+    ("extract", extract),
+    ("filter_rights", filter_rights),
+    ("pseudonymize", pseudonymize_step),
+    ("generalize", generalize),
+    ("scrub", scrub),
+    ("build_stats", build_stats),
+    ("validate", validate),
+    ("publish", publish),
+)
+
+
+def run_all(
+    settings: Settings, day: str, progress: Any = None, in_airflow: bool = False
+) -> dict[str, Any]:
+    """Run every step in-process; on failure record it, clean up, and re-raise."""
+    from pipeline.errors import safe_reason
+
+    run_id = start(settings, day, in_airflow=in_airflow)
+    results: dict[str, Any] = {"run_id": run_id}
+    step = "start"
+    try:
+        for step, fn in STEPS:
+            t0 = time.perf_counter()
+            if progress:
+                progress(step, "start", None)
+            results[step] = fn(settings, day, run_id)
+            if progress:
+                progress(step, "done", time.perf_counter() - t0)
+    except BaseException as exc:
+        reason = safe_reason(exc, step)
+        try:
+            record_failure(settings, day, run_id, reason)
+        finally:
+            cleanup(settings, day, run_id)
+        if isinstance(exc, TokumeiError):
+            raise
+        raise TokumeiError(reason) from exc
+    cleanup(settings, day, run_id)
+    return results
