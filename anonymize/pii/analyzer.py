@@ -1,0 +1,299 @@
+"""Offline Presidio analyzers for tokumei, and the NFKC/offset-mapping layer around them.
+
+Presidio as shipped is unusable here: ``AnalyzerEngine()`` downloads ``en_core_web_lg``, the
+e-mail recognizer downloads the public-suffix list, and its ``\\b`` regexes miss identifiers
+glued to Japanese text. This module builds engines that never touch the network:
+
+* pattern engine (``ner=False``): Presidio's NoOp NLP engine for 'en' and 'ja' and tokumei's
+  pattern recognizers (``recognizers/``). No model, no tokenizer: ~0.1 ms per short text.
+* NER engine (``ner=True``, Japanese only): spaCy NLP engine on the installed ``ja_ginza``
+  package, GiNZA labels mapped to PERSON / LOCATION / ORGANIZATION, plus the same patterns.
+  English has no NER model installed, so English text always gets the pattern engine.
+
+Both engines are module-level lazy singletons: GiNZA takes seconds to load and hundreds of MB,
+so one per process (per Airflow worker) is the right lifetime; the engines are read-only after
+construction, so sharing them is safe.
+
+``TokumeiAnalyzer`` normalizes each text (per-character NFKC), runs Presidio, maps spans back to
+the original offsets and resolves overlaps (longest, then highest score, wins), so one
+character is never claimed by two entities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import regex
+from presidio_analyzer import (
+    AnalyzerEngine,
+    BatchAnalyzerEngine,
+    EntityRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+from presidio_analyzer.nlp_engine import (
+    NerModelConfiguration,
+    NlpArtifacts,
+    NoOpNlpEngine,
+    SpacyNlpEngine,
+)
+from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+from .normalize import Normalized, detect_language, normalize
+from .recognizers import PATTERN_ENTITIES, RECOGNIZERS, pattern_recognizers
+from .recognizers.email import offline_tld_extractor
+from .recognizers.ginza import GINZA_LABEL_MAP, NER_ENTITIES, ginza_recognizer
+
+LANGUAGES = ("en", "ja")
+#: Entities that identify companies, not people: detected and reported, not scrubbed by default.
+NON_PERSONAL_ENTITIES = frozenset({"JP_CORPORATE_NUMBER"})
+ALL_ENTITIES: tuple[str, ...] = PATTERN_ENTITIES + NER_ENTITIES
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One entity in the original text (offsets into the original, not the normalized, text)."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict without the matched text."""
+        return {
+            "entity_type": self.entity_type,
+            "start": self.start,
+            "end": self.end,
+            "score": round(self.score, 4),
+        }
+
+
+class NoContextEnhancer(ContextAwareEnhancer):
+    """Leaves scores alone: our recognizers do their own window-based context (``base.py``).
+
+    Presidio's LemmaContextAwareEnhancer needs token lemmas (none with the NoOp engine) and
+    deep-copies every result on every call, which was a third of the cost of a candidate.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            context_similarity_factor=0.0,
+            min_score_with_context_similarity=0.0,
+            context_prefix_count=0,
+            context_suffix_count=0,
+        )
+
+    def enhance_using_context(
+        self,
+        text: str,
+        raw_results: list[RecognizerResult],
+        nlp_artifacts: NlpArtifacts | None,
+        recognizers: list[EntityRecognizer],
+        context: list[str] | None = None,
+    ) -> list[RecognizerResult]:
+        """Return the results unchanged."""
+        return raw_results
+
+
+def build_pattern_engine(language: str) -> AnalyzerEngine:
+    """Presidio engine with tokumei's pattern recognizers and no NLP model, for one language.
+
+    One engine per language (rather than one registry holding both) halves Presidio's
+    per-call recognizer lookup, which is a measurable share of the cost of a short text.
+    """
+    nlp_engine = NoOpNlpEngine(models=[{"lang_code": language, "model_name": "noop"}])
+    nlp_engine.load()
+    registry = RecognizerRegistry(supported_languages=[language])
+    for rec in pattern_recognizers(language):
+        registry.add_recognizer(rec)
+    return AnalyzerEngine(
+        registry=registry,
+        nlp_engine=nlp_engine,
+        supported_languages=[language],
+        context_aware_enhancer=NoContextEnhancer(),
+    )
+
+
+def build_ner_engine() -> AnalyzerEngine:
+    """Presidio engine on GiNZA (installed ``ja_ginza`` package) for Japanese NER + patterns."""
+    ner_config = NerModelConfiguration(
+        model_to_presidio_entity_mapping=GINZA_LABEL_MAP,
+        labels_to_ignore=[],
+        low_score_entity_names=[],
+        default_score=0.85,
+    )
+    nlp_engine = SpacyNlpEngine(
+        models=[{"lang_code": "ja", "model_name": "ja_ginza"}],
+        ner_model_configuration=ner_config,
+    )
+    nlp_engine.load()
+    registry = RecognizerRegistry(supported_languages=["ja"])
+    for rec in pattern_recognizers("ja"):
+        registry.add_recognizer(rec)
+    registry.add_recognizer(ginza_recognizer())
+    return AnalyzerEngine(
+        registry=registry,
+        nlp_engine=nlp_engine,
+        supported_languages=["ja"],
+        context_aware_enhancer=NoContextEnhancer(),
+    )
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def pattern_engine(language: str) -> AnalyzerEngine:
+    """Process-wide pattern engine per language (cheap, but worth building once)."""
+    return build_pattern_engine(language)
+
+
+@lru_cache(maxsize=1)
+def _entity_probes() -> tuple[tuple[str, tuple[regex.Pattern[str], ...]], ...]:
+    """Each pattern entity with its recognizer's compiled regexes (same flags as Presidio)."""
+    probes = []
+    for entity, cls in RECOGNIZERS.items():
+        flags = cls.FLAGS
+        probes.append((entity, tuple(regex.compile(r, flags) for _, r, _ in cls.PATTERNS)))
+    return tuple(probes)
+
+
+def possible_entities(text: str, entities: Iterable[str]) -> frozenset[str]:
+    """Pattern entities whose recognizer regex matches somewhere in (normalized) ``text``.
+
+    A PatternRecognizer only reports regex matches, so a recognizer whose regexes find nothing
+    cannot report anything: skipping it changes no finding, and saves Presidio's per-recognizer
+    overhead (most candidates need one or two recognizers out of twelve).
+    """
+    wanted = set(entities)
+    return frozenset(
+        entity
+        for entity, pats in _entity_probes()
+        if entity in wanted and any(p.search(text) for p in pats)
+    )
+
+
+@lru_cache(maxsize=1)
+def ner_engine() -> AnalyzerEngine:
+    """Process-wide GiNZA engine: loading ja_ginza costs seconds, so load it once per process."""
+    return build_ner_engine()
+
+
+class _OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's EmailRecognizer validating TLDs with the bundled public-suffix snapshot."""
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return bool(offline_tld_extractor()(pattern_text).fqdn)
+
+
+def build_presidio_default_engine() -> AnalyzerEngine:
+    """Presidio 'as shipped' for comparison: default English recognizers, offline-configured.
+
+    NoOp NLP engine instead of downloading en_core_web_lg (so no NER), and the e-mail
+    recognizer's TLD check on tldextract's bundled snapshot. Patterns are Presidio's own.
+    """
+    nlp_engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "noop"}])
+    nlp_engine.load()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+    registry.remove_recognizer("EmailRecognizer")
+    registry.add_recognizer(_OfflineEmailRecognizer())
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
+
+
+def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
+    """Keep non-overlapping findings: pattern entities first (they are validated, NER spans are
+    guesses that often swallow a neighbouring postal code or number), then longer spans, then
+    higher scores."""
+    ordered = sorted(
+        findings,
+        key=lambda f: (f.entity_type in NER_ENTITIES, -(f.end - f.start), -f.score, f.start),
+    )
+    kept: list[Finding] = []
+    for f in ordered:
+        if all(f.end <= k.start or f.start >= k.end for k in kept):
+            kept.append(f)
+    return sorted(kept, key=lambda f: f.start)
+
+
+def _entities_for(entities: Sequence[str] | None, ner: bool) -> list[str]:
+    if entities is None:
+        entities = ALL_ENTITIES if ner else PATTERN_ENTITIES
+    return list(entities)
+
+
+class TokumeiAnalyzer:
+    """Analyze texts with the offline engines; spans are offsets into the original texts."""
+
+    def __init__(self, ner: bool = False, score_threshold: float = 0.0) -> None:
+        self.ner = ner
+        self.score_threshold = score_threshold
+
+    def _engine(self, language: str) -> AnalyzerEngine:
+        if self.ner and language == "ja":
+            return ner_engine()
+        return pattern_engine(language)
+
+    def _entities(self, language: str, entities: Sequence[str] | None) -> list[str]:
+        ents = _entities_for(entities, self.ner)
+        if not (self.ner and language == "ja"):
+            ents = [e for e in ents if e not in NER_ENTITIES]
+        return ents
+
+    def analyze(
+        self, text: str, language: str = "auto", entities: Sequence[str] | None = None
+    ) -> list[Finding]:
+        """Findings for one text."""
+        return self.analyze_batch([text], language, entities)[0]
+
+    def analyze_batch(
+        self,
+        texts: Sequence[str],
+        language: str = "auto",
+        entities: Sequence[str] | None = None,
+    ) -> list[list[Finding]]:
+        """Findings for many texts, grouped by language and run through Presidio's batch engine."""
+        langs = [detect_language(t) if language == "auto" else language for t in texts]
+        out: list[list[Finding]] = [[] for _ in texts]
+        for lang in sorted(set(langs)):
+            ents = self._entities(lang, entities)
+            if not ents:
+                continue
+            ner_ents = [e for e in ents if e in NER_ENTITIES]
+            groups: dict[frozenset[str], list[tuple[int, Normalized]]] = {}
+            for i, lg in enumerate(langs):
+                if lg != lang:
+                    continue
+                norm = normalize(texts[i])
+                key = possible_entities(norm.text, ents)
+                if key or ner_ents:
+                    groups.setdefault(key, []).append((i, norm))
+            batch = BatchAnalyzerEngine(self._engine(lang))
+            for key, members in groups.items():
+                results: list[list[RecognizerResult]] = batch.analyze_iterator(
+                    [n.text for _, n in members],
+                    language=lang,
+                    batch_size=64,
+                    entities=sorted(key) + ner_ents,
+                    score_threshold=self.score_threshold,
+                )
+                for (i, norm), res in zip(members, results, strict=True):
+                    found = []
+                    for r in res:
+                        s, e = norm.to_original(r.start, r.end)
+                        found.append(Finding(r.entity_type, s, e, float(r.score)))
+                    out[i] = resolve_overlaps(found)
+        return out
+
+
+def replace_spans(text: str, findings: Sequence[Finding]) -> str:
+    """``text`` with each (non-overlapping) finding replaced by ``<ENTITY_TYPE>``."""
+    parts: list[str] = []
+    pos = 0
+    for f in sorted(findings, key=lambda f: f.start):
+        parts.append(text[pos : f.start])
+        parts.append(f"<{f.entity_type}>")
+        pos = f.end
+    parts.append(text[pos:])
+    return "".join(parts)

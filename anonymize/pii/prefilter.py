@@ -1,0 +1,99 @@
+"""Vectorized Polars prefilter: which values could contain an entity at all.
+
+Scrubbing calls Presidio only for values this prefilter selects, so it must be a *superset* of
+what the recognizers can match. It runs on the original (un-normalized) text, with each ASCII
+character of the recognizers' patterns widened to every character whose per-character NFKC
+consists only of characters of the same kind; this is why it is exact with respect to
+``normalize.py``:
+
+* every digit-based entity except IP addresses has at least ``MIN_ENTITY_DIGITS`` (7) digits,
+  with at most ``MAX_SEPARATOR_RUN`` characters from ``DIGIT_SEPARATORS`` between two digits
+  (see ``recognizers/base.py``); one original character produces at most one digit unless it
+  is an "escape" character (below), and at least one normalized character, so a normalized run
+  of k separators comes from at most k original ones;
+* IPv4: four 1-3 digit groups joined by dots; IPv6: two colons with at most four hex digits in
+  between; e-mail: an at-sign; URL: ``://`` or ``www`` (either case);
+* escape: any character whose NFKC expands to several characters including a digit, ':', '/'
+  or 'w' (⑩, ⒈, ㏠, ℅ ...) makes the value a candidate, because counting inside such
+  expansions in a regex is not worth the complexity; they are rare.
+
+NER (``ner=True``) has no such signal, so NER columns bypass the prefilter.
+The class tables are computed once per process from ``unicodedata`` (about a second).
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+
+import polars as pl
+
+from .recognizers.base import DIGIT_SEPARATORS, MAX_SEPARATOR_RUN, MIN_ENTITY_DIGITS
+
+_HEX = set("0123456789abcdefABCDEF")
+_ESCAPE_TRIGGERS = set("0123456789:/wW")
+
+
+def _char_class(members: list[int]) -> str:
+    """A Rust/Python-regex character class for the code points in ``members``."""
+    members = sorted(set(members))
+    ranges: list[tuple[int, int]] = []
+    for cp in members:
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
+    body = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
+    return f"[{body}]"
+
+
+@lru_cache(maxsize=1)
+def _classes() -> dict[str, str]:
+    preds: dict[str, Callable[[str], bool]] = {
+        "digit": lambda n: len(n) == 1 and n.isascii() and n.isdigit(),
+        "sep": lambda n: all(ch in DIGIT_SEPARATORS for ch in n),
+        "dot": lambda n: all(ch == "." for ch in n),
+        "colon": lambda n: n == ":",
+        "slash": lambda n: n == "/",
+        "hex": lambda n: all(ch in _HEX for ch in n),
+        "w": lambda n: n in ("w", "W"),
+        "at": lambda n: "@" in n,
+        "escape": lambda n: len(n) > 1 and any(ch in _ESCAPE_TRIGGERS for ch in n),
+    }
+    members: dict[str, list[int]] = {k: [] for k in preds}
+    relevant = _HEX | _ESCAPE_TRIGGERS | set(DIGIT_SEPARATORS) | set(".@")
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        n = unicodedata.normalize("NFKC", ch)
+        if not n or (n == ch and ch not in relevant):
+            continue  # unchanged by NFKC and not a pattern character: in no class
+        for name, pred in preds.items():
+            if pred(n):
+                members[name].append(cp)
+    return {k: _char_class(v) for k, v in members.items()}
+
+
+@lru_cache(maxsize=1)
+def candidate_pattern() -> str:
+    """The prefilter as one regex (Rust ``regex`` syntax, also valid for Python ``regex``)."""
+    c = _classes()
+    d, s = c["digit"], c["sep"]
+    rules = [
+        f"{d}(?:{s}{{0,{MAX_SEPARATOR_RUN}}}{d}){{{MIN_ENTITY_DIGITS - 1}}}",
+        f"{d}{{1,3}}{c['dot']}{d}{{1,3}}{c['dot']}{d}{{1,3}}{c['dot']}{d}",
+        f"{c['colon']}{c['hex']}{{0,4}}{c['colon']}",
+        c["at"],
+        f"{c['colon']}{c['slash']}{c['slash']}",
+        f"{c['w']}{{3}}",
+        c["escape"],
+    ]
+    return "|".join(f"(?:{r})" for r in rules)
+
+
+def candidate_expr(col: pl.Expr) -> pl.Expr:
+    """Boolean expression: True where the string could contain a pattern entity (null → False)."""
+    return col.str.contains(candidate_pattern()).fill_null(False)

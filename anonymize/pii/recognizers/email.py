@@ -1,0 +1,38 @@
+"""EMAIL: e-mail addresses that work inside Japanese text (no ``\\b``), TLD checked offline.
+
+Presidio's EmailRecognizer calls ``tldextract.extract``, which downloads the public-suffix list
+on first use. We validate the top-level domain with tldextract's bundled snapshot instead
+(``suffix_list_urls=()``, no cache directory), so nothing is fetched.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import tldextract
+
+from .base import JpPatternRecognizer
+
+# Practical local part (no '/', '?', '=' ...): RFC-legal but in logs those belong to URLs.
+_LOCAL = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
+EMAIL_REGEX = rf"(?<![A-Za-z0-9._%+-]){_LOCAL}@{_DOMAIN}(?![A-Za-z0-9-])"
+
+
+@lru_cache(maxsize=1)
+def offline_tld_extractor() -> tldextract.TLDExtract:
+    """tldextract on its bundled public-suffix snapshot: no URL to fetch, no cache to write."""
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+class JpEmailRecognizer(JpPatternRecognizer):
+    """E-mail addresses; the domain must end in a known public suffix."""
+
+    ENTITY = "EMAIL_ADDRESS"
+    PATTERNS = (("email", EMAIL_REGEX, 0.5),)
+    CONTEXT = ("メール", "mail", "e-mail", "連絡先")
+
+    def validate_result(self, pattern_text: str) -> bool:
+        """True when the domain has a registrable public suffix."""
+        domain = pattern_text.rsplit("@", 1)[1]
+        return bool(offline_tld_extractor()(domain).suffix)

@@ -1,0 +1,128 @@
+"""Scrubber, scrub_values, discovery, offline guarantee and the CLI."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from anonymize.pii import (
+    PiiInColumnError,
+    Scrubber,
+    TokumeiAnalyzer,
+    discover_columns,
+    scrub_values,
+)
+from anonymize.pii.analyzer import build_presidio_default_engine
+from pipeline.commands.pii import app
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled in test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_analyzers_work_offline(no_network):
+    from anonymize.pii import analyzer as mod
+
+    mod.pattern_engine.cache_clear()
+    mod._entity_probes.cache_clear()
+    from anonymize.pii.recognizers.email import offline_tld_extractor
+
+    offline_tld_extractor.cache_clear()
+    found = TokumeiAnalyzer().analyze("メールはtaro@example.co.jpです")
+    assert [f.entity_type for f in found] == ["EMAIL_ADDRESS"]
+    presidio = build_presidio_default_engine()
+    assert "EMAIL_ADDRESS" in {r.entity_type for r in presidio.analyze("a taro@example.com", "en")}
+
+
+def test_scrub_frame_replaces_spans_and_counts():
+    df = pl.DataFrame(
+        {
+            "q": [
+                "電話は090-1234-5678です",
+                "渋谷 カフェ",
+                None,
+                "電話は090-1234-5678です",
+                "mail taro@example.com or 192.168.0.1",
+            ],
+            "n": [1, 2, 3, 4, 5],
+        }
+    )
+    out, stats = Scrubber().scrub_frame(df, ["q"])
+    assert out["q"].to_list() == [
+        "電話は<JP_PHONE>です",
+        "渋谷 カフェ",
+        None,
+        "電話は<JP_PHONE>です",
+        "mail <EMAIL_ADDRESS> or <IP_ADDRESS>",
+    ]
+    assert out["n"].to_list() == [1, 2, 3, 4, 5]
+    s = stats.columns["q"]
+    assert (s.candidates, s.distinct_candidates, s.values_changed) == (3, 2, 3)
+    assert s.entities == {"JP_PHONE": 2, "EMAIL_ADDRESS": 1, "IP_ADDRESS": 1}
+    assert "090" not in json.dumps(stats.to_dict())
+
+
+def test_scrub_values_can_keep_urls():
+    s = pl.Series("u", ["https://ex.com/p?mail=taro@example.com", None])
+    assert scrub_values(s).to_list() == ["<URL>", None]
+    kept = scrub_values(s, entities=["EMAIL_ADDRESS"]).to_list()
+    assert kept == ["https://ex.com/p?mail=<EMAIL_ADDRESS>", None]
+
+
+def test_corporate_number_not_scrubbed_by_default():
+    s = pl.Series(["法人番号7000012050002"])
+    assert scrub_values(s).to_list() == ["法人番号7000012050002"]
+
+
+def test_discovery_reports_rates_and_raises_without_values():
+    df = pl.DataFrame(
+        {
+            "event": ["page_view"] * 8 + ["taro@example.com", "page_view"],
+            "search_query": ["電話090-1234-5678"] * 5 + ["カフェ"] * 5,
+            "amount": list(range(10)),
+        }
+    )
+    report = discover_columns(df, {"search_query": "free_text"})
+    assert report.columns["search_query"].rates == {"JP_PHONE": 0.5}
+    assert report.columns["event"].rates == {"EMAIL_ADDRESS": 0.1}
+    assert "amount" not in report.columns
+    with pytest.raises(PiiInColumnError) as exc:
+        discover_columns(df, {"event": "insensitive"})
+    msg = str(exc.value)
+    assert "event" in msg and "EMAIL_ADDRESS" in msg and "taro" not in msg
+    discover_columns(df, {"event": "insensitive"}, max_rate=0.2)  # under the allowed rate
+
+
+def test_cli_detect_hides_values_unless_show():
+    runner = CliRunner()
+    res = runner.invoke(app, ["detect", "メールはtaro@example.co.jpです"])
+    assert res.exit_code == 0
+    assert json.loads(res.stdout) == [
+        {"entity_type": "EMAIL_ADDRESS", "start": 4, "end": 22, "score": 1.0}
+    ]
+    res = runner.invoke(app, ["detect", "メールはtaro@example.co.jpです", "--show"])
+    assert json.loads(res.stdout)[0]["text"] == "taro@example.co.jp"
+
+
+def test_cli_scrub_parquet(tmp_path):
+    src, dst = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pl.DataFrame({"q": ["〒150-0002 渋谷", "hello"]}).write_parquet(src)
+    res = CliRunner().invoke(
+        app, ["scrub", "--input", str(src), "--column", "q", "--out", str(dst), "--lang", "ja"]
+    )
+    assert res.exit_code == 0, res.output
+    assert pl.read_parquet(dst)["q"].to_list() == ["〒<JP_POSTAL_CODE> 渋谷", "hello"]
+    assert "150" not in res.stdout
+    bad = CliRunner().invoke(
+        app, ["scrub", "--input", str(src), "--column", "x", "--out", str(dst)]
+    )
+    assert bad.exit_code == 2
