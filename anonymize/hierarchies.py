@@ -99,14 +99,14 @@ class AgeHierarchy:
             return pl.when(age.is_null()).then(None).otherwise(_star())
         width = {0: 1, 1: 5, 2: 10}[level]
         lo = (age // width) * width
-        band = (
-            lo.cast(pl.String)
-            if width == 1
-            else pl.format("{}-{}", lo, lo + width - 1)
+        band = lo.cast(pl.String) if width == 1 else pl.format("{}-{}", lo, lo + width - 1)
+        return (
+            pl.when(age.is_null())
+            .then(None)
+            .when(age >= self.top)
+            .then(pl.lit(f"{self.top}+"))
+            .otherwise(band)
         )
-        return pl.when(age.is_null()).then(None).when(age >= self.top).then(
-            pl.lit(f"{self.top}+")
-        ).otherwise(band)
 
 
 @dataclass(frozen=True)
@@ -159,11 +159,7 @@ def _postal_dict() -> dict[str, str]:
 
 def normalize_postal(col: pl.Expr) -> pl.Expr:
     """``〒100-0001`` / ``1000001`` / full-width digits → ``1000001``; anything else → null."""
-    digits = (
-        col.cast(pl.String)
-        .str.normalize("NFKC")
-        .str.replace_all(r"[^0-9]", "")
-    )
+    digits = col.cast(pl.String).str.normalize("NFKC").str.replace_all(r"[^0-9]", "")
     return pl.when(digits.str.len_chars() == 7).then(digits).otherwise(None)
 
 
@@ -287,7 +283,11 @@ def _ua_parts(ua: str) -> tuple[str, str, str]:
     lowered = ua.lower()
     if browser and "bot" in browser.lower() or "bot" in lowered or "spider" in lowered:
         cls = "bot"
-    elif "ipad" in lowered or "tablet" in lowered or ("android" in lowered and "mobile" not in lowered):
+    elif (
+        "ipad" in lowered
+        or "tablet" in lowered
+        or ("android" in lowered and "mobile" not in lowered)
+    ):
         cls = "tablet"
     elif "mobi" in lowered or device in {"iPhone"} or os_family in {"iOS"}:
         cls = "mobile"

@@ -66,8 +66,10 @@ def keep_expr(user_col: str, cookie_consent_col: str | None) -> pl.Expr:
     if cookie_consent_col is None:
         return pl.col(user_col).is_not_null() & user_ok
     cookie = pl.col(cookie_consent_col)
-    return pl.when(pl.col(user_col).is_not_null()).then(user_ok & cookie.fill_null(True)).otherwise(
-        cookie.fill_null(False)
+    return (
+        pl.when(pl.col(user_col).is_not_null())
+        .then(user_ok & cookie.fill_null(True))
+        .otherwise(cookie.fill_null(False))
     )
 
 

@@ -8,17 +8,32 @@ imports happen inside the tasks so that parsing this file stays fast.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
-DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=5)}
+# Retries absorb transient storage/DB hiccups; every step is idempotent on its work layer.
+DEFAULT_ARGS = {
+    "retries": int(os.environ.get("TOKUMEI_TASK_RETRIES", "2")),
+    "retry_delay": timedelta(minutes=5),
+}
 
 
 def _day() -> str:
+    """The JST calendar day this run processes.
+
+    Scheduled runs cover the data interval [D 00:00 JST, D+1 00:00 JST) whose logical date is
+    D 00:00 JST; ``airflow dags test usage_analytics D`` passes D itself. Both give D in JST.
+    The ``date`` param overrides it for backfills of a single day.
+    """
     ctx = get_current_context()
-    return ctx["params"].get("date") or ctx["ds"]
+    override = ctx["params"].get("date")
+    if override:
+        return override
+    return ctx["logical_date"].in_timezone("Asia/Tokyo").strftime("%Y-%m-%d")
 
 
 def _settings():  # noqa: ANN202 - imported lazily on purpose
@@ -29,7 +44,7 @@ def _settings():  # noqa: ANN202 - imported lazily on purpose
 
 @dag(
     dag_id="usage_analytics",
-    schedule="@daily",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="Asia/Tokyo"),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Tokyo"),
     catchup=False,
     max_active_runs=1,
@@ -48,78 +63,79 @@ def usage_analytics() -> None:
         return steps.start(_settings(), _day(), in_airflow=True)
 
     @task
-    def extract(run_id: str) -> str:
+    def extract(tokumei_run: str) -> str:
         from pipeline import steps
 
-        steps.extract(_settings(), _day(), run_id)
-        return run_id
+        steps.extract(_settings(), _day(), tokumei_run)
+        return tokumei_run
 
     @task
-    def filter_rights(run_id: str) -> str:
+    def filter_rights(tokumei_run: str) -> str:
         from pipeline import steps
 
-        steps.filter_rights(_settings(), _day(), run_id)
-        return run_id
+        steps.filter_rights(_settings(), _day(), tokumei_run)
+        return tokumei_run
 
     @task
-    def pseudonymize(run_id: str) -> str:
+    def pseudonymize(tokumei_run: str) -> str:
         from pipeline import steps
 
-        steps.pseudonymize_step(_settings(), _day(), run_id, in_airflow=True)
-        return run_id
+        steps.pseudonymize_step(_settings(), _day(), tokumei_run, in_airflow=True)
+        return tokumei_run
 
     @task
-    def generalize(run_id: str) -> str:
+    def generalize(tokumei_run: str) -> str:
         from pipeline import steps
 
-        steps.generalize(_settings(), _day(), run_id)
-        return run_id
+        steps.generalize(_settings(), _day(), tokumei_run)
+        return tokumei_run
 
     @task
-    def scrub(run_id: str) -> str:
+    def scrub(tokumei_run: str) -> str:
         from pipeline import steps
 
-        steps.scrub(_settings(), _day(), run_id)
-        return run_id
+        steps.scrub(_settings(), _day(), tokumei_run)
+        return tokumei_run
 
     @task
-    def build_stats(run_id: str) -> str:
+    def build_stats(tokumei_run: str) -> str:
         from pipeline import steps
 
-        steps.build_stats(_settings(), _day(), run_id)
-        return run_id
+        steps.build_stats(_settings(), _day(), tokumei_run)
+        return tokumei_run
 
     @task(retries=0)
-    def validate(run_id: str) -> str:
+    def validate(tokumei_run: str) -> str:
         from pipeline import steps
 
-        steps.validate(_settings(), _day(), run_id)
-        return run_id
+        steps.validate(_settings(), _day(), tokumei_run)
+        return tokumei_run
 
     @task
-    def publish(run_id: str) -> list[str]:
+    def publish(tokumei_run: str) -> list[str]:
         from pipeline import steps
 
-        return steps.publish(_settings(), _day(), run_id)["published"]
+        return steps.publish(_settings(), _day(), tokumei_run)["published"]
 
     @task(trigger_rule="all_done", retries=0)
-    def cleanup(run_id: str | None) -> None:
+    def cleanup(tokumei_run: str | None) -> None:
         """Delete the work layer and staging, whatever happened upstream."""
-        if not run_id:  # start itself failed: nothing was created
+        if not tokumei_run:  # start itself failed: nothing was created
             return
         from pipeline import steps
 
-        steps.cleanup(_settings(), _day(), run_id)
+        steps.cleanup(_settings(), _day(), tokumei_run)
 
     @task(trigger_rule="one_failed", retries=0)
     def fail_run() -> None:
         """Leaf that fails the DAG run when any step failed (cleanup alone would succeed)."""
         raise RuntimeError("a tokumei step failed; nothing was published for this date")
 
-    run_id = start()
-    chain_end = publish(validate(build_stats(scrub(generalize(pseudonymize(
-        filter_rights(extract(run_id))))))))
-    done = cleanup(run_id)
+    tokumei_run = start()
+    chain_end = publish(
+        validate(build_stats(scrub(generalize(pseudonymize(filter_rights(extract(tokumei_run)))))))
+    )
+    done = cleanup(tokumei_run)
     chain_end >> done
     [chain_end, done] >> fail_run()
 

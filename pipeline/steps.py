@@ -11,8 +11,10 @@ dropped, linking keys HMACed) → generalized → scrubbed → stats → validat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import shutil
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -25,9 +27,9 @@ from anonymize.hierarchies import (
     AgeHierarchy,
     PrefectureHierarchy,
     builtin,
+    map_distinct,
     to_mesh_1km,
     ua_device_class,
-    map_distinct,
 )
 from anonymize.policy import (
     DB_TABLES,
@@ -201,8 +203,11 @@ def filter_rights(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         .with_columns(pl.coalesce("user_id", "cookie_user_id").alias("_user"))
     )
     record["events"] = _filter(
-        mark_allowed(ev, "_user", allowed), keep_expr("_user", "consent_analytics"),
-        on_day("ts"), out / "events.parquet", drop=["cookie_user_id", "consent_analytics"],
+        mark_allowed(ev, "_user", allowed),
+        keep_expr("_user", "consent_analytics"),
+        on_day("ts"),
+        out / "events.parquet",
+        drop=["cookie_user_id", "consent_analytics"],
     )
     ms = (
         _scan(paths, "extracted", "measurements")
@@ -210,25 +215,37 @@ def filter_rights(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         .with_columns(pl.coalesce("user_id", "device_user_id").alias("_user"))
     )
     record["measurements"] = _filter(
-        mark_allowed(ms, "_user", allowed), keep_expr("_user", None), on_day("ts"),
-        out / "measurements.parquet", drop=["device_user_id"],
+        mark_allowed(ms, "_user", allowed),
+        keep_expr("_user", None),
+        on_day("ts"),
+        out / "measurements.parquet",
+        drop=["device_user_id"],
     )
     dv = devices.with_columns(pl.col("user_id").alias("_user"))
     record["devices"] = _filter(
-        mark_allowed(dv, "_user", allowed), keep_expr("_user", None), pl.lit(True),
-        out / "devices.parquet", drop=[],
+        mark_allowed(dv, "_user", allowed),
+        keep_expr("_user", None),
+        pl.lit(True),
+        out / "devices.parquet",
+        drop=[],
     )
     ck = cookies.with_columns(pl.col("user_id").alias("_user"))
     record["cookies"] = _filter(
-        mark_allowed(ck, "_user", allowed), keep_expr("_user", "consent_analytics"), pl.lit(True),
-        out / "cookies.parquet", drop=[],
+        mark_allowed(ck, "_user", allowed),
+        keep_expr("_user", "consent_analytics"),
+        pl.lit(True),
+        out / "cookies.parquet",
+        drop=[],
     )
     users = _scan(paths, "extracted/db", "users.parquet").with_columns(
         pl.col("user_id").alias("_user")
     )
     record["users"] = _filter(
-        mark_allowed(users, "_user", allowed), keep_expr("_user", None), pl.lit(True),
-        out / "users.parquet", drop=[],
+        mark_allowed(users, "_user", allowed),
+        keep_expr("_user", None),
+        pl.lit(True),
+        out / "users.parquet",
+        drop=[],
     )
     save_record(paths, "filter_rights", record)
     return record
@@ -238,11 +255,15 @@ def _filter(
     frame: pl.LazyFrame, keep: pl.Expr, in_scope: pl.Expr, path: Path, drop: list[str]
 ) -> dict[str, int]:
     flagged = frame.with_columns(keep.alias("_keep"), in_scope.fill_null(False).alias("_scope"))
-    counts = flagged.select(
-        pl.len().alias("input"),
-        (~pl.col("_keep")).sum().alias("excluded_by_rights"),
-        (pl.col("_keep") & ~pl.col("_scope")).sum().alias("dropped_by_rule"),
-    ).collect().row(0, named=True)
+    counts = (
+        flagged.select(
+            pl.len().alias("input"),
+            (~pl.col("_keep")).sum().alias("excluded_by_rights"),
+            (pl.col("_keep") & ~pl.col("_scope")).sum().alias("dropped_by_rule"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     kept = flagged.filter(pl.col("_keep") & pl.col("_scope")).drop(
         "_keep", "_scope", "_user_allowed", *drop
     )
@@ -290,9 +311,11 @@ def pseudonymize_step(
         frame = frame.with_columns(
             [pseudonymize(pl.col(c), key, KEY_DOMAINS.get(c, c)) for c in linking]
         )
-        record[name] = {"rows": write_parquet(frame, out / f"{name}.parquet"),
-                        "dropped_columns": sorted(dropped),
-                        "pseudonymized_columns": sorted(linking)}
+        record[name] = {
+            "rows": write_parquet(frame, out / f"{name}.parquet"),
+            "dropped_columns": sorted(dropped),
+            "pseudonymized_columns": sorted(linking),
+        }
     del key
     save_record(paths, "pseudonymize", record)
     return record
@@ -322,7 +345,8 @@ def generalize(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     on_day = date.fromisoformat(day)
     users = _scan(paths, "pseudo", "users.parquet")
     age = (
-        pl.lit(on_day).dt.year() - pl.col("birth_date").dt.year()
+        pl.lit(on_day).dt.year()
+        - pl.col("birth_date").dt.year()
         - (
             (pl.col("birth_date").dt.month() > on_day.month)
             | (
@@ -345,17 +369,20 @@ def generalize(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     record["persons"] = {"rows": write_parquet(persons, out / "persons.parquet")}
 
     ev = _scan(paths, "pseudo", "events.parquet")
-    mesh = builtin("mesh").expr(to_mesh_1km(pl.col("lat"), pl.col("lon")), _level(policy, "events", "lat"))
+    mesh = builtin("mesh").expr(
+        to_mesh_1km(pl.col("lat"), pl.col("lon")), _level(policy, "events", "lat")
+    )
     events = ev.select(
         PERSON,
         "event",
         builtin("time").expr(pl.col("ts"), 1).alias("hour"),
         builtin("url").expr(pl.col("url"), _level(policy, "events", "url")).alias("url_template"),
-        builtin("url").expr(pl.col("referrer"), _level(policy, "events", "referrer")).alias(
-            "referrer_template"
-        ),
+        builtin("url")
+        .expr(pl.col("referrer"), _level(policy, "events", "referrer"))
+        .alias("referrer_template"),
         map_distinct(pl.col("user_agent"), ua_device_class).alias("device_class"),
-        builtin("user_agent").expr(pl.col("user_agent"), _level(policy, "events", "user_agent"))
+        builtin("user_agent")
+        .expr(pl.col("user_agent"), _level(policy, "events", "user_agent"))
         .alias("ua_family"),
         builtin("ip").expr(pl.col("ip"), _level(policy, "events", "ip")).alias("ip_prefix"),
         mesh.alias("mesh"),
@@ -387,14 +414,22 @@ def scrub(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     URL templates are scrubbed too: a path segment can carry a name even after ids became ``:id``.
     """
     from anonymize.pii import Scrubber
+    from anonymize.pii.scrub import default_entities
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
     events = pl.read_parquet(paths.work / "generalized" / "events.parquet")
-    columns = ["url_template", "referrer_template", "search_query", "inquiry_text"]
-    ner_cols = [c for c in ("search_query", "inquiry_text") if policy.sources["events"].columns[c].ner]
-    scrubber = Scrubber(ner=bool(ner_cols))
-    scrubbed, stats = scrubber.scrub_frame(events, columns, lang="auto", ner_columns=ner_cols)
+    text_cols = ["search_query", "inquiry_text"]
+    ner_cols = [c for c in text_cols if policy.sources["events"].columns[c].ner]
+    scrubbed, stats = Scrubber(ner=False).scrub_frame(
+        events, text_cols, lang="auto", ner_columns=ner_cols
+    )
+    # Templates are URLs by construction: scrub every personal entity in them except URL itself.
+    no_url = [e for e in default_entities(False) if e != "URL"]
+    scrubbed, t_stats = Scrubber(ner=False, entities=no_url).scrub_frame(
+        scrubbed, ["url_template", "referrer_template"], lang="auto"
+    )
+    stats.columns.update(t_stats.columns)
     write_parquet(scrubbed, paths.layer("scrubbed") / "events.parquet")
     record = {"events": _jsonable(stats)}
     save_record(paths, "scrub", record)
@@ -468,7 +503,9 @@ def _stats_specs(policy: Policy) -> dict[str, Any]:
     for name, t in TABLES.items():
         cols = [ColumnSpec("date", "date", nullable=False)]
         cols += [ColumnSpec(d, "string", nullable=False) for d in t.dims if d != "date"]
-        cols += [ColumnSpec(c, "int", nullable=True, min=policy.thresholds.min_cell) for c in t.counts]
+        cols += [
+            ColumnSpec(c, "int", nullable=True, min=policy.thresholds.min_cell) for c in t.counts
+        ]
         cols += [ColumnSpec(m, "float", nullable=True, min=0) for m in t.measures]
         cols += [ColumnSpec("suppressed", "bool", nullable=False)]
         specs[name] = OutputSpec(
@@ -505,9 +542,14 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     save_record(paths, "validate", record)
     if not report.passed:
         failed = sorted(n for n, r in report.outputs.items() if not r.passed)
+        # The data-quality team needs the failing Data Docs; they show no values (GX result
+        # formats are value-free), so they are kept under reports/…/failed/, outside published/.
+        target = paths.reports / "failed" / run_id / "data_docs"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(paths.staged_reports / "data_docs", target)
         raise ValidationFailed(
             f"validation failed for {', '.join(failed)}; nothing was published "
-            f"(see the Data Docs of run {run_id})"
+            f"(Data Docs: {target / 'index.html'})"
         )
     return record
 
@@ -530,8 +572,11 @@ def _accounting(paths: RunPaths) -> dict[str, dict[str, int]]:
             "dropped_by_rule": f.get("dropped_by_rule", 0),
         }
         total = (
-            entry["kept"] + entry["quarantined"] + entry["excluded_by_rights"]
-            + entry["suppressed"] + entry["dropped_by_rule"]
+            entry["kept"]
+            + entry["quarantined"]
+            + entry["excluded_by_rights"]
+            + entry["suppressed"]
+            + entry["dropped_by_rule"]
         )
         if total != entry["input"] or f.get("input", 0) != e.get("kept_after_extract", 0):
             raise BooksDoNotBalance(
@@ -595,13 +640,17 @@ def record_failure(settings: Settings, day: str, run_id: str, reason: str) -> Pa
 
     paths = _paths(settings, day, run_id)
     policy_version = ""
-    try:
+    with contextlib.suppress(Exception):  # the failure may be the policy itself
         policy_version = _policy(settings).version
-    except Exception:  # noqa: BLE001 - the failure may be the policy itself
-        pass
     manifest = build_manifest(
-        run_id=run_id, day=day, policy_version=policy_version, sources={}, outputs={},
-        steps={}, status="failed", reason=reason,
+        run_id=run_id,
+        day=day,
+        policy_version=policy_version,
+        sources={},
+        outputs={},
+        steps={},
+        status="failed",
+        reason=reason,
     )
     target = paths.reports / "failed" / f"{run_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)

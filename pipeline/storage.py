@@ -9,6 +9,7 @@ ends, success or failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -143,7 +144,11 @@ def build_catalog(published: Path) -> list[str]:
             for table_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
                 if not any(table_dir.glob("date=*/*.parquet")):
                     continue
-                name = table_dir.name if kind_dir.name == "stats" else f"{kind_dir.name}_{table_dir.name}"
+                name = (
+                    table_dir.name
+                    if kind_dir.name == "stats"
+                    else f"{kind_dir.name}_{table_dir.name}"
+                )
                 glob = str(table_dir / "date=*" / "*.parquet").replace("'", "''")
                 con.execute(
                     f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM '
@@ -161,7 +166,5 @@ def remove_run_dirs(paths: RunPaths) -> None:
     for d in (paths.work, paths.staging):
         shutil.rmtree(d, ignore_errors=True)
     for parent in (paths.work.parent, paths.staging.parent):
-        try:
+        with contextlib.suppress(OSError):
             parent.rmdir()
-        except OSError:
-            pass

@@ -40,23 +40,25 @@ def _users() -> list[dict]:
     users = []
     for i in range(40):
         tokyo = i < 26
-        users.append({
-            "user_id": f"user-{i:04d}",
-            "email": f"person{i}@example.jp" if i != 7 else PLANTED["email"],
-            "username": f"nick{i}",
-            "full_name": PLANTED["name"] if i == 7 else f"利用者{i}",
-            "full_name_kana": "ヤマダハナコ",
-            "birth_date": "1994-03-01" if tokyo else f"19{50 + i}-06-15",
-            "gender": "female" if tokyo else ("male" if i % 2 else "other"),
-            "occupation": "会社員",
-            "postal_code": "105-0011" if tokyo else "530-0001",
-            "prefecture": "東京都" if tokyo else "大阪府",
-            "address": PLANTED["address"] if i == 7 else "どこか1-2-3",
-            "phone": PLANTED["phone"] if i == 7 else f"03-0000-{i:04d}",
-            "my_number": PLANTED["my_number"] if i == 7 else None,
-            "card_number": PLANTED["card"] if i == 7 else None,
-            "created_at": "2025-01-01 00:00:00",
-        })
+        users.append(
+            {
+                "user_id": f"user-{i:04d}",
+                "email": f"person{i}@example.jp" if i != 7 else PLANTED["email"],
+                "username": f"nick{i}",
+                "full_name": PLANTED["name"] if i == 7 else f"利用者{i}",
+                "full_name_kana": "ヤマダハナコ",
+                "birth_date": "1994-03-01" if tokyo else f"19{50 + i}-06-15",
+                "gender": "female" if tokyo else ("male" if i % 2 else "other"),
+                "occupation": "会社員",
+                "postal_code": "105-0011" if tokyo else "530-0001",
+                "prefecture": "東京都" if tokyo else "大阪府",
+                "address": PLANTED["address"] if i == 7 else "どこか1-2-3",
+                "phone": PLANTED["phone"] if i == 7 else f"03-0000-{i:04d}",
+                "my_number": PLANTED["my_number"] if i == 7 else None,
+                "card_number": PLANTED["card"] if i == 7 else None,
+                "created_at": "2025-01-01 00:00:00",
+            }
+        )
     return users
 
 
@@ -68,85 +70,163 @@ def write_handmade_landing(root: Path, day: str = DAY) -> Path:
     users = _users()
     cols = list(users[0])
     con.execute(f"CREATE TABLE users ({', '.join(cols)})")
-    con.executemany(f"INSERT INTO users VALUES ({', '.join('?' * len(cols))})",
-                    [tuple(u.values()) for u in users])
+    con.executemany(
+        f"INSERT INTO users VALUES ({', '.join('?' * len(cols))})",
+        [tuple(u.values()) for u in users],
+    )
     con.execute("CREATE TABLE consents (user_id, purpose, granted, updated_at)")
-    con.executemany("INSERT INTO consents VALUES (?,?,?,?)", [
-        (u["user_id"], "analytics", 0 if i in (30, 31) else 1, "2026-01-01 00:00:00")
-        for i, u in enumerate(users)
-    ])
+    con.executemany(
+        "INSERT INTO consents VALUES (?,?,?,?)",
+        [
+            (u["user_id"], "analytics", 0 if i in (30, 31) else 1, "2026-01-01 00:00:00")
+            for i, u in enumerate(users)
+        ],
+    )
     con.execute("CREATE TABLE rights_requests (request_id, user_id, kind, requested_at, status)")
-    con.executemany("INSERT INTO rights_requests VALUES (?,?,?,?,?)", [
-        (1, "user-0032", "deletion", "2026-11-01 00:00:00", "pending"),
-        (2, "user-0033", "opt_out_analytics", "2026-11-02 00:00:00", "done"),
-    ])
+    con.executemany(
+        "INSERT INTO rights_requests VALUES (?,?,?,?,?)",
+        [
+            (1, "user-0032", "deletion", "2026-11-01 00:00:00", "pending"),
+            (2, "user-0033", "opt_out_analytics", "2026-11-02 00:00:00", "done"),
+        ],
+    )
     con.commit()
     con.close()
 
     ev_dir = root / "events" / f"date={day}"
     ev_dir.mkdir(parents=True)
     lines: list[str] = []
-    ua = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
+    ua = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+    )
     for i, u in enumerate(users):
         for h in range(3):
-            lines.append(json.dumps({
-                "ts": f"{day}T{10 + h:02d}:15:00+09:00", "event": "page_view",
-                "cookie_id": f"cookie-{i:04d}" if i != 7 else PLANTED["cookie_id"],
-                "user_id": u["user_id"], "session_id": f"s-{i}-{h}",
-                "ip": PLANTED["ip"] if i == 7 else f"198.51.100.{i}", "user_agent": ua,
-                "url": f"https://shop.example.jp/items/{1000 + i}?email={PLANTED['email2']}",
-                "referrer": "https://www.google.co.jp/search?q=x",
-                "lat": 35.66, "lon": 139.75, "device_id": f"dev-{i}", "app_version": "3.2.1",
-            }, ensure_ascii=False))
-        lines.append(json.dumps({
-            "ts": f"{day}T21:00:00+09:00", "event": "search", "cookie_id": f"cookie-{i:04d}",
-            "user_id": u["user_id"],
-            "search_query": f"連絡は{PLANTED['phone_fw']}まで" if i == 3 else "ワイヤレスイヤホン",
-        }, ensure_ascii=False))
-    lines.append(json.dumps({
-        "ts": f"{day}T22:00:00+09:00", "event": "inquiry", "cookie_id": "cookie-0005",
-        "user_id": "user-0005",
-        "inquiry_text": f"マイナンバー{PLANTED['my_number']}、カード{PLANTED['card']}、"
-                        f"メール{PLANTED['email2']}です",
-    }, ensure_ascii=False))
+            lines.append(
+                json.dumps(
+                    {
+                        "ts": f"{day}T{10 + h:02d}:15:00+09:00",
+                        "event": "page_view",
+                        "cookie_id": f"cookie-{i:04d}" if i != 7 else PLANTED["cookie_id"],
+                        "user_id": u["user_id"],
+                        "session_id": f"s-{i}-{h}",
+                        "ip": PLANTED["ip"] if i == 7 else f"198.51.100.{i}",
+                        "user_agent": ua,
+                        "url": f"https://shop.example.jp/items/{1000 + i}?email={PLANTED['email2']}",
+                        "referrer": "https://www.google.co.jp/search?q=x",
+                        "lat": 35.66,
+                        "lon": 139.75,
+                        "device_id": f"dev-{i}",
+                        "app_version": "3.2.1",
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        lines.append(
+            json.dumps(
+                {
+                    "ts": f"{day}T21:00:00+09:00",
+                    "event": "search",
+                    "cookie_id": f"cookie-{i:04d}",
+                    "user_id": u["user_id"],
+                    "search_query": f"連絡は{PLANTED['phone_fw']}まで"
+                    if i == 3
+                    else "ワイヤレスイヤホン",
+                },
+                ensure_ascii=False,
+            )
+        )
+    lines.append(
+        json.dumps(
+            {
+                "ts": f"{day}T22:00:00+09:00",
+                "event": "inquiry",
+                "cookie_id": "cookie-0005",
+                "user_id": "user-0005",
+                "inquiry_text": f"マイナンバー{PLANTED['my_number']}、カード{PLANTED['card']}、"
+                f"メール{PLANTED['email2']}です",
+            },
+            ensure_ascii=False,
+        )
+    )
     # logged-out traffic: 12 cookies with banner consent, 2 without
     for j in range(14):
-        lines.append(json.dumps({"ts": f"{day}T09:00:00+09:00", "event": "page_view",
-                                 "cookie_id": f"anon-{j}", "url": "https://shop.example.jp/"}))
+        lines.append(
+            json.dumps(
+                {
+                    "ts": f"{day}T09:00:00+09:00",
+                    "event": "page_view",
+                    "cookie_id": f"anon-{j}",
+                    "url": "https://shop.example.jp/",
+                }
+            )
+        )
     # an event of another day (dropped by rule) and malformed lines
-    lines.append(json.dumps({"ts": "2026-11-20T09:00:00+09:00", "event": "page_view",
-                             "cookie_id": "cookie-0001", "user_id": "user-0001"}))
-    lines += ['{"ts": "2026-11-24T25:61:00+09:00", "event": "click", "cookie_id": "c"}',
-              '{not json', '{"event": "click", "cookie_id": "c-no-ts", "ts": null}',
-              '{"ts": "2026-11-24T10:00:00+09:00", "event": "purchase", "cookie_id": "c", '
-              '"amount_jpy": "abc"}']
+    lines.append(
+        json.dumps(
+            {
+                "ts": "2026-11-20T09:00:00+09:00",
+                "event": "page_view",
+                "cookie_id": "cookie-0001",
+                "user_id": "user-0001",
+            }
+        )
+    )
+    lines += [
+        '{"ts": "2026-11-24T25:61:00+09:00", "event": "click", "cookie_id": "c"}',
+        "{not json",
+        '{"event": "click", "cookie_id": "c-no-ts", "ts": null}',
+        '{"ts": "2026-11-24T10:00:00+09:00", "event": "purchase", "cookie_id": "c", '
+        '"amount_jpy": "abc"}',
+    ]
     with gzip.open(ev_dir / "part-0.jsonl.gz", "wt", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     with open(ev_dir / "part-1.jsonl", "wb") as fh:
-        fh.write(b'{"ts": "2026-11-24T10:00:00+09:00", "event": "click", "cookie_id": "\xff\xfe"}\n')
+        fh.write(
+            b'{"ts": "2026-11-24T10:00:00+09:00", "event": "click", "cookie_id": "\xff\xfe"}\n'
+        )
 
     ck_dir = root / "cookies" / f"date={day}"
     ck_dir.mkdir(parents=True)
-    cookies = [{"cookie_id": f"cookie-{i:04d}" if i != 7 else PLANTED["cookie_id"],
-                "user_id": f"user-{i:04d}", "first_seen": f"{day}T00:00:00+09:00",
-                "last_seen": f"{day}T23:00:00+09:00", "consent_analytics": True,
-                "consent_ads": False} for i in range(40)]
-    cookies += [{"cookie_id": f"anon-{j}", "user_id": None, "consent_analytics": j < 12,
-                 "consent_ads": False} for j in range(14)]
+    cookies = [
+        {
+            "cookie_id": f"cookie-{i:04d}" if i != 7 else PLANTED["cookie_id"],
+            "user_id": f"user-{i:04d}",
+            "first_seen": f"{day}T00:00:00+09:00",
+            "last_seen": f"{day}T23:00:00+09:00",
+            "consent_analytics": True,
+            "consent_ads": False,
+        }
+        for i in range(40)
+    ]
+    cookies += [
+        {
+            "cookie_id": f"anon-{j}",
+            "user_id": None,
+            "consent_analytics": j < 12,
+            "consent_ads": False,
+        }
+        for j in range(14)
+    ]
     (ck_dir / "part-0.jsonl").write_text("\n".join(json.dumps(c) for c in cookies) + "\n")
 
     dv_dir = root / "devices" / f"date={day}"
     dv_dir.mkdir(parents=True)
-    pl.DataFrame({
-        "device_id": [f"scale-{i}" if i != 7 else PLANTED["device_id"] for i in range(40)],
-        "user_id": [f"user-{i:04d}" for i in range(40)],
-        "model": ["HealthScale X"] * 40, "os": ["rtos"] * 40, "os_version": ["1.0"] * 40,
-        "carrier": [None] * 40, "ad_id": [None] * 40,
-        "mac": [PLANTED["mac"] if i == 7 else f"00:00:00:00:00:{i:02x}" for i in range(40)],
-        "serial": [f"SN{i:06d}" for i in range(40)], "ip": [None] * 40,
-        "first_seen": [f"{day}T00:00:00+09:00"] * 40,
-    }).write_parquet(dv_dir / "part-0.parquet")
+    pl.DataFrame(
+        {
+            "device_id": [f"scale-{i}" if i != 7 else PLANTED["device_id"] for i in range(40)],
+            "user_id": [f"user-{i:04d}" for i in range(40)],
+            "model": ["HealthScale X"] * 40,
+            "os": ["rtos"] * 40,
+            "os_version": ["1.0"] * 40,
+            "carrier": [None] * 40,
+            "ad_id": [None] * 40,
+            "mac": [PLANTED["mac"] if i == 7 else f"00:00:00:00:00:{i:02x}" for i in range(40)],
+            "serial": [f"SN{i:06d}" for i in range(40)],
+            "ip": [None] * 40,
+            "first_seen": [f"{day}T00:00:00+09:00"] * 40,
+        }
+    ).write_parquet(dv_dir / "part-0.parquet")
 
     ms_dir = root / "measurements" / f"date={day}"
     ms_dir.mkdir(parents=True)

@@ -105,8 +105,13 @@ def test_age_monotone(values: list[int]) -> None:
     _monotone(AGE, values)
 
 
-@given(st.lists(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)),
-                min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_time_monotone_and_in_jst(values: list[datetime]) -> None:
     aware = [v.replace(tzinfo=UTC) for v in values]
     _monotone(TimeHierarchy(), aware, pl.Datetime("us", "UTC"))
@@ -139,7 +144,10 @@ def test_postal_examples() -> None:
 
 def test_prefecture_to_region() -> None:
     assert gen(PrefectureHierarchy(), ["沖縄県", "京都府", "Atlantis"], 1) == [
-        "九州・沖縄", "近畿", "unknown"]
+        "九州・沖縄",
+        "近畿",
+        "unknown",
+    ]
 
 
 def test_mesh_nests_and_outside_japan_is_null() -> None:
@@ -170,8 +178,13 @@ def test_url_template(url: str, template: str) -> None:
 
 
 @settings(max_examples=40)
-@given(st.lists(st.from_regex(r"\Ahttps://[a-c]\.jp(/[a-z0-9@.-]{1,12}){0,4}(\?[a-z=&0-9]{0,10})?\Z"),
-                min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.from_regex(r"\Ahttps://[a-c]\.jp(/[a-z0-9@.-]{1,12}){0,4}(\?[a-z=&0-9]{0,10})?\Z"),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_url_templates_never_carry_digit_runs_or_queries(urls: list[str]) -> None:
     _monotone(UrlHierarchy(), urls)
     for t in gen(UrlHierarchy(), urls, 1):
@@ -194,6 +207,8 @@ def test_user_agent_families() -> None:
 
 
 def test_rare_to_other_counts_persons_not_rows() -> None:
-    df = pl.DataFrame({"model": ["A"] * 30 + ["B"] * 3, "p": [str(i) for i in range(10)] * 3 + ["x"] * 3})
+    df = pl.DataFrame(
+        {"model": ["A"] * 30 + ["B"] * 3, "p": [str(i) for i in range(10)] * 3 + ["x"] * 3}
+    )
     out = df.select(rare_to_other(pl.col("model"), pl.col("p"), k=2)).to_series()
     assert set(out[:30]) == {"A"} and set(out[30:]) == {"other"}

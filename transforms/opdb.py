@@ -17,9 +17,7 @@ class DatabaseError(RuntimeError):
     """The operational DB cannot be read (the URL's password is never included)."""
 
 
-def read_table(
-    db_url: str, table: str, policy: SourcePolicy
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+def read_table(db_url: str, table: str, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
     """All rows of ``table`` typed by the policy: (good rows, quarantined rows with reasons).
 
     Values go through text and the same DuckDB checks as landing files, so a DB row with an

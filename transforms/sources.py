@@ -90,10 +90,7 @@ def _typed_sql(
         )
     elif t == "timestamp":
         shape = _TS_SHAPE if require_offset else _TS_SHAPE.replace(")$", ")?$")
-        expr = (
-            f"CASE WHEN regexp_matches({src}, '{shape}') "
-            f"THEN TRY_CAST({src} AS TIMESTAMPTZ) END"
-        )
+        expr = f"CASE WHEN regexp_matches({src}, '{shape}') THEN TRY_CAST({src} AS TIMESTAMPTZ) END"
     elif t == "date":
         expr = f"TRY_CAST({src} AS DATE)"
     else:  # pragma: no cover - the policy model restricts types
@@ -192,9 +189,7 @@ def _split(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     checked = con.sql(sql).pl()
     good = checked.filter(pl.col("_reason").is_null()).drop("_reason")
-    good = good.select(
-        [pl.col(c).cast(POLARS_TYPES[p.type]) for c, p in policy.columns.items()]
-    )
+    good = good.select([pl.col(c).cast(POLARS_TYPES[p.type]) for c, p in policy.columns.items()])
     bad = checked.filter(pl.col("_reason").is_not_null()).select("_line", "_reason")
     if bad.height:
         raws = con.sql(raw_sql).pl()

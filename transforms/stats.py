@@ -106,7 +106,9 @@ def page_views(events: pl.LazyFrame, day: str, k: int, min_cell: int) -> pl.Lazy
     )
     by_template = views.group_by("url_template").agg(pl.col(PERSON).n_unique().alias("_n"))
     views = views.join(by_template, on="url_template").with_columns(
-        pl.when(pl.col("_n") < k).then(pl.lit("other")).otherwise(pl.col("url_template"))
+        pl.when(pl.col("_n") < k)
+        .then(pl.lit("other"))
+        .otherwise(pl.col("url_template"))
         .alias("url_template")
     )
     table = (
@@ -145,6 +147,4 @@ def measurements_summary(
         .select("date", "age_band", "gender", "persons", "weight_mean_kg", "weight_median_kg")
         .sort("age_band", "gender")
     )
-    return suppress_small_cells(
-        table, "persons", min_cell, ("weight_mean_kg", "weight_median_kg")
-    )
+    return suppress_small_cells(table, "persons", min_cell, ("weight_mean_kg", "weight_median_kg"))

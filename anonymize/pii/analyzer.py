@@ -21,6 +21,8 @@ character is never claimed by two entities.
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -120,6 +122,9 @@ def build_pattern_engine(language: str) -> AnalyzerEngine:
 
 def build_ner_engine() -> AnalyzerEngine:
     """Presidio engine on GiNZA (installed ``ja_ginza`` package) for Japanese NER + patterns."""
+    # GiNZA knows ~200 labels (Book, Date, …) of which we map a few; Presidio warns once per
+    # unmapped label *per text*, flooding run logs. The warnings name labels, never text.
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     ner_config = NerModelConfiguration(
         model_to_presidio_entity_mapping=GINZA_LABEL_MAP,
         labels_to_ignore=[],

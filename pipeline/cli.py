@@ -1,0 +1,100 @@
+"""``tokumei`` command line (DESIGN §6): generate, run, kanon, detect, scrub.
+
+Exit codes: 0 published / done; 1 the run failed (one-line reason on stderr, nothing published);
+2 bad usage. Progress goes to stderr so stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.commands.generate import generate_command
+from pipeline.commands.pii import detect, scrub
+
+app = typer.Typer(
+    name="tokumei",
+    help="Turn personal usage data into statistics that cannot identify anyone.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+app.command("generate", help="Write realistic synthetic landing data and an operational DB.")(
+    generate_command
+)
+app.command("detect", help="Print the PII findings in TEXT as JSON.")(detect)
+app.command("scrub", help="Scrub one text column of a Parquet file.")(scrub)
+
+
+@app.command("run")
+def run(
+    landing: Annotated[Path, typer.Option(help="landing zone (DESIGN §3)")],
+    out: Annotated[Path, typer.Option(help="output root: published/, reports/, quarantine/")],
+    date: Annotated[str, typer.Option(help="the JST date to process, YYYY-MM-DD")],
+    db_url: Annotated[
+        str | None, typer.Option(help="operational DB URL (default: sqlite <landing>/ops.db)")
+    ] = None,
+    policy: Annotated[Path | None, typer.Option(help="policy directory")] = None,
+    partitions: Annotated[
+        int, typer.Option(envvar="TOKUMEI_PARTITIONS", help="person-hash partitions")
+    ] = 1,
+    debug: Annotated[
+        bool, typer.Option(help="show tracebacks (they may contain data: local use only)")
+    ] = False,
+) -> None:
+    """Run one date end to end in-process; exit 0 only when everything was published."""
+    from anonymize.policy import default_policy_dir
+    from pipeline.errors import TokumeiError, safe_reason
+    from pipeline.settings import Settings
+    from pipeline.steps import run_all
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        settings = Settings(
+            landing=landing,
+            db_url=db_url or f"sqlite:///{landing.resolve() / 'ops.db'}",
+            out=out,
+            policy_dir=policy or default_policy_dir(),
+            partitions=partitions,
+        ).resolved()
+
+        def progress(step: str, phase: str, seconds: float | None) -> None:
+            if phase == "start":
+                err.print(f"[bold]▶ {step}[/bold] …")
+            else:
+                err.print(f"  [green]✓[/green] {step} ({seconds:.1f} s)")
+
+        result = run_all(settings, date, progress=progress)
+    except TokumeiError as exc:
+        if debug:
+            raise
+        err.print(f"[red]✗ run failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # noqa: BLE001 - never print a raw exception message
+        if debug:
+            raise
+        err.print(f"[red]✗ run failed:[/red] {safe_reason(exc, 'run')}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    reports = settings.out / "reports" / f"date={date}"
+    err.print(f"[bold green]published[/bold green] run {result['run_id']}")
+    for p in result["publish"]["published"]:
+        err.print(f"  {settings.out / p}")
+    err.print(f"  reports: {reports}")
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    """Entry point that keeps tracebacks off by default."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

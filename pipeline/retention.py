@@ -1,0 +1,239 @@
+"""Retention: delete raw landing partitions and quarantined rows once they are old enough.
+
+Raw exports (``<landing>/<source>/date=YYYY-MM-DD/``) and quarantined rows
+(``<out>/quarantine/<source>/date=YYYY-MM-DD/``) hold personal data; keeping them longer than the
+pipeline needs them is a liability (APPI: delete personal data that is no longer needed). Published
+outputs and reports are anonymized and are the product, so they are never touched here.
+
+Safety rules, in order of importance:
+
+* only directories named exactly ``date=YYYY-MM-DD`` (a real calendar date) directly under a source
+  folder are candidates; anything else is skipped and listed in the report, never guessed at;
+* nothing under ``<out>/published`` or ``<out>/reports`` is ever deleted, whatever the layout;
+* symlinks are never followed or deleted through (a link could point at published data);
+* a partition is first renamed to a hidden ``.date=….deleting`` name (atomic), then removed, so a
+  concurrent reader sees the whole partition or none of it; leftovers of an interrupted run are
+  finished by the next one.
+
+The report and the log lines carry paths, dates and counts only — never data values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import TokumeiError
+
+log = logging.getLogger("tokumei.retention")
+
+LANDING_DAYS_ENV = "TOKUMEI_RETENTION_LANDING_DAYS"
+QUARANTINE_DAYS_ENV = "TOKUMEI_RETENTION_QUARANTINE_DAYS"
+DEFAULT_LANDING_DAYS = 30
+DEFAULT_QUARANTINE_DAYS = 90
+
+_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_LEFTOVER = re.compile(r"^\.(date=\d{4}-\d{2}-\d{2})\.deleting$")
+PROTECTED = ("published", "reports")
+
+
+@dataclass
+class Counts:
+    """What was (or, in a dry run, would be) deleted for one source."""
+
+    partitions: int = 0
+    files: int = 0
+    bytes: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.partitions += other.partitions
+        self.files += other.files
+        self.bytes += other.bytes
+
+
+@dataclass
+class RetentionReport:
+    """Counts per ``landing/<source>`` and ``quarantine/<source>``; paths skipped and why."""
+
+    today: date
+    landing_cutoff: date
+    quarantine_cutoff: date
+    dry_run: bool
+    deleted: dict[str, Counts] = field(default_factory=dict)
+    kept_partitions: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> Counts:
+        total = Counts()
+        for counts in self.deleted.values():
+            total.add(counts)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (small: fit for XCom and the task log)."""
+        return {
+            "today": self.today.isoformat(),
+            "landing_cutoff": self.landing_cutoff.isoformat(),
+            "quarantine_cutoff": self.quarantine_cutoff.isoformat(),
+            "dry_run": self.dry_run,
+            "deleted": {k: asdict(v) for k, v in sorted(self.deleted.items())},
+            "totals": asdict(self.totals),
+            "kept_partitions": self.kept_partitions,
+            "skipped": sorted(self.skipped),
+        }
+
+
+def days_from_env(environ: dict[str, str] | None = None) -> tuple[int, int]:
+    """``(landing_days, quarantine_days)`` from ``TOKUMEI_RETENTION_*`` (defaults 30 and 90).
+
+    A value that is not a positive integer is an error rather than a silent default: a typo must
+    not turn into "delete everything" or "keep raw data forever".
+    """
+    env = os.environ if environ is None else environ
+    result = []
+    for name, default in (
+        (LANDING_DAYS_ENV, DEFAULT_LANDING_DAYS),
+        (QUARANTINE_DAYS_ENV, DEFAULT_QUARANTINE_DAYS),
+    ):
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            result.append(default)
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            raise TokumeiError(f"{name} must be a whole number of days") from None
+        result.append(_check_days(name, value))
+    return result[0], result[1]
+
+
+def _check_days(name: str, days: int) -> int:
+    if days < 1:
+        raise TokumeiError(f"{name} must be at least 1 day (got {days})")
+    return days
+
+
+def apply_retention(
+    landing: Path,
+    out: Path,
+    today: date,
+    landing_days: int,
+    quarantine_days: int,
+    dry_run: bool = False,
+) -> RetentionReport:
+    """Delete partitions dated strictly before ``today - days``; return what was deleted.
+
+    A partition exactly ``days`` old is kept (``landing_days=30`` keeps 31 dates: today and the 30
+    before it). ``dry_run`` computes the same report without deleting anything.
+    """
+    _check_days("landing_days", landing_days)
+    _check_days("quarantine_days", quarantine_days)
+    report = RetentionReport(
+        today=today,
+        landing_cutoff=today - timedelta(days=landing_days),
+        quarantine_cutoff=today - timedelta(days=quarantine_days),
+        dry_run=dry_run,
+    )
+    out = out.resolve()
+    protected = [out / name for name in PROTECTED]
+    zones = [
+        ("landing", landing.resolve(), report.landing_cutoff),
+        ("quarantine", out / "quarantine", report.quarantine_cutoff),
+    ]
+    for zone, root, cutoff in zones:
+        if not root.is_dir() or root.is_symlink():
+            continue
+        if _is_protected(root, protected) or any(p.is_relative_to(root) for p in protected):
+            # a landing zone that contains (or is) the published tree: refuse to walk it at all
+            report.skipped.append(f"{zone}: {root} overlaps published/ or reports/")
+            log.warning("retention: %s zone %s overlaps protected outputs; skipped", zone, root)
+            continue
+        for source in sorted(root.iterdir()):
+            if not source.is_dir():
+                continue  # e.g. landing/ops.db: not a source folder
+            if source.is_symlink():
+                report.skipped.append(f"{zone}/{source.name} (symlink)")
+                continue
+            _sweep_source(report, zone, source, cutoff, protected)
+    action = "would delete" if dry_run else "deleted"
+    totals = report.totals
+    log.info(
+        "retention %s: %s %d partitions, %d files, %d bytes; kept %d; skipped %d",
+        today.isoformat(),
+        action,
+        totals.partitions,
+        totals.files,
+        totals.bytes,
+        report.kept_partitions,
+        len(report.skipped),
+    )
+    return report
+
+
+def _sweep_source(
+    report: RetentionReport, zone: str, source: Path, cutoff: date, protected: list[Path]
+) -> None:
+    key = f"{zone}/{source.name}"
+    for entry in sorted(source.iterdir()):
+        rel = f"{key}/{entry.name}"
+        leftover = _LEFTOVER.match(entry.name)
+        match = _PARTITION.match(entry.name)
+        if entry.is_symlink() or not entry.is_dir() or not (match or leftover):
+            report.skipped.append(rel)
+            log.warning("retention: skipped %s (not a date=YYYY-MM-DD partition folder)", rel)
+            continue
+        if leftover:  # a partition already renamed by an interrupted run: finish the job
+            _delete(report, key, entry, rel, protected)
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError:
+            report.skipped.append(rel)
+            log.warning("retention: skipped %s (not a calendar date)", rel)
+            continue
+        if day < cutoff:
+            _delete(report, key, entry, rel, protected)
+        else:
+            report.kept_partitions += 1
+
+
+def _delete(
+    report: RetentionReport, key: str, partition: Path, rel: str, protected: list[Path]
+) -> None:
+    if _is_protected(partition, protected):  # belt and braces: never reachable by construction
+        raise TokumeiError(f"retention refused to delete {rel}: it is under published/ or reports/")
+    counts = _measure(partition)
+    report.deleted.setdefault(key, Counts()).add(counts)
+    if report.dry_run:
+        log.info("retention: would delete %s (%d files, %d bytes)", rel, counts.files, counts.bytes)
+        return
+    target = partition
+    if _PARTITION.match(partition.name):
+        target = partition.with_name(f".{partition.name}.deleting")
+        if target.exists():  # an older interrupted deletion of the same date
+            shutil.rmtree(target)
+        os.replace(partition, target)
+    shutil.rmtree(target)
+    log.info("retention: deleted %s (%d files, %d bytes)", rel, counts.files, counts.bytes)
+
+
+def _measure(partition: Path) -> Counts:
+    """Files and bytes in a partition, without following symlinks."""
+    counts = Counts(partitions=1)
+    for dirpath, _dirs, files in os.walk(partition, followlinks=False):
+        for name in files:
+            counts.files += 1
+            counts.bytes += os.lstat(os.path.join(dirpath, name)).st_size
+    return counts
+
+
+def _is_protected(path: Path, protected: list[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(p) for p in protected)

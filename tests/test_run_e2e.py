@@ -1,0 +1,160 @@
+"""`tokumei run` end to end on a hand-written landing zone (not our generator), plus the leak test."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from conftest import DAY, PLANTED, TEST_KEY, all_text_under
+
+pytestmark = pytest.mark.slow
+
+
+def tokumei(*args: str, key: str | None = TEST_KEY, extra_env: dict | None = None):
+    env = {k: v for k, v in os.environ.items() if k != "TOKUMEI_PSEUDONYM_KEY"}
+    if key:
+        env["TOKUMEI_PSEUDONYM_KEY"] = key
+    env.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def run_args(landing: Path, out: Path) -> list[str]:
+    return ["run", "--landing", str(landing), "--out", str(out), "--date", DAY]
+
+
+@pytest.fixture(scope="module")
+def published(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    from conftest import write_handmade_landing
+
+    root = tmp_path_factory.mktemp("e2e")
+    landing = write_handmade_landing(root / "landing")
+    out = root / "out"
+    proc = tokumei(*run_args(landing, out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return landing, out, proc
+
+
+def test_publishes_three_tables_and_a_catalog(published) -> None:
+    _, out, _ = published
+    for table in ("daily_active_users", "page_views", "measurements_summary"):
+        part = out / "published" / "stats" / table / f"date={DAY}" / "part-0.parquet"
+        assert part.exists(), table
+    dau = pl.read_parquet(out / "published/stats/daily_active_users")
+    # users 0-25 live in Tokyo, born 1994-03-01, female; the excluded users (30-33) do not,
+    # so the Tokyo cell counts all 26 persons.
+    tokyo = dau.filter((pl.col("prefecture") == "東京都") & (pl.col("age_band") == "30-34"))
+    assert tokyo["persons"].to_list() == [26]
+    published_counts = dau.filter(~pl.col("suppressed"))["persons"]
+    assert published_counts.min() >= 10
+    assert dau.filter(pl.col("suppressed"))["persons"].null_count() == dau["suppressed"].sum()
+    con = duckdb.connect(str(out / "published" / "catalog.duckdb"), read_only=True)
+    n = con.execute("select sum(persons) from daily_active_users where not suppressed").fetchone()[0]
+    assert n == published_counts.sum()
+
+
+def test_manifest_books_balance(published) -> None:
+    _, out, _ = published
+    m = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
+    assert m["status"] == "published" and m["date"] == DAY and m["policy_version"]
+    assert {"run_id", "code_version", "sources", "outputs"} <= set(m)
+    for source, b in m["sources"].items():
+        assert b["input"] == (
+            b["kept"]
+            + b["quarantined"]
+            + b["excluded_by_rights"]
+            + b["suppressed"]
+            + b["dropped_by_rule"]
+        ), source
+    ev = m["sources"]["events"]
+    assert ev["quarantined"] == 6  # 5 malformed lines in part-0 + 1 invalid UTF-8 line
+    assert ev["dropped_by_rule"] == 1  # the event of another day
+    # users 30, 31 (no consent), 32, 33 (requests): 4 events each; 2 anonymous cookies refused
+    assert ev["excluded_by_rights"] == 4 * 4 + 2
+    assert m["sources"]["measurements"]["quarantined"] == 1
+    for out_name, o in m["outputs"].items():
+        assert o["validation"] == "passed", out_name
+
+
+def test_quarantine_keeps_lines_with_reasons(published) -> None:
+    _, out, _ = published
+    q = pl.read_parquet(out / "quarantine" / "events" / f"date={DAY}" / "part-0.parquet")
+    assert q.height == 6
+    assert set(q["reason"]) >= {
+        "malformed JSON",
+        "invalid UTF-8",
+        "missing required field ts",
+        "field amount_jpy: not a valid int",
+    }
+    assert q["raw"].null_count() == 0
+
+
+def test_work_directory_is_removed(published) -> None:
+    _, out, _ = published
+    assert not (out / "_work").exists() or not any((out / "_work").iterdir())
+    assert not (out / "_staging").exists() or not any((out / "_staging").iterdir())
+
+
+def test_no_planted_pii_or_linking_value_anywhere(published) -> None:
+    _, out, proc = published
+    needles = list(PLANTED.values()) + [TEST_KEY]
+    logs = proc.stdout + proc.stderr
+    for needle in needles:
+        assert needle not in logs
+    for path, text in all_text_under(out / "published", out / "reports"):
+        for needle in needles:
+            assert needle not in text, f"{needle!r} leaked into {path}"
+
+
+def test_data_docs_exist(published) -> None:
+    _, out, _ = published
+    assert (out / "reports" / f"date={DAY}" / "data_docs" / "index.html").exists()
+
+
+def test_refuses_to_start_without_a_key(handmade_landing: Path, tmp_path: Path) -> None:
+    proc = tokumei(*run_args(handmade_landing, tmp_path / "out"), key=None)
+    assert proc.returncode == 1
+    assert "TOKUMEI_PSEUDONYM_KEY" in proc.stderr
+    assert not (tmp_path / "out" / "published").exists()
+
+
+def test_unclassified_column_stops_before_writing(handmade_landing: Path, tmp_path: Path) -> None:
+    extra = handmade_landing / "cookies" / f"date={DAY}" / "part-9.jsonl"
+    extra.write_text(json.dumps({"cookie_id": "c-x", "fingerprint": "abc"}) + "\n")
+    proc = tokumei(*run_args(handmade_landing, tmp_path / "out"))
+    assert proc.returncode == 1
+    assert "fingerprint" in proc.stderr and "cookies" in proc.stderr
+    assert not (tmp_path / "out" / "published").exists()
+
+
+def test_failed_validation_publishes_nothing(handmade_landing: Path, tmp_path: Path) -> None:
+    # A producer put an email into a quasi-identifier: generalization keeps the category, the
+    # GX PII check catches it, and the run must publish nothing (and print no value).
+    con = sqlite3.connect(handmade_landing / "ops.db")
+    con.execute("UPDATE users SET gender = ? WHERE user_id = 'user-0001'", (PLANTED["email2"],))
+    con.commit()
+    con.close()
+    out = tmp_path / "out"
+    proc = tokumei(*run_args(handmade_landing, out))
+    assert proc.returncode == 1
+    assert "validation failed" in proc.stderr
+    assert PLANTED["email2"] not in proc.stderr + proc.stdout
+    assert not (out / "published").exists() or not any((out / "published").rglob("*.parquet"))
+    failed = list((out / "reports" / f"date={DAY}" / "failed").glob("*.json"))
+    assert len(failed) == 1 and json.loads(failed[0].read_text())["status"] == "failed"
+    for path, text in all_text_under(out / "reports"):
+        assert PLANTED["email2"] not in text, path
