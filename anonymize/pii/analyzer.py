@@ -22,7 +22,6 @@ character is never claimed by two entities.
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
