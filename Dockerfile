@@ -1,0 +1,45 @@
+# tokumei's Airflow image: the official Airflow 3 image + tokumei's locked dependencies.
+#
+# Dependencies come from uv.lock (exported with hashes, so the image gets exactly the versions
+# the tests ran against) instead of Airflow's constraint files: the lock already pins
+# apache-airflow to the same version as the base image. DAGs and policies are baked in; no secret
+# is ever baked in (the pseudonymization key arrives at run time from the environment or a
+# secrets backend, see docs/deploy.md). Keep the base tag in step with apache-airflow in uv.lock
+# (tests/test_compose.py checks it).
+ARG UV_VERSION=0.13.8
+
+FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+
+FROM apache/airflow:3.3.2-python3.11
+
+COPY --from=uv /uv /usr/local/bin/uv
+
+USER root
+# Seeded into the `tokumei-data` named volume on first use, with the airflow user as owner.
+RUN mkdir -p /data/landing /data/out /opt/tokumei \
+    && chown -R airflow:0 /data /opt/tokumei \
+    && chmod -R 0750 /data
+USER airflow
+
+WORKDIR /opt/tokumei
+COPY --chown=airflow:0 pyproject.toml uv.lock README.md ./
+# Third-party dependencies first (cached layer while only our code changes).
+RUN uv export --frozen --no-dev --no-emit-project --format requirements.txt -o /tmp/req.txt \
+    && pip install --no-cache-dir -r /tmp/req.txt \
+    && rm /tmp/req.txt
+
+COPY --chown=airflow:0 pipeline ./pipeline
+COPY --chown=airflow:0 transforms ./transforms
+COPY --chown=airflow:0 anonymize ./anonymize
+COPY --chown=airflow:0 expectations ./expectations
+RUN pip install --no-cache-dir --no-deps . && rm -rf build
+
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 policies/ /opt/airflow/policies/
+
+WORKDIR /opt/airflow
+ENV TOKUMEI_POLICY=/opt/airflow/policies \
+    TOKUMEI_LANDING=/data/landing \
+    TOKUMEI_OUT=/data/out \
+    GX_ANALYTICS_ENABLED=false \
+    HF_HUB_OFFLINE=1
