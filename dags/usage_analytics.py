@@ -70,6 +70,13 @@ def usage_analytics() -> None:
         return tokumei_run
 
     @task
+    def discover(tokumei_run: str) -> str:
+        from pipeline import steps
+
+        steps.discover(_settings(), _day(), tokumei_run)
+        return tokumei_run
+
+    @task
     def filter_rights(tokumei_run: str) -> str:
         from pipeline import steps
 
@@ -133,7 +140,11 @@ def usage_analytics() -> None:
 
     tokumei_run = start()
     chain_end = publish(
-        validate(build_stats(scrub(generalize(pseudonymize(filter_rights(extract(tokumei_run)))))))
+        validate(
+            build_stats(
+                scrub(generalize(pseudonymize(filter_rights(discover(extract(tokumei_run))))))
+            )
+        )
     )
     done = cleanup(tokumei_run)
     chain_end >> done

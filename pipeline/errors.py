@@ -38,13 +38,12 @@ def safe_reason(exc: BaseException, step: str) -> str:
     """A one-line reason for ``exc`` raised in ``step`` that never includes data values."""
     if isinstance(exc, SAFE_ERRORS):
         return f"{step}: {exc}"
-    try:  # errors of our own sub-packages that declare themselves safe
-        from transforms.opdb import DatabaseError
+    # errors of our own sub-packages whose messages are written to carry no values
+    from anonymize.pii.discovery import PiiInColumnError
+    from transforms.opdb import DatabaseError
 
-        if isinstance(exc, DatabaseError):
-            return f"{step}: {exc}"
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(exc, DatabaseError | PiiInColumnError):
+        return f"{step}: {exc}"
     return (
         f"{step}: {type(exc).__module__}.{type(exc).__name__} "
         "(details withheld because they may contain data; rerun with --debug locally)"

@@ -158,6 +158,34 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     return record
 
 
+def discover(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Sample every string column of every source for PII; fail on PII in `insensitive` ones.
+
+    The policy *claims* each column's role; this checks the claim on a sample before anything
+    is kept as is. Rates go to the manifest (entity types and shares, never values).
+    """
+    from anonymize.pii import discover_columns
+
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    t = policy.thresholds
+    record: dict[str, Any] = {}
+    for source in LANDING_SOURCES:
+        sp = policy.source(source)
+        frame = _scan(paths, "extracted", source).collect()
+        roles = {c: str(p.role) for c, p in sp.columns.items()}
+        report = discover_columns(
+            frame, roles, sample=t.pii_sample, max_rate=t.insensitive_pii_max_rate
+        )
+        record[source] = {
+            col: {k: round(v, 4) for k, v in info["rates"].items()}
+            for col, info in report.to_dict().items()
+            if info["rates"]
+        }
+    save_record(paths, "discover", record)
+    return record
+
+
 def _scan(paths: RunPaths, layer: str, name: str) -> pl.LazyFrame:
     path = paths.work / layer / name
     if path.is_dir():
@@ -611,7 +639,7 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             }
             for name, rec in stats_rec.items()
         },
-        steps={s: load_record(paths, s) for s in ("extract", "scrub")},
+        steps={s: load_record(paths, s) for s in ("extract", "discover", "scrub")},
         status="published",
     )
     paths.staged_reports.mkdir(parents=True, exist_ok=True)
@@ -661,6 +689,7 @@ def record_failure(settings: Settings, day: str, run_id: str, reason: str) -> Pa
 #: The order the CLI runs them in (the DAG wires the same order).
 STEPS = (
     ("extract", extract),
+    ("discover", discover),
     ("filter_rights", filter_rights),
     ("pseudonymize", pseudonymize_step),
     ("generalize", generalize),

@@ -55,6 +55,7 @@ def test_dagbag_imports_without_errors(tmp_path: Path) -> None:
     assert set(info["tasks"]) >= {
         "start",
         "extract",
+        "discover",
         "filter_rights",
         "pseudonymize",
         "generalize",

@@ -63,7 +63,9 @@ def test_publishes_three_tables_and_a_catalog(published) -> None:
     assert published_counts.min() >= 10
     assert dau.filter(pl.col("suppressed"))["persons"].null_count() == dau["suppressed"].sum()
     con = duckdb.connect(str(out / "published" / "catalog.duckdb"), read_only=True)
-    n = con.execute("select sum(persons) from daily_active_users where not suppressed").fetchone()[0]
+    n = con.execute("select sum(persons) from daily_active_users where not suppressed").fetchone()[
+        0
+    ]
     assert n == published_counts.sum()
 
 
@@ -158,3 +160,35 @@ def test_failed_validation_publishes_nothing(handmade_landing: Path, tmp_path: P
     assert len(failed) == 1 and json.loads(failed[0].read_text())["status"] == "failed"
     for path, text in all_text_under(out / "reports"):
         assert PLANTED["email2"] not in text, path
+
+
+def test_pii_in_an_insensitive_column_stops_the_run(handmade_landing: Path, tmp_path: Path) -> None:
+    # app_version is `insensitive`: kept as is, so PII there must stop the run, naming the column
+    # and entity type but never the value.
+    ev = handmade_landing / "events" / f"date={DAY}" / "part-2.jsonl"
+    ev.write_text(
+        json.dumps(
+            {
+                "ts": f"{DAY}T10:00:00+09:00",
+                "event": "click",
+                "cookie_id": "c-1",
+                "app_version": PLANTED["email2"],
+            }
+        )
+        + "\n"
+    )
+    out = tmp_path / "out"
+    proc = tokumei(*run_args(handmade_landing, out))
+    assert proc.returncode == 1
+    assert "app_version" in proc.stderr and "EMAIL" in proc.stderr
+    assert PLANTED["email2"] not in proc.stderr + proc.stdout
+    assert not (out / "published").exists()
+
+
+def test_manifest_records_discovery_rates(published) -> None:
+    _, out, _ = published
+    m = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
+    rates = m["steps"]["discover"]["events"]
+    assert rates["url"]["URL"] > 0.5
+    assert rates["search_query"]["JP_PHONE"] > 0  # the full-width phone number
+    assert rates["inquiry_text"]["JP_MY_NUMBER"] > 0

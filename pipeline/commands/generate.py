@@ -27,23 +27,33 @@ def _parse_date(value: str) -> date:
 
 def generate_command(
     landing: Annotated[Path, typer.Option("--landing", help="Landing zone directory to write.")],
-    db_url: Annotated[str, typer.Option("--db-url", help="SQLAlchemy URL of the operational DB, "
-                                        "e.g. sqlite:///data/ops.db")],
+    db_url: Annotated[
+        str,
+        typer.Option(
+            "--db-url", help="SQLAlchemy URL of the operational DB, e.g. sqlite:///data/ops.db"
+        ),
+    ],
     start: Annotated[str, typer.Option("--start", help="First JST date, YYYY-MM-DD.")],
     days: Annotated[int, typer.Option("--days", min=1, help="Number of days.")] = 1,
     users: Annotated[int, typer.Option("--users", min=1, help="Number of users.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed; same seed, same bytes.")] = 0,
-    events_per_user_day: Annotated[float, typer.Option(
-        "--events-per-user-day", min=0.0, help="Mean events per user and day.")] = 20.0,
-    malformed_rate: Annotated[float, typer.Option(
-        "--malformed-rate", min=0.0, max=1.0, help="Share of malformed lines.")] = 0.001,
+    events_per_user_day: Annotated[
+        float, typer.Option("--events-per-user-day", min=0.0, help="Mean events per user and day.")
+    ] = 20.0,
+    malformed_rate: Annotated[
+        float, typer.Option("--malformed-rate", min=0.0, max=1.0, help="Share of malformed lines.")
+    ] = 0.001,
     gzip: Annotated[bool, typer.Option("--gzip/--no-gzip", help="Write .jsonl.gz parts.")] = True,
 ) -> None:
     """Generate realistic synthetic raw data (landing contract) and the operational database."""
     start_date = _parse_date(start)
     console = Console(stderr=True)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("generating", total=total_steps(days))
 
@@ -51,9 +61,18 @@ def generate_command(
             bar.console.log(message)
             bar.update(task, advance=1, description=message.split(":")[0])
 
-        summary = generate(landing, db_url, start_date, days, users, seed,
-                           events_per_user_day=events_per_user_day,
-                           malformed_rate=malformed_rate, progress=report, use_gzip=gzip)
+        summary = generate(
+            landing,
+            db_url,
+            start_date,
+            days,
+            users,
+            seed,
+            events_per_user_day=events_per_user_day,
+            malformed_rate=malformed_rate,
+            progress=report,
+            use_gzip=gzip,
+        )
     total = sum(summary.rows.values())
     console.print(
         f"wrote {total:,} lines ({sum(summary.malformed.values()):,} malformed) in "
