@@ -11,6 +11,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import settings
+
+# CI runs the same hypothesis examples every time (a red CI must be reproducible and bisectable);
+# local runs explore new random examples. Deadlines are off: the 2-core machines are shared, and
+# a slow example is not a wrong one.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
