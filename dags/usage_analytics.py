@@ -54,7 +54,8 @@ def _settings():  # noqa: ANN202 - imported lazily on purpose
     doc_md=__doc__,
 )
 def usage_analytics() -> None:
-    """Extract → rights → pseudonymize → generalize → scrub → stats → validate → publish."""
+    """Extract → discover → rights → pseudonymize → [generalize → scrub → stats_map] per
+    partition (dynamic task mapping) → stats_reduce → validate → publish → cleanup."""
 
     @task(retries=0)
     def start() -> str:
@@ -91,24 +92,38 @@ def usage_analytics() -> None:
         return tokumei_run
 
     @task
-    def generalize(tokumei_run: str) -> str:
+    def plan(tokumei_run: str) -> list[int]:
+        """The partitions to fan out over (TOKUMEI_PARTITIONS); XCom carries only numbers."""
         from pipeline import steps
 
-        steps.generalize(_settings(), _day(), tokumei_run)
-        return tokumei_run
+        return steps.partitions_of(_settings())
 
     @task
-    def scrub(tokumei_run: str) -> str:
+    def generalize(tokumei_run: str, partition: int) -> int:
         from pipeline import steps
 
-        steps.scrub(_settings(), _day(), tokumei_run)
-        return tokumei_run
+        steps.generalize(_settings(), _day(), tokumei_run, partition)
+        return partition
 
     @task
-    def build_stats(tokumei_run: str) -> str:
+    def scrub(tokumei_run: str, partition: int) -> int:
         from pipeline import steps
 
-        steps.build_stats(_settings(), _day(), tokumei_run)
+        steps.scrub(_settings(), _day(), tokumei_run, partition)
+        return partition
+
+    @task
+    def stats_map(tokumei_run: str, partition: int) -> int:
+        from pipeline import steps
+
+        steps.stats_map(_settings(), _day(), tokumei_run, partition)
+        return partition
+
+    @task
+    def stats_reduce(tokumei_run: str) -> str:
+        from pipeline import steps
+
+        steps.stats_reduce(_settings(), _day(), tokumei_run)
         return tokumei_run
 
     @task(retries=0)
@@ -139,13 +154,14 @@ def usage_analytics() -> None:
         raise RuntimeError("a tokumei step failed; nothing was published for this date")
 
     tokumei_run = start()
-    chain_end = publish(
-        validate(
-            build_stats(
-                scrub(generalize(pseudonymize(filter_rights(discover(extract(tokumei_run))))))
-            )
-        )
-    )
+    ready = pseudonymize(filter_rights(discover(extract(tokumei_run))))
+    parts = plan(ready)
+    generalized = generalize.partial(tokumei_run=tokumei_run).expand(partition=parts)
+    scrubbed = scrub.partial(tokumei_run=tokumei_run).expand(partition=generalized)
+    mapped = stats_map.partial(tokumei_run=tokumei_run).expand(partition=scrubbed)
+    reduced = stats_reduce(tokumei_run)
+    mapped >> reduced
+    chain_end = publish(validate(reduced))
     done = cleanup(tokumei_run)
     chain_end >> done
     [chain_end, done] >> fail_run()

@@ -339,14 +339,54 @@ def pseudonymize_step(
         frame = frame.with_columns(
             [pseudonymize(pl.col(c), key, KEY_DOMAINS.get(c, c)) for c in linking]
         )
+        if name in person_src:
+            rows = _write_partitioned(frame, out / name, settings.partitions)
+        else:
+            rows = write_parquet(frame, out / f"{name}.parquet")
         record[name] = {
-            "rows": write_parquet(frame, out / f"{name}.parquet"),
+            "rows": rows,
             "dropped_columns": sorted(dropped),
             "pseudonymized_columns": sorted(linking),
         }
     del key
+    record["persons"] = {"rows": _generalize_persons(paths, policy, day)}
     save_record(paths, "pseudonymize", record)
     return record
+
+
+def partition_of(person: pl.Expr, partitions: int) -> pl.Expr:
+    """Partition number of a person: the first 32 bits of the HMAC pseudonym modulo N.
+
+    The pseudonym is already uniformly distributed, so no further hashing is needed, and a
+    person always lands in the same partition whatever the source.
+    """
+    return person.str.slice(0, 8).str.to_integer(base=16) % partitions
+
+
+def _write_partitioned(frame: pl.LazyFrame, folder: Path, partitions: int) -> int:
+    """Write ``folder/part-<p>.parquet`` for every partition p (empty ones included)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "_all.parquet"
+    write_parquet(frame.with_columns(partition_of(pl.col(PERSON), partitions).alias("_part")), tmp)
+    total = 0
+    for p in range(partitions):
+        part = pl.scan_parquet(tmp).filter(pl.col("_part") == p).drop("_part")
+        total += write_parquet(part, folder / f"part-{p:04d}.parquet")
+    tmp.unlink()
+    return total
+
+
+def partitions_of(settings: Settings) -> list[int]:
+    """The partition numbers a run fans out over (the DAG maps tasks over this list)."""
+    return list(range(settings.partitions))
+
+
+def _parts(settings: Settings, partition: int | None) -> list[int]:
+    if partition is None:
+        return partitions_of(settings)
+    if not 0 <= partition < settings.partitions:
+        raise TokumeiError(f"partition {partition} outside 0..{settings.partitions - 1}")
+    return [partition]
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,17 +399,11 @@ def _level(policy: Policy, source: str, column: str) -> int:
     return 0 if level is None else level
 
 
-def generalize(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """Quasi-identifiers → the policy's hierarchy levels; person attributes → bands.
+def _generalize_persons(paths: RunPaths, policy: Policy, day: str) -> int:
+    """One row per known person: age band on the run date, gender, prefecture, occupation.
 
-    Only generalized columns (and the pseudonymous ``person``) continue; raw quasi-identifiers
-    are dropped here, so later layers never see an exact timestamp, IP or coordinate.
+    Global (not partitioned): the users table is small, and every partition joins it.
     """
-    paths = _paths(settings, day, run_id)
-    policy = _policy(settings)
-    out = paths.layer("generalized")
-    record: dict[str, Any] = {}
-
     on_day = date.fromisoformat(day)
     users = _scan(paths, "pseudo", "users.parquet")
     age = (
@@ -394,9 +428,30 @@ def generalize(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         PrefectureHierarchy().expr(pref, _level(policy, "users", "prefecture")).alias("prefecture"),
         pl.col("occupation").fill_null("unknown"),
     ).unique(PERSON, keep="first")
-    record["persons"] = {"rows": write_parquet(persons, out / "persons.parquet")}
+    return write_parquet(persons, paths.layer("generalized") / "persons.parquet")
 
-    ev = _scan(paths, "pseudo", "events.parquet")
+
+def generalize(
+    settings: Settings, day: str, run_id: str, partition: int | None = None
+) -> dict[str, Any]:
+    """Quasi-identifiers → the policy's hierarchy levels, for one partition (or all).
+
+    Only generalized columns (and the pseudonymous ``person``) continue; raw quasi-identifiers
+    are dropped here, so later layers never see an exact timestamp, IP or coordinate.
+    """
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    record: dict[str, Any] = {}
+    for p in _parts(settings, partition):
+        record[str(p)] = _generalize_partition(paths, policy, p)
+    save_record(paths, f"generalize-{partition if partition is not None else 'all'}", record)
+    return record
+
+
+def _generalize_partition(paths: RunPaths, policy: Policy, p: int) -> dict[str, int]:
+    name = f"part-{p:04d}.parquet"
+    record: dict[str, int] = {}
+    ev = pl.scan_parquet(paths.work / "pseudo" / "events" / name)
     mesh = builtin("mesh").expr(
         to_mesh_1km(pl.col("lat"), pl.col("lon")), _level(policy, "events", "lat")
     )
@@ -419,15 +474,14 @@ def generalize(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         "app_version",
         "amount_jpy",
     )
-    record["events"] = {"rows": write_parquet(events, out / "events.parquet")}
-    ms = _scan(paths, "pseudo", "measurements.parquet").select(
+    record["events"] = write_parquet(events, paths.layer("generalized/events") / name)
+    ms = pl.scan_parquet(paths.work / "pseudo" / "measurements" / name).select(
         PERSON,
         builtin("time").expr(pl.col("ts"), _level(policy, "measurements", "ts")).alias("day"),
         "weight_kg",
         "body_fat_pct",
     )
-    record["measurements"] = {"rows": write_parquet(ms, out / "measurements.parquet")}
-    save_record(paths, "generalize", record)
+    record["measurements"] = write_parquet(ms, paths.layer("generalized/measurements") / name)
     return record
 
 
@@ -435,7 +489,9 @@ def generalize(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 # 5. scrub
 
 
-def scrub(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+def scrub(
+    settings: Settings, day: str, run_id: str, partition: int | None = None
+) -> dict[str, Any]:
     """Presidio-scrub the free-text columns (spans → ``<ENTITY_TYPE>``), offline.
 
     Only candidate values (a vectorized prefilter) reach Presidio, each distinct value once.
@@ -446,22 +502,42 @@ def scrub(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
-    events = pl.read_parquet(paths.work / "generalized" / "events.parquet")
     text_cols = ["search_query", "inquiry_text"]
     ner_cols = [c for c in text_cols if policy.sources["events"].columns[c].ner]
-    scrubbed, stats = Scrubber(ner=False).scrub_frame(
-        events, text_cols, lang="auto", ner_columns=ner_cols
-    )
     # Templates are URLs by construction: scrub every personal entity in them except URL itself.
     no_url = [e for e in default_entities(False) if e != "URL"]
-    scrubbed, t_stats = Scrubber(ner=False, entities=no_url).scrub_frame(
-        scrubbed, ["url_template", "referrer_template"], lang="auto"
-    )
-    stats.columns.update(t_stats.columns)
-    write_parquet(scrubbed, paths.layer("scrubbed") / "events.parquet")
-    record = {"events": _jsonable(stats)}
-    save_record(paths, "scrub", record)
+    record: dict[str, Any] = {}
+    for p in _parts(settings, partition):
+        name = f"part-{p:04d}.parquet"
+        events = pl.read_parquet(paths.work / "generalized" / "events" / name)
+        scrubbed, stats = Scrubber(ner=False).scrub_frame(
+            events, text_cols, lang="auto", ner_columns=ner_cols
+        )
+        scrubbed, t_stats = Scrubber(ner=False, entities=no_url).scrub_frame(
+            scrubbed, ["url_template", "referrer_template"], lang="auto"
+        )
+        stats.columns.update(t_stats.columns)
+        write_parquet(scrubbed, paths.layer("scrubbed/events") / name)
+        record[str(p)] = _jsonable(stats)
+    save_record(paths, f"scrub-{partition if partition is not None else 'all'}", record)
     return record
+
+
+def _merged_records(paths: RunPaths, prefix: str) -> dict[str, Any]:
+    """Per-partition step records of a mapped step, merged (counts summed per column)."""
+    merged: dict[str, Any] = {}
+    for path in sorted(paths.layer("steps").glob(f"{prefix}-*.json")):
+        for part in json.loads(path.read_text()).values():
+            for col, st in part.get("columns", {}).items():
+                acc = merged.setdefault(col, {})
+                for k, v in st.items():
+                    if isinstance(v, dict):
+                        inner = acc.setdefault(k, {})
+                        for e, n in v.items():
+                            inner[e] = inner.get(e, 0) + n
+                    else:
+                        acc[k] = acc.get(k, 0) + v
+    return {"events": {"columns": merged}}
 
 
 def _jsonable(obj: Any) -> Any:
@@ -478,33 +554,65 @@ def _jsonable(obj: Any) -> Any:
 # 6. statistics
 
 
-def build_stats(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """The three daily tables, counted in distinct persons, small cells suppressed."""
+def stats_map(
+    settings: Settings, day: str, run_id: str, partition: int | None = None
+) -> dict[str, Any]:
+    """Per partition: the small histograms the statistics tables are reduced from."""
     from transforms import stats
 
     paths = _paths(settings, day, run_id)
-    policy = _policy(settings)
-    t = policy.thresholds
-    events = _scan(paths, "scrubbed", "events.parquet")
-    persons = _scan(paths, "generalized", "persons.parquet")
-    ms = _scan(paths, "generalized", "measurements.parquet")
+    persons = pl.scan_parquet(paths.work / "generalized" / "persons.parquet")
+    record: dict[str, Any] = {}
+    for p in _parts(settings, partition):
+        name = f"part-{p:04d}.parquet"
+        events = pl.scan_parquet(paths.work / "scrubbed" / "events" / name)
+        ms = pl.scan_parquet(paths.work / "generalized" / "measurements" / name)
+        out = {
+            "dau": stats.dau_map(events, persons),
+            "pv_pairs": stats.page_view_pairs(events),
+            "pv_templates": stats.template_persons(stats.page_view_pairs(events)),
+            "measurements": stats.measurements_map(ms, persons),
+        }
+        record[str(p)] = {
+            key: write_parquet(lf, paths.layer(f"stats_map/{key}") / name)
+            for key, lf in out.items()
+        }
+    return record
+
+
+def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Reduce the partition histograms to the three daily tables; suppress small cells."""
+    from transforms import stats
+
+    paths = _paths(settings, day, run_id)
+    t = _policy(settings).thresholds
+    maps = paths.work / "stats_map"
+    rare = stats.rare_templates(pl.scan_parquet(maps / "pv_templates" / "*.parquet"), t.k)
+    rare = rare.collect().lazy()
+    pv_parts = [
+        stats.page_views_map(
+            pl.scan_parquet(maps / "pv_pairs" / f"part-{p:04d}.parquet"), rare
+        ).collect()
+        for p in partitions_of(settings)
+    ]
     tables = {
-        "daily_active_users": stats.daily_active_users(events, persons, day, t.min_cell),
-        "page_views": stats.page_views(events, day, t.k, t.min_cell),
-        "measurements_summary": stats.measurements_summary(ms, persons, day, t.min_cell),
+        "daily_active_users": stats.dau_reduce(
+            pl.scan_parquet(maps / "dau" / "*.parquet"), day, t.min_cell
+        ),
+        "page_views": stats.page_views_reduce(pl.concat(pv_parts).lazy(), day, t.min_cell),
+        "measurements_summary": stats.measurements_reduce(
+            pl.scan_parquet(maps / "measurements" / "*.parquet"), day, t.min_cell
+        ),
     }
     record: dict[str, Any] = {}
     for name, lf in tables.items():
         df = lf.collect()
         write_parquet(df, paths.staged_table("stats", name))
+        shown = df.filter(~pl.col("suppressed"))
         record[name] = {
             "rows": df.height,
             "suppressed_cells": int(df["suppressed"].sum()),
-            "min_published_count": (
-                int(df.filter(~pl.col("suppressed"))["persons"].min())
-                if df.filter(~pl.col("suppressed")).height
-                else None
-            ),
+            "min_published_count": int(shown["persons"].min()) if shown.height else None,
         }
     save_record(paths, "build_stats", record)
     return record
@@ -639,7 +747,11 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             }
             for name, rec in stats_rec.items()
         },
-        steps={s: load_record(paths, s) for s in ("extract", "discover", "scrub")},
+        steps={
+            **{s: load_record(paths, s) for s in ("extract", "discover")},
+            "scrub": _merged_records(paths, "scrub"),
+            "partitions": settings.partitions,
+        },
         status="published",
     )
     paths.staged_reports.mkdir(parents=True, exist_ok=True)
@@ -694,7 +806,8 @@ STEPS = (
     ("pseudonymize", pseudonymize_step),
     ("generalize", generalize),
     ("scrub", scrub),
-    ("build_stats", build_stats),
+    ("stats_map", stats_map),
+    ("stats_reduce", stats_reduce),
     ("validate", validate),
     ("publish", publish),
 )

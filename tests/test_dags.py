@@ -60,7 +60,9 @@ def test_dagbag_imports_without_errors(tmp_path: Path) -> None:
         "pseudonymize",
         "generalize",
         "scrub",
-        "build_stats",
+        "plan",
+        "stats_map",
+        "stats_reduce",
         "validate",
         "publish",
         "cleanup",
@@ -93,6 +95,7 @@ def test_dag_test_runs_end_to_end_on_sqlite(tmp_path: Path) -> None:
         TOKUMEI_DB_URL=f"sqlite:///{landing / 'ops.db'}",
         TOKUMEI_PSEUDONYM_KEY=TEST_KEY,
         TOKUMEI_TASK_RETRIES="0",
+        TOKUMEI_PARTITIONS="2",  # exercises dynamic task mapping
     )
     migrate = subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
@@ -117,6 +120,7 @@ def test_dag_test_runs_end_to_end_on_sqlite(tmp_path: Path) -> None:
     assert proc.returncode == 0, logs[-4000:]
     manifest = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
     assert manifest["status"] == "published"
+    assert manifest["steps"]["partitions"] == 2
     assert (out / "published" / "stats" / "page_views" / f"date={DAY}" / "part-0.parquet").exists()
     assert not any((out / "_work").iterdir()) if (out / "_work").exists() else True
     # the captured Airflow task logs and XComs carry no raw PII and never the key

@@ -192,3 +192,16 @@ def test_manifest_records_discovery_rates(published) -> None:
     assert rates["url"]["URL"] > 0.5
     assert rates["search_query"]["JP_PHONE"] > 0  # the full-width phone number
     assert rates["inquiry_text"]["JP_MY_NUMBER"] > 0
+
+
+def test_output_is_identical_for_any_number_of_partitions(published, tmp_path: Path) -> None:
+    landing, out1, _ = published
+    out3 = tmp_path / "out3"
+    proc = tokumei(*run_args(landing, out3), "--partitions", "3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for table in ("daily_active_users", "page_views", "measurements_summary"):
+        a = pl.read_parquet(out1 / "published" / "stats" / table)
+        b = pl.read_parquet(out3 / "published" / "stats" / table)
+        assert a.equals(b), table
+    m = json.loads((out3 / "reports" / f"date={DAY}" / "manifest.json").read_text())
+    assert m["steps"]["partitions"] == 3

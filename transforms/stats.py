@@ -75,22 +75,136 @@ def suppress_small_cells(
     )
 
 
-def daily_active_users(
-    events: pl.LazyFrame, persons: pl.LazyFrame, day: str, min_cell: int
+# ---------------------------------------------------------------------------------------------
+# Map → reduce. Work is partitioned by a hash of the person key, so every person lives in exactly
+# one partition: per-partition counts of distinct persons add up *exactly* to the global count.
+# The map side returns small histograms; the reduce side sums them and suppresses. The output is
+# therefore identical for any number of partitions (tested).
+
+
+def _finish(
+    table: pl.LazyFrame, day: str, dims: tuple[str, ...], measures: tuple[str, ...], min_cell: int
 ) -> pl.LazyFrame:
-    """date × prefecture × age_band × gender → distinct persons."""
+    cols = ("date", *dims, "persons", *measures)
+    out = table.with_columns(pl.lit(day).str.to_date().alias("date")).select(cols).sort(dims)
+    return suppress_small_cells(out, "persons", min_cell, measures)
+
+
+def dau_map(events: pl.LazyFrame, persons: pl.LazyFrame) -> pl.LazyFrame:
+    """One partition: prefecture × age_band × gender → distinct active persons."""
     active = events.select(PERSON).unique()
     demo = active.join(persons, on=PERSON, how="left").with_columns(
         *[pl.col(c).fill_null("unknown") for c in ("prefecture", "age_band", "gender")]
     )
-    table = (
-        demo.group_by("prefecture", "age_band", "gender")
-        .agg(pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"))
-        .with_columns(pl.lit(day).str.to_date().alias("date"))
-        .select("date", "prefecture", "age_band", "gender", "persons")
-        .sort("prefecture", "age_band", "gender")
+    return demo.group_by("prefecture", "age_band", "gender").agg(
+        pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons")
     )
-    return suppress_small_cells(table, "persons", min_cell)
+
+
+def dau_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """Sum partition histograms; suppress cells under ``min_cell`` persons."""
+    dims = ("prefecture", "age_band", "gender")
+    table = hists.group_by(dims).agg(pl.col("persons").sum())
+    return _finish(table, day, dims, (), min_cell)
+
+
+def page_view_pairs(events: pl.LazyFrame) -> pl.LazyFrame:
+    """One partition: distinct (person, url_template, device_class) of page views."""
+    return (
+        events.filter(pl.col("event") == "page_view")
+        .select(
+            PERSON,
+            pl.col("url_template").fill_null("unknown"),
+            pl.col("device_class").fill_null("unknown"),
+        )
+        .unique()
+    )
+
+
+def template_persons(pairs: pl.LazyFrame) -> pl.LazyFrame:
+    """One partition: url_template → distinct persons (to find rare templates globally)."""
+    return pairs.group_by("url_template").agg(
+        pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons")
+    )
+
+
+def rare_templates(template_hists: pl.LazyFrame, k: int) -> pl.LazyFrame:
+    """Templates seen by fewer than ``k`` persons in the whole day (summed over partitions)."""
+    return (
+        template_hists.group_by("url_template")
+        .agg(pl.col("persons").sum())
+        .filter(pl.col("persons") < k)
+        .select("url_template")
+    )
+
+
+def page_views_map(pairs: pl.LazyFrame, rare: pl.LazyFrame) -> pl.LazyFrame:
+    """One partition: fold rare templates into ``other``, then count distinct persons per cell.
+
+    Folding happens before counting, so a person who saw two rare pages counts once in
+    ``other``; this needs the global rare set, hence the two-pass map.
+    """
+    folded = pairs.join(
+        rare.with_columns(pl.lit(True).alias("_rare")), on="url_template", how="left"
+    ).with_columns(
+        pl.when(pl.col("_rare"))
+        .then(pl.lit("other"))
+        .otherwise(pl.col("url_template"))
+        .alias("url_template")
+    )
+    return folded.group_by("url_template", "device_class").agg(
+        pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons")
+    )
+
+
+def page_views_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """Sum partition histograms; suppress."""
+    dims = ("url_template", "device_class")
+    table = hists.group_by(dims).agg(pl.col("persons").sum())
+    return _finish(table, day, dims, (), min_cell)
+
+
+def measurements_map(measurements: pl.LazyFrame, persons: pl.LazyFrame) -> pl.LazyFrame:
+    """One partition: each person's daily mean weight with their age band and gender.
+
+    Averaging per person first bounds each person's contribution to one value: a person who
+    weighs in five times a day must not pull a cell's mean five times as hard. One row per
+    person is small enough to reduce centrally (medians do not add up across partitions).
+    """
+    return (
+        measurements.filter(pl.col("weight_kg").is_not_null())
+        .group_by(PERSON)
+        .agg(pl.col("weight_kg").mean())
+        .join(persons, on=PERSON, how="left")
+        .select(
+            PERSON,
+            pl.col("age_band").fill_null("unknown"),
+            pl.col("gender").fill_null("unknown"),
+            "weight_kg",
+        )
+    )
+
+
+def measurements_reduce(per_person: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """age_band × gender → persons, weight mean and median (kg, 1 decimal); suppress."""
+    dims = ("age_band", "gender")
+    table = per_person.group_by(dims).agg(
+        pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
+        pl.col("weight_kg").mean().round(1).alias("weight_mean_kg"),
+        pl.col("weight_kg").median().round(1).alias("weight_median_kg"),
+    )
+    return _finish(table, day, dims, ("weight_mean_kg", "weight_median_kg"), min_cell)
+
+
+# ---------------------------------------------------------------------------------------------
+# Single-frame conveniences (one partition): the same map and reduce, composed.
+
+
+def daily_active_users(
+    events: pl.LazyFrame, persons: pl.LazyFrame, day: str, min_cell: int
+) -> pl.LazyFrame:
+    """date × prefecture × age_band × gender → distinct persons."""
+    return dau_reduce(dau_map(events, persons), day, min_cell)
 
 
 def page_views(events: pl.LazyFrame, day: str, k: int, min_cell: int) -> pl.LazyFrame:
@@ -99,52 +213,13 @@ def page_views(events: pl.LazyFrame, day: str, k: int, min_cell: int) -> pl.Lazy
     Templates seen by fewer than ``k`` persons are folded into ``other`` first (DESIGN §4 "rare
     categories"), so a one-off URL never names itself even as a suppressed row.
     """
-    views = events.filter(pl.col("event") == "page_view").select(
-        PERSON,
-        pl.col("url_template").fill_null("unknown"),
-        pl.col("device_class").fill_null("unknown"),
-    )
-    by_template = views.group_by("url_template").agg(pl.col(PERSON).n_unique().alias("_n"))
-    views = views.join(by_template, on="url_template").with_columns(
-        pl.when(pl.col("_n") < k)
-        .then(pl.lit("other"))
-        .otherwise(pl.col("url_template"))
-        .alias("url_template")
-    )
-    table = (
-        views.group_by("url_template", "device_class")
-        .agg(pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"))
-        .with_columns(pl.lit(day).str.to_date().alias("date"))
-        .select("date", "url_template", "device_class", "persons")
-        .sort("url_template", "device_class")
-    )
-    return suppress_small_cells(table, "persons", min_cell)
+    pairs = page_view_pairs(events)
+    rare = rare_templates(template_persons(pairs), k)
+    return page_views_reduce(page_views_map(pairs, rare), day, min_cell)
 
 
 def measurements_summary(
     measurements: pl.LazyFrame, persons: pl.LazyFrame, day: str, min_cell: int
 ) -> pl.LazyFrame:
-    """date × age_band × gender → persons, weight mean and median (per-person daily means).
-
-    Averaging per person first bounds each person's contribution to one value: a person who
-    weighs in five times a day must not pull a cell's mean five times as hard.
-    """
-    per_person = (
-        measurements.filter(pl.col("weight_kg").is_not_null())
-        .group_by(PERSON)
-        .agg(pl.col("weight_kg").mean())
-        .join(persons, on=PERSON, how="left")
-        .with_columns(*[pl.col(c).fill_null("unknown") for c in ("age_band", "gender")])
-    )
-    table = (
-        per_person.group_by("age_band", "gender")
-        .agg(
-            pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
-            pl.col("weight_kg").mean().round(1).alias("weight_mean_kg"),
-            pl.col("weight_kg").median().round(1).alias("weight_median_kg"),
-        )
-        .with_columns(pl.lit(day).str.to_date().alias("date"))
-        .select("date", "age_band", "gender", "persons", "weight_mean_kg", "weight_median_kg")
-        .sort("age_band", "gender")
-    )
-    return suppress_small_cells(table, "persons", min_cell, ("weight_mean_kg", "weight_median_kg"))
+    """date × age_band × gender → persons, weight mean and median (per-person daily means)."""
+    return measurements_reduce(measurements_map(measurements, persons), day, min_cell)
