@@ -458,7 +458,7 @@ def _generalize_partition(paths: RunPaths, policy: Policy, p: int) -> dict[str, 
     events = ev.select(
         PERSON,
         "event",
-        builtin("time").expr(pl.col("ts"), 1).alias("hour"),
+        builtin("time").expr(pl.col("ts"), _level(policy, "events", "ts")).alias("time"),
         builtin("url").expr(pl.col("url"), _level(policy, "events", "url")).alias("url_template"),
         builtin("url")
         .expr(pl.col("referrer"), _level(policy, "events", "referrer"))
@@ -726,6 +726,7 @@ def _accounting(paths: RunPaths) -> dict[str, dict[str, int]]:
 def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Check the books, write the manifest, move staged outputs into place, refresh the catalog."""
     from pipeline.manifest import build_manifest
+    from pipeline.reports import write_items_notice, write_privacy_report
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
@@ -758,6 +759,9 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     (paths.staged_reports / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True)
     )
+    tables = {name: pl.read_parquet(paths.staged_table("stats", name)) for name in stats_rec}
+    write_privacy_report(manifest, tables, paths.staged_reports / "privacy_report.html")
+    write_items_notice(policy, manifest, paths.staged_reports / "items_notice.md")
     published = publish_tree(paths)
     views = build_catalog(paths.published)
     return {"published": published, "catalog_views": views}

@@ -122,9 +122,14 @@ def test_no_planted_pii_or_linking_value_anywhere(published) -> None:
             assert needle not in text, f"{needle!r} leaked into {path}"
 
 
-def test_data_docs_exist(published) -> None:
+def test_reports_exist(published) -> None:
     _, out, _ = published
-    assert (out / "reports" / f"date={DAY}" / "data_docs" / "index.html").exists()
+    reports = out / "reports" / f"date={DAY}"
+    assert (reports / "data_docs" / "index.html").exists()
+    html = (reports / "privacy_report.html").read_text()
+    assert "daily_active_users" in html and "<svg" in html
+    notice = (reports / "items_notice.md").read_text()
+    assert "43" in notice and "full_name" in notice  # a deleted column is declared
 
 
 def test_refuses_to_start_without_a_key(handmade_landing: Path, tmp_path: Path) -> None:
