@@ -34,6 +34,7 @@ def test_analyzers_work_offline(no_network):
 
     mod.pattern_engine.cache_clear()
     mod._entity_probes.cache_clear()
+    mod._direct_recognizers.cache_clear()
     from anonymize.pii.recognizers.email import offline_tld_extractor
 
     offline_tld_extractor.cache_clear()

@@ -14,9 +14,18 @@ Both engines are module-level lazy singletons: GiNZA takes seconds to load and h
 so one per process (per Airflow worker) is the right lifetime; the engines are read-only after
 construction, so sharing them is safe.
 
-``TokumeiAnalyzer`` normalizes each text (per-character NFKC), runs Presidio, maps spans back to
-the original offsets and resolves overlaps (longest, then highest score, wins), so one
+``TokumeiAnalyzer`` normalizes each text (per-character NFKC), runs the recognizers, maps spans
+back to the original offsets and resolves overlaps (longest, then highest score, wins), so one
 character is never claimed by two entities.
+
+Pattern entities take a *direct* path by default: the pattern engine's own recognizer objects,
+their compiled regexes, ``validate_result`` / ``invalidate_result`` and context scoring, with
+Presidio's duplicate removal replayed on plain tuples. It computes what ``AnalyzerEngine``
+computes for these recognizers (the engine adds NLP artifacts, registry look-ups, explanation
+objects and a no-op context pass: three quarters of the cost of a short text), and
+``tests/test_pii_direct.py`` checks findings are identical to the engine path
+(``TokumeiAnalyzer(direct=False)``) on the corpus, on generated texts and on a benchmark sample.
+NER always goes through the engine.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import groupby
 
 import regex
 from presidio_analyzer import (
@@ -41,10 +51,11 @@ from presidio_analyzer.nlp_engine import (
     NoOpNlpEngine,
     SpacyNlpEngine,
 )
+from presidio_analyzer.pattern_recognizer import REGEX_TIMEOUT_SECONDS
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
 from .normalize import Normalized, detect_language, normalize
-from .recognizers import PATTERN_ENTITIES, RECOGNIZERS, pattern_recognizers
+from .recognizers import PATTERN_ENTITIES, RECOGNIZERS, JpPatternRecognizer, pattern_recognizers
 from .recognizers.email import offline_tld_extractor
 from .recognizers.ginza import GINZA_LABEL_MAP, NER_ENTITIES, ginza_recognizer
 
@@ -178,6 +189,75 @@ def possible_entities(text: str, entities: Iterable[str]) -> frozenset[str]:
     )
 
 
+#: (entity_type, start, end, score) in normalized-text offsets: a RecognizerResult's fields.
+_Raw = tuple[str, int, int, float]
+_Direct = tuple[str, JpPatternRecognizer, tuple[tuple[regex.Pattern[str], float], ...]]
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def _direct_recognizers(language: str) -> tuple[_Direct, ...]:
+    """The pattern engine's recognizers (registry order) with their regexes compiled exactly as
+    ``PatternRecognizer`` compiles them (same ``regex`` module, same flags)."""
+    table = []
+    for rec in pattern_engine(language).registry.recognizers:
+        if not isinstance(rec, JpPatternRecognizer) or rec.deny_list:
+            raise TypeError(f"no direct path for {type(rec).__name__}")
+        if type(rec).analyze is not JpPatternRecognizer.analyze:
+            raise TypeError(f"{type(rec).__name__} overrides analyze: no direct path")
+        flags = rec.FLAGS or rec.global_regex_flags
+        pats = tuple((regex.compile(p.regex, flags=flags), float(p.score)) for p in rec.patterns)
+        table.append((rec.supported_entities[0], rec, pats))
+    return tuple(table)
+
+
+def _remove_duplicates(results: list[_Raw]) -> list[_Raw]:
+    """``EntityRecognizer.remove_duplicates`` on tuples: same keys, same order, same output."""
+    ordered = sorted(set(results), key=lambda x: (x[0], x[1], -(x[2] - x[1]), -x[3]))
+    kept: list[_Raw] = []
+    for _, group in groupby(ordered, key=lambda x: x[0]):
+        active: list[_Raw] = []
+        for r in group:
+            if r[3] == 0:
+                continue
+            active = [a for a in active if a[2] >= r[1]]
+            if any(r[1] >= a[1] and r[2] <= a[2] and r[3] <= a[3] for a in active):
+                continue
+            kept.append(r)
+            active.append(r)
+    return sorted(kept, key=lambda x: (-x[3], x[1], -(x[2] - x[1])))
+
+
+def _recognize(entity: str, rec: JpPatternRecognizer, pats: tuple, text: str) -> list[_Raw]:
+    """What ``rec.analyze(text)`` returns (``PatternRecognizer`` matching + validation, then
+    ``JpPatternRecognizer`` context scoring), as tuples."""
+    raw: list[_Raw] = []
+    for pat, base_score in pats:
+        try:
+            for m in pat.finditer(text, timeout=REGEX_TIMEOUT_SECONDS):
+                start, end = m.span()
+                if start == end:
+                    continue
+                matched = text[start:end]
+                score = base_score
+                valid = rec.validate_result(matched)
+                if valid is not None:
+                    score = EntityRecognizer.MAX_SCORE if valid else EntityRecognizer.MIN_SCORE
+                if rec.invalidate_result(matched):
+                    score = EntityRecognizer.MIN_SCORE
+                if score > EntityRecognizer.MIN_SCORE:
+                    raw.append((entity, start, end, score))
+        except TimeoutError:  # as PatternRecognizer: skip the rest of this pattern
+            logging.getLogger("presidio-analyzer").warning("regex timed out, pattern skipped")
+    if not raw:
+        return raw
+    kept: list[_Raw] = []
+    for _, start, end, score in _remove_duplicates(raw):
+        new = rec.context_score(text, start, end, score)
+        if new is not None:
+            kept.append((entity, start, end, new))
+    return kept
+
+
 @lru_cache(maxsize=1)
 def ner_engine() -> AnalyzerEngine:
     """Process-wide GiNZA engine: loading ja_ginza costs seconds, so load it once per process."""
@@ -228,11 +308,18 @@ def _entities_for(entities: Sequence[str] | None, ner: bool) -> list[str]:
 
 
 class TokumeiAnalyzer:
-    """Analyze texts with the offline engines; spans are offsets into the original texts."""
+    """Analyze texts with the offline engines; spans are offsets into the original texts.
 
-    def __init__(self, ner: bool = False, score_threshold: float = 0.0) -> None:
+    ``direct=False`` sends pattern entities through Presidio's ``AnalyzerEngine`` too (the
+    reference path the direct one is tested against); the findings are the same.
+    """
+
+    def __init__(
+        self, ner: bool = False, score_threshold: float = 0.0, direct: bool = True
+    ) -> None:
         self.ner = ner
         self.score_threshold = score_threshold
+        self.direct = direct
 
     def _engine(self, language: str) -> AnalyzerEngine:
         if self.ner and language == "ja":
@@ -257,12 +344,15 @@ class TokumeiAnalyzer:
         language: str = "auto",
         entities: Sequence[str] | None = None,
     ) -> list[list[Finding]]:
-        """Findings for many texts, grouped by language and run through Presidio's batch engine."""
+        """Findings for many texts, grouped by language; NER through Presidio's batch engine."""
         langs = [detect_language(t) if language == "auto" else language for t in texts]
         out: list[list[Finding]] = [[] for _ in texts]
         for lang in sorted(set(langs)):
             ents = self._entities(lang, entities)
             if not ents:
+                continue
+            if self.direct and not (self.ner and lang == "ja"):
+                self._analyze_direct(texts, langs, lang, ents, out)
                 continue
             ner_ents = [e for e in ents if e in NER_ENTITIES]
             groups: dict[frozenset[str], list[tuple[int, Normalized]]] = {}
@@ -289,6 +379,33 @@ class TokumeiAnalyzer:
                         found.append(Finding(r.entity_type, s, e, float(r.score)))
                     out[i] = resolve_overlaps(found)
         return out
+
+    def _analyze_direct(
+        self,
+        texts: Sequence[str],
+        langs: list[str],
+        lang: str,
+        ents: list[str],
+        out: list[list[Finding]],
+    ) -> None:
+        """The pattern recognizers without the engine: same findings (see the module doc)."""
+        wanted = set(ents)
+        table = [t for t in _direct_recognizers(lang) if t[0] in wanted]
+        threshold = self.score_threshold
+        for i, lg in enumerate(langs):
+            if lg != lang:
+                continue
+            norm = normalize(texts[i])
+            text = norm.text
+            raw: list[_Raw] = []
+            for entity, rec, pats in table:
+                raw.extend(_recognize(entity, rec, pats, text))
+            if not raw:
+                continue
+            # AnalyzerEngine: score threshold, then duplicates across recognizers
+            raw = _remove_duplicates([r for r in raw if r[3] >= threshold])
+            found = [Finding(e, *norm.to_original(s, t), float(sc)) for e, s, t, sc in raw]
+            out[i] = resolve_overlaps(found)
 
 
 def replace_spans(text: str, findings: Sequence[Finding]) -> str:

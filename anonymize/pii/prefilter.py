@@ -6,15 +6,26 @@ character of the recognizers' patterns widened to every character whose per-char
 consists only of characters of the same kind; this is why it is exact with respect to
 ``normalize.py``:
 
-* every digit-based entity except IP addresses has at least ``MIN_ENTITY_DIGITS`` (7) digits,
-  with at most ``MAX_SEPARATOR_RUN`` characters from ``DIGIT_SEPARATORS`` between two digits
-  (see ``recognizers/base.py``); one original character produces at most one digit unless it
-  is an "escape" character (below), and at least one normalized character, so a normalized run
-  of k separators comes from at most k original ones;
+* every digit-based entity except IP addresses contains one of these digit shapes (``d``: a
+  digit, ``s``: a character from ``DIGIT_SEPARATORS``), read off the recognizers' regexes:
+
+  - ``ddd s? dddd``: postal code (3-4 or 7), bank account (7), passport (7), residence card
+    (8), and every 4-4-4 / 1-4-4-4 / 4-6-5 / plain 12+ digit number (My Number, licence,
+    corporate number, card): ``dddd s? dddd`` contains it;
+  - ``0 d (s{0,2} d){8}``: a national phone number (trunk 0, then 9-10 digits, at most two
+    separators between two digits); ``+ d d``: an international one (+81), whose grouping
+    after the country code is free.
+
+  One original character produces at most one digit unless it is an "escape" character
+  (below), and at least one normalized character, so a normalized run of k separators comes
+  from at most k original ones (each of which normalizes to separators only). A date-time such
+  as ``2024-05-03 12:00`` (ten digits as 4-2-2-2) has none of these shapes. The digit shapes
+  are pinned to the recognizer regexes by ``RECOGNIZER_PATTERNS_SHA256``: a changed pattern
+  fails ``tests/test_pii_prefilter.py`` until the shapes above have been re-checked;
 * IPv4: four 1-3 digit groups joined by dots; IPv6: two colons with at most four hex digits in
   between; e-mail: an at-sign; URL: ``://`` or ``www`` (either case);
-* escape: any character whose NFKC expands to several characters including a digit, ':', '/'
-  or 'w' (⑩, ⒈, ㏠, ℅ ...) makes the value a candidate, because counting inside such
+* escape: any character whose NFKC expands to several characters including a digit, ':', '/',
+  '+' or 'w' (⑩, ⒈, ㏠, ℅ ...) makes the value a candidate, because counting inside such
   expansions in a regex is not worth the complexity; they are rare.
 
 NER (``ner=True``) has no such signal, so NER columns bypass the prefilter.
@@ -23,6 +34,7 @@ The class tables are computed once per process from ``unicodedata`` (about a sec
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -30,10 +42,20 @@ from functools import lru_cache
 
 import polars as pl
 
-from .recognizers.base import DIGIT_SEPARATORS, MAX_SEPARATOR_RUN, MIN_ENTITY_DIGITS
+from .recognizers import RECOGNIZERS
+from .recognizers.base import DIGIT_SEPARATORS
 
 _HEX = set("0123456789abcdefABCDEF")
-_ESCAPE_TRIGGERS = set("0123456789:/wW")
+_ESCAPE_TRIGGERS = set("0123456789:/+wW")
+#: SHA-256 of every recognizer regex (``recognizer_patterns_digest``) when the digit shapes in
+#: the module doc were last checked against them.
+RECOGNIZER_PATTERNS_SHA256 = "56dd2942328308387905356190767a59a1b3ab8c7e1a1a871e47da5b7b9d5b55"
+
+
+def recognizer_patterns_digest() -> str:
+    """SHA-256 over all pattern recognizers' regexes, in registry order."""
+    text = "\n".join(r for cls in RECOGNIZERS.values() for _, r, _ in cls.PATTERNS)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _char_class(members: list[int]) -> str:
@@ -53,6 +75,8 @@ def _char_class(members: list[int]) -> str:
 def _classes() -> dict[str, str]:
     preds: dict[str, Callable[[str], bool]] = {
         "digit": lambda n: len(n) == 1 and n.isascii() and n.isdigit(),
+        "zero": lambda n: n == "0",
+        "plus": lambda n: n == "+",
         "sep": lambda n: all(ch in DIGIT_SEPARATORS for ch in n),
         "dot": lambda n: all(ch == "." for ch in n),
         "colon": lambda n: n == ":",
@@ -63,14 +87,16 @@ def _classes() -> dict[str, str]:
         "escape": lambda n: len(n) > 1 and any(ch in _ESCAPE_TRIGGERS for ch in n),
     }
     members: dict[str, list[int]] = {k: [] for k in preds}
-    relevant = _HEX | _ESCAPE_TRIGGERS | set(DIGIT_SEPARATORS) | set(".@")
+    relevant = _HEX | _ESCAPE_TRIGGERS | set(DIGIT_SEPARATORS) | set(".@+")
     for cp in range(sys.maxunicode + 1):
         if 0xD800 <= cp <= 0xDFFF:
             continue
         ch = chr(cp)
-        n = unicodedata.normalize("NFKC", ch)
-        if not n or (n == ch and ch not in relevant):
+        if ch not in relevant and unicodedata.is_normalized("NFKC", ch):
             continue  # unchanged by NFKC and not a pattern character: in no class
+        n = unicodedata.normalize("NFKC", ch)
+        if not n:
+            continue
         for name, pred in preds.items():
             if pred(n):
                 members[name].append(cp)
@@ -83,7 +109,9 @@ def candidate_pattern() -> str:
     c = _classes()
     d, s = c["digit"], c["sep"]
     rules = [
-        f"{d}(?:{s}{{0,{MAX_SEPARATOR_RUN}}}{d}){{{MIN_ENTITY_DIGITS - 1}}}",
+        f"{d}{{3}}{s}?{d}{{4}}",
+        f"{c['zero']}{d}(?:{s}{{0,2}}{d}){{8}}",
+        f"{c['plus']}{d}{d}",
         f"{d}{{1,3}}{c['dot']}{d}{{1,3}}{c['dot']}{d}{{1,3}}{c['dot']}{d}",
         f"{c['colon']}{c['hex']}{{0,4}}{c['colon']}",
         c["at"],

@@ -4,8 +4,9 @@ Running Presidio on every value costs ~1 ms each (hours per day of logs). Instea
 1. a vectorized Polars regex (``prefilter.candidate_expr``, a proven superset of what the
    recognizers match) selects the few values that could hold an entity;
 2. candidates are deduplicated (logs repeat the same queries and referrers);
-3. only the distinct candidates go through Presidio (``TokumeiAnalyzer.analyze_batch``),
-   optionally split over worker processes;
+3. only the distinct candidates go through the recognizers (``TokumeiAnalyzer.analyze_batch``:
+   Presidio's recognizer objects, called directly, same findings as its engine), optionally
+   split over worker processes;
 4. spans are replaced by ``<ENTITY_TYPE>`` and mapped back to all rows with a Polars
    ``replace`` (hash join), so per-row work stays in Rust.
 NER (GiNZA) has no cheap prefilter, so it runs on every distinct value of the columns where it

@@ -13,7 +13,8 @@ findings of a pattern recognizer must not depend on whether NER was asked for.
 
 Every regex here runs on per-character NFKC text (``normalize.py``). The characters a pattern
 allows *between two digits* must be in ``DIGIT_SEPARATORS`` and there may be at most
-``MAX_SEPARATOR_RUN`` of them in a row: ``prefilter.py`` relies on this to be a superset.
+``MAX_SEPARATOR_RUN`` of them in a row; ``prefilter.py`` relies on the digit shapes of the
+patterns (listed there, and pinned by a digest of all patterns) to be a superset.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ HYPHENS = "-‐‑‒–—―−ー"
 DIGIT_SEPARATORS = HYPHENS + " ().\u3000"
 #: Longest run of separator characters any recognizer allows between two digits.
 MAX_SEPARATOR_RUN = 4
-#: Minimum number of digits in any digit-based entity except IP addresses (postal code: 3+4).
-MIN_ENTITY_DIGITS = 7
 
 H = f"[{HYPHENS}]"
 # No ASCII letter or digit right before / after, and not the continuation of a longer digit
@@ -91,14 +90,19 @@ class JpPatternRecognizer(PatternRecognizer):
         results = super().analyze(text, entities, nlp_artifacts, self.FLAGS or None)
         kept: list[RecognizerResult] = []
         for res in results:
-            window = self._window(text, res.start, res.end)
-            has_ctx = any(w in window for w in self.jp_context)
-            if not has_ctx:
-                if self.CONTEXT_REQUIRED:
-                    continue
-                if any(w in window for w in self.jp_negative_context):
-                    continue
-            else:
-                res.score = min(EntityRecognizer.MAX_SCORE, res.score + self.CONTEXT_BOOST)
+            score = self.context_score(text, res.start, res.end, res.score)
+            if score is None:
+                continue
+            res.score = score
             kept.append(res)
         return kept
+
+    def context_score(self, text: str, start: int, end: int, score: float) -> float | None:
+        """Score of a match after context: boosted with a context word in the window, ``None``
+        (dropped) without one when context is required or a negative word is there."""
+        window = self._window(text, start, end)
+        if any(w in window for w in self.jp_context):
+            return min(EntityRecognizer.MAX_SCORE, score + self.CONTEXT_BOOST)
+        if self.CONTEXT_REQUIRED or any(w in window for w in self.jp_negative_context):
+            return None
+        return score
