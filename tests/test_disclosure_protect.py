@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from anonymize.disclosure import (
@@ -221,8 +221,26 @@ def random_tables(draw: st.DrawFn) -> tuple[pl.DataFrame, list[str], list[tuple[
     return cells, dims, keys
 
 
+def grid3(values: list[int], shape: tuple[int, int, int]) -> pl.DataFrame:
+    """A dense a×b×c table, values in (a, b, c) order."""
+    index = [(i, j, k) for i in range(shape[0]) for j in range(shape[1]) for k in range(shape[2])]
+    return pl.DataFrame(
+        [(*ijk, v) for ijk, v in zip(index, values, strict=True)],
+        schema=["a", "b", "c", "n"],
+        orient="row",
+    )
+
+
+# CI counterexample: margins a×b and a×c without an `a` margin imply sum_b(a×b) = sum_c(a×c), so
+# the suppressed a×b cell (1, 0) was recovered (60 - 20 - 20) while every cell of its own line
+# was already suppressed: the complement search must look past the cell's own lines.
+ABC_PAIRS = [("a", "b"), ("a", "c"), ("b", "c")]
+CI_3D = grid3([0, 0, 0, 0, 0, 1] + [10] * 6, (2, 3, 2))
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_tables(), st.booleans())
+@example((CI_3D, ["a", "b", "c"], ABC_PAIRS), False)
 def test_no_suppressed_cell_is_pinned_down(table, zeros):
     cells, dims, keys = table
     res = protect_table(cells, dims, "n", additive_margins(cells, "n", keys), suppress_zeros=zeros)
@@ -234,3 +252,17 @@ def test_no_suppressed_cell_is_pinned_down(table, zeros):
     # every small non-zero interior cell is hidden
     small = cells.filter(pl.col("n") < 10, pl.col("n") > 0).height
     assert res.cells.filter(pl.col("suppression") == "primary").height >= small
+
+
+def test_implied_relation_between_margins_is_protected():
+    # the CI counterexample above, with the pattern checked explicitly
+    res = protect_table(
+        CI_3D, ["a", "b", "c"], "n", additive_margins(CI_3D, "n", ABC_PAIRS), suppress_zeros=False
+    )
+    assert res.stats["attacker_ok"] and res.stats["capped_by_structure"] == 0
+    ab = res.margins[("a", "b")].filter(pl.col("a") == 1)
+    ac = res.margins[("a", "c")].filter(pl.col("a") == 1)
+    # a×b (1, 0) is suppressed, so a second a=1 margin cell must be hidden as well
+    assert ab["suppressed"].sum() + ac["suppressed"].sum() >= 2
+    rep = attack(res.cells, ["a", "b", "c"], "n", 10, True, res.margins, suppress_zeros=False)
+    assert (rep["width"] >= res.attack["required"]).all()

@@ -11,7 +11,8 @@ Heuristic (hypercube-like "lines" method, suitable for 1-3 dimensional tables wi
 2. Verify with the LP attacker (``attacker.solve_intervals``). For every suppressed cell whose
    interval is narrower than the protection range, suppress the cheapest further cell in one of
    its lines (cost = value x (1 + number of lines it would newly open, i.e. that have no
-   suppressed cell yet)), rerun step 1, and re-check only the cells that failed plus the new
+   suppressed cell yet)) -- or, when its lines hold no eligible cell, in the lines of the
+   suppressed cells connected to it (``extra_complement``) --, rerun step 1, and re-check only the cells that failed plus the new
    ones: suppressing a cell never narrows any other interval (the feasible set only grows), so
    cells that passed keep passing. The loop is bounded (``max_rounds``).
 
@@ -100,14 +101,34 @@ def extra_complement(
     counts: np.ndarray,
     incidence: sparse.csr_matrix | None = None,
 ) -> int | None:
-    """Step 2: the cheapest further cell sharing a line with ``cell`` (or None if none left).
+    """Step 2: the cheapest further cell near ``cell`` (or None if nothing can help).
 
-    ``incidence`` (cells x lines, from ``incidence_matrix``) vectorizes the "lines it would
-    newly open" count; without it, it is built on the fly.
+    "Near" is searched outward: first the cells sharing a line with ``cell``; if all of those
+    are suppressed or ineligible, the cells of the lines one suppressed cell further, and so on
+    through the suppressed cells connected to ``cell`` by lines. The relation that pins ``cell``
+    down need not be one line: it can be a combination of lines (e.g. margins a×b and a×c
+    without an ``a`` margin imply ``sum_b ab = sum_c ac``), so every published value it uses
+    sits in a line of that connected set. When no eligible cell is left there, no further
+    suppression anywhere changes the attacker's interval for ``cell`` (its LP decouples from
+    the rest), and None is returned. ``incidence`` (cells x lines, from ``incidence_matrix``)
+    vectorizes the "lines it would newly open" count; without it, it is built on the fly.
     """
     inc = incidence if incidence is not None else incidence_matrix(structure)
-    cand = np.unique(np.concatenate([_line_cells(structure, li) for li in cell_lines[cell]]))
-    cand = cand[eligible[cand] & ~suppressed[cand]]
+    seen_lines: set[int] = set()
+    seen_cells = {cell}
+    frontier = [cell]
+    cand = np.array([], dtype=np.int64)
+    while frontier:
+        lines = sorted({li for c in frontier for li in cell_lines[c]} - seen_lines)
+        if not lines:
+            return None
+        seen_lines.update(lines)
+        layer = np.unique(np.concatenate([_line_cells(structure, li) for li in lines]))
+        cand = layer[eligible[layer] & ~suppressed[layer]]
+        if cand.size:
+            break
+        frontier = [c for c in layer[suppressed[layer]].tolist() if c not in seen_cells]
+        seen_cells.update(frontier)
     if cand.size == 0:
         return None
     opens = inc[cand] @ (counts == 0).astype(np.float64)
