@@ -14,7 +14,7 @@ DEMO_USERS ?= 3000
 export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv demo test test-all lint bench clean
+.PHONY: help venv demo test test-all test-integration lint bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,9 @@ test: venv  ## unit, property, DAG and end-to-end tests (what CI runs)
 
 test-all: venv  ## also the integration tests that need PostgreSQL / Redis
 	$(RUN) pytest -q -p no:cacheprovider
+
+test-integration: venv  ## only the integration tests (PostgreSQL + Redis + an Airflow Celery cluster)
+	$(RUN) pytest -q -m integration -p no:cacheprovider
 
 lint: venv  ## ruff
 	$(RUN) ruff check .
