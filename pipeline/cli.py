@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from pipeline.commands.generate import generate_command
+from pipeline.commands.kanon import kanon
 from pipeline.commands.pii import detect, scrub
 
 app = typer.Typer(
@@ -29,6 +30,9 @@ err = Console(stderr=True)
 
 app.command("generate", help="Write realistic synthetic landing data and an operational DB.")(
     generate_command
+)
+app.command("kanon", help="k-anonymize a CSV/Parquet file over persons (optimal lattice search).")(
+    kanon
 )
 app.command("detect", help="Print the PII findings in TEXT as JSON.")(detect)
 app.command("scrub", help="Scrub one text column of a Parquet file.")(scrub)

@@ -56,7 +56,9 @@ def kanon(
         float, typer.Option("--max-suppression", help="share of persons that may be suppressed")
     ],
     out: Annotated[Path, typer.Option("--out", help="anonymized records (.csv/.parquet)")],
-    sep: Annotated[str, typer.Option("--sep", help="CSV field separator of input and output")] = ",",
+    sep: Annotated[
+        str, typer.Option("--sep", help="CSV field separator of input and output")
+    ] = ",",
     person_id: Annotated[
         str | None, typer.Option("--person-id", help="column identifying the person of a row")
     ] = None,
@@ -80,23 +82,28 @@ def kanon(
     try:
         data = _read(input, sep)
         hs = load_hierarchies(hierarchies, qis)
-        result = anonymize(data, hs, k=k, max_suppression=max_suppression,
-                           person_col=person_id, sensitive=sens)
+        result = anonymize(
+            data, hs, k=k, max_suppression=max_suppression, person_col=person_id, sensitive=sens
+        )
     except (OSError, ValueError) as exc:
         print(f"tokumei kanon: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     frame = result.frame.drop(person_id) if person_id else result.frame
     _write(frame, out, sep)
     m = result.metrics
-    print(json.dumps({
-        "transformation": [result.transformation[c] for c in qis],
-        "suppressed": m["suppressed"],
-        "classes": m["classes"],
-        "min_class_size": m["min_class_size"],
-        "granularity_loss": round(m["granularity_loss"], 6),
-        "discernibility": m["discernibility"],
-        "seconds": round(result.seconds, 4),
-    }))
+    print(
+        json.dumps(
+            {
+                "transformation": [result.transformation[c] for c in qis],
+                "suppressed": m["suppressed"],
+                "classes": m["classes"],
+                "min_class_size": m["min_class_size"],
+                "granularity_loss": round(m["granularity_loss"], 6),
+                "discernibility": m["discernibility"],
+                "seconds": round(result.seconds, 4),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
