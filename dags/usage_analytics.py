@@ -55,7 +55,8 @@ def _settings():  # noqa: ANN202 - imported lazily on purpose
 )
 def usage_analytics() -> None:
     """Extract → discover → rights → pseudonymize → [generalize → scrub → stats_map] per
-    partition (dynamic task mapping) → stats_reduce → validate → publish → cleanup."""
+    partition (dynamic task mapping) → stats_reduce → anonymize_records → validate → publish
+    → cleanup."""
 
     @task(retries=0)
     def start() -> str:
@@ -126,6 +127,13 @@ def usage_analytics() -> None:
         steps.stats_reduce(_settings(), _day(), tokumei_run)
         return tokumei_run
 
+    @task
+    def anonymize_records(tokumei_run: str) -> str:
+        from pipeline import steps
+
+        steps.anonymize_records(_settings(), _day(), tokumei_run)
+        return tokumei_run
+
     @task(retries=0)
     def validate(tokumei_run: str) -> str:
         from pipeline import steps
@@ -161,7 +169,7 @@ def usage_analytics() -> None:
     mapped = stats_map.partial(tokumei_run=tokumei_run).expand(partition=scrubbed)
     reduced = stats_reduce(tokumei_run)
     mapped >> reduced
-    chain_end = publish(validate(reduced))
+    chain_end = publish(validate(anonymize_records(reduced)))
     done = cleanup(tokumei_run)
     chain_end >> done
     [chain_end, done] >> fail_run()

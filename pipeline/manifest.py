@@ -45,6 +45,7 @@ def build_manifest(
     steps: dict[str, Any],
     status: str,
     reason: str | None = None,
+    anonymized: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest dict (JSON-ready)."""
     manifest: dict[str, Any] = {
@@ -60,4 +61,6 @@ def build_manifest(
     }
     if reason is not None:
         manifest["reason"] = reason
+    if anonymized is not None:
+        manifest["anonymized"] = anonymized
     return manifest

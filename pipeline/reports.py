@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from anonymize.policy import Policy, Role, SourcePolicy
+from transforms.stats import COLUMN_DOCS, TABLES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -420,49 +421,12 @@ HIERARCHY_LEVELS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
-#: One-line descriptions of the columns statistics tables publish, (Japanese, English). Keyed
-#: by *output* column name; a test checks every column of ``transforms.stats.TABLES`` has one,
-#: so a new table column cannot be published without its notice line.
-OUTPUT_COLUMNS: dict[str, tuple[str, str]] = {
-    "date": ("集計対象日（日本時間）", "reference date (JST)"),
-    "prefecture": (
-        "居住都道府県（登録住所の都道府県、不明は「unknown」）",
-        "prefecture of residence (from the registered address; unknown if not known)",
-    ),
-    "age_band": (
-        "集計対象日時点の年齢の5歳階級（90歳以上は「90+」）",
-        "5-year age band on the reference date (90+ top-coded)",
-    ),
-    "gender": ("性別（不明は「unknown」）", "gender (unknown if not known)"),
-    "url_template": (
-        "閲覧ページのパステンプレート（ID部分は「:id」、クエリ削除、少数は「other」）",
-        "page path template (ids → :id, query dropped, rare templates → other)",
-    ),
-    "device_class": (
-        "端末区分（ユーザーエージェントから判定）",
-        "device class (derived from the user agent)",
-    ),
-    "persons": ("該当する人数（重複を除いた人数）", "number of distinct persons in the cell"),
-    "weight_mean_kg": (
-        "体重の平均値（kg、1人1日1値）",
-        "mean weight (kg, one daily mean per person)",
-    ),
-    "weight_median_kg": (
-        "体重の中央値（kg、1人1日1値）",
-        "median weight (kg, one daily mean per person)",
-    ),
-    "suppressed": (
-        "秘匿フラグ（true の場合、人数・数値は空欄）",
-        "suppression flag (when true, counts and measures are empty)",
-    ),
-}
-
-#: Japanese one-line summaries of the statistics tables; the English text is the table's own
-#: ``TableSpec.description``. A table without one falls back to the English text.
+#: One-line descriptions of the published columns, (Japanese, English), and the Japanese table
+#: summaries: both come from ``transforms.stats`` (the one place tables are defined), so the
+#: notice, the data dictionary and the tables cannot drift apart.
+OUTPUT_COLUMNS: dict[str, tuple[str, str]] = dict(COLUMN_DOCS)
 TABLE_JA: dict[str, str] = {
-    "daily_active_users": "日本時間の当日に1回以上利用した人数（都道府県・5歳階級・性別別）。",
-    "page_views": "当日にページを閲覧した人数（パステンプレート・端末区分別）。",
-    "measurements_summary": "当日に体組成計で測定した人数と体重の平均値・中央値（5歳階級・性別別）。",
+    name: t.description_ja for name, t in TABLES.items() if t.description_ja
 }
 
 _ROLE_TEXT: dict[Role, tuple[str, str]] = {

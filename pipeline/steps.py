@@ -423,6 +423,7 @@ def _generalize_persons(paths: RunPaths, policy: Policy, day: str) -> int:
     )
     persons = users.select(
         PERSON,
+        age.alias("age"),  # exact age stays internal: the k-anonymity search generalizes it
         AgeHierarchy().expr(age, _level(policy, "users", "birth_date")).alias("age_band"),
         pl.col("gender").fill_null("unknown"),
         PrefectureHierarchy().expr(pref, _level(policy, "users", "prefecture")).alias("prefecture"),
@@ -436,8 +437,10 @@ def generalize(
 ) -> dict[str, Any]:
     """Quasi-identifiers → the policy's hierarchy levels, for one partition (or all).
 
-    Only generalized columns (and the pseudonymous ``person``) continue; raw quasi-identifiers
-    are dropped here, so later layers never see an exact timestamp, IP or coordinate.
+    Generalized columns and the pseudonymous ``person`` continue; raw IP, coordinates, user
+    agent and URL are dropped here. Two internal exceptions stay in the work layer only: the
+    exact ``ts`` and the ``session_id`` pseudonym, which session durations need. No output
+    selects them, and the GX suites forbid linking-key columns in every published table.
     """
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
@@ -449,6 +452,8 @@ def generalize(
 
 
 def _generalize_partition(paths: RunPaths, policy: Policy, p: int) -> dict[str, int]:
+    from anonymize.hierarchies import ua_os
+
     name = f"part-{p:04d}.parquet"
     record: dict[str, int] = {}
     ev = pl.scan_parquet(paths.work / "pseudo" / "events" / name)
@@ -464,6 +469,7 @@ def _generalize_partition(paths: RunPaths, policy: Policy, p: int) -> dict[str, 
         .expr(pl.col("referrer"), _level(policy, "events", "referrer"))
         .alias("referrer_template"),
         map_distinct(pl.col("user_agent"), ua_device_class).alias("device_class"),
+        map_distinct(pl.col("user_agent"), ua_os).alias("os_family"),
         builtin("user_agent")
         .expr(pl.col("user_agent"), _level(policy, "events", "user_agent"))
         .alias("ua_family"),
@@ -473,6 +479,10 @@ def _generalize_partition(paths: RunPaths, policy: Policy, p: int) -> dict[str, 
         "inquiry_text",
         "app_version",
         "amount_jpy",
+        # Work layer only, for the sessions table (never published; stats output only bands):
+        # the session pseudonym and the exact time of each event.
+        "session_id",
+        "ts",
     )
     record["events"] = write_parquet(events, paths.layer("generalized/events") / name)
     ms = pl.scan_parquet(paths.work / "pseudo" / "measurements" / name).select(
@@ -572,6 +582,10 @@ def stats_map(
             "pv_pairs": stats.page_view_pairs(events),
             "pv_templates": stats.template_persons(stats.page_view_pairs(events)),
             "measurements": stats.measurements_map(ms, persons),
+            "sessions": stats.sessions_map(events),
+            "search_volume": stats.search_volume_map(events),
+            "funnel": stats.funnel_map(events),
+            "revenue": stats.revenue_map(events),
         }
         record[str(p)] = {
             key: write_parquet(lf, paths.layer(f"stats_map/{key}") / name)
@@ -581,7 +595,7 @@ def stats_map(
 
 
 def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """Reduce the partition histograms to the three daily tables; suppress small cells."""
+    """Reduce the partition histograms to the daily tables (``stats.TABLES``); suppress."""
     from transforms import stats
 
     paths = _paths(settings, day, run_id)
@@ -603,18 +617,104 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         "measurements_summary": stats.measurements_reduce(
             pl.scan_parquet(maps / "measurements" / "*.parquet"), day, t.min_cell
         ),
+        "sessions": stats.sessions_reduce(
+            pl.scan_parquet(maps / "sessions" / "*.parquet"), day, t.min_cell
+        ),
+        "search_volume": stats.search_volume_reduce(
+            pl.scan_parquet(maps / "search_volume" / "*.parquet"), day, t.min_cell
+        ),
+        "funnel": stats.funnel_reduce(
+            pl.scan_parquet(maps / "funnel" / "*.parquet"), day, t.min_cell
+        ),
+        "revenue": stats.revenue_reduce(
+            pl.scan_parquet(maps / "revenue" / "*.parquet"), day, t.min_cell
+        ),
     }
     record: dict[str, Any] = {}
     for name, lf in tables.items():
         df = lf.collect()
         write_parquet(df, paths.staged_table("stats", name))
-        shown = df.filter(~pl.col("suppressed"))
+        published = [v for c in stats.TABLES[name].counts for v in df[c].drop_nulls().to_list()]
         record[name] = {
             "rows": df.height,
             "suppressed_cells": int(df["suppressed"].sum()),
-            "min_published_count": int(shown["persons"].min()) if shown.height else None,
+            "min_published_count": min(published) if published else None,
         }
     save_record(paths, "build_stats", record)
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# 6b. k-anonymous records
+
+#: The record-level release: one row per page view of a known person. Quasi-identifiers are
+#: generalized by the optimal lattice search; k counts distinct persons, never rows.
+ANONYMIZED_DATASET = "page_views"
+ANONYMIZED_QIS = ("age", "gender", "prefecture", "device_class")
+ANONYMIZED_ATTRIBUTES = ("url_template",)
+
+
+def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """k-anonymize page-view records over persons with the lattice engine (DESIGN §5).
+
+    Suppressed records (every QI ``*``) are released only when they hold at least k persons
+    themselves; otherwise they are withheld, since even an all-``*`` group of fewer than k
+    persons is a small group.
+    """
+    from anonymize.hierarchies import CategoricalHierarchy
+    from anonymize.kanon import anonymize
+    from expectations.specs import add_class_persons
+
+    paths = _paths(settings, day, run_id)
+    t = _policy(settings).thresholds
+    persons = pl.scan_parquet(paths.work / "generalized" / "persons.parquet").select(
+        PERSON, "age", "gender", "prefecture"
+    )
+    records = (
+        pl.scan_parquet(paths.work / "scrubbed" / "events" / "*.parquet")
+        .filter(pl.col("event") == "page_view")
+        .select(PERSON, "device_class", pl.col("url_template").fill_null("unknown"))
+        .join(persons, on=PERSON, how="inner")  # known persons only: anonymous cookies
+        .filter(pl.col("age").is_not_null())  # have no demographics to release
+        .with_columns(pl.col("device_class").fill_null("unknown"))
+        .sort(PERSON, "url_template", "device_class")  # input order never leaks (engine shuffles)
+        .collect()
+    )
+    qis = {
+        "age": AgeHierarchy(),
+        "gender": CategoricalHierarchy(),
+        "prefecture": PrefectureHierarchy(),
+        "device_class": CategoricalHierarchy(),
+    }
+    record: dict[str, Any] = {"input_records": records.height}
+    if records.height == 0:
+        save_record(paths, "anonymize_records", record)
+        return record
+    result = anonymize(
+        records, qis, k=t.k, max_suppression=t.max_suppression, person_col=PERSON, seed=0
+    )
+    frame = result.frame
+    star = pl.all_horizontal([pl.col(q) == "*" for q in ANONYMIZED_QIS])
+    suppressed_persons = frame.filter(star)[PERSON].n_unique()
+    withheld = 0
+    if 0 < suppressed_persons < t.k:
+        withheld = frame.filter(star).height
+        frame = frame.filter(~star)
+    frame = add_class_persons(frame, list(ANONYMIZED_QIS), PERSON).drop(PERSON)
+    frame = frame.select(*ANONYMIZED_QIS, *ANONYMIZED_ATTRIBUTES, "_class_persons")
+    write_parquet(frame, paths.layer("anonymized") / f"{ANONYMIZED_DATASET}.parquet")
+    metrics = {k: v for k, v in result.metrics.items() if k != "class_size_histogram"}
+    record.update(
+        {
+            "rows": frame.height,
+            "transformation": result.transformation,
+            "withheld_suppressed_records": withheld,
+            "seconds": round(result.seconds, 3),
+            **metrics,
+            "class_size_histogram": result.metrics.get("class_size_histogram"),
+        }
+    )
+    save_record(paths, "anonymize_records", record)
     return record
 
 
@@ -624,7 +724,10 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 
 def _stats_specs(policy: Policy) -> dict[str, Any]:
     from expectations.specs import ColumnSpec, OutputSpec
-    from transforms.stats import TABLES
+    from transforms.stats import DIM_VALUES, TABLES
+
+    def _allowed(dim: str) -> list[str] | None:
+        return list(DIM_VALUES[dim]) if dim in DIM_VALUES else None
 
     forbidden = sorted(
         {
@@ -638,11 +741,15 @@ def _stats_specs(policy: Policy) -> dict[str, Any]:
     specs = {}
     for name, t in TABLES.items():
         cols = [ColumnSpec("date", "date", nullable=False)]
-        cols += [ColumnSpec(d, "string", nullable=False) for d in t.dims if d != "date"]
+        cols += [
+            ColumnSpec(d, "string", nullable=False, allowed=_allowed(d))
+            for d in t.dims
+            if d != "date"
+        ]
         cols += [
             ColumnSpec(c, "int", nullable=True, min=policy.thresholds.min_cell) for c in t.counts
         ]
-        cols += [ColumnSpec(m, "float", nullable=True, min=0) for m in t.measures]
+        cols += [ColumnSpec(m, t.dtype(m), nullable=True, min=0) for m in t.measures]
         cols += [ColumnSpec("suppressed", "bool", nullable=False)]
         specs[name] = OutputSpec(
             name=name,
@@ -656,6 +763,25 @@ def _stats_specs(policy: Policy) -> dict[str, Any]:
     return specs
 
 
+def _anonymized_spec(policy: Policy, name: str) -> Any:
+    from expectations.specs import ColumnSpec, OutputSpec
+
+    stats_spec = next(iter(_stats_specs(policy).values()))
+    return OutputSpec(
+        name=name,
+        kind="anonymized",
+        columns=[
+            ColumnSpec(c, "string", nullable=False)
+            for c in (*ANONYMIZED_QIS, *ANONYMIZED_ATTRIBUTES)
+        ],
+        forbidden_columns=stats_spec.forbidden_columns,
+        pii_checked_columns=[*ANONYMIZED_QIS, *ANONYMIZED_ATTRIBUTES],
+        k=policy.thresholds.k,
+        qi_columns=list(ANONYMIZED_QIS),
+        person_count_column="_class_persons",
+    )
+
+
 def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Run the GX suites over every staged output and build Data Docs; fail closed."""
     from expectations.runner import validate_outputs
@@ -664,6 +790,12 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     policy = _policy(settings)
     specs = _stats_specs(policy)
     outputs = {name: pl.read_parquet(paths.staged_table("stats", name)) for name in specs}
+    anon_path = paths.work / "anonymized" / f"{ANONYMIZED_DATASET}.parquet"
+    if anon_path.exists():
+        # validated with its per-row class size in persons, published without it
+        anon_name = f"anonymized/{ANONYMIZED_DATASET}"
+        specs[anon_name] = _anonymized_spec(policy, anon_name)
+        outputs[anon_name] = pl.read_parquet(anon_path)
     report = validate_outputs(
         outputs, specs, docs_dir=paths.staged_reports / "data_docs", run_name=run_id
     )
@@ -676,6 +808,12 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         for name, r in report.outputs.items()
     }
     save_record(paths, "validate", record)
+    if report.passed and anon_path.exists():
+        from expectations.specs import strip_validation_columns
+
+        name = f"anonymized/{ANONYMIZED_DATASET}"
+        published = strip_validation_columns(outputs[name], specs[name])
+        write_parquet(published, paths.staged_table("anonymized", ANONYMIZED_DATASET))
     if not report.passed:
         failed = sorted(n for n, r in report.outputs.items() if not r.passed)
         # The data-quality team needs the failing Data Docs; they show no values (GX result
@@ -723,6 +861,24 @@ def _accounting(paths: RunPaths) -> dict[str, dict[str, int]]:
     return books
 
 
+def _anonymized_outputs(paths: RunPaths, val_rec: dict[str, Any]) -> dict[str, Any]:
+    rec = load_record(paths, "anonymize_records")
+    name = f"anonymized/{ANONYMIZED_DATASET}"
+    if "rows" not in rec:
+        return {}
+    return {
+        name: {
+            "rows": rec["rows"],
+            "k_min": rec.get("min_class_size"),
+            "suppressed_persons": rec.get("suppressed"),
+            "withheld_suppressed_records": rec.get("withheld_suppressed_records"),
+            "transformation": rec.get("transformation"),
+            "granularity_loss": rec.get("granularity_loss"),
+            "validation": "passed" if val_rec.get(name, {}).get("passed") else "failed",
+        }
+    }
+
+
 def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Check the books, write the manifest, move staged outputs into place, refresh the catalog."""
     from pipeline.manifest import build_manifest
@@ -740,14 +896,18 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         policy_version=policy.version,
         sources=books,
         outputs={
-            f"stats/{name}": {
-                "rows": rec["rows"],
-                "k_min": rec["min_published_count"],
-                "suppressed_cells": rec["suppressed_cells"],
-                "validation": "passed" if val_rec[name]["passed"] else "failed",
-            }
-            for name, rec in stats_rec.items()
+            **{
+                f"stats/{name}": {
+                    "rows": rec["rows"],
+                    "k_min": rec["min_published_count"],
+                    "suppressed_cells": rec["suppressed_cells"],
+                    "validation": "passed" if val_rec[name]["passed"] else "failed",
+                }
+                for name, rec in stats_rec.items()
+            },
+            **_anonymized_outputs(paths, val_rec),
         },
+        anonymized=load_record(paths, "anonymize_records") or None,
         steps={
             **{s: load_record(paths, s) for s in ("extract", "discover")},
             "scrub": _merged_records(paths, "scrub"),
@@ -812,6 +972,7 @@ STEPS = (
     ("scrub", scrub),
     ("stats_map", stats_map),
     ("stats_reduce", stats_reduce),
+    ("anonymize_records", anonymize_records),
     ("validate", validate),
     ("publish", publish),
 )

@@ -63,6 +63,7 @@ def test_dagbag_imports_without_errors(tmp_path: Path) -> None:
         "plan",
         "stats_map",
         "stats_reduce",
+        "anonymize_records",
         "validate",
         "publish",
         "cleanup",

@@ -69,6 +69,29 @@ def test_publishes_three_tables_and_a_catalog(published) -> None:
     assert n == published_counts.sum()
 
 
+def test_publishes_every_statistics_table(published) -> None:
+    from transforms.stats import TABLES
+
+    _, out, _ = published
+    assert len(TABLES) == 7
+    for name, spec in TABLES.items():
+        df = pl.read_parquet(out / "published" / "stats" / name / f"date={DAY}" / "part-0.parquet")
+        assert df.columns == list(spec.columns), name
+        shown = df.filter(~pl.col("suppressed"))
+        for count in spec.counts:
+            assert shown[count].null_count() == 0 and (shown[count] >= 10).all(), (name, count)
+    # 40 users × 3 page views, one session each (s-i-h), all iOS mobile, all under a minute;
+    # users 30-33 are excluded by rights, 36 persons remain.
+    sessions = pl.read_parquet(out / "published/stats/sessions")
+    ios = sessions.filter((pl.col("os_family") == "iOS") & (pl.col("duration_band") == "all"))
+    assert ios["persons"].to_list() == [36] and ios["sessions"].to_list() == [108]
+    # everyone but user 3 (phone number scrubbed → other) searched for ワイヤレスイヤホン
+    sv = pl.read_parquet(out / "published/stats/search_volume")
+    hit = sv.filter((pl.col("kind") == "search") & (pl.col("category") == "electronics"))
+    assert hit["persons"].to_list() == [35]
+    assert not (set(sv.columns) & {"search_query", "inquiry_text"})
+
+
 def test_manifest_books_balance(published) -> None:
     _, out, _ = published
     m = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
@@ -204,9 +227,33 @@ def test_output_is_identical_for_any_number_of_partitions(published, tmp_path: P
     out3 = tmp_path / "out3"
     proc = tokumei(*run_args(landing, out3), "--partitions", "3")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for table in ("daily_active_users", "page_views", "measurements_summary"):
+    for table in (
+        "daily_active_users",
+        "page_views",
+        "measurements_summary",
+        "sessions",
+        "search_volume",
+        "funnel",
+        "revenue",
+    ):
         a = pl.read_parquet(out1 / "published" / "stats" / table)
         b = pl.read_parquet(out3 / "published" / "stats" / table)
         assert a.equals(b), table
     m = json.loads((out3 / "reports" / f"date={DAY}" / "manifest.json").read_text())
     assert m["steps"]["partitions"] == 3
+
+
+def test_anonymized_records_are_k_anonymous_over_persons(published) -> None:
+    _, out, _ = published
+    part = out / "published" / "anonymized" / "page_views" / f"date={DAY}" / "part-0.parquet"
+    records = pl.read_parquet(part)
+    assert records.columns == ["age", "gender", "prefecture", "device_class", "url_template"]
+    m = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
+    o = m["outputs"]["anonymized/page_views"]
+    assert o["validation"] == "passed" and o["k_min"] >= 10 and o["rows"] == records.height
+    # 36 allowed known persons x 3 page views each; every QI class has >= 10 persons, so a
+    # class of rows can never be one heavy user
+    assert records.height + o["withheld_suppressed_records"] == 36 * 3
+    assert m["anonymized"]["granularity_loss"] >= 0
+    con = duckdb.connect(str(out / "published" / "catalog.duckdb"), read_only=True)
+    assert con.execute("select count(*) from anonymized_page_views").fetchone()[0] == records.height

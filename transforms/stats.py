@@ -7,7 +7,12 @@ person key is used for counting and never appears in the output.
 Suppression here is primary (cells under ``min_cell`` persons): the count and every measure of
 such a cell become null and ``suppressed`` is true, so analysts can tell "suppressed" from
 "zero". The tables publish no margins, so a suppressed interior cell cannot be recovered by
-subtraction within a table.
+subtraction within a table — except ``sessions``, whose 'all' row is a margin of its band rows
+for the session count; ``sessions_reduce`` adds the complementary suppression that needs.
+``funnel`` suppresses each step column on its own.
+
+``docs/data_dictionary.md`` is generated from :data:`TABLES` and :data:`COLUMN_DOCS`
+(:func:`data_dictionary`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,42 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from transforms.categories import CATEGORY_VALUES, categorize
+
 PERSON = "person"
+
+#: Session duration bands (max(ts) - min(ts) of a session's events), lower bound inclusive.
+DURATION_BANDS: tuple[tuple[str, int], ...] = (
+    ("<1m", 0),
+    ("1-10m", 60),
+    ("10-30m", 600),
+    ("30m+", 1800),
+)
+ALL_DURATIONS = "all"
+
+#: Purchase amount bands (JPY, lower bound inclusive).
+PRICE_BANDS: tuple[tuple[str, int], ...] = (
+    ("<1000", 0),
+    ("1000-4999", 1000),
+    ("5000-9999", 5000),
+    ("10000-49999", 10000),
+    ("50000+", 50000),
+)
+
+#: OS families published as themselves; every other family becomes ``other`` (a fixed list, so
+#: a rare OS never names itself, not even in a suppressed row). No user agent → ``unknown``.
+OS_FAMILIES: tuple[str, ...] = ("Android", "iOS", "Windows", "Mac OS X", "Linux", "Chrome OS")
+
+SEARCH_KINDS: tuple[str, ...] = ("search", "inquiry")
+
+#: Closed value sets of dimension columns (GX ``allowed`` sets and the data dictionary).
+DIM_VALUES: dict[str, tuple[str, ...]] = {
+    "duration_band": (ALL_DURATIONS, *(b for b, _ in DURATION_BANDS)),
+    "price_band": tuple(b for b, _ in PRICE_BANDS),
+    "os_family": (*OS_FAMILIES, "other", "unknown"),
+    "kind": SEARCH_KINDS,
+    "category": CATEGORY_VALUES,
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +68,29 @@ class TableSpec:
     dims: tuple[str, ...]
     counts: tuple[str, ...]
     measures: tuple[str, ...] = ()
+    #: Measures that are integers (e.g. rounded yen); every other measure is a float.
+    int_measures: tuple[str, ...] = ()
+    #: Japanese one-line summary (items notice, data dictionary).
+    description_ja: str = ""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Published columns, in order."""
+        return (*self.dims, *self.counts, *self.measures, "suppressed")
+
+    def dtype(self, column: str) -> str:
+        """Logical type of a published column: date, string, int, float or bool."""
+        if column == "date":
+            return "date"
+        if column == "suppressed":
+            return "bool"
+        if column in self.dims:
+            return "string"
+        if column in self.counts or column in self.int_measures:
+            return "int"
+        if column in self.measures:
+            return "float"
+        raise KeyError(f"{self.name}: no column {column!r}")
 
 
 TABLES: dict[str, TableSpec] = {
@@ -37,6 +100,7 @@ TABLES: dict[str, TableSpec] = {
         "and gender (logged-out cookies count as persons of unknown demographics).",
         ("date", "prefecture", "age_band", "gender"),
         ("persons",),
+        description_ja="日本時間の当日に1回以上利用した人数（都道府県・5歳階級・性別別）。",
     ),
     "page_views": TableSpec(
         "page_views",
@@ -45,6 +109,7 @@ TABLES: dict[str, TableSpec] = {
         "and device class.",
         ("date", "url_template", "device_class"),
         ("persons",),
+        description_ja="当日にページを閲覧した人数（パステンプレート・端末区分別）。",
     ),
     "measurements_summary": TableSpec(
         "measurements_summary",
@@ -53,6 +118,126 @@ TABLES: dict[str, TableSpec] = {
         ("date", "age_band", "gender"),
         ("persons",),
         ("weight_mean_kg", "weight_median_kg"),
+        description_ja="当日に体組成計で測定した人数と体重の平均値・中央値（5歳階級・性別別）。",
+    ),
+    "sessions": TableSpec(
+        "sessions",
+        "Sessions that day, by device class, OS family and duration band. A session is a "
+        "distinct (person, session pseudonym) pair; its duration is the time between its first "
+        "and last event that day; its device class and OS family are those of its first event. "
+        "One row per duration band (<1m, 1-10m, 10-30m, 30m+) plus an 'all' row: persons = "
+        "distinct persons with at least one such session (a person can count in several band "
+        "rows), sessions = number of such sessions (a session count, not a person count; it is "
+        "at least persons). A row with fewer than min_cell persons is suppressed; when exactly "
+        "one band of a device class and OS family is suppressed and its 'all' row is not, the "
+        "published band with the fewest sessions is suppressed too, so no band's session count "
+        "can be recovered as 'all' minus the other bands. OS families outside a fixed list "
+        "become 'other'.",
+        ("date", "device_class", "os_family", "duration_band"),
+        ("persons", "sessions"),
+        description_ja="当日のセッション数とセッションのあった人数（端末区分・OS・滞在時間帯別）。",
+    ),
+    "search_volume": TableSpec(
+        "search_volume",
+        "Distinct persons who searched (kind 'search') or sent an inquiry (kind 'inquiry') "
+        "that day, by topic category. The category comes from keyword rules applied to the "
+        "scrubbed text (transforms/categories.py, first match wins, 'other' when none); the "
+        "text itself is never published. A person who searched two categories counts in both.",
+        ("date", "kind", "category"),
+        ("persons",),
+        description_ja="当日に検索・問い合わせをした人数（種別・話題カテゴリ別、本文は含まない）。",
+    ),
+    "funnel": TableSpec(
+        "funnel",
+        "Conversion funnel that day, by device class: distinct persons with a page_view on "
+        "that device class; of those, persons who also signed up; of those, persons who also "
+        "purchased (all three on the same JST day and device class, in any order). A person "
+        "using two device classes counts in both rows. Each column is suppressed on its own "
+        "when under min_cell persons (suppressed is true when any is): a suppressed later step "
+        "is bounded only by the earlier step, which is acceptable because every published "
+        "value is itself at least min_cell or null, and no margin is published.",
+        ("date", "device_class"),
+        ("persons_page_view", "persons_signup", "persons_purchase"),
+        description_ja="当日のコンバージョン・ファネル：閲覧した人数、うち会員登録した人数、うち購入した人数（端末区分別）。",
+    ),
+    "revenue": TableSpec(
+        "revenue",
+        "Purchases that day, by price band of the single purchase amount (JPY): distinct "
+        "purchasing persons (a person with purchases in two bands counts in both) and the "
+        "band's total amount rounded to the nearest 1,000 JPY. The total is suppressed "
+        "together with its cell.",
+        ("date", "price_band"),
+        ("persons",),
+        ("total_amount_jpy",),
+        int_measures=("total_amount_jpy",),
+        description_ja="当日に購入した人数と購入金額の合計（千円単位に丸め、1回の購入金額帯別）。",
+    ),
+}
+
+#: One-line descriptions of every published column, (Japanese, English). The items notice and
+#: the data dictionary both read this; a test checks every column of every table has one.
+COLUMN_DOCS: dict[str, tuple[str, str]] = {
+    "date": ("集計対象日（日本時間）", "reference date (JST)"),
+    "prefecture": (
+        "居住都道府県（登録住所の都道府県、不明は「unknown」）",
+        "prefecture of residence (from the registered address; unknown if not known)",
+    ),
+    "age_band": (
+        "集計対象日時点の年齢の5歳階級（90歳以上は「90+」）",
+        "5-year age band on the reference date (90+ top-coded)",
+    ),
+    "gender": ("性別（不明は「unknown」）", "gender (unknown if not known)"),
+    "url_template": (
+        "閲覧ページのパステンプレート（ID部分は「:id」、クエリ削除、少数は「other」）",
+        "page path template (ids → :id, query dropped, rare templates → other)",
+    ),
+    "device_class": (
+        "端末区分（ユーザーエージェントから判定）",
+        "device class (derived from the user agent)",
+    ),
+    "os_family": (
+        "OSの系統（ユーザーエージェントから判定、主要なもの以外は「other」）",
+        "OS family (from the user agent; families outside a fixed list → other)",
+    ),
+    "duration_band": (
+        "セッションの滞在時間帯（最初と最後のイベントの間隔、「all」は全体）",
+        "session duration band (first to last event; 'all' = every session)",
+    ),
+    "kind": ("種別（search＝検索、inquiry＝問い合わせ）", "kind: search or inquiry"),
+    "category": (
+        "話題カテゴリ（秘匿処理後の本文からキーワードで判定、本文は含まない）",
+        "topic category (keyword rules on the scrubbed text; the text is not published)",
+    ),
+    "price_band": ("1回の購入金額の階級（円）", "price band of one purchase (JPY)"),
+    "persons": ("該当する人数（重複を除いた人数）", "number of distinct persons in the cell"),
+    "sessions": (
+        "セッション数（人数ではない。人数が秘匿されると空欄）",
+        "number of sessions (not persons; empty when the cell is suppressed)",
+    ),
+    "persons_page_view": ("ページを閲覧した人数", "distinct persons with a page view"),
+    "persons_signup": (
+        "ページを閲覧し、会員登録もした人数",
+        "distinct persons with a page view and a signup",
+    ),
+    "persons_purchase": (
+        "ページを閲覧し、会員登録と購入もした人数",
+        "distinct persons with a page view, a signup and a purchase",
+    ),
+    "total_amount_jpy": (
+        "購入金額の合計（円、千円単位に丸め）",
+        "total purchase amount (JPY, rounded to 1,000)",
+    ),
+    "weight_mean_kg": (
+        "体重の平均値（kg、1人1日1値）",
+        "mean weight (kg, one daily mean per person)",
+    ),
+    "weight_median_kg": (
+        "体重の中央値（kg、1人1日1値）",
+        "median weight (kg, one daily mean per person)",
+    ),
+    "suppressed": (
+        "秘匿フラグ（true の場合、人数・数値は空欄）",
+        "suppression flag (when true, counts and measures are empty)",
     ),
 }
 
@@ -196,6 +381,191 @@ def measurements_reduce(per_person: pl.LazyFrame, day: str, min_cell: int) -> pl
     return _finish(table, day, dims, ("weight_mean_kg", "weight_median_kg"), min_cell)
 
 
+def _band(value: pl.Expr, bands: tuple[tuple[str, int], ...]) -> pl.Expr:
+    """Label of the highest band whose lower bound ``value`` reaches (the first band otherwise)."""
+    out: pl.Expr = pl.lit(bands[0][0])
+    for label, lower in bands[1:]:
+        out = pl.when(value >= lower).then(pl.lit(label)).otherwise(out)
+    return out
+
+
+def fold_os(os_family: pl.Expr) -> pl.Expr:
+    """OS family → itself if in :data:`OS_FAMILIES`, ``unknown`` if null, else ``other``."""
+    return (
+        pl.when(os_family.is_null())
+        .then(pl.lit("unknown"))
+        .when(os_family.is_in(OS_FAMILIES))
+        .then(os_family)
+        .otherwise(pl.lit("other"))
+    )
+
+
+def _suppress(table: pl.LazyFrame, mask: pl.Expr, columns: tuple[str, ...]) -> pl.LazyFrame:
+    """Null ``columns`` where ``mask`` holds; add the ``suppressed`` flag."""
+    return table.with_columns(
+        *[pl.when(mask).then(None).otherwise(pl.col(c)).alias(c) for c in columns],
+        mask.alias("suppressed"),
+    )
+
+
+def _dated(
+    table: pl.LazyFrame, day: str, spec: TableSpec, keep: tuple[str, ...] = ()
+) -> pl.LazyFrame:
+    """Add ``date``; select the spec's columns (plus ``keep``) in order; sort by the dims."""
+    cols = [c for c in spec.columns if c != "suppressed"] + list(keep)
+    dims = [d for d in spec.dims if d != "date"]
+    return table.with_columns(pl.lit(day).str.to_date().alias("date")).select(cols).sort(dims)
+
+
+def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
+    """One partition: device_class × os_family × duration_band → persons and sessions.
+
+    Needs the work-layer columns ``session_id`` (pseudonym) and ``ts`` (exact time) and
+    ``os_family``; none of them is published. A session is a (person, session_id) pair, so it
+    lives in one partition and per-partition counts add up exactly.
+    """
+    order = ["ts", "device_class", "os_family"]  # deterministic "first event" for any N
+    sess = (
+        events.filter(pl.col("session_id").is_not_null() & pl.col("ts").is_not_null())
+        .with_columns(
+            pl.col("device_class").fill_null("unknown"),
+            fold_os(pl.col("os_family")).alias("os_family"),
+        )
+        .group_by(PERSON, "session_id")
+        .agg(
+            (pl.col("ts").max() - pl.col("ts").min()).dt.total_seconds().alias("_secs"),
+            pl.col("device_class").sort_by(order).first(),
+            pl.col("os_family").sort_by(order).first(),
+        )
+        .with_columns(_band(pl.col("_secs"), DURATION_BANDS).alias("duration_band"))
+    )
+    counts = (
+        pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
+        pl.len().cast(pl.Int64).alias("sessions"),
+    )
+    cols = ("device_class", "os_family", "duration_band", "persons", "sessions")
+    by_band = sess.group_by("device_class", "os_family", "duration_band").agg(*counts)
+    total = (
+        sess.group_by("device_class", "os_family")
+        .agg(*counts)
+        .with_columns(pl.lit(ALL_DURATIONS).alias("duration_band"))
+    )
+    return pl.concat([by_band.select(cols), total.select(cols)])
+
+
+def sessions_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """Sum partition histograms; primary suppression, then one complement per lone band.
+
+    The 'all' row is the margin of its band rows for ``sessions`` (sessions add up; persons do
+    not, a person can have sessions in several bands). With exactly one band suppressed and
+    'all' published, 'all' minus the other bands would give the band back, so the published
+    band with the fewest sessions (ties: band order) is suppressed as well.
+    """
+    spec = TABLES["sessions"]
+    dims = ("device_class", "os_family", "duration_band")
+    group = ["device_class", "os_family"]
+    band_order = {label: i for i, (label, _) in enumerate(DURATION_BANDS)}
+    table = hists.group_by(dims).agg(pl.col("persons").sum(), pl.col("sessions").sum())
+    is_band = pl.col("duration_band") != ALL_DURATIONS
+    primary = pl.col("persons") < min_cell
+    table = table.with_columns(primary.alias("_primary")).with_columns(
+        (pl.col("_primary") & is_band).sum().over(group).alias("_lone"),
+        (pl.col("_primary") & ~is_band).any().over(group).alias("_all_suppressed"),
+    )
+    candidate = is_band & ~pl.col("_primary") & (pl.col("_lone") == 1) & ~pl.col("_all_suppressed")
+    cost = pl.col("sessions") * len(DURATION_BANDS) + pl.col("duration_band").replace_strict(
+        band_order, default=0, return_dtype=pl.Int64
+    )
+    key = pl.when(candidate).then(cost)
+    table = table.with_columns(key.alias("_cost")).with_columns(
+        (pl.col("_cost") == pl.col("_cost").min().over(group)).fill_null(False).alias("_complement")
+    )
+    table = table.with_columns((pl.col("_primary") | pl.col("_complement")).alias("_mask"))
+    out = _dated(table, day, spec, keep=("_mask",))
+    return _suppress(out, pl.col("_mask"), spec.counts).drop("_mask")
+
+
+def search_volume_map(events: pl.LazyFrame) -> pl.LazyFrame:
+    """One partition: kind × category → distinct persons (category from the scrubbed text)."""
+    text = (
+        pl.when(pl.col("event") == "search")
+        .then(pl.col("search_query"))
+        .otherwise(pl.col("inquiry_text"))
+    )
+    return (
+        events.filter(pl.col("event").is_in(SEARCH_KINDS))
+        .select(PERSON, pl.col("event").alias("kind"), categorize(text))
+        .unique()
+        .group_by("kind", "category")
+        .agg(pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"))
+    )
+
+
+def search_volume_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """Sum partition histograms; suppress."""
+    dims = ("kind", "category")
+    table = hists.group_by(dims).agg(pl.col("persons").sum())
+    return _finish(table, day, dims, (), min_cell)
+
+
+def funnel_map(events: pl.LazyFrame) -> pl.LazyFrame:
+    """One partition: device_class → persons with page_view, + signup, + purchase."""
+    ev = pl.col("event")
+    flags = (
+        events.filter(ev.is_in(("page_view", "signup", "purchase")))
+        .with_columns(pl.col("device_class").fill_null("unknown"))
+        .group_by(PERSON, "device_class")
+        .agg(
+            (ev == "page_view").any().alias("_pv"),
+            (ev == "signup").any().alias("_signup"),
+            (ev == "purchase").any().alias("_purchase"),
+        )
+        .filter(pl.col("_pv"))
+    )
+    return flags.group_by("device_class").agg(
+        pl.len().cast(pl.Int64).alias("persons_page_view"),
+        pl.col("_signup").sum().cast(pl.Int64).alias("persons_signup"),
+        (pl.col("_signup") & pl.col("_purchase")).sum().cast(pl.Int64).alias("persons_purchase"),
+    )
+
+
+def funnel_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """Sum partition histograms; suppress each step on its own (``suppressed`` = any step)."""
+    spec = TABLES["funnel"]
+    table = hists.group_by("device_class").agg(pl.col(c).sum() for c in spec.counts)
+    out = _dated(table, day, spec)
+    small = [pl.col(c) < min_cell for c in spec.counts]
+    return out.with_columns(
+        *[
+            pl.when(sm).then(None).otherwise(pl.col(c)).alias(c)
+            for c, sm in zip(spec.counts, small, strict=True)
+        ],
+        pl.any_horizontal(small).alias("suppressed"),
+    )
+
+
+def revenue_map(events: pl.LazyFrame) -> pl.LazyFrame:
+    """One partition: price_band → distinct purchasing persons and the amount sum (JPY)."""
+    return (
+        events.filter((pl.col("event") == "purchase") & pl.col("amount_jpy").is_not_null())
+        .with_columns(_band(pl.col("amount_jpy"), PRICE_BANDS).alias("price_band"))
+        .group_by("price_band")
+        .agg(
+            pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
+            pl.col("amount_jpy").cast(pl.Int64).sum().alias("amount_jpy"),
+        )
+    )
+
+
+def revenue_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """Sum partition histograms; round the total to 1,000 JPY (half up); suppress both."""
+    table = hists.group_by("price_band").agg(pl.col("persons").sum(), pl.col("amount_jpy").sum())
+    table = table.with_columns(
+        ((pl.col("amount_jpy") + 500) // 1000 * 1000).cast(pl.Int64).alias("total_amount_jpy")
+    )
+    return _finish(table, day, ("price_band",), ("total_amount_jpy",), min_cell)
+
+
 # ---------------------------------------------------------------------------------------------
 # Single-frame conveniences (one partition): the same map and reduce, composed.
 
@@ -223,3 +593,88 @@ def measurements_summary(
 ) -> pl.LazyFrame:
     """date × age_band × gender → persons, weight mean and median (per-person daily means)."""
     return measurements_reduce(measurements_map(measurements, persons), day, min_cell)
+
+
+def sessions(events: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """date × device_class × os_family × duration_band → persons, sessions."""
+    return sessions_reduce(sessions_map(events), day, min_cell)
+
+
+def search_volume(events: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """date × kind × category → distinct persons."""
+    return search_volume_reduce(search_volume_map(events), day, min_cell)
+
+
+def funnel(events: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """date × device_class → persons with page_view, + signup, + purchase."""
+    return funnel_reduce(funnel_map(events), day, min_cell)
+
+
+def revenue(events: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """date × price_band → purchasing persons, total amount (1,000 JPY)."""
+    return revenue_reduce(revenue_map(events), day, min_cell)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data dictionary (docs/data_dictionary.md is this text; a test keeps them equal).
+
+DICTIONARY_HEADER = """<!-- Generated from transforms.stats.TABLES by `uv run python scripts/gen_data_dictionary.py`.
+     Do not edit by hand: tests/test_stats_tables.py fails when this file and the code differ. -->
+"""
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def data_dictionary() -> str:
+    """The data dictionary of every statistics table, as Markdown."""
+    from transforms.categories import describe_markdown
+
+    roles = {"date": "dimension", "suppressed": "flag"}
+    lines = [
+        DICTIONARY_HEADER,
+        "# Data dictionary: statistics tables",
+        "",
+        "Every table is published daily as "
+        "`published/stats/<table>/date=YYYY-MM-DD/part-0.parquet` and as a view of the same "
+        "name in `published/catalog.duckdb`.",
+        "",
+        "- Counts are counts of **distinct persons** unless the column says otherwise (a "
+        "person is a registered user, or a logged-out cookie/device when no user is known).",
+        "- A cell with fewer than `min_cell` persons (policy threshold, default 10) is "
+        "suppressed: its counts and measures are null and `suppressed` is true, so "
+        "'suppressed' differs from 'zero' (a missing row is zero).",
+        "- No table carries a person key, pseudonym, exact timestamp or free text.",
+        "",
+        "Tables: " + ", ".join(f"[`{n}`](#{n})" for n in TABLES) + ".",
+        "",
+    ]
+    for name, spec in TABLES.items():
+        lines += [f"## {name}", ""]
+        if spec.description_ja:
+            lines += [spec.description_ja, ""]
+        lines += [spec.description, ""]
+        lines += [
+            "| column | role | type | description | 説明 |",
+            "|---|---|---|---|---|",
+        ]
+        for col in spec.columns:
+            role = roles.get(col) or (
+                "dimension" if col in spec.dims else "count" if col in spec.counts else "measure"
+            )
+            ja, en = COLUMN_DOCS[col]
+            if col in DIM_VALUES:
+                en += "; values: " + ", ".join(f"`{v}`" for v in DIM_VALUES[col])
+            lines.append(
+                f"| `{col}` | {role} | {spec.dtype(col)} | {_md_cell(en)} | {_md_cell(ja)} |"
+            )
+        lines.append("")
+        if "category" in spec.dims:
+            lines += [
+                "Category keyword rules (`transforms/categories.py`):",
+                "",
+                describe_markdown(),
+                "",
+            ]
+    return "\n".join(lines).rstrip("\n") + "\n"
