@@ -46,6 +46,7 @@ def build_manifest(
     status: str,
     reason: str | None = None,
     anonymized: dict[str, Any] | None = None,
+    disclosure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest dict (JSON-ready)."""
     manifest: dict[str, Any] = {
@@ -63,4 +64,6 @@ def build_manifest(
         manifest["reason"] = reason
     if anonymized is not None:
         manifest["anonymized"] = anonymized
+    if disclosure is not None:
+        manifest["disclosure"] = disclosure
     return manifest

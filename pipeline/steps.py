@@ -631,8 +631,9 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         ),
     }
     record: dict[str, Any] = {}
+    frames: dict[str, pl.DataFrame] = {}
     for name, lf in tables.items():
-        df = lf.collect()
+        df = frames[name] = lf.collect()
         write_parquet(df, paths.staged_table("stats", name))
         published = [v for c in stats.TABLES[name].counts for v in df[c].drop_nulls().to_list()]
         record[name] = {
@@ -640,7 +641,15 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             "suppressed_cells": int(df["suppressed"].sum()),
             "min_published_count": min(published) if published else None,
         }
+    # LP attacker on every published table (transforms/disclosure_audit.py); fail closed.
+    from transforms.disclosure_audit import audit_tables, failing
+
+    audit = audit_tables(frames, t.min_cell)
+    for name, verdict in audit.items():
+        record[name]["disclosure"] = verdict
     save_record(paths, "build_stats", record)
+    if bad := failing(audit):
+        raise TokumeiError(f"disclosure audit: suppressed cells recoverable in {', '.join(bad)}")
     return record
 
 
@@ -890,6 +899,8 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     stats_rec, val_rec = load_record(paths, "build_stats"), load_record(paths, "validate")
     if not val_rec or not all(v["passed"] for v in val_rec.values()):
         raise ValidationFailed("outputs were not validated; nothing was published")
+    if bad := sorted(n for n, r in stats_rec.items() if not (r.get("disclosure") or {}).get("ok")):
+        raise TokumeiError(f"disclosure audit missing or failed for {', '.join(bad)}")
     manifest = build_manifest(
         run_id=run_id,
         day=day,
@@ -908,6 +919,7 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             **_anonymized_outputs(paths, val_rec),
         },
         anonymized=load_record(paths, "anonymize_records") or None,
+        disclosure={name: rec.get("disclosure") for name, rec in stats_rec.items()},
         steps={
             **{s: load_record(paths, s) for s in ("extract", "discover")},
             "scrub": _merged_records(paths, "scrub"),

@@ -108,8 +108,8 @@ def test_sessions_counts_bands_and_all_row() -> None:
 
 def test_sessions_complementary_suppression_of_a_lone_band() -> None:
     # mobile/iOS at min_cell 2: <1m (4 persons), 1-10m (1 → primary), 30m+ (2), all (4).
-    # 1-10m alone would be all − <1m − 30m+ = 7 − 4 − 2 = 1 session, so the published band with
-    # the fewest sessions (30m+) is suppressed too.
+    # 1-10m alone would be all − <1m − 30m+ = 7 − 4 − 2 = 1 session, so protect_table adds a
+    # complement (the smallest band, 30m+) that the LP attacker cannot separate from it.
     out = stats.sessions(_session_events(), DAY, min_cell=2).collect()
     ios = out.filter((pl.col("device_class") == "mobile") & (pl.col("os_family") == "iOS"))
     flags = dict(zip(ios["duration_band"], ios["suppressed"], strict=True))

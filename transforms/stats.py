@@ -8,7 +8,9 @@ Suppression here is primary (cells under ``min_cell`` persons): the count and ev
 such a cell become null and ``suppressed`` is true, so analysts can tell "suppressed" from
 "zero". The tables publish no margins, so a suppressed interior cell cannot be recovered by
 subtraction within a table — except ``sessions``, whose 'all' row is a margin of its band rows
-for the session count; ``sessions_reduce`` adds the complementary suppression that needs.
+(additive for the session count, not for persons); ``protect_sessions`` adds the complementary
+suppression that needs (``anonymize.disclosure.protect_table``, LP-verified, fail closed).
+``transforms.disclosure_audit`` re-attacks every published table after the run.
 ``funnel`` suppresses each step column on its own.
 
 ``docs/data_dictionary.md`` is generated from :data:`TABLES` and :data:`COLUMN_DOCS`
@@ -128,11 +130,11 @@ TABLES: dict[str, TableSpec] = {
         "One row per duration band (<1m, 1-10m, 10-30m, 30m+) plus an 'all' row: persons = "
         "distinct persons with at least one such session (a person can count in several band "
         "rows), sessions = number of such sessions (a session count, not a person count; it is "
-        "at least persons). A row with fewer than min_cell persons is suppressed; when exactly "
-        "one band of a device class and OS family is suppressed and its 'all' row is not, the "
-        "published band with the fewest sessions is suppressed too, so no band's session count "
-        "can be recovered as 'all' minus the other bands. OS families outside a fixed list "
-        "become 'other'.",
+        "at least persons). A row with fewer than min_cell persons is suppressed; further rows "
+        "are suppressed as complements so that no suppressed row's sessions or persons can be "
+        "narrowed below min_cell candidate values from its 'all' row and the published bands "
+        "(checked by a linear-programming attacker; both counts of a row are suppressed "
+        "together). OS families outside a fixed list become 'other'.",
         ("date", "device_class", "os_family", "duration_band"),
         ("persons", "sessions"),
         description_ja="当日のセッション数とセッションのあった人数（端末区分・OS・滞在時間帯別）。",
@@ -453,35 +455,73 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
     return pl.concat([by_band.select(cols), total.select(cols)])
 
 
-def sessions_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
-    """Sum partition histograms; primary suppression, then one complement per lone band.
+#: Alternations between the two counts of ``sessions`` (see :func:`protect_sessions`).
+_SESSIONS_MAX_ROUNDS = 10
 
-    The 'all' row is the margin of its band rows for ``sessions`` (sessions add up; persons do
-    not, a person can have sessions in several bands). With exactly one band suppressed and
-    'all' published, 'all' minus the other bands would give the band back, so the published
-    band with the fewest sessions (ties: band order) is suppressed as well.
+
+def protect_sessions(table: pl.DataFrame, min_cell: int) -> pl.Series:
+    """Row suppression mask of the summed sessions table (bands and 'all' rows, any order).
+
+    Primary: rows under ``min_cell`` persons. Secondary: ``anonymize.disclosure.protect_table``,
+    so that no suppressed row can be recovered from its 'all' row and the published bands. The
+    'all' row is the margin over ``duration_band`` of each device_class × os_family:
+
+    - ``sessions`` is additive (sessions are partitioned by band): ``all = sum(bands)``;
+    - ``persons`` is not (a person can have sessions in several bands): protected with
+      ``additive=False`` (``all <= sum(bands)``, ``band <= all``).
+
+    Both counts are nulled together (one ``suppressed`` flag per row), so the pattern must hold
+    for both: the session count is protected with the persons-primary rows forced, then the
+    person count with that pattern forced; if persons needs more complements, sessions is redone
+    with them forced, until neither adds a cell (the pattern only grows). Fail closed: raises
+    ``UnsafeTableError`` when the LP attacker can narrow any suppressed cell of either count
+    below the protection range. Not modelled: ``sessions >= persons`` per row (the attacker is
+    run per count).
+    """
+    from anonymize.disclosure import protect_table
+
+    group = ["device_class", "os_family"]
+    dims = [*group, "duration_band"]
+    is_all = pl.col("duration_band") == ALL_DURATIONS
+    cells = table.filter(~is_all).select(*dims, "persons", "sessions")
+    margins: dict[tuple[str, ...], pl.DataFrame] = {
+        tuple(group): table.filter(is_all).select(*group, "persons", "sessions")
+    }
+    # Pattern rows name a margin cell with null in the aggregated dim.
+    band = pl.when(is_all).then(None).otherwise(pl.col("duration_band")).alias("duration_band")
+    force = table.filter(pl.col("persons") < min_cell).select(*group, band)
+    for _ in range(_SESSIONS_MAX_ROUNDS):
+        kw = {"margins": margins, "threshold": min_cell}
+        by_sessions = protect_table(cells, dims, "sessions", force_suppress=force, **kw)
+        pattern = by_sessions.pattern().unique()
+        by_persons = protect_table(
+            cells, dims, "persons", additive=False, force_suppress=pattern, **kw
+        )
+        both = by_persons.pattern().unique()
+        if both.height == pattern.height:
+            break
+        force = both
+    else:  # pragma: no cover - the pattern only grows, so this needs a huge table
+        raise RuntimeError("sessions: suppression pattern did not converge")
+    by_sessions.raise_if_unsafe()
+    by_persons.raise_if_unsafe()
+    marked = both.with_columns(pl.lit(True).alias("_mask"))
+    keyed = table.select(*group, band)
+    mask = keyed.join(marked, on=dims, how="left", nulls_equal=True, maintain_order="left")
+    return mask["_mask"].fill_null(False)
+
+
+def sessions_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
+    """Sum partition histograms; primary + LP-verified complementary suppression.
+
+    See :func:`protect_sessions`. Raises ``anonymize.disclosure.UnsafeTableError`` (fail closed)
+    when the attacker could still narrow a suppressed cell.
     """
     spec = TABLES["sessions"]
     dims = ("device_class", "os_family", "duration_band")
-    group = ["device_class", "os_family"]
-    band_order = {label: i for i, (label, _) in enumerate(DURATION_BANDS)}
-    table = hists.group_by(dims).agg(pl.col("persons").sum(), pl.col("sessions").sum())
-    is_band = pl.col("duration_band") != ALL_DURATIONS
-    primary = pl.col("persons") < min_cell
-    table = table.with_columns(primary.alias("_primary")).with_columns(
-        (pl.col("_primary") & is_band).sum().over(group).alias("_lone"),
-        (pl.col("_primary") & ~is_band).any().over(group).alias("_all_suppressed"),
-    )
-    candidate = is_band & ~pl.col("_primary") & (pl.col("_lone") == 1) & ~pl.col("_all_suppressed")
-    cost = pl.col("sessions") * len(DURATION_BANDS) + pl.col("duration_band").replace_strict(
-        band_order, default=0, return_dtype=pl.Int64
-    )
-    key = pl.when(candidate).then(cost)
-    table = table.with_columns(key.alias("_cost")).with_columns(
-        (pl.col("_cost") == pl.col("_cost").min().over(group)).fill_null(False).alias("_complement")
-    )
-    table = table.with_columns((pl.col("_primary") | pl.col("_complement")).alias("_mask"))
-    out = _dated(table, day, spec, keep=("_mask",))
+    table = hists.group_by(dims).agg(pl.col("persons").sum(), pl.col("sessions").sum()).collect()
+    table = table.with_columns(protect_sessions(table, min_cell).alias("_mask"))
+    out = _dated(table.lazy(), day, spec, keep=("_mask",))
     return _suppress(out, pl.col("_mask"), spec.counts).drop("_mask")
 
 
