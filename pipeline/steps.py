@@ -88,7 +88,7 @@ def new_run_id(day: str) -> str:
 # 0. start
 
 
-def start(settings: Settings, day: str, in_airflow: bool = False) -> str:
+def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | None = None) -> str:
     """Check everything that can be checked before reading data; return the run id.
 
     The key is looked up (and dropped) here so that a run without a key refuses to start
@@ -97,7 +97,7 @@ def start(settings: Settings, day: str, in_airflow: bool = False) -> str:
     check_day(day)
     _policy(settings)
     pseudonym_key(in_airflow=in_airflow)
-    run_id = new_run_id(day)
+    run_id = run_id or new_run_id(day)
     paths = _paths(settings, day, run_id)
     paths.work.mkdir(parents=True, exist_ok=False)
     save_record(paths, "start", {"started_at": datetime.now(UTC).isoformat(), "day": day})
@@ -661,6 +661,8 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 ANONYMIZED_DATASET = "page_views"
 ANONYMIZED_QIS = ("age", "gender", "prefecture", "device_class")
 ANONYMIZED_ATTRIBUTES = ("url_template",)
+#: GX suite / Data Docs name of that output (GX store keys cannot contain "/").
+ANONYMIZED_VALIDATION_NAME = f"anonymized_{ANONYMIZED_DATASET}"
 
 
 def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
@@ -802,7 +804,7 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     anon_path = paths.work / "anonymized" / f"{ANONYMIZED_DATASET}.parquet"
     if anon_path.exists():
         # validated with its per-row class size in persons, published without it
-        anon_name = f"anonymized/{ANONYMIZED_DATASET}"
+        anon_name = ANONYMIZED_VALIDATION_NAME
         specs[anon_name] = _anonymized_spec(policy, anon_name)
         outputs[anon_name] = pl.read_parquet(anon_path)
     report = validate_outputs(
@@ -820,7 +822,7 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     if report.passed and anon_path.exists():
         from expectations.specs import strip_validation_columns
 
-        name = f"anonymized/{ANONYMIZED_DATASET}"
+        name = ANONYMIZED_VALIDATION_NAME
         published = strip_validation_columns(outputs[name], specs[name])
         write_parquet(published, paths.staged_table("anonymized", ANONYMIZED_DATASET))
     if not report.passed:
@@ -873,6 +875,7 @@ def _accounting(paths: RunPaths) -> dict[str, dict[str, int]]:
 def _anonymized_outputs(paths: RunPaths, val_rec: dict[str, Any]) -> dict[str, Any]:
     rec = load_record(paths, "anonymize_records")
     name = f"anonymized/{ANONYMIZED_DATASET}"
+    vname = ANONYMIZED_VALIDATION_NAME
     if "rows" not in rec:
         return {}
     return {
@@ -883,7 +886,7 @@ def _anonymized_outputs(paths: RunPaths, val_rec: dict[str, Any]) -> dict[str, A
             "withheld_suppressed_records": rec.get("withheld_suppressed_records"),
             "transformation": rec.get("transformation"),
             "granularity_loss": rec.get("granularity_loss"),
-            "validation": "passed" if val_rec.get(name, {}).get("passed") else "failed",
+            "validation": "passed" if val_rec.get(vname, {}).get("passed") else "failed",
         }
     }
 
@@ -996,10 +999,13 @@ def run_all(
     """Run every step in-process; on failure record it, clean up, and re-raise."""
     from pipeline.errors import safe_reason
 
-    run_id = start(settings, day, in_airflow=in_airflow)
+    # The run id exists before start() so that a failure anywhere, start included, can be
+    # recorded and cleaned up under it.
+    run_id = new_run_id(check_day(day))
     results: dict[str, Any] = {"run_id": run_id}
     step = "start"
     try:
+        start(settings, day, in_airflow=in_airflow, run_id=run_id)
         for step, fn in STEPS:
             t0 = time.perf_counter()
             if progress:
@@ -1009,8 +1015,11 @@ def run_all(
                 progress(step, "done", time.perf_counter() - t0)
     except BaseException as exc:
         reason = safe_reason(exc, step)
+        started = _paths(settings, day, run_id).work.exists()
         try:
-            record_failure(settings, day, run_id, reason)
+            # A run that never started (no key, bad policy) wrote nothing and records nothing.
+            if started:
+                record_failure(settings, day, run_id, reason)
         finally:
             cleanup(settings, day, run_id)
         if isinstance(exc, TokumeiError):

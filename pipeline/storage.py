@@ -90,41 +90,117 @@ def load_record(paths: RunPaths, step: str) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+#: Journal of a publish in progress, under ``published/``; see :func:`publish_tree`.
+PUBLISHING = ".publishing"
+#: Where replaced partitions wait, under ``published/``, until the publish commits.
+TRASH = ".trash"
+
+
 def publish_tree(paths: RunPaths) -> list[str]:
     """Move every staged partition and the reports into place; return what was published.
 
-    Each ``date=`` partition is swapped with two renames (old → trash, new → place); the window
-    in which a reader could miss the partition is two metadata operations, and a reader never
-    sees a partially written one.
+    The release is published as a whole or not at all, as far as renames allow: each item is
+    swapped with two renames (old → ``published/.trash``, new → place), and the replaced items
+    are kept until every swap is done. If a swap fails, the swaps already done are undone in
+    reverse (the new items go back to staging, the old ones back into place), so readers never
+    keep a mix of old and new tables, nor a subset of a new release. A journal
+    (``published/.publishing``) lists the swaps before the first one and is removed once the
+    last one is done (the commit point): a publish killed half way is rolled back by the next
+    publish. A reader never sees a partially written file.
     """
+    _recover(paths.published)
     published: list[str] = []
+    moves: list[tuple[Path, Path]] = []
     staged_pub = paths.staging / "published"
     for part in sorted(staged_pub.glob("*/*/date=*")):
         rel = part.relative_to(staged_pub)
-        target = paths.published / rel
-        _swap_dir(part, target)
+        moves.append((part, paths.published / rel))
         published.append(str(Path("published") / rel))
     if paths.staged_reports.exists():
-        paths.reports.mkdir(parents=True, exist_ok=True)
-        for item in sorted(paths.staged_reports.iterdir()):
-            target = paths.reports / item.name
-            if item.is_dir():
-                _swap_dir(item, target)
-            else:
-                os.replace(item, target)
+        moves += [
+            (item, paths.reports / item.name) for item in sorted(paths.staged_reports.iterdir())
+        ]
+    # journal paths are relative to the out dir: workers may mount it at different places
+    out = paths.published.parent
+    trash = paths.published / TRASH / paths.run_id
+    swaps = [
+        {
+            "src": str(src.relative_to(out)),
+            "target": str(target.relative_to(out)),
+            "old": str((trash / f"{i:05d}").relative_to(out)),
+            "had_old": target.exists(),
+        }
+        for i, (src, target) in enumerate(moves)
+    ]
+    _write_journal(paths.published, swaps)
+    done: list[dict[str, Any]] = []
+    try:
+        for swap in swaps:
+            done.append(swap)
+            _swap_dir(out / swap["src"], out / swap["target"], out / swap["old"])
+    except BaseException:
+        _roll_back(out, done)
+        (paths.published / PUBLISHING).unlink()
+        shutil.rmtree(paths.published / TRASH, ignore_errors=True)
+        raise
+    (paths.published / PUBLISHING).unlink()  # the commit point
+    shutil.rmtree(paths.published / TRASH, ignore_errors=True)
     return published
 
 
-def _swap_dir(src: Path, target: Path) -> None:
+def _swap_dir(src: Path, target: Path, old: Path) -> None:
+    """Put ``src`` (a directory or a file) at ``target``; the replaced item goes to ``old``."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    trash = target.with_name(target.name + ".old")
-    if trash.exists():
-        shutil.rmtree(trash)
+    old.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
-        os.replace(target, trash)
+        os.replace(target, old)
     os.replace(src, target)
-    if trash.exists():
-        shutil.rmtree(trash)
+
+
+def _write_journal(published: Path, swaps: list[dict[str, Any]]) -> None:
+    published.mkdir(parents=True, exist_ok=True)
+    tmp = published / (PUBLISHING + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(swaps, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, published / PUBLISHING)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _roll_back(out: Path, swaps: list[dict[str, Any]]) -> None:
+    """Undo swaps (done, half done or not started), last first.
+
+    A swap's new item goes back to its staging place when that still exists (so a retried
+    publish task can publish it), else it is deleted; the replaced item goes back into place.
+    """
+    for swap in reversed(swaps):
+        src, target, old = (out / swap[k] for k in ("src", "target", "old"))
+        if swap["had_old"] and not old.exists():
+            continue  # not started: target still holds the old item
+        if target.exists():  # the new item is in place
+            if src.parent.is_dir() and not src.exists():
+                os.replace(target, src)
+            else:
+                _remove(target)
+        if old.exists():
+            os.replace(old, target)
+
+
+def _recover(published: Path) -> None:
+    """Roll back a publish that a killed process left half done; drop leftover trash."""
+    journal = published / PUBLISHING
+    if journal.exists():
+        _roll_back(published.parent, json.loads(journal.read_text()))
+        journal.unlink()
+    (published / (PUBLISHING + ".tmp")).unlink(missing_ok=True)
+    shutil.rmtree(published / TRASH, ignore_errors=True)
 
 
 def build_catalog(published: Path) -> list[str]:
@@ -137,10 +213,15 @@ def build_catalog(published: Path) -> list[str]:
 
     views: list[str] = []
     tmp = published / "catalog.duckdb.tmp"
-    tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
+    _remove_catalog_tmp(tmp)
     try:
-        for kind_dir in sorted(p for p in published.iterdir() if p.is_dir()):
+        con = duckdb.connect(str(tmp))
+    except BaseException:
+        _remove_catalog_tmp(tmp)
+        raise
+    try:
+        kinds = (p for p in published.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for kind_dir in sorted(kinds):
             for table_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
                 if not any(table_dir.glob("date=*/*.parquet")):
                     continue
@@ -155,10 +236,19 @@ def build_catalog(published: Path) -> list[str]:
                     f"read_parquet('{glob}', hive_partitioning = false)"
                 )
                 views.append(name)
-    finally:
+    except BaseException:
         con.close()
+        _remove_catalog_tmp(tmp)
+        raise
+    con.close()
     os.replace(tmp, published / "catalog.duckdb")
     return views
+
+
+def _remove_catalog_tmp(tmp: Path) -> None:
+    """A half-built catalog (and its write-ahead log) must not stay under ``published/``."""
+    for path in (tmp, tmp.with_name(tmp.name + ".wal")):
+        path.unlink(missing_ok=True)
 
 
 def remove_run_dirs(paths: RunPaths) -> None:

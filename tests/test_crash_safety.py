@@ -1,0 +1,358 @@
+"""Crash safety and idempotency of a run (in-process, no subprocesses).
+
+A failure injected in any step leaves nothing partial under ``published/``: the published tree is,
+as a whole, either the previous complete release or the new complete release — never a mix of
+old and new tables (a reader joining two tables of one date must see one release), and never a
+subset of the new tables. ``_work/`` and ``_staging/`` are empty afterwards, a value-free failure
+record exists, and a rerun in the same out dir succeeds with output identical to a clean run.
+
+Most injections run in an out dir that already holds a *different* previous complete release of
+the same date, so that a mix of old and new tables would be visible; the mid-publish crash also runs in a fresh out dir, where "old" means
+"nothing published".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from conftest import DAY, PLANTED, TEST_KEY, all_text_under, write_handmade_landing
+
+from pipeline import steps, storage
+from pipeline.errors import TokumeiError
+from pipeline.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+Release = dict[str, pl.DataFrame]
+
+
+class Injected(RuntimeError):
+    """The failure the tests inject (an unexpected error, like a crash in library code)."""
+
+
+def _settings(landing: Path, out: Path) -> Settings:
+    return Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out).resolved()
+
+
+def _release(out: Path) -> Release:
+    """Every published table partition of the out dir, keyed by its path under ``published/``."""
+    pub = out / "published"
+    if not pub.exists():
+        return {}
+    return {
+        str(p.relative_to(pub)): pl.read_parquet(p)
+        for p in sorted(pub.rglob("*.parquet"))
+        if not any(part.startswith(".") for part in p.relative_to(pub).parts)
+    }
+
+
+def _same(a: Release, b: Release) -> bool:
+    return a.keys() == b.keys() and all(a[k].equals(b[k]) for k in a)
+
+
+def _describe(state: Release, old: Release, new: Release) -> str:
+    rows = []
+    for k in sorted(state.keys() | old.keys() | new.keys()):
+        s = state.get(k)
+        tag = (
+            "missing"
+            if s is None
+            else "old"
+            if k in old and s.equals(old[k])
+            else "new"
+            if k in new and s.equals(new[k])
+            else "other"
+        )
+        rows.append(f"{k}: {tag}")
+    return "; ".join(rows)
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Any:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_handmade_landing(tmp_path_factory.mktemp("crash") / "landing")
+
+
+@pytest.fixture(scope="module")
+def ref_out(tmp_path_factory: pytest.TempPathFactory, landing: Path, keyed: Any) -> Path:
+    """The out dir of one clean run on the hand-written landing."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    steps.run_all(_settings(landing, out), DAY)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(ref_out: Path) -> Release:
+    """The release of that run."""
+    release = _release(ref_out)
+    assert any(k.startswith("stats/") for k in release)
+    assert any(k.startswith("anonymized/") for k in release)
+    return release
+
+
+@pytest.fixture(scope="module")
+def old_out(tmp_path_factory: pytest.TempPathFactory, reference: Release, ref_out: Path) -> Path:
+    """An out dir holding a previous, complete release of the same date in which every table
+    differs from the new one (the reference with its last row dropped, or a row of nulls added to an empty table: cheaper than a second
+    pipeline run, and any mix of old and new tables shows)."""
+    out = tmp_path_factory.mktemp("old") / "out"
+    shutil.copytree(ref_out / "reports", out / "reports", ignore=shutil.ignore_patterns("failed"))
+    for rel, df in reference.items():
+        path = out / "published" / rel
+        path.parent.mkdir(parents=True)
+        nulls = pl.DataFrame({c: [None] for c in df.columns}, schema=df.schema)
+        (df.head(df.height - 1) if df.height else nulls).write_parquet(path)
+    old = _release(out)
+    assert old.keys() == reference.keys()
+    assert not any(old[k].equals(reference[k]) for k in old)
+    return out
+
+
+def _seed(out: Path, old_out: Path | None) -> Release:
+    """Copy the previous release into ``out`` (or leave it fresh); return the old release."""
+    if old_out is None:
+        return {}
+    for sub in ("published", "reports"):
+        shutil.copytree(old_out / sub, out / sub)
+    return _release(out)
+
+
+def _fail_after(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fn(*args, **kwargs)
+        raise Injected("injected after the step ran")
+
+    return wrapper
+
+
+def _fail_before(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        raise Injected("injected before the step ran")
+
+    return wrapper
+
+
+def _inject_step(mp: pytest.MonkeyPatch, name: str, how: Callable) -> None:
+    assert name in dict(steps.STEPS)
+    mp.setattr(steps, "STEPS", tuple((n, how(f) if n == name else f) for n, f in steps.STEPS))
+
+
+def _inject_swap(mp: pytest.MonkeyPatch, fail_on: int) -> None:
+    """``_swap_dir`` raises on its ``fail_on``-th call: between two partition swaps of publish."""
+    real, calls = storage._swap_dir, []
+
+    def swap(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == fail_on:
+            raise Injected("injected between two swaps")
+        return real(*args, **kwargs)
+
+    mp.setattr(storage, "_swap_dir", swap)
+
+
+def _inject_catalog(mp: pytest.MonkeyPatch) -> None:
+    """The catalog build dies after it opened (and half wrote) its database file."""
+    import duckdb
+
+    real = duckdb.connect
+
+    class Dying:
+        def __init__(self, con: Any) -> None:
+            self.con = con
+
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            self.con.execute(*args, **kwargs)
+            raise Injected("injected inside build_catalog")
+
+        def close(self) -> None:
+            self.con.close()
+
+    def connect(database: Any = ":memory:", *args: Any, **kwargs: Any) -> Any:
+        con = real(database, *args, **kwargs)
+        return Dying(con) if str(database).endswith("catalog.duckdb.tmp") else con
+
+    mp.setattr(duckdb, "connect", connect)
+
+
+def _check_after_failure(
+    out: Path, old: Release, new: Release, want: str | None, step: str
+) -> None:
+    state = _release(out)
+    is_old, is_new = _same(state, old), _same(state, new)
+    assert is_old or is_new, "published/ mixes releases: " + _describe(state, old, new)
+    if want == "old":
+        assert is_old, _describe(state, old, new)
+    pub = out / "published"
+    if pub.exists():
+        leftovers = [
+            str(p.relative_to(pub))
+            for p in pub.rglob("*")
+            if p.name.endswith((".tmp", ".old")) or p.name.startswith(".")
+        ]
+        assert not leftovers, leftovers
+    for d in ("_work", "_staging"):
+        assert not (out / d).exists() or not any((out / d).iterdir()), d
+    failed = list((out / "reports" / f"date={DAY}" / "failed").glob("*.json"))
+    assert len(failed) == 1
+    rec = json.loads(failed[0].read_text())
+    assert rec["status"] == "failed" and rec["reason"].startswith(f"{step}:"), rec["reason"]
+    needles = [*PLANTED.values(), TEST_KEY]
+    for path, text in all_text_under(out / "reports", pub if pub.exists() else out / "reports"):
+        for needle in needles:
+            assert needle not in text, f"{needle!r} leaked into {path}"
+
+
+def _rerun_matches(settings: Settings, new: Release) -> None:
+    steps.run_all(settings, DAY)
+    state = _release(settings.out)
+    assert _same(state, new), _describe(state, {}, new)
+    assert (settings.out / "published" / "catalog.duckdb").exists()
+
+
+#: Reruns cost a full run (~10 s of GX each), so only these cases rerun; between them they cover
+#: a failure before any output is staged, after everything is staged and validated, and each
+#: way publish can fail. The state every other case leaves is checked to be the same.
+RERUN = {"extract", "validate", "swap", "catalog", "publish", "killed"}
+CASES = [
+    *[
+        pytest.param("after", name, "old", name in RERUN, id=f"after-{name}")
+        for name, _ in steps.STEPS
+    ],
+    pytest.param("before", "publish", "old", False, id="before-publish"),
+    pytest.param("swap", 2, "old", True, id="mid-publish-swap"),
+    pytest.param("swap", 2, "fresh", True, id="mid-publish-swap-fresh"),
+    pytest.param("catalog", None, "old", True, id="inside-build_catalog"),
+]
+
+
+@pytest.mark.parametrize(("kind", "where", "seed", "rerun"), CASES)
+def test_failure_leaves_one_whole_release_and_rerun_recovers(
+    kind: str,
+    where: Any,
+    seed: str,
+    rerun: bool,
+    landing: Path,
+    reference: Release,
+    old_out: Path,
+    tmp_path: Path,
+    keyed: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out"
+    old = _seed(out, old_out if seed == "old" else None)
+    settings = _settings(landing, out)
+    with monkeypatch.context() as mp:
+        if kind == "after":
+            _inject_step(mp, where, _fail_after)
+        elif kind == "before":
+            _inject_step(mp, where, _fail_before)
+        elif kind == "swap":
+            _inject_swap(mp, where)
+        else:
+            _inject_catalog(mp)
+        with pytest.raises(TokumeiError):
+            steps.run_all(settings, DAY)
+    # Failures before publish's swaps must leave the previous release untouched; a failure
+    # after the last swap (the catalog, or after publish returned) may leave the new release,
+    # as long as it is complete.
+    before_swaps = kind in ("before", "swap") or (kind == "after" and where != "publish")
+    step = where if kind in ("after", "before") else "publish"
+    _check_after_failure(out, old, reference, "old" if before_swaps else None, step)
+    if rerun:
+        _rerun_matches(settings, reference)
+
+
+class Killed(BaseException):
+    """The process dies: no ``except`` clause of ours gets to clean up."""
+
+
+def test_publish_killed_between_swaps_is_rolled_back_by_the_next_publish(
+    landing: Path,
+    reference: Release,
+    old_out: Path,
+    tmp_path: Path,
+    keyed: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If the process dies between two swaps, in-process rollback cannot run: published/ mixes
+    releases until the next publish, which rolls it back from the journal and then publishes."""
+    out = tmp_path / "out"
+    old = _seed(out, old_out)
+    settings = _settings(landing, out)
+    with monkeypatch.context() as mp:
+        _inject_swap(mp, 3)
+
+        def die(*args: Any) -> None:
+            raise Killed
+
+        mp.setattr(storage, "_roll_back", die)
+        with pytest.raises(TokumeiError):
+            steps.run_all(settings, DAY)
+    pub = out / "published"
+    assert (pub / storage.PUBLISHING).exists()
+    state = _release(out)
+    assert not _same(state, old) and not _same(state, reference)  # the window a kill leaves
+    # the next publish recovers (the killed run's staging is gone: the new items are dropped)
+    _rerun_matches(settings, reference)
+    assert not (pub / storage.PUBLISHING).exists() and not (pub / storage.TRASH).exists()
+
+
+def test_failure_inside_start_leaves_no_work_dir(
+    landing: Path,
+    reference: Release,
+    old_out: Path,
+    tmp_path: Path,
+    keyed: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out"
+    old = _seed(out, old_out)
+    settings = _settings(landing, out)
+    with monkeypatch.context() as mp:
+        mp.setattr(steps, "start", _fail_after(steps.start))
+        with pytest.raises(TokumeiError):
+            steps.run_all(settings, DAY)
+    _check_after_failure(out, old, reference, "old", "start")
+
+
+def test_start_failure_writes_nothing(
+    landing: Path, old_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that cannot start (no key) writes nothing at all, not even a failure record."""
+    out = tmp_path / "out"
+    old = _seed(out, old_out)
+    monkeypatch.delenv("TOKUMEI_PSEUDONYM_KEY", raising=False)
+    with pytest.raises(TokumeiError):
+        steps.run_all(_settings(landing, out), DAY)
+    assert _same(_release(out), old)
+    assert not (out / "_work").exists() and not (out / "_staging").exists()
+
+
+def test_two_runs_of_one_date_are_identical(
+    landing: Path, ref_out: Path, reference: Release, keyed: Any
+) -> None:
+    """The reference run's out dir gets a second run of the same date."""
+    settings = _settings(landing, ref_out)
+    first = reference
+    manifest1 = json.loads((settings.out / "reports" / f"date={DAY}" / "manifest.json").read_text())
+    steps.run_all(settings, DAY)
+    second = _release(settings.out)
+    manifest2 = json.loads((settings.out / "reports" / f"date={DAY}" / "manifest.json").read_text())
+    assert _same(first, second) and _same(second, reference), _describe(second, first, reference)
+    assert any(k.startswith("anonymized/page_views/") for k in second)
+    assert manifest1["sources"] == manifest2["sources"]
+    assert manifest1["outputs"] == manifest2["outputs"]
+    assert manifest1["run_id"] != manifest2["run_id"]
