@@ -271,3 +271,21 @@ def all_text_under(*roots: Path) -> Iterator[tuple[Path, str]]:
                 yield p, " ".join(df.columns) + " " + text
             else:
                 yield p, p.read_bytes().decode("utf-8", errors="replace")
+
+
+DAGS = Path(__file__).resolve().parent.parent / "dags"
+
+
+def airflow_env(home: Path, **extra: str) -> dict[str, str]:
+    """Environment for an Airflow subprocess with its own home (SQLite metadata DB) and our DAGs."""
+    env = dict(os.environ)
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__UNIT_TEST_MODE="False",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+        GX_ANALYTICS_ENABLED="false",
+    )
+    env.update(extra)
+    return env

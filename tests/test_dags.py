@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import DAY, PLANTED, TEST_KEY, all_text_under, write_handmade_landing
+from conftest import DAY, PLANTED, TEST_KEY, airflow_env, all_text_under, write_handmade_landing
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "dags"
-
-
-def airflow_env(home: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-        GX_ANALYTICS_ENABLED="false",
-    )
-    env.update(extra)
-    return env
 
 
 def test_dagbag_imports_without_errors(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import airflow_env
 
 from pipeline.errors import TokumeiError
 from pipeline.retention import apply_retention, days_from_env
@@ -188,14 +188,8 @@ def test_retention_dag_imports_and_runs_the_sweep(tmp_path: Path) -> None:
     _part(landing, "events", _ago(31))
     _part(landing, "events", _ago(2))
     home = tmp_path / "af"
-    env = dict(os.environ)
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-        GX_ANALYTICS_ENABLED="false",
+    env = airflow_env(
+        home,
         TOKUMEI_LANDING=str(landing),
         TOKUMEI_OUT=str(out),
         TOKUMEI_RETENTION_LANDING_DAYS="30",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import DAY, write_handmade_landing
+from conftest import DAY, airflow_env, write_handmade_landing
 
 from anonymize.policy import default_policy_dir, load_policy
 from pipeline.rights_erasure import AUDIT_LOG, apply_rights_requests
@@ -241,14 +240,8 @@ def test_bounded_batches_rejected_requests_and_later_requests(tmp_path: Path, po
 def test_rights_requests_dag_parses_and_runs(tmp_path: Path) -> None:
     """DagBag of the DAG file in a subprocess, then its task callable with the DAG's params."""
     landing, out = _landing(tmp_path)
-    env = dict(os.environ)
-    env.update(
-        AIRFLOW_HOME=str(tmp_path / "af"),
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-        GX_ANALYTICS_ENABLED="false",
+    env = airflow_env(
+        tmp_path / "af",
         TOKUMEI_LANDING=str(landing),
         TOKUMEI_OUT=str(out),
         TOKUMEI_TASK_RETRIES="0",
