@@ -577,20 +577,26 @@ def stats_map(
         name = f"part-{p:04d}.parquet"
         events = pl.scan_parquet(paths.work / "scrubbed" / "events" / name)
         ms = pl.scan_parquet(paths.work / "generalized" / "measurements" / name)
+        # The distinct page-view pairs are written once and the template histogram is read
+        # back from them, instead of deduplicating the partition's events twice.
+        pairs_path = paths.layer("stats_map/pv_pairs") / name
+        written = {"pv_pairs": write_parquet(stats.page_view_pairs(events), pairs_path)}
         out = {
             "dau": stats.dau_map(events, persons),
-            "pv_pairs": stats.page_view_pairs(events),
-            "pv_templates": stats.template_persons(stats.page_view_pairs(events)),
+            "pv_templates": stats.template_persons(pl.scan_parquet(pairs_path)),
             "measurements": stats.measurements_map(ms, persons),
             "sessions": stats.sessions_map(events),
             "search_volume": stats.search_volume_map(events),
             "funnel": stats.funnel_map(events),
             "revenue": stats.revenue_map(events),
         }
-        record[str(p)] = {
-            key: write_parquet(lf, paths.layer(f"stats_map/{key}") / name)
-            for key, lf in out.items()
-        }
+        written.update(
+            {
+                key: write_parquet(lf, paths.layer(f"stats_map/{key}") / name)
+                for key, lf in out.items()
+            }
+        )
+        record[str(p)] = written
     return record
 
 
