@@ -110,6 +110,34 @@ class Thresholds(BaseModel):
     insensitive_pii_max_rate: float = Field(0.0, ge=0, le=1)
 
 
+#: Tables that can be released with differential privacy: each person sits in exactly one cell
+#: (one demographic row per person and period), so a count's sensitivity is 1 by construction.
+DP_TABLES = ("daily_active_users", "weekly_active_users", "monthly_active_users")
+
+
+class NoisePolicy(BaseModel):
+    """Optional differential privacy for person-count tables (``noise:`` in policy.yaml).
+
+    Off unless present. Each listed table's release spends ``epsilon`` (and ``delta`` for the
+    Gaussian mechanism); a run refuses to spend more than ``max_epsilon_per_run`` in total.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mechanism: Literal["laplace", "gaussian"] = "laplace"
+    epsilon: float = Field(gt=0, description="privacy loss per noised table release")
+    delta: float = Field(1e-7, ge=0, lt=1e-3)
+    tables: list[str] = Field(min_length=1)
+    max_epsilon_per_run: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _known_tables(self) -> NoisePolicy:
+        unknown = sorted(set(self.tables) - set(DP_TABLES))
+        if unknown:
+            raise ValueError(f"tables {unknown} cannot be noised; choose from {list(DP_TABLES)}")
+        return self
+
+
 class Policy(BaseModel):
     """The whole policy: version, thresholds, landing sources and operational tables."""
 
@@ -117,6 +145,7 @@ class Policy(BaseModel):
 
     version: str
     thresholds: Thresholds = Thresholds()
+    noise: NoisePolicy | None = None
     sources: dict[str, SourcePolicy]
     tables: dict[str, SourcePolicy]
 
@@ -168,6 +197,7 @@ def load_policy(directory: Path) -> Policy:
         return Policy(
             version=str(root.get("version", "")),
             thresholds=Thresholds.model_validate(root.get("thresholds", {})),
+            noise=NoisePolicy.model_validate(root["noise"]) if root.get("noise") else None,
             **parts,
         )
     except ValidationError as exc:

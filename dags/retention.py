@@ -43,8 +43,8 @@ def retention() -> None:
         """Idempotent (a rerun finds nothing left to delete), so retries are safe."""
         from datetime import date
 
+        from pipeline.retention import activity_days_from_env, days_from_env
         from pipeline.retention import apply_retention as sweep
-        from pipeline.retention import days_from_env
         from pipeline.settings import Settings, check_day
 
         ctx = get_current_context()
@@ -57,6 +57,7 @@ def retention() -> None:
             today=date.fromisoformat(day),
             landing_days=landing_days,
             quarantine_days=quarantine_days,
+            activity_days=activity_days_from_env(),
             dry_run=bool(ctx["params"].get("dry_run")),
         )
         return report.to_dict()

@@ -49,10 +49,15 @@ def rights_requests() -> None:
 
         from anonymize.policy import load_policy
         from pipeline.rights_erasure import apply_rights_requests as apply
+        from pipeline.secrets import pseudonym_key
         from pipeline.settings import Settings
 
         params = get_current_context()["params"]
         settings = Settings.from_env()
+        # The retained activity layer holds persons by pseudonym only: finding them needs the
+        # key (from the secret store; it never goes into XCom or the log).
+        has_retained = (settings.out / "retained").is_dir()
+        key = pseudonym_key(in_airflow=True) if has_retained else None
         report = apply(
             settings.landing,
             settings.out,
@@ -61,6 +66,7 @@ def rights_requests() -> None:
             now=datetime.now(UTC),
             dry_run=bool(params.get("dry_run")),
             max_requests=int(params.get("max_requests") or 1000),
+            key=key,
         )
         return report.to_dict()
 

@@ -40,8 +40,10 @@ app.command("scrub", help="Scrub one text column of a Parquet file.")(scrub)
 
 @app.command("run")
 def run(
-    landing: Annotated[Path, typer.Option(help="landing zone (DESIGN §3)")],
-    out: Annotated[Path, typer.Option(help="output root: published/, reports/, quarantine/")],
+    landing: Annotated[str, typer.Option(help="landing zone (DESIGN §3): a folder or s3:// URL")],
+    out: Annotated[
+        str, typer.Option(help="output root: published/, reports/, quarantine/; or an s3:// URL")
+    ],
     date: Annotated[str, typer.Option(help="the JST date to process, YYYY-MM-DD")],
     db_url: Annotated[
         str | None, typer.Option(help="operational DB URL (default: sqlite <landing>/ops.db)")
@@ -57,17 +59,24 @@ def run(
     """Run one date end to end in-process; exit 0 only when everything was published."""
     from anonymize.policy import default_policy_dir
     from pipeline.errors import TokumeiError, safe_reason
+    from pipeline.objectstore import locations
     from pipeline.settings import Settings
     from pipeline.steps import run_all
 
     logging.basicConfig(level=logging.WARNING)
     try:
+        # s3:// URLs (pipeline.objectstore): out becomes TOKUMEI_LOCAL_OUT or a temp build root
+        landing_dir, landing_url, out_dir, out_url = locations(landing, out)
+        if landing_url and not db_url:
+            raise TokumeiError("--db-url is required when --landing is an s3:// URL")
         settings = Settings(
-            landing=landing,
-            db_url=db_url or f"sqlite:///{landing.resolve() / 'ops.db'}",
-            out=out,
+            landing=landing_dir,
+            db_url=db_url or f"sqlite:///{landing_dir.resolve() / 'ops.db'}",
+            out=out_dir,
             policy_dir=policy or default_policy_dir(),
             partitions=partitions,
+            landing_url=landing_url,
+            out_url=out_url,
         ).resolved()
 
         def progress(step: str, phase: str, seconds: float | None) -> None:
@@ -87,11 +96,14 @@ def run(
             raise
         err.print(f"[red]✗ run failed:[/red] {safe_reason(exc, 'run')}", soft_wrap=True)
         raise typer.Exit(1) from None
-    reports = settings.out / "reports" / f"date={date}"
+    base = result["publish"].get("release") or settings.out  # s3://…/releases/<run_id>
+    reports = f"{base}/reports/date={date}"
     err.print(f"[bold green]published[/bold green] run {result['run_id']}")
     for p in result["publish"]["published"]:
-        err.print(f"  {settings.out / p}")
+        err.print(f"  {base}/{p}")
     err.print(f"  reports: {reports}")
+    if settings.out_url:
+        err.print(f"  pointer: {result['publish']['pointer']}")
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -47,6 +47,7 @@ def build_manifest(
     reason: str | None = None,
     anonymized: dict[str, Any] | None = None,
     disclosure: dict[str, Any] | None = None,
+    privacy_budget: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest dict (JSON-ready)."""
     manifest: dict[str, Any] = {
@@ -66,4 +67,6 @@ def build_manifest(
         manifest["anonymized"] = anonymized
     if disclosure is not None:
         manifest["disclosure"] = disclosure
+    if privacy_budget is not None:
+        manifest["privacy_budget"] = privacy_budget
     return manifest

@@ -37,6 +37,10 @@ LANDING_DAYS_ENV = "TOKUMEI_RETENTION_LANDING_DAYS"
 QUARANTINE_DAYS_ENV = "TOKUMEI_RETENTION_QUARANTINE_DAYS"
 DEFAULT_LANDING_DAYS = 30
 DEFAULT_QUARANTINE_DAYS = 90
+#: The retained pseudonymous activity layer (``<out>/retained/<dataset>/date=…``, see
+#: ``transforms.periods``): long enough for a year of monthly tables and retention cohorts.
+ACTIVITY_DAYS_ENV = "TOKUMEI_RETENTION_ACTIVITY_DAYS"
+DEFAULT_ACTIVITY_DAYS = 400
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _LEFTOVER = re.compile(r"^\.(date=\d{4}-\d{2}-\d{2})\.deleting$")
@@ -65,6 +69,7 @@ class RetentionReport:
     landing_cutoff: date
     quarantine_cutoff: date
     dry_run: bool
+    activity_cutoff: date | None = None
     deleted: dict[str, Counts] = field(default_factory=dict)
     kept_partitions: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -82,6 +87,7 @@ class RetentionReport:
             "today": self.today.isoformat(),
             "landing_cutoff": self.landing_cutoff.isoformat(),
             "quarantine_cutoff": self.quarantine_cutoff.isoformat(),
+            "activity_cutoff": self.activity_cutoff.isoformat() if self.activity_cutoff else None,
             "dry_run": self.dry_run,
             "deleted": {k: asdict(v) for k, v in sorted(self.deleted.items())},
             "totals": asdict(self.totals),
@@ -114,6 +120,17 @@ def days_from_env(environ: dict[str, str] | None = None) -> tuple[int, int]:
     return result[0], result[1]
 
 
+def activity_days_from_env(environ: dict[str, str] | None = None) -> int:
+    """Retention of the retained activity layer from ``TOKUMEI_RETENTION_ACTIVITY_DAYS``."""
+    raw = ((os.environ if environ is None else environ).get(ACTIVITY_DAYS_ENV) or "").strip()
+    if not raw:
+        return DEFAULT_ACTIVITY_DAYS
+    try:
+        return _check_days(ACTIVITY_DAYS_ENV, int(raw))
+    except ValueError:
+        raise TokumeiError(f"{ACTIVITY_DAYS_ENV} must be a whole number of days") from None
+
+
 def _check_days(name: str, days: int) -> int:
     if days < 1:
         raise TokumeiError(f"{name} must be at least 1 day (got {days})")
@@ -127,6 +144,7 @@ def apply_retention(
     landing_days: int,
     quarantine_days: int,
     dry_run: bool = False,
+    activity_days: int = DEFAULT_ACTIVITY_DAYS,
 ) -> RetentionReport:
     """Delete partitions dated strictly before ``today - days``; return what was deleted.
 
@@ -135,10 +153,12 @@ def apply_retention(
     """
     _check_days("landing_days", landing_days)
     _check_days("quarantine_days", quarantine_days)
+    _check_days("activity_days", activity_days)
     report = RetentionReport(
         today=today,
         landing_cutoff=today - timedelta(days=landing_days),
         quarantine_cutoff=today - timedelta(days=quarantine_days),
+        activity_cutoff=today - timedelta(days=activity_days),
         dry_run=dry_run,
     )
     out = out.resolve()
@@ -146,6 +166,7 @@ def apply_retention(
     zones = [
         ("landing", landing.resolve(), report.landing_cutoff),
         ("quarantine", out / "quarantine", report.quarantine_cutoff),
+        ("retained", out / "retained", report.activity_cutoff),
     ]
     for zone, root, cutoff in zones:
         if not root.is_dir() or root.is_symlink():

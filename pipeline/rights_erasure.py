@@ -487,6 +487,24 @@ def _records_of_users(path: Path, by_user: _Targets) -> Iterator[dict[str, Any]]
 # ------------------------------------------------------------------ the step
 
 
+def _pseudonyms(owner: dict[str, str], key: str) -> dict[str, str]:
+    """pseudonym -> owning user for every id of the batch, under each key domain it may have.
+
+    The retained layer's ``person`` is the user pseudonym, or the cookie / device pseudonym of
+    logged-out traffic (``pipeline.steps.KEY_DOMAINS``); an id's kind is not known here, so it
+    is hashed in all three domains (a wrong-domain hash matches nothing).
+    """
+    from anonymize.pseudonymize import pseudonymize
+
+    ids = pl.DataFrame({"_id": list(owner), "_owner": list(owner.values())})
+    frames = [
+        ids.select(pseudonymize(pl.col("_id"), key, domain).alias("p"), "_owner")
+        for domain in ("user", "cookie", "device")
+    ]
+    both = pl.concat(frames)
+    return dict(zip(both["p"].to_list(), both["_owner"].to_list(), strict=True))
+
+
 def apply_rights_requests(
     landing: Path,
     out: Path,
@@ -495,12 +513,21 @@ def apply_rights_requests(
     now: datetime,
     dry_run: bool = False,
     max_requests: int = DEFAULT_MAX_REQUESTS,
+    key: str | None = None,
 ) -> ErasureReport:
-    """Apply new deletion / ceasing requests to landing and quarantine; append the audit log.
+    """Apply new deletion / ceasing requests to landing, quarantine and the retained layer.
 
     ``dry_run`` scans and counts exactly as a real run but writes nothing (no file, no audit
     entry). Requests beyond ``max_requests`` wait for the next call (``report.remaining``).
+    The retained pseudonymous activity layer (``<out>/retained/``) holds persons by pseudonym
+    only, so finding them needs the pseudonym ``key``; without it, when that layer exists, the
+    call fails before touching anything (fail closed: an erasure must not be half applied).
     """
+    retained = Path(out).resolve() / "retained"
+    if key is None and retained.is_dir() and any(retained.glob("*/date=*")):
+        raise TokumeiError(
+            "the retained activity layer exists; erasing from it needs the pseudonym key"
+        )
     if max_requests < 1:
         raise TokumeiError("max_requests must be at least 1")
     started = time.monotonic()
@@ -564,6 +591,24 @@ def apply_rights_requests(
             if removed and not dry_run:
                 _replace(path, kept)
             record(dataset, removed)
+
+    if key is not None:
+        by_pseudonym = _pseudonyms(targets.owner, key)
+        for dataset, part in _partitions(retained, "retained", report):
+            for path in sorted(part.glob("part-*.parquet")):
+                if path.is_symlink():
+                    continue
+                scanned.add(dataset)
+                report.files_scanned += 1
+                try:
+                    frame = pl.read_parquet(path)
+                except FileNotFoundError:
+                    continue
+                owners = frame["person"].replace_strict(by_pseudonym, default=None)
+                removed = Counter(owners.drop_nulls().to_list())
+                if removed and not dry_run:
+                    _replace(path, frame.filter(owners.is_null()))
+                record(dataset, removed)
 
     report.seconds = time.monotonic() - started
     report.applied = [r.audit_entry(now, report.seconds, len(scanned)) for r in results]

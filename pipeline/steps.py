@@ -94,13 +94,20 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
     The key is looked up (and dropped) here so that a run without a key refuses to start
     before it writes anything.
     """
+    from pipeline.period_tables import check_retained_key, key_check
+
     check_day(day)
     _policy(settings)
-    pseudonym_key(in_airflow=in_airflow)
+    check = key_check(pseudonym_key(in_airflow=in_airflow))
     run_id = run_id or new_run_id(day)
     paths = _paths(settings, day, run_id)
+    check_retained_key(paths.retained, check)
     paths.work.mkdir(parents=True, exist_ok=False)
-    save_record(paths, "start", {"started_at": datetime.now(UTC).isoformat(), "day": day})
+    save_record(
+        paths,
+        "start",
+        {"started_at": datetime.now(UTC).isoformat(), "day": day, "key_check": check},
+    )
     return run_id
 
 
@@ -113,11 +120,13 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 
     Unknown columns stop the run here, before anything but the run's own work layer exists.
     """
+    from pipeline.objectstore import stage_landing
     from transforms.opdb import read_table
     from transforms.sources import empty_frame, empty_quarantine, iter_source
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
+    landing = stage_landing(settings, day, paths.work)  # s3:// landing → verified local copy
     record: dict[str, Any] = {}
     for source in LANDING_SOURCES:
         sp = policy.source(source)
@@ -125,7 +134,7 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         n_in = n_good = n_bad = files = 0
         reasons: dict[str, int] = {}
         quarantined: list[pl.DataFrame] = []
-        for i, (_, good, bad) in enumerate(iter_source(settings.landing, source, day, sp)):
+        for i, (_, good, bad) in enumerate(iter_source(landing, source, day, sp)):
             files += 1
             n_good += write_parquet(good, out_dir / f"part-{i:05d}.parquet")
             n_bad += bad.height
@@ -348,10 +357,55 @@ def pseudonymize_step(
             "dropped_columns": sorted(dropped),
             "pseudonymized_columns": sorted(linking),
         }
+    record["excluded_persons"] = {"rows": _excluded_persons(paths, key)}
     del key
     record["persons"] = {"rows": _generalize_persons(paths, policy, day)}
     save_record(paths, "pseudonymize", record)
     return record
+
+
+def _excluded_persons(paths: RunPaths, key: str) -> int:
+    """Pseudonyms of everyone excluded *today*, so rights apply to the retained history too.
+
+    Today's rows of excluded persons were already dropped by ``filter_rights``; the retained
+    activity layer still holds their earlier days under the same pseudonyms. Excluded: every
+    known user id (users, consents, requests) without analytics consent or with a binding
+    request, the cookies and devices those users own, and cookies whose latest banner consent
+    refuses analytics.
+    """
+    from anonymize.rights import allowed_users, cookie_owner
+
+    consents = _scan(paths, "extracted/db", "consents.parquet")
+    rights = _scan(paths, "extracted/db", "rights_requests.parquet")
+    users = _scan(paths, "extracted/db", "users.parquet")
+    known = pl.concat(
+        [f.select(pl.col("user_id").cast(pl.String)) for f in (users, consents, rights)]
+    ).unique()
+    excluded = known.join(allowed_users(consents, rights), on="user_id", how="anti").collect()
+    cookies = cookie_owner(_scan(paths, "extracted", "cookies")).collect()
+    devices = _scan(paths, "extracted", "devices").select("device_id", "user_id").collect()
+    ids = excluded["user_id"]
+    bad_cookies = cookies.filter(
+        pl.col("cookie_user_id").is_in(ids.implode()) | (pl.col("consent_analytics") == False)  # noqa: E712
+    )["cookie_id"]
+    bad_devices = devices.filter(pl.col("user_id").is_in(ids.implode()))["device_id"]
+    frame = (
+        pl.concat(
+            [
+                pl.DataFrame({"_id": ids}).select(pseudonymize(pl.col("_id"), key, "user")),
+                pl.DataFrame({"_id": bad_cookies}).select(
+                    pseudonymize(pl.col("_id"), key, "cookie")
+                ),
+                pl.DataFrame({"_id": bad_devices}).select(
+                    pseudonymize(pl.col("_id"), key, "device")
+                ),
+            ]
+        )
+        .select(pl.col("_id").alias(PERSON))
+        .unique()
+        .sort(PERSON)
+    )
+    return write_parquet(frame, paths.layer("pseudo") / "excluded_persons.parquet")
 
 
 def partition_of(person: pl.Expr, partitions: int) -> pl.Expr:
@@ -428,6 +482,8 @@ def _generalize_persons(paths: RunPaths, policy: Policy, day: str) -> int:
         pl.col("gender").fill_null("unknown"),
         PrefectureHierarchy().expr(pref, _level(policy, "users", "prefecture")).alias("prefecture"),
         pl.col("occupation").fill_null("unknown"),
+        # signup day (JST) for the retention cohorts; internal, published only as a month
+        pl.col("created_at").dt.convert_time_zone("Asia/Tokyo").dt.date().alias("signup_date"),
     ).unique(PERSON, keep="first")
     return write_parquet(persons, paths.layer("generalized") / "persons.parquet")
 
@@ -568,7 +624,7 @@ def stats_map(
     settings: Settings, day: str, run_id: str, partition: int | None = None
 ) -> dict[str, Any]:
     """Per partition: the small histograms the statistics tables are reduced from."""
-    from transforms import stats
+    from transforms import periods, stats
 
     paths = _paths(settings, day, run_id)
     persons = pl.scan_parquet(paths.work / "generalized" / "persons.parquet")
@@ -596,6 +652,16 @@ def stats_map(
                 for key, lf in out.items()
             }
         )
+        # This day's part of the retained pseudonymous activity layer (transforms/periods.py);
+        # staged now, moved into <out>/retained/ by publish together with the release.
+        written["activity"] = write_parquet(
+            periods.activity_rows(events, ms, persons, day),
+            paths.staged_retained("activity") / name,
+        )
+        written["purchases"] = write_parquet(
+            periods.purchase_rows(events, day, stats.price_band(pl.col("amount_jpy"))),
+            paths.staged_retained("purchases") / name,
+        )
         record[str(p)] = written
     return record
 
@@ -615,10 +681,22 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         ).collect()
         for p in partitions_of(settings)
     ]
+    from transforms import dp_tables
+
+    policy = _policy(settings)
+    budget = dp_tables.ledger(policy)
+    grid = dp_tables.demographic_grid(policy)
+    dau_hists = pl.scan_parquet(maps / "dau" / "*.parquet")
+    if budget is not None and dp_tables.wants_noise(policy, "daily_active_users"):
+        exact = dau_hists.group_by(dp_tables.DEMOGRAPHIC_DIMS).agg(pl.col("persons").sum())
+        noisy, entry = dp_tables.noisy_persons(
+            exact.collect(), grid, policy.noise, "daily_active_users"
+        )
+        budget = budget.spend(entry)
+        dau_hists = noisy.lazy()  # one row per public cell; the reduce sums nothing more
     tables = {
-        "daily_active_users": stats.dau_reduce(
-            pl.scan_parquet(maps / "dau" / "*.parquet"), day, t.min_cell
-        ),
+        # zero cells of the public grid are published (suppressed) too: see stats.on_grid
+        "daily_active_users": stats.dau_reduce(dau_hists, day, t.min_cell, grid),
         "page_views": stats.page_views_reduce(pl.concat(pv_parts).lazy(), day, t.min_cell),
         "measurements_summary": stats.measurements_reduce(
             pl.scan_parquet(maps / "measurements" / "*.parquet"), day, t.min_cell
@@ -636,16 +714,29 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             pl.scan_parquet(maps / "revenue" / "*.parquet"), day, t.min_cell
         ),
     }
+    from pipeline import period_tables
+
+    # Across releases (transforms/cross_release.py): what the release being replaced hid stays
+    # hidden; then the weekly/monthly tables closing today, checked against the daily releases.
+    daily, kept_hidden = period_tables.keep_previous(
+        paths, {name: lf.collect() for name, lf in tables.items()}
+    )
+    period, period_rec, budget = period_tables.build(paths, daily, t.min_cell, policy, budget)
+    period, kept_period = period_tables.keep_previous(paths, period)
+    kept_hidden.update(kept_period)
     record: dict[str, Any] = {}
     frames: dict[str, pl.DataFrame] = {}
-    for name, lf in tables.items():
-        df = frames[name] = lf.collect()
+    for name, df in {**daily, **period}.items():
+        frames[name] = df
         write_parquet(df, paths.staged_table("stats", name))
         published = [v for c in stats.TABLES[name].counts for v in df[c].drop_nulls().to_list()]
         record[name] = {
             "rows": df.height,
             "suppressed_cells": int(df["suppressed"].sum()),
             "min_published_count": min(published) if published else None,
+            "release": stats.TABLES[name].release,
+            "kept_hidden_from_previous_release": kept_hidden.get(name, 0),
+            **({"period": period_rec[name]} if name in period_rec else {}),
         }
     # LP attacker on every published table (transforms/disclosure_audit.py); fail closed.
     from transforms.disclosure_audit import audit_tables, failing
@@ -653,7 +744,24 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     audit = audit_tables(frames, t.min_cell)
     for name, verdict in audit.items():
         record[name]["disclosure"] = verdict
+        cross = (period_rec.get(name) or {}).get("cross_release") or {}
+        if cross.get("ok") is False:
+            verdict["ok"] = False  # a period cell narrows a suppressed daily cell: fail closed
     save_record(paths, "build_stats", record)
+    skipped = {n: r for n, r in period_rec.items() if r["status"] == "skipped"}
+    save_record(paths, "period_tables", skipped)
+    if budget is not None:
+        save_record(
+            paths,
+            "privacy_budget",
+            {
+                "mechanism": policy.noise.mechanism if policy.noise else None,
+                "epsilon_spent": budget.epsilon,
+                "delta_spent": budget.delta,
+                "epsilon_limit": budget.limit_epsilon,
+                "releases": budget.as_dicts(),
+            },
+        )
     if bad := failing(audit):
         raise TokumeiError(f"disclosure audit: suppressed cells recoverable in {', '.join(bad)}")
     return record
@@ -805,7 +913,8 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
-    specs = _stats_specs(policy)
+    built = load_record(paths, "build_stats")
+    specs = {n: s for n, s in _stats_specs(policy).items() if n in built}
     outputs = {name: pl.read_parquet(paths.staged_table("stats", name)) for name in specs}
     anon_path = paths.work / "anonymized" / f"{ANONYMIZED_DATASET}.parquet"
     if anon_path.exists():
@@ -900,6 +1009,7 @@ def _anonymized_outputs(paths: RunPaths, val_rec: dict[str, Any]) -> dict[str, A
 def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Check the books, write the manifest, move staged outputs into place, refresh the catalog."""
     from pipeline.manifest import build_manifest
+    from pipeline.objectstore import publish_release
     from pipeline.reports import write_items_notice, write_privacy_report
 
     paths = _paths(settings, day, run_id)
@@ -922,17 +1032,25 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
                     "k_min": rec["min_published_count"],
                     "suppressed_cells": rec["suppressed_cells"],
                     "validation": "passed" if val_rec[name]["passed"] else "failed",
+                    "release": rec.get("release", "daily"),
+                    "kept_hidden_from_previous_release": rec.get(
+                        "kept_hidden_from_previous_release", 0
+                    ),
+                    **({"period": rec["period"]} if "period" in rec else {}),
                 }
                 for name, rec in stats_rec.items()
             },
             **_anonymized_outputs(paths, val_rec),
         },
         anonymized=load_record(paths, "anonymize_records") or None,
+        privacy_budget=load_record(paths, "privacy_budget") or None,
         disclosure={name: rec.get("disclosure") for name, rec in stats_rec.items()},
         steps={
             **{s: load_record(paths, s) for s in ("extract", "discover")},
             "scrub": _merged_records(paths, "scrub"),
             "partitions": settings.partitions,
+            # weekly/monthly tables due today but not released, and why (missing days)
+            "period_tables_skipped": load_record(paths, "period_tables"),
         },
         status="published",
     )
@@ -943,9 +1061,15 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     tables = {name: pl.read_parquet(paths.staged_table("stats", name)) for name in stats_rec}
     write_privacy_report(manifest, tables, paths.staged_reports / "privacy_report.html")
     write_items_notice(policy, manifest, paths.staged_reports / "items_notice.md")
+    # object storage: upload the release and move the pointer first (readers' commit point);
+    # the local publish below then keeps a mirror that later runs read, as on local disk
+    remote = publish_release(settings, paths) if settings.out_url else {}
+    from pipeline.period_tables import write_retained_key
+
     published = publish_tree(paths)
+    write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
     views = build_catalog(paths.published)
-    return {"published": published, "catalog_views": views}
+    return {"published": published, "catalog_views": views, **remote}
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,6 +59,17 @@ class RunPaths:
         return self.staging / "published" / kind / table / f"date={self.day}" / "part-0.parquet"
 
     @property
+    def retained(self) -> Path:
+        """The retained pseudonymous layers (``transforms.periods``), kept across runs."""
+        return self.settings.out / "retained"
+
+    def staged_retained(self, dataset: str) -> Path:
+        """This run's partition of a retained dataset, staged until publish; created."""
+        path = self.staging / "retained" / dataset / f"date={self.day}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
     def staged_reports(self) -> Path:
         return self.staging / "reports"
 
@@ -116,6 +127,11 @@ def publish_tree(paths: RunPaths) -> list[str]:
         rel = part.relative_to(staged_pub)
         moves.append((part, paths.published / rel))
         published.append(str(Path("published") / rel))
+    # The day's retained activity partitions swap in with the release (not listed as published:
+    # they are pseudonymous work data for later runs, never for analysts).
+    staged_ret = paths.staging / "retained"
+    for part in sorted(staged_ret.glob("*/date=*")):
+        moves.append((part, paths.retained / part.relative_to(staged_ret)))
     if paths.staged_reports.exists():
         moves += [
             (item, paths.reports / item.name) for item in sorted(paths.staged_reports.iterdir())

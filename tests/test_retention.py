@@ -230,3 +230,19 @@ def test_retention_dag_imports_and_runs_the_sweep(tmp_path: Path) -> None:
     assert result["xcom"]["deleted"] == {
         "landing/events": {"partitions": 1, "files": 2, "bytes": 20}
     }
+
+
+def test_retained_activity_layer_has_its_own_retention(tmp_path: Path) -> None:
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    landing.mkdir()
+    ret = out / "retained"
+    _part(ret, "activity", _ago(400))  # exactly at the default limit: kept
+    _part(ret, "activity", _ago(401))  # deleted
+    _part(ret, "purchases", _ago(10))
+    _part(ret, "purchases", _ago(11))  # deleted with activity_days=10
+    report = apply_retention(landing, out, TODAY, 30, 90).to_dict()
+    assert [p.name for p in (ret / "activity").iterdir()] == [f"date={_ago(400)}"]
+    assert report["activity_cutoff"] == _ago(400).isoformat()
+    apply_retention(landing, out, TODAY, 30, 90, activity_days=10)
+    assert [p.name for p in (ret / "purchases").iterdir()] == [f"date={_ago(10)}"]
+    assert not (ret / "activity").exists() or not any((ret / "activity").iterdir())

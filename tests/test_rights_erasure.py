@@ -17,6 +17,7 @@ import pytest
 from conftest import DAY, airflow_env, write_handmade_landing
 
 from anonymize.policy import default_policy_dir, load_policy
+from pipeline.errors import TokumeiError
 from pipeline.rights_erasure import AUDIT_LOG, apply_rights_requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,3 +282,34 @@ def test_rights_requests_dag_parses_and_runs(tmp_path: Path) -> None:
     assert xcom["applied"] == 1 and xcom["rows_removed"] == 16 and xcom["remaining"] == 0
     assert not any(i in json.dumps(xcom) for i in THEIRS)
     assert len((out / AUDIT_LOG).read_text().splitlines()) == 1
+
+
+def test_erases_the_person_from_the_retained_pseudonymous_layer(tmp_path: Path, policy) -> None:
+    """The retained activity layer knows persons by pseudonym only: found with the key."""
+    from conftest import TEST_KEY
+
+    from anonymize.pseudonymize import pseudonymize
+
+    landing, out = _landing(tmp_path)
+    db = f"sqlite:///{landing / 'ops.db'}"
+    ids = pl.DataFrame(
+        {"i": ["user-0032", "cookie-0032", "user-0001"], "d": ["user", "cookie", "user"]}
+    )
+    persons = [
+        ids.slice(n, 1).select(pseudonymize(pl.col("i"), TEST_KEY, d)).item()
+        for n, d in enumerate(ids["d"])
+    ]
+    part = out / "retained" / "activity" / f"date={EARLIER}" / "part-0000.parquet"
+    part.parent.mkdir(parents=True)
+    pl.DataFrame({"person": persons, "active": [True] * 3}).write_parquet(part)
+
+    with pytest.raises(TokumeiError, match="needs the pseudonym key"):
+        apply_rights_requests(landing, out, db, policy, NOW)  # fail closed, nothing touched
+    assert not (out / AUDIT_LOG).exists() and pl.read_parquet(part).height == 3
+
+    report = apply_rights_requests(landing, out, db, policy, NOW, key=TEST_KEY).to_dict()
+    assert pl.read_parquet(part)["person"].to_list() == [persons[2]]  # only user-0001 left
+    assert report["rows_removed"] >= 2
+    log = (out / AUDIT_LOG).read_text()
+    assert f"retained/activity/date={EARLIER}" in log  # the audit entry names the dataset
+    assert not any(p in log for p in persons) and TEST_KEY not in log

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from transforms.categories import CATEGORY_VALUES, categorize
+from transforms.periods import COHORT_WEEKS, MEASURES
 
 PERSON = "person"
 
@@ -58,6 +59,9 @@ DIM_VALUES: dict[str, tuple[str, ...]] = {
     "os_family": (*OS_FAMILIES, "other", "unknown"),
     "kind": SEARCH_KINDS,
     "category": CATEGORY_VALUES,
+    "measure": tuple(MEASURES),
+    "band": tuple(dict.fromkeys(b for _, bands in MEASURES.values() for b, _ in bands)),
+    "weeks_since_signup": tuple(f"{w:02d}" for w in range(COHORT_WEEKS)),
 }
 
 
@@ -74,6 +78,9 @@ class TableSpec:
     int_measures: tuple[str, ...] = ()
     #: Japanese one-line summary (items notice, data dictionary).
     description_ja: str = ""
+    #: How often it is released: ``daily``, ``weekly`` (the run of each Sunday, JST) or
+    #: ``monthly`` (the run of each month's last day); see ``transforms.periods``.
+    release: str = "daily"
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -174,6 +181,69 @@ TABLES: dict[str, TableSpec] = {
         int_measures=("total_amount_jpy",),
         description_ja="当日に購入した人数と購入金額の合計（千円単位に丸め、1回の購入金額帯別）。",
     ),
+    "weekly_active_users": TableSpec(
+        "weekly_active_users",
+        "Distinct persons with at least one event in the ISO week (Monday to Sunday, JST), by "
+        "prefecture, 5-year age band and gender; a person counts once, with the attributes of "
+        "their latest active day of the week. Released by the run of the week's Sunday (date = "
+        "that Sunday) once every day of the week is in the retained activity layer. A cell is "
+        "also suppressed (as a complement) when, together with the week's published "
+        "daily_active_users, it would narrow a suppressed daily cell (transforms/cross_release.py).",
+        ("date", "week", "prefecture", "age_band", "gender"),
+        ("persons",),
+        description_ja="週（月曜〜日曜、日本時間）に1回以上利用した人数（都道府県・5歳階級・性別別）。",
+        release="weekly",
+    ),
+    "monthly_active_users": TableSpec(
+        "monthly_active_users",
+        "Distinct persons with at least one event in the calendar month (JST), by prefecture, "
+        "5-year age band and gender; a person counts once, with the attributes of their latest "
+        "active day of the month. Released by the run of the month's last day once every day "
+        "of the month is in the retained activity layer; complementary suppression against the "
+        "month's daily_active_users and weekly_active_users releases as for the weekly table.",
+        ("date", "month", "prefecture", "age_band", "gender"),
+        ("persons",),
+        description_ja="月間（日本時間）に1回以上利用した人数（都道府県・5歳階級・性別別）。",
+        release="monthly",
+    ),
+    "retention_cohorts": TableSpec(
+        "retention_cohorts",
+        "Retention of registered persons by signup month: cohort_persons = persons (allowed "
+        "today) who signed up in the month; persons = those of them with at least one event in "
+        "days 7w to 7w+6 after their own signup date (w = weeks_since_signup, 00 to 11). Only "
+        "final cells appear (every member has passed week w) whose days are all in the "
+        "retained activity layer, so a later release repeats a cell rather than revising it. "
+        "Released monthly; each count is suppressed on its own under min_cell.",
+        ("date", "signup_month", "weeks_since_signup"),
+        ("cohort_persons", "persons"),
+        description_ja="登録月別コホートの継続利用：登録人数と、登録からw週目に利用した人数。",
+        release="monthly",
+    ),
+    "measurement_trends": TableSpec(
+        "measurement_trends",
+        "Persons with scale measurements in the calendar month, by age band, gender, measure "
+        "(weight or body_fat) and band of the person's monthly mean (mean of their daily "
+        "means). Bands are bottom- and top-coded (weight <40 … 100+ kg, body fat <10 … 40+ %).",
+        ("date", "month", "age_band", "gender", "measure", "band"),
+        ("persons",),
+        description_ja="月間に体組成計で測定した人数（5歳階級・性別・測定項目・月平均値の階級別）。",
+        release="monthly",
+    ),
+    "monthly_revenue": TableSpec(
+        "monthly_revenue",
+        "Purchases in the calendar month, by price band of the single purchase amount (JPY): "
+        "distinct purchasing persons and the band's total amount rounded to 1,000 JPY. The "
+        "total is suppressed with its cell, and also whenever a daily revenue release of the "
+        "month suppressed that band (the month is the sum of its days, so publishing it would "
+        "give a suppressed day back by subtraction); then suppressed is true while persons is "
+        "still published.",
+        ("date", "month", "price_band"),
+        ("persons",),
+        ("total_amount_jpy",),
+        int_measures=("total_amount_jpy",),
+        description_ja="月間に購入した人数と購入金額の合計（千円単位に丸め、1回の購入金額帯別）。",
+        release="monthly",
+    ),
 }
 
 #: One-line descriptions of every published column, (Japanese, English). The items notice and
@@ -237,9 +307,29 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
         "体重の中央値（kg、1人1日1値）",
         "median weight (kg, one daily mean per person)",
     ),
+    "week": ("ISO週（例：2026-W48、月曜〜日曜）", "ISO week (e.g. 2026-W48, Monday to Sunday)"),
+    "month": ("集計対象月（日本時間、YYYY-MM）", "calendar month (JST, YYYY-MM)"),
+    "signup_month": ("会員登録月（日本時間、YYYY-MM）", "signup month (JST, YYYY-MM)"),
+    "weeks_since_signup": (
+        "登録日からの経過週（00＝登録週）",
+        "weeks since the person's own signup date (00 = signup week)",
+    ),
+    "cohort_persons": (
+        "その月に会員登録した人数",
+        "distinct persons who signed up in the month",
+    ),
+    "measure": (
+        "測定項目（weight＝体重、body_fat＝体脂肪率）",
+        "measure: weight or body_fat",
+    ),
+    "band": (
+        "月平均値の階級（体重kg・体脂肪率%、上下端はまとめる）",
+        "band of the monthly mean (kg or %, top- and bottom-coded)",
+    ),
     "suppressed": (
-        "秘匿フラグ（true の場合、人数・数値は空欄）",
-        "suppression flag (when true, counts and measures are empty)",
+        "秘匿フラグ（true の場合、その行の人数・数値の一部または全部が空欄）",
+        "suppression flag (true when a count or measure of the row is hidden; hidden values "
+        "are empty)",
     ),
 }
 
@@ -288,10 +378,36 @@ def dau_map(events: pl.LazyFrame, persons: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def dau_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
-    """Sum partition histograms; suppress cells under ``min_cell`` persons."""
+def on_grid(table: pl.LazyFrame, grid: pl.DataFrame | None, count: str = "persons") -> pl.LazyFrame:
+    """Add every cell of a public ``grid`` that the table lacks, with count 0.
+
+    Why: without it, a suppressed row says "between 1 and min_cell - 1 persons", i.e. that
+    somebody with that combination exists, while a missing row says "nobody". With the grid,
+    zero cells are suppressed like small ones, so a suppressed cell no longer discloses
+    existence. Observed cells outside the grid are kept (nothing is dropped).
+
+    Example:
+        >>> import polars as pl
+        >>> t = pl.LazyFrame({"g": ["a"], "persons": [12]})
+        >>> on_grid(t, pl.DataFrame({"g": ["a", "b"]})).sort("g").collect()["persons"].to_list()
+        [12, 0]
+    """
+    if grid is None:
+        return table
+    dims = grid.columns
+    return (
+        grid.lazy()
+        .join(table, on=dims, how="full", coalesce=True)
+        .with_columns(pl.col(count).fill_null(0))
+    )
+
+
+def dau_reduce(
+    hists: pl.LazyFrame, day: str, min_cell: int, grid: pl.DataFrame | None = None
+) -> pl.LazyFrame:
+    """Sum partition histograms (on the public ``grid``, if given); suppress under ``min_cell``."""
     dims = ("prefecture", "age_band", "gender")
-    table = hists.group_by(dims).agg(pl.col("persons").sum())
+    table = on_grid(hists.group_by(dims).agg(pl.col("persons").sum()), grid)
     return _finish(table, day, dims, (), min_cell)
 
 
@@ -389,6 +505,11 @@ def _band(value: pl.Expr, bands: tuple[tuple[str, int], ...]) -> pl.Expr:
     for label, lower in bands[1:]:
         out = pl.when(value >= lower).then(pl.lit(label)).otherwise(out)
     return out
+
+
+def price_band(amount: pl.Expr) -> pl.Expr:
+    """Price band label (:data:`PRICE_BANDS`) of a single purchase amount (JPY)."""
+    return _band(amount, PRICE_BANDS)
 
 
 def fold_os(os_family: pl.Expr) -> pl.Expr:
@@ -606,6 +727,35 @@ def revenue_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame
     return _finish(table, day, ("price_band",), ("total_amount_jpy",), min_cell)
 
 
+def period_reduce(
+    table: pl.LazyFrame | pl.DataFrame, day: str, name: str, min_cell: int
+) -> pl.DataFrame:
+    """A period table (``transforms.periods``) → its published form, primary suppression.
+
+    Every count is suppressed on its own under ``min_cell`` (in ``retention_cohorts`` a
+    suppressed ``cohort_persons`` forces its ``persons`` too, since ``persons <= cohort``);
+    measures go with the row's ``persons``. ``suppressed`` is true when anything in the row
+    is hidden. Amounts are rounded to 1,000 JPY (half up).
+    """
+    spec = TABLES[name]
+    lf = table.lazy()
+    if "amount_jpy" in lf.collect_schema():
+        lf = lf.with_columns(
+            ((pl.col("amount_jpy") + 500) // 1000 * 1000).cast(pl.Int64).alias("total_amount_jpy")
+        )
+    out = _dated(lf, day, spec)
+    small = {c: pl.col(c) < min_cell for c in spec.counts}
+    if "cohort_persons" in small:
+        small["persons"] = small["persons"] | small["cohort_persons"]
+    row_small = small["persons"]
+    out = out.with_columns(
+        *[pl.when(sm).then(None).otherwise(pl.col(c)).alias(c) for c, sm in small.items()],
+        *[pl.when(row_small).then(None).otherwise(pl.col(m)).alias(m) for m in spec.measures],
+    )
+    hidden = [pl.col(c).is_null() for c in (*spec.counts, *spec.measures)]
+    return out.with_columns(pl.any_horizontal(hidden).alias("suppressed")).collect()
+
+
 # ---------------------------------------------------------------------------------------------
 # Single-frame conveniences (one partition): the same map and reduce, composed.
 
@@ -676,9 +826,12 @@ def data_dictionary() -> str:
         DICTIONARY_HEADER,
         "# Data dictionary: statistics tables",
         "",
-        "Every table is published daily as "
+        "Every table is published as "
         "`published/stats/<table>/date=YYYY-MM-DD/part-0.parquet` and as a view of the same "
-        "name in `published/catalog.duckdb`.",
+        "name in `published/catalog.duckdb`. Daily tables get a partition every day; weekly "
+        "and monthly tables (computed from the retained pseudonymous activity layer, "
+        "`transforms/periods.py`) get one on the last day of each complete week or month, "
+        "and their `date` is that day.",
         "",
         "- Counts are counts of **distinct persons** unless the column says otherwise (a "
         "person is a registered user, or a logged-out cookie/device when no user is known).",
@@ -694,7 +847,7 @@ def data_dictionary() -> str:
         lines += [f"## {name}", ""]
         if spec.description_ja:
             lines += [spec.description_ja, ""]
-        lines += [spec.description, ""]
+        lines += [spec.description, "", f"Released: {spec.release}.", ""]
         lines += [
             "| column | role | type | description | 説明 |",
             "|---|---|---|---|---|",
