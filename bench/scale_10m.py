@@ -23,6 +23,9 @@
    are kept) and prints it.
 
 Targets (issue): peak memory under 4 GiB, tokumei time <= 3x the floor.
+
+Extraction alone (one 1M-line part: this floor vs the new and the old reader, minutes instead of
+the hour this script takes) is ``bench/extract_part.py``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,18 @@ computes for these recognizers (the engine adds NLP artifacts, registry look-ups
 objects and a no-op context pass: three quarters of the cost of a short text), and
 ``tests/test_pii_direct.py`` checks findings are identical to the engine path
 (``TokumeiAnalyzer(direct=False)``) on the corpus, on generated texts and on a benchmark sample.
-NER always goes through the engine.
+
+NER takes a direct path too (``ner_spans``): the engine's own loaded GiNZA model, run with
+``nlp.pipe`` in batches and only up to its ``ner`` component. Presidio's ``SpacyNlpEngine``
+runs the whole ``ja_ginza`` pipeline (tok2vec, parser, ner, morphologizer, compound splitter,
+bunsetu recognizer) and builds lemma lists and explanation objects per text; the components
+after ``ner`` only add token annotations that no finding reads. The parser (before ``ner``)
+must stay: it sets sentence starts, and spaCy's NER never lets an entity cross one (without it
+entities change). The GiNZA labels are mapped, filtered and scored as ``SpacyNlpEngine`` +
+``SpacyRecognizer`` do (``NER_CONFIG``); ``tests/test_pii_ner_direct.py`` checks findings equal
+the engine path on the corpus and on generated inquiry texts. This saves little (~5% CPU per
+text, bench/results/pii.md): what costs is tok2vec, the parser and the NER's transition loop,
+which every path must run; the scrubber's NER worker pool is what scales (``scrub.py``).
 """
 
 from __future__ import annotations
@@ -130,20 +141,27 @@ def build_pattern_engine(language: str) -> AnalyzerEngine:
     )
 
 
+#: How GiNZA entities become Presidio findings, shared by the engine and the direct NER path.
+NER_CONFIG = NerModelConfiguration(
+    model_to_presidio_entity_mapping=GINZA_LABEL_MAP,
+    labels_to_ignore=[],
+    low_score_entity_names=[],
+    default_score=0.85,
+)
+#: Texts per ``nlp.pipe`` batch on the direct NER path: Presidio's batch size; 16-128 measured
+#: within noise in CPU time (spaCy batches the tok2vec matrices; the NER's transition loop costs
+#: the same per token whatever the batch), larger only holds more docs in memory.
+NER_BATCH_SIZE = 64
+
+
 def build_ner_engine() -> AnalyzerEngine:
     """Presidio engine on GiNZA (installed ``ja_ginza`` package) for Japanese NER + patterns."""
     # GiNZA knows ~200 labels (Book, Date, …) of which we map a few; Presidio warns once per
     # unmapped label *per text*, flooding run logs. The warnings name labels, never text.
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    ner_config = NerModelConfiguration(
-        model_to_presidio_entity_mapping=GINZA_LABEL_MAP,
-        labels_to_ignore=[],
-        low_score_entity_names=[],
-        default_score=0.85,
-    )
     nlp_engine = SpacyNlpEngine(
         models=[{"lang_code": "ja", "model_name": "ja_ginza"}],
-        ner_model_configuration=ner_config,
+        ner_model_configuration=NER_CONFIG,
     )
     nlp_engine.load()
     registry = RecognizerRegistry(supported_languages=["ja"])
@@ -264,6 +282,48 @@ def ner_engine() -> AnalyzerEngine:
     return build_ner_engine()
 
 
+def _ner_score(label: str) -> float:
+    """The score ``SpacyNlpEngine`` gives an entity whose (mapped) label is ``label``."""
+    score = float(NER_CONFIG.default_score)
+    if label in NER_CONFIG.low_score_entity_names:
+        score *= NER_CONFIG.low_confidence_score_multiplier
+    return score
+
+
+def ner_spans(
+    texts: Sequence[str],
+    entities: Iterable[str] = NER_ENTITIES,
+    batch_size: int = NER_BATCH_SIZE,
+) -> list[list[_Raw]]:
+    """NER findings (type, start, end, score) for each (already normalized) Japanese text.
+
+    What ``SpacyNlpEngine`` + ``SpacyRecognizer`` report for ``entities``, computed with the
+    NER engine's model through ``nlp.pipe`` in batches, stopping after the ``ner`` component
+    (see the module doc for why the parser stays).
+    """
+    wanted = set(entities) & set(NER_ENTITIES)
+    if not wanted or not texts:
+        return [[] for _ in texts]
+    nlp = ner_engine().nlp_engine.get_nlp("ja")
+    names = nlp.pipe_names
+    after_ner = names[names.index("ner") + 1 :]
+    mapping = NER_CONFIG.model_to_presidio_entity_mapping or {}
+    ignore = set(NER_CONFIG.labels_to_ignore or ())
+    out: list[list[_Raw]] = []
+    for doc in nlp.pipe(texts, batch_size=batch_size, disable=after_ner):
+        found: list[_Raw] = []
+        for ent in doc.ents:
+            raw_label = ent.label_
+            if raw_label in ignore:
+                continue
+            label = mapping.get(raw_label, raw_label)  # unmapped labels are kept as they are
+            if label in ignore or label not in wanted:  # SpacyRecognizer's entity filter
+                continue
+            found.append((label, ent.start_char, ent.end_char, _ner_score(label)))
+        out.append(found)
+    return out
+
+
 class _OfflineEmailRecognizer(EmailRecognizer):
     """Presidio's EmailRecognizer validating TLDs with the bundled public-suffix snapshot."""
 
@@ -310,7 +370,7 @@ def _entities_for(entities: Sequence[str] | None, ner: bool) -> list[str]:
 class TokumeiAnalyzer:
     """Analyze texts with the offline engines; spans are offsets into the original texts.
 
-    ``direct=False`` sends pattern entities through Presidio's ``AnalyzerEngine`` too (the
+    ``direct=False`` sends pattern entities and NER through Presidio's ``AnalyzerEngine`` (the
     reference path the direct one is tested against); the findings are the same.
     """
 
@@ -351,7 +411,7 @@ class TokumeiAnalyzer:
             ents = self._entities(lang, entities)
             if not ents:
                 continue
-            if self.direct and not (self.ner and lang == "ja"):
+            if self.direct:
                 self._analyze_direct(texts, langs, lang, ents, out)
                 continue
             ner_ents = [e for e in ents if e in NER_ENTITIES]
@@ -388,18 +448,21 @@ class TokumeiAnalyzer:
         ents: list[str],
         out: list[list[Finding]],
     ) -> None:
-        """The pattern recognizers without the engine: same findings (see the module doc)."""
+        """Pattern recognizers and NER without the engine: same findings (see the module doc)."""
         wanted = set(ents)
         table = [t for t in _direct_recognizers(lang) if t[0] in wanted]
+        ner_ents = [e for e in ents if e in NER_ENTITIES] if self.ner and lang == "ja" else []
         threshold = self.score_threshold
-        for i, lg in enumerate(langs):
-            if lg != lang:
-                continue
-            norm = normalize(texts[i])
+        members = [i for i, lg in enumerate(langs) if lg == lang]
+        norms = [normalize(texts[i]) for i in members]
+        ner_found = ner_spans([n.text for n in norms], ner_ents) if ner_ents else None
+        for k, (i, norm) in enumerate(zip(members, norms, strict=True)):
             text = norm.text
             raw: list[_Raw] = []
             for entity, rec, pats in table:
                 raw.extend(_recognize(entity, rec, pats, text))
+            if ner_found is not None:
+                raw.extend(ner_found[k])
             if not raw:
                 continue
             # AnalyzerEngine: score threshold, then duplicates across recognizers

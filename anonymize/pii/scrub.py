@@ -10,13 +10,17 @@ Running Presidio on every value costs ~1 ms each (hours per day of logs). Instea
 4. spans are replaced by ``<ENTITY_TYPE>`` and mapped back to all rows with a Polars
    ``replace`` (hash join), so per-row work stays in Rust.
 NER (GiNZA) has no cheap prefilter, so it runs on every distinct value of the columns where it
-is asked for (``ner=True`` / ``ner_columns``), and only on Japanese-script values.
+is asked for (``ner=True`` / ``ner_columns``), and only on Japanese-script values. It takes the
+analyzer's direct batched path (``nlp.pipe``, pipeline cut after ``ner``), and with
+``workers > 1`` and enough distinct values it runs in worker processes that each hold one copy
+of the model (see ``analyze_distinct``).
 
 Statistics carry counts only, never values.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -31,12 +35,22 @@ from .analyzer import (
     NON_PERSONAL_ENTITIES,
     Finding,
     TokumeiAnalyzer,
+    ner_engine,
     replace_spans,
 )
+from .normalize import detect_language
 from .prefilter import candidate_expr
 
 #: Below this many distinct candidates, worker processes cost more than they save.
 _PARALLEL_MIN = 20_000
+#: NER in worker processes from this many distinct Japanese texts on. GiNZA costs ~13 ms CPU a
+#: Japanese text (bench/results/pii.md); a worker gets the parent's loaded model by fork (near
+#: free), or loads it itself under spawn (2-5 s measured, the price of ~150-400 texts): 1,000
+#: texts are ~13 s of NER, so a second worker pays for its start several times over, and below
+#: that a pool (and its copy of the model's memory) is not worth it.
+NER_PARALLEL_MIN = 1_000
+#: Texts per NER task: small enough to balance two workers, large enough for ``nlp.pipe``.
+_NER_CHUNK = 512
 
 
 def default_entities(ner: bool) -> tuple[str, ...]:
@@ -84,6 +98,27 @@ def _analyze_chunk(
     return TokumeiAnalyzer(ner=ner).analyze_batch(texts, lang, entities)
 
 
+def _ner_texts(texts: Sequence[str], lang: str) -> int:
+    """How many of ``texts`` would go through GiNZA (Japanese script; English has no NER)."""
+    if lang == "ja":
+        return len(texts)
+    if lang != "auto":
+        return 0
+    return sum(1 for t in texts if detect_language(t) == "ja")
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """``fork`` where available: workers inherit the parent's loaded GiNZA (copy-on-write)
+    instead of loading it again; workers only run Python/spaCy code, never Polars."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def _warm_ner() -> None:
+    """Pool initializer: build the NER engine once per worker (a no-op after fork)."""
+    ner_engine()
+
+
 def analyze_distinct(
     texts: list[str],
     lang: str,
@@ -91,10 +126,26 @@ def analyze_distinct(
     entities: Sequence[str],
     workers: int = 1,
 ) -> list[list[Finding]]:
-    """Findings for distinct texts, split across ``workers`` processes when worth it."""
+    """Findings for distinct texts, split across ``workers`` processes when worth it.
+
+    Without NER: ``workers`` processes from ``_PARALLEL_MIN`` texts on. With NER: from
+    ``NER_PARALLEL_MIN`` Japanese texts on, the parent loads GiNZA once and forked workers share
+    it; chunks are small so the two cores finish together. Output order = input order, and the
+    findings are those of the in-process path (each text is analyzed independently).
+    """
     ents = tuple(entities)
+    if ner and workers > 1 and _ner_texts(texts, lang) >= NER_PARALLEL_MIN:
+        ctx = _pool_context()
+        if ctx.get_start_method() == "fork":
+            ner_engine()  # load before forking: every worker gets this copy
+        size = max(64, min(_NER_CHUNK, -(-len(texts) // (workers * 4))))
+        chunks = [(texts[i : i + size], lang, ner, ents) for i in range(0, len(texts), size)]
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_warm_ner
+        ) as pool:
+            parts = list(pool.map(_analyze_chunk, chunks))
+        return [r for part in parts for r in part]
     if workers <= 1 or len(texts) < _PARALLEL_MIN or ner:
-        # NER stays in-process: each worker would load GiNZA again (seconds, ~1 GB).
         return _analyze_chunk((texts, lang, ner, ents))
     size = -(-len(texts) // (workers * 4))
     chunks = [(texts[i : i + size], lang, ner, ents) for i in range(0, len(texts), size)]
@@ -108,7 +159,8 @@ class Scrubber:
 
     Cheap to construct: engines are process-wide singletons built on first use.
     ``entities``: types to scrub (default: every personal type; pass a subset to keep e.g. URL).
-    ``workers``: processes for the Presidio stage (default: ``TOKUMEI_PII_WORKERS`` or 1).
+    ``workers``: processes for the Presidio stage and for NER (default: ``TOKUMEI_PII_WORKERS``
+    or 1; see ``analyze_distinct`` for when they are used).
     """
 
     def __init__(

@@ -1,0 +1,124 @@
+"""The direct batched NER path gives exactly the findings of Presidio's engine path.
+
+``TokumeiAnalyzer(ner=True)`` runs GiNZA through ``ner_spans`` (``nlp.pipe`` in batches, the
+pipeline cut after ``ner``) and the pattern recognizers directly; ``direct=False`` sends every
+Japanese text through Presidio's ``AnalyzerEngine`` on ``SpacyNlpEngine`` (full pipeline, one
+artifact per text). Findings (type, original offsets, score) must be identical, in one process
+and in the scrubber's NER worker pool. Real GiNZA, no mocks: the point is the model's output.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from anonymize.pii import TokumeiAnalyzer
+from anonymize.pii import scrub as scrub_mod
+from anonymize.pii.analyzer import ALL_ENTITIES, NER_ENTITIES, ner_engine, ner_spans
+from anonymize.pii.normalize import detect_language, normalize
+from anonymize.pii.recognizers.ginza import GINZA_LABEL_MAP
+from anonymize.pii.scrub import analyze_distinct, default_entities
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "data" / "pii_corpus.jsonl"
+
+#: Names in several shapes: kanji, kana, with honorifics, next to identifiers, full-width.
+NAMED = [
+    "山田太郎です。注文した商品がまだ届きません。連絡先は090-1234-5678です。",
+    "お世話になっております。佐藤 花子と申します。メールを変更したいです。",
+    "配送先を東京都渋谷区神南1-2-3に変更してください。鈴木一郎",
+    "田中様の代理で問い合わせます。携帯：０８０－１１１１－２２２２",
+    "高橋さんと伊藤さんに株式会社トヨタの件で大阪駅で会いました。",
+    "やまだ　はなこ です。退会したいです。",
+    "渡辺健太 taro@example.co.jp 〒150-0001",
+    "ポイントが反映されていません。確認をお願いします。",
+]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("pii_scrub", ROOT / "bench" / "pii_scrub.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    corpus = [json.loads(line)["text"] for line in CORPUS.open(encoding="utf-8")]
+    generated = _bench().inquiry_texts(120, seed=5)
+    return NAMED + generated + [t for t in corpus if detect_language(t) == "ja"]
+
+
+@pytest.fixture(scope="module")
+def engine_findings(texts):
+    return TokumeiAnalyzer(ner=True, direct=False).analyze_batch(texts, "auto")
+
+
+def test_direct_ner_equals_engine(texts, engine_findings):
+    direct = TokumeiAnalyzer(ner=True).analyze_batch(texts, "auto")
+    assert direct == engine_findings
+    persons = sum(1 for fs in direct for f in fs if f.entity_type == "PERSON")
+    assert persons >= 60  # names are found, so this compares NER output, not empty lists
+    assert sum(1 for f in direct[: len(NAMED)] if any(x.entity_type == "PERSON" for x in f)) >= 5
+
+
+@pytest.mark.parametrize("entities", [["PERSON"], ["PERSON", "JP_PHONE"], ["LOCATION"]])
+def test_direct_ner_equals_engine_with_subsets(texts, entities):
+    sample = texts[:60]
+    direct = TokumeiAnalyzer(ner=True).analyze_batch(sample, "ja", entities)
+    engine = TokumeiAnalyzer(ner=True, direct=False).analyze_batch(sample, "ja", entities)
+    assert direct == engine
+
+
+def test_direct_ner_equals_engine_with_threshold(texts):
+    sample = texts[:60]
+    for threshold in (0.8, 0.9):
+        direct = TokumeiAnalyzer(ner=True, score_threshold=threshold).analyze_batch(sample, "ja")
+        engine = TokumeiAnalyzer(ner=True, direct=False, score_threshold=threshold).analyze_batch(
+            sample, "ja"
+        )
+        assert direct == engine
+
+
+def test_ner_spans_batching_and_pruning_do_not_change_entities(texts):
+    """Batch size is irrelevant, and the cut pipeline (nothing after ``ner``) reports what the
+    full pipeline, one text at a time, reports after Presidio's label mapping and filter."""
+    norm = [normalize(t).text for t in texts[:80] if detect_language(t) == "ja"]
+    batched = ner_spans(norm, NER_ENTITIES, batch_size=128)
+    assert ner_spans(norm, NER_ENTITIES, batch_size=1) == batched
+    nlp = ner_engine().nlp_engine.get_nlp("ja")
+    assert nlp.pipe_names.index("parser") < nlp.pipe_names.index("ner")  # the parser stays
+    full = []
+    for t in norm:
+        found = []
+        for e in nlp(t).ents:  # every component, as SpacyNlpEngine.process_text runs them
+            label = GINZA_LABEL_MAP.get(e.label_, e.label_)
+            if label in NER_ENTITIES:
+                found.append((label, e.start_char, e.end_char, 0.85))
+        full.append(found)
+    assert batched == full
+    assert sum(map(len, batched)) >= 20
+
+
+def test_ner_worker_pool_equals_in_process(texts, engine_findings, monkeypatch):
+    """The NER pool (2 forked workers, small chunks) returns the engine path's findings, in
+    order."""
+    monkeypatch.setattr(scrub_mod, "NER_PARALLEL_MIN", 10)
+    monkeypatch.setattr(scrub_mod, "_NER_CHUNK", 64)
+    pooled = analyze_distinct(texts, "auto", True, ALL_ENTITIES, workers=2)
+    assert pooled == engine_findings
+
+
+def test_ner_pool_only_from_threshold_on(monkeypatch):
+    """Below NER_PARALLEL_MIN Japanese texts the NER stays in process (no pool is started)."""
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("pool started below the threshold")
+
+    monkeypatch.setattr(scrub_mod, "ProcessPoolExecutor", no_pool)
+    found = analyze_distinct(NAMED, "auto", True, default_entities(True), workers=2)
+    assert any(f.entity_type == "PERSON" for fs in found for f in fs)
