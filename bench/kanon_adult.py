@@ -29,8 +29,16 @@ sys.path.insert(0, str(ROOT))
 from anonymize.hierarchy_csv import load_hierarchies  # noqa: E402
 from anonymize.kanon import anonymize  # noqa: E402
 
-QIS = ["age", "education", "marital-status", "native-country", "occupation", "race", "sex",
-       "workclass"]
+QIS = [
+    "age",
+    "education",
+    "marital-status",
+    "native-country",
+    "occupation",
+    "race",
+    "sex",
+    "workclass",
+]
 
 # shared/data/adult/README.md (ARX 3.9.2, 2 vCPUs): transformation, suppressed, classes, loss, ms
 ARX = [
@@ -41,11 +49,29 @@ ARX = [
     ("k=5, 5%", 5, 0.05, None, "3,1,0,1,2,0,0,1", 1458, 399, 0.3000, 580),
     ("k=10, 5%", 10, 0.05, None, "3,1,1,1,2,0,0,1", 1484, 200, 0.3520, 570),
     ("k=50, 5%", 50, 0.05, None, "4,3,1,1,2,0,0,0", 1306, 45, 0.5307, 260),
-    ("k=5 + distinct-2-diversity(salary-class), 5%", 5, 0.05, {"salary-class": 2},
-     "4,1,2,1,1,0,0,0", 1389, 268, 0.4016, 620),
+    (
+        "k=5 + distinct-2-diversity(salary-class), 5%",
+        5,
+        0.05,
+        {"salary-class": 2},
+        "4,1,2,1,1,0,0,0",
+        1389,
+        268,
+        0.4016,
+        620,
+    ),
 ]
-ARX_SCALING = ("×100 (3,016,200 rows), k=500, 5%", 500, 0.05, None, "3,2,1,1,1,0,0,1",
-               None, None, None, 5800)
+ARX_SCALING = (
+    "×100 (3,016,200 rows), k=500, 5%",
+    500,
+    0.05,
+    None,
+    "3,2,1,1,1,0,0,1",
+    None,
+    None,
+    None,
+    5800,
+)
 
 
 def adult_dir() -> Path:
@@ -61,8 +87,7 @@ def replicate(df: pl.DataFrame, times: int = 100, seed: int = 0) -> pl.DataFrame
     parts = [df]
     for _ in range(times - 1):
         jitter = rng.integers(-5, 6, len(age))
-        parts.append(df.with_columns(
-            pl.Series("age", np.clip(age + jitter, 17, 90).astype(str))))
+        parts.append(df.with_columns(pl.Series("age", np.clip(age + jitter, 17, 90).astype(str))))
     return pl.concat(parts).rechunk()
 
 
@@ -88,13 +113,22 @@ def run(df: pl.DataFrame, hs: dict, setting: tuple, repeat: int) -> dict:
     if arx_loss is not None:
         assert m["granularity_loss"] <= arx_loss + 5e-5, (name, m["granularity_loss"], arx_loss)
     return {
-        "name": name, "ours_t": ",".join(str(v) for v in r.transformation.values()),
-        "ours_s": m["suppressed"], "ours_c": m["classes"], "ours_min": m["min_class_size"],
-        "ours_loss": m["granularity_loss"], "ours_ms": statistics.median(times[1:]) * 1000,
-        "ours_min_ms": min(times[1:]) * 1000, "cpu_ms": statistics.median(cpu[1:]) * 1000,
+        "name": name,
+        "ours_t": ",".join(str(v) for v in r.transformation.values()),
+        "ours_s": m["suppressed"],
+        "ours_c": m["classes"],
+        "ours_min": m["min_class_size"],
+        "ours_loss": m["granularity_loss"],
+        "ours_ms": statistics.median(times[1:]) * 1000,
+        "ours_min_ms": min(times[1:]) * 1000,
+        "cpu_ms": statistics.median(cpu[1:]) * 1000,
         "search_ms": statistics.median(search[1:]) * 1000,
-        "evaluated": r.search["evaluated"], "arx_t": arx_t, "arx_s": arx_s, "arx_c": arx_c,
-        "arx_loss": arx_loss, "arx_ms": arx_ms,
+        "evaluated": r.search["evaluated"],
+        "arx_t": arx_t,
+        "arx_s": arx_s,
+        "arx_c": arx_c,
+        "arx_loss": arx_loss,
+        "arx_ms": arx_ms,
     }
 
 
@@ -103,10 +137,12 @@ def fmt(v, spec: str = "") -> str:  # noqa: ANN001
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| setting | transformation (ours / ARX) | suppressed (ours / ARX) | classes (ours / ARX) "
-            "| min class | loss (ours / ARX) | time ms: ours median (min; CPU) / ARX "
-            "| ours to the transformation, ms | nodes evaluated |\n"
-            "|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| setting | transformation (ours / ARX) | suppressed (ours / ARX) | classes (ours / ARX) "
+        "| min class | loss (ours / ARX) | time ms: ours median (min; CPU) / ARX "
+        "| ours to the transformation, ms | nodes evaluated |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+    )
     body = "".join(
         f"| {r['name']} | {r['ours_t']} / {r['arx_t']} | {r['ours_s']} / {fmt(r['arx_s'])} "
         f"| {r['ours_c']} / {fmt(r['arx_c'])} | {r['ours_min']} "
@@ -124,7 +160,7 @@ def write_section(path: Path, marker: str, text: str) -> None:
     old = path.read_text() if path.exists() else "# k-anonymity engine vs ARX\n"
     block = f"{start}\n{text.rstrip()}\n{end}"
     if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end):]
+        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,14 +186,16 @@ def main() -> None:
         distinct = big.select(QIS).n_unique()
         rows.append(run(big, hs, ARX_SCALING, max(1, args.repeat // 2)))
         print(rows[-1], flush=True)
-        scale_note = (f"\nScaling data: {big.height:,} rows, {distinct:,} distinct QI tuples "
-                      "(ARX's run: 103,506; the jitter's random draws differ).\n")
+        scale_note = (
+            f"\nScaling data: {big.height:,} rows, {distinct:,} distinct QI tuples "
+            "(ARX's run: 103,506; the jitter's random draws differ).\n"
+        )
     text = (
         "## Adult (30,162 records, 8 QIs; shared/data/adult)\n\n"
         "Ours: `bench/kanon_adult.py` on this machine (2 cores, shared); ARX: the README's "
         "figures (ARX 3.9.2, 2 vCPUs). Time is engine time of warm runs (median, with the minimum "
         "and the median process CPU time — Polars threads included — in brackets): encoding, "
-        "search and writing the shuffled anonymized frame; reading the CSV is excluded. \"To the "
+        'search and writing the shuffled anonymized frame; reading the CSV is excluded. "To the '
         "transformation\" stops before the frame is written (ARX's `anonymize()` likewise returns "
         "before any output is materialized). Every result is checked: each class ≥ k, "
         "suppression within the limit, loss ≤ ARX's.\n\n"

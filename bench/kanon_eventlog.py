@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -35,18 +36,40 @@ from anonymize.hierarchy_csv import CsvHierarchy  # noqa: E402
 
 QIS = ["age", "gender", "prefecture", "occupation", "device", "hour"]
 OCCUPATIONS = {
-    "office worker": "employed", "civil servant": "employed", "engineer": "employed",
-    "sales": "employed", "nurse": "employed", "teacher": "employed",
-    "self-employed": "self-employed", "farmer": "self-employed", "freelancer": "self-employed",
-    "student": "not employed", "homemaker": "not employed", "retired": "not employed",
+    "office worker": "employed",
+    "civil servant": "employed",
+    "engineer": "employed",
+    "sales": "employed",
+    "nurse": "employed",
+    "teacher": "employed",
+    "self-employed": "self-employed",
+    "farmer": "self-employed",
+    "freelancer": "self-employed",
+    "student": "not employed",
+    "homemaker": "not employed",
+    "retired": "not employed",
 }
 DEVICES = {
-    "iPhone 15": "iOS", "iPhone 14": "iOS", "iPhone 13": "iOS", "iPhone SE": "iOS",
-    "iPad": "iOS", "Pixel 8": "Android", "Pixel 7a": "Android", "Galaxy S24": "Android",
-    "Galaxy A54": "Android", "Xperia 10": "Android", "AQUOS sense8": "Android",
-    "arrows We": "Android", "OPPO Reno10": "Android", "Xiaomi 13T": "Android",
-    "Windows PC": "desktop", "Mac": "desktop", "Chromebook": "desktop", "Linux PC": "desktop",
-    "Smart TV": "other", "Game console": "other",
+    "iPhone 15": "iOS",
+    "iPhone 14": "iOS",
+    "iPhone 13": "iOS",
+    "iPhone SE": "iOS",
+    "iPad": "iOS",
+    "Pixel 8": "Android",
+    "Pixel 7a": "Android",
+    "Galaxy S24": "Android",
+    "Galaxy A54": "Android",
+    "Xperia 10": "Android",
+    "AQUOS sense8": "Android",
+    "arrows We": "Android",
+    "OPPO Reno10": "Android",
+    "Xiaomi 13T": "Android",
+    "Windows PC": "desktop",
+    "Mac": "desktop",
+    "Chromebook": "desktop",
+    "Linux PC": "desktop",
+    "Smart TV": "other",
+    "Game console": "other",
 }
 PARTS = ["night"] * 6 + ["morning"] * 6 + ["afternoon"] * 6 + ["evening"] * 6
 
@@ -56,15 +79,16 @@ def hierarchies() -> dict[str, CsvHierarchy]:
         return f"{a // w * w}-{a // w * w + w - 1}"
 
     ages = [[str(a), band(a, 5), band(a, 10), band(a, 20), "*"] for a in range(15, 90)]
-    hours = [[f"{h:02d}", f"{h // 3 * 3:02d}-{h // 3 * 3 + 2:02d}", PARTS[h], "*"]
-             for h in range(24)]
+    hours = [
+        [f"{h:02d}", f"{h // 3 * 3:02d}-{h // 3 * 3 + 2:02d}", PARTS[h], "*"] for h in range(24)
+    ]
     return {
         "age": CsvHierarchy("age", ages),
         "gender": CsvHierarchy("gender", [["female", "*"], ["male", "*"], ["other", "*"]]),
         "prefecture": CsvHierarchy(
-            "prefecture", [[p, r, "*"] for p, r in PREFECTURE_REGION.items()]),
-        "occupation": CsvHierarchy(
-            "occupation", [[o, g, "*"] for o, g in OCCUPATIONS.items()]),
+            "prefecture", [[p, r, "*"] for p, r in PREFECTURE_REGION.items()]
+        ),
+        "occupation": CsvHierarchy("occupation", [[o, g, "*"] for o, g in OCCUPATIONS.items()]),
         "device": CsvHierarchy("device", [[d, f, "*"] for d, f in DEVICES.items()]),
         "hour": CsvHierarchy("hour", hours),
     }
@@ -92,11 +116,15 @@ def generate(n_rows: int, n_persons: int, seed: int = 0) -> pl.DataFrame:
     dev_w = 1.0 / np.arange(1, len(DEVICES) + 1) ** 0.8
     dev_p = dev_w / dev_w.sum()
     dev1 = rng.choice(len(DEVICES), n_persons, p=dev_p)
-    dev2 = np.where(rng.random(n_persons) < 0.3, rng.choice(len(DEVICES), n_persons, p=dev_p),
-                    dev1)
-    habit = rng.choice(24, n_persons, p=np.bincount(
-        np.r_[np.arange(24), [8, 12, 12, 13, 19, 20, 20, 21, 21, 22, 22, 23]], minlength=24)
-        / 36.0)
+    dev2 = np.where(rng.random(n_persons) < 0.3, rng.choice(len(DEVICES), n_persons, p=dev_p), dev1)
+    habit = rng.choice(
+        24,
+        n_persons,
+        p=np.bincount(
+            np.r_[np.arange(24), [8, 12, 12, 13, 19, 20, 20, 21, 21, 22, 22, 23]], minlength=24
+        )
+        / 36.0,
+    )
     # per event
     second = rng.random(n_rows) < 0.3
     device = np.where(second, dev2[person], dev1[person])
@@ -107,16 +135,18 @@ def generate(n_rows: int, n_persons: int, seed: int = 0) -> pl.DataFrame:
         return pl.Series(name, np.asarray(values, dtype=object)[codes], dtype=pl.Enum(values))
 
     age_values = [str(a) for a in range(15, 90)]
-    return pl.DataFrame([
-        pl.Series("person", person),
-        enum(age_values, age[person] - 15, "age"),
-        enum(["female", "male", "other"], gender[person], "gender"),
-        enum(list(PREFECTURE_REGION), pref[person], "prefecture"),
-        enum(list(OCCUPATIONS), occ[person], "occupation"),
-        enum(list(DEVICES), device, "device"),
-        enum([f"{h:02d}" for h in range(24)], hour, "hour"),
-        enum(["page_view", "search", "click", "purchase"], event, "event"),
-    ])
+    return pl.DataFrame(
+        [
+            pl.Series("person", person),
+            enum(age_values, age[person] - 15, "age"),
+            enum(["female", "male", "other"], gender[person], "gender"),
+            enum(list(PREFECTURE_REGION), pref[person], "prefecture"),
+            enum(list(OCCUPATIONS), occ[person], "occupation"),
+            enum(list(DEVICES), device, "device"),
+            enum([f"{h:02d}" for h in range(24)], hour, "hour"),
+            enum(["page_view", "search", "click", "purchase"], event, "event"),
+        ]
+    )
 
 
 def child(path: Path, k: int, limit: float) -> None:
@@ -130,15 +160,33 @@ def child(path: Path, k: int, limit: float) -> None:
     out = r.frame
     kept = out.filter(pl.col("age") != "*")
     assert kept.group_by(QIS).agg(pl.col("person").n_unique())["person"].min() >= k
-    print(json.dumps({
-        "rows": df.height, "persons": df["person"].n_unique(),
-        "distinct_tuples": df.select(QIS).n_unique(),
-        "transformation": r.transformation, "seconds": r.seconds, "read_seconds": t_read,
-        "peak_bytes": peak, "evaluated": r.search["evaluated"], "nodes": r.search["nodes"],
-        **{m: r.metrics[m] for m in ("suppressed", "suppressed_records", "classes",
-                                     "min_class_size", "granularity_loss", "max_risk",
-                                     "mean_risk")},
-    }))
+    print(
+        json.dumps(
+            {
+                "rows": df.height,
+                "persons": df["person"].n_unique(),
+                "distinct_tuples": df.select(QIS).n_unique(),
+                "transformation": r.transformation,
+                "seconds": r.seconds,
+                "read_seconds": t_read,
+                "peak_bytes": peak,
+                "evaluated": r.search["evaluated"],
+                "nodes": r.search["nodes"],
+                **{
+                    m: r.metrics[m]
+                    for m in (
+                        "suppressed",
+                        "suppressed_records",
+                        "classes",
+                        "min_class_size",
+                        "granularity_loss",
+                        "max_risk",
+                        "mean_risk",
+                    )
+                },
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -159,9 +207,19 @@ def main() -> None:
         generate(args.rows, args.persons).write_parquet(path)
         print(f"generated {args.rows:,} rows in {time.perf_counter() - t0:.1f} s", flush=True)
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", str(path), "--k", str(args.k),
-             "--max-suppression", str(args.max_suppression)],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(path),
+                "--k",
+                str(args.k),
+                "--max-suppression",
+                str(args.max_suppression),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     print(json.dumps(res, indent=1))
@@ -172,6 +230,8 @@ def main() -> None:
         "QI tuples; 6 QIs: age, gender, prefecture, occupation (per person), device, hour "
         f"(per event). k = {args.k} persons, at most {args.max_suppression:.0%} of persons "
         f"suppressed; lattice of {res['nodes']} nodes, {res['evaluated']} evaluated.\n\n"
+        f"Load average when measured: {os.getloadavg()[0]:.1f} (2 cores, shared with other "
+        "sessions' jobs: wall time grows with the load).\n\n"
         "| transformation | suppressed persons (records) | classes | min class (persons) "
         "| loss | engine time | peak memory (whole process, data included) |\n"
         "|---|---|---|---|---|---|---|\n"

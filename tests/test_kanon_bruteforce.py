@@ -84,8 +84,7 @@ def brute_force(p: dict) -> tuple[tuple[int, ...], float, dict] | None:
     floor = sum(1 / hs[c].table.height for c in cols) / len(cols)
     best = None
     for node in itertools.product(*(range(hs[c].levels) for c in cols)):
-        gen = [tuple(tables[c][r[c]][lvl] for c, lvl in zip(cols, node, strict=True))
-               for r in rows]
+        gen = [tuple(tables[c][r[c]][lvl] for c, lvl in zip(cols, node, strict=True)) for r in rows]
         members: dict[tuple, list[int]] = defaultdict(list)
         for i, g in enumerate(gen):
             members[g].append(i)
@@ -100,8 +99,11 @@ def brute_force(p: dict) -> tuple[tuple[int, ...], float, dict] | None:
         if supp_persons > max_supp:
             continue
         total = sum(
-            len(cols) if i in bad_rows
-            else sum(shares[c][lvl][g[j]] for j, (c, lvl) in enumerate(zip(cols, node, strict=True)))
+            len(cols)
+            if i in bad_rows
+            else sum(
+                shares[c][lvl][g[j]] for j, (c, lvl) in enumerate(zip(cols, node, strict=True))
+            )
             for i, g in enumerate(gen)
         )
         loss = max(0.0, (total / (len(cols) * len(rows)) - floor) / (1 - floor)) if floor < 1 else 0

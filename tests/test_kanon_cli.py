@@ -18,8 +18,7 @@ app.command()(kanon)
 def _write_inputs(tmp: Path) -> tuple[Path, Path]:
     hdir = tmp / "h"
     hdir.mkdir()
-    (hdir / "demo_hierarchy_zip.csv").write_text(
-        "100;10*;*\n101;10*;*\n200;20*;*\n201;20*;*\n")
+    (hdir / "demo_hierarchy_zip.csv").write_text("100;10*;*\n101;10*;*\n200;20*;*\n201;20*;*\n")
     (hdir / "demo_hierarchy_sex.csv").write_text("F;*\nM;*\n")
     rows = ["zip;sex;pid;disease"]
     zips, sexes = ["100", "101", "200", "201"], ["F", "M"]
@@ -34,14 +33,38 @@ def _write_inputs(tmp: Path) -> tuple[Path, Path]:
 def test_kanon_cli_csv(tmp_path: Path) -> None:
     data, hdir = _write_inputs(tmp_path)
     out = tmp_path / "out.csv"
-    res = CliRunner().invoke(app, [
-        "--input", str(data), "--sep", ";", "--hierarchies", str(hdir), "--qi", "zip,sex",
-        "--k", "3", "--max-suppression", "0.1", "--person-id", "pid", "--out", str(out),
-    ])
+    res = CliRunner().invoke(
+        app,
+        [
+            "--input",
+            str(data),
+            "--sep",
+            ";",
+            "--hierarchies",
+            str(hdir),
+            "--qi",
+            "zip,sex",
+            "--k",
+            "3",
+            "--max-suppression",
+            "0.1",
+            "--person-id",
+            "pid",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout.strip().splitlines()[-1])
-    assert set(report) == {"transformation", "suppressed", "classes", "min_class_size",
-                           "granularity_loss", "discernibility", "seconds"}
+    assert set(report) == {
+        "transformation",
+        "suppressed",
+        "classes",
+        "min_class_size",
+        "granularity_loss",
+        "discernibility",
+        "seconds",
+    }
     assert len(report["transformation"]) == 2 and report["min_class_size"] >= 3
     frame = pl.read_csv(out, separator=";", infer_schema=False)
     assert frame.columns == ["zip", "sex", "disease"]  # the person column is not published
@@ -53,10 +76,27 @@ def test_kanon_cli_parquet_l_diversity(tmp_path: Path) -> None:
     pq = tmp_path / "in.parquet"
     pl.read_csv(data, separator=";", infer_schema=False).write_parquet(pq)
     out = tmp_path / "out.parquet"
-    res = CliRunner().invoke(app, [
-        "--input", str(pq), "--hierarchies", str(hdir), "--qi", "sex,zip", "--k", "2",
-        "--max-suppression", "0", "--sensitive", "disease", "--l", "2", "--out", str(out),
-    ])
+    res = CliRunner().invoke(
+        app,
+        [
+            "--input",
+            str(pq),
+            "--hierarchies",
+            str(hdir),
+            "--qi",
+            "sex,zip",
+            "--k",
+            "2",
+            "--max-suppression",
+            "0",
+            "--sensitive",
+            "disease",
+            "--l",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     frame = pl.read_parquet(out)
     assert frame.group_by("sex", "zip").agg(pl.col("disease").n_unique())["disease"].min() >= 2
@@ -64,12 +104,21 @@ def test_kanon_cli_parquet_l_diversity(tmp_path: Path) -> None:
 
 def test_kanon_cli_errors(tmp_path: Path) -> None:
     data, hdir = _write_inputs(tmp_path)
-    args = ["--input", str(data), "--sep", ";", "--hierarchies", str(hdir),
-            "--out", str(tmp_path / "o.csv")]
+    args = [
+        "--input",
+        str(data),
+        "--sep",
+        ";",
+        "--hierarchies",
+        str(hdir),
+        "--out",
+        str(tmp_path / "o.csv"),
+    ]
     res = CliRunner().invoke(app, [*args, "--qi", "zip", "--k", "500", "--max-suppression", "0"])
     assert res.exit_code == 1 and "no transformation satisfies" in res.output
     res = CliRunner().invoke(app, [*args, "--qi", "zip,nope", "--k", "2", "--max-suppression", "0"])
     assert res.exit_code == 1
-    res = CliRunner().invoke(app, [*args, "--qi", "zip", "--k", "2", "--max-suppression", "0",
-                                   "--l", "2"])
+    res = CliRunner().invoke(
+        app, [*args, "--qi", "zip", "--k", "2", "--max-suppression", "0", "--l", "2"]
+    )
     assert res.exit_code == 2

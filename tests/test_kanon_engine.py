@@ -12,8 +12,16 @@ import pytest
 from anonymize.hierarchy_csv import CsvHierarchy, load_hierarchies
 from anonymize.kanon import anonymize
 
-ADULT_QIS = ["age", "education", "marital-status", "native-country", "occupation", "race",
-             "sex", "workclass"]
+ADULT_QIS = [
+    "age",
+    "education",
+    "marital-status",
+    "native-country",
+    "occupation",
+    "race",
+    "sex",
+    "workclass",
+]
 
 
 def adult_dir() -> Path:
@@ -27,8 +35,10 @@ def adult() -> tuple[pl.DataFrame, dict]:
     d = adult_dir()
     if not (d / "adult.csv").exists():
         pytest.skip(f"Adult data not found at {d}")
-    return (pl.read_csv(d / "adult.csv", separator=";", infer_schema=False),
-            load_hierarchies(d, ADULT_QIS))
+    return (
+        pl.read_csv(d / "adult.csv", separator=";", infer_schema=False),
+        load_hierarchies(d, ADULT_QIS),
+    )
 
 
 def _h(name: str, leaves: list[str], *levels: dict[str, str]) -> CsvHierarchy:
@@ -42,18 +52,21 @@ def _h(name: str, leaves: list[str], *levels: dict[str, str]) -> CsvHierarchy:
     return CsvHierarchy(name, rows)
 
 
-ZIP = _h("zip", ["100", "101", "200", "201"], {"100": "10*", "101": "10*", "200": "20*",
-                                               "201": "20*"})
+ZIP = _h(
+    "zip", ["100", "101", "200", "201"], {"100": "10*", "101": "10*", "200": "20*", "201": "20*"}
+)
 SEX = _h("sex", ["F", "M"])
 
 
 def test_one_person_with_many_rows_never_makes_a_class_alone() -> None:
     # person p0 has 50 rows in zip 100; everyone else is in zip 2xx, two persons per zip
-    df = pl.DataFrame({
-        "zip": ["100"] * 50 + ["200", "200", "201", "201"],
-        "sex": ["F"] * 50 + ["F", "M", "F", "M"],
-        "pid": ["p0"] * 50 + ["p1", "p2", "p3", "p4"],
-    })
+    df = pl.DataFrame(
+        {
+            "zip": ["100"] * 50 + ["200", "200", "201", "201"],
+            "sex": ["F"] * 50 + ["F", "M", "F", "M"],
+            "pid": ["p0"] * 50 + ["p1", "p2", "p3", "p4"],
+        }
+    )
     r = anonymize(df, {"zip": ZIP, "sex": SEX}, k=2, max_suppression=0.2, person_col="pid")
     # counted over rows, zip 100 would be a class of 50; over persons it is one person: p0's rows
     # must be suppressed (1 of 5 persons = 20 %) or merged with other persons
@@ -70,11 +83,13 @@ def test_one_person_with_many_rows_never_makes_a_class_alone() -> None:
 
 
 def test_suppression_counts_persons_and_respects_the_limit() -> None:
-    df = pl.DataFrame({
-        "zip": ["100", "100", "101", "200", "200", "201", "201", "201"],
-        "sex": ["F", "F", "M", "F", "M", "F", "M", "M"],
-        "pid": ["a", "a", "b", "c", "d", "e", "f", "g"],
-    })
+    df = pl.DataFrame(
+        {
+            "zip": ["100", "100", "101", "200", "200", "201", "201", "201"],
+            "sex": ["F", "F", "M", "F", "M", "F", "M", "M"],
+            "pid": ["a", "a", "b", "c", "d", "e", "f", "g"],
+        }
+    )
     for limit in (0.0, 0.15, 0.3, 1.0):
         r = anonymize(df, {"zip": ZIP, "sex": SEX}, k=2, max_suppression=limit, person_col="pid")
         assert r.metrics["suppressed"] <= int(limit * 7 + 1e-9)
@@ -93,11 +108,13 @@ def test_no_solution_raises() -> None:
 def test_output_order_is_not_the_input_order_and_is_deterministic() -> None:
     rng = np.random.default_rng(1)
     n = 2000
-    df = pl.DataFrame({
-        "rid": np.arange(n),
-        "zip": rng.choice(["100", "101", "200", "201"], n),
-        "sex": rng.choice(["F", "M"], n),
-    }).sort("zip", "sex")  # an input order that would leak the classes
+    df = pl.DataFrame(
+        {
+            "rid": np.arange(n),
+            "zip": rng.choice(["100", "101", "200", "201"], n),
+            "sex": rng.choice(["F", "M"], n),
+        }
+    ).sort("zip", "sex")  # an input order that would leak the classes
     r1 = anonymize(df, {"zip": ZIP, "sex": SEX}, k=5, max_suppression=0.0)
     r2 = anonymize(df, {"zip": ZIP, "sex": SEX}, k=5, max_suppression=0.0)
     assert r1.frame.equals(r2.frame)
@@ -116,19 +133,28 @@ def test_output_order_is_not_the_input_order_and_is_deterministic() -> None:
 
 
 def test_l_diversity_and_metrics_shape() -> None:
-    df = pl.DataFrame({
-        "zip": ["100", "101", "200", "201"] * 3,
-        "sex": ["F", "M"] * 6,
-        "disease": ["flu", "flu", "cold", "cold", "flu", "hiv"] * 2,
-    })
-    r = anonymize(df, {"zip": ZIP, "sex": SEX}, k=2, max_suppression=0.0,
-                  sensitive={"disease": 2})
+    df = pl.DataFrame(
+        {
+            "zip": ["100", "101", "200", "201"] * 3,
+            "sex": ["F", "M"] * 6,
+            "disease": ["flu", "flu", "cold", "cold", "flu", "hiv"] * 2,
+        }
+    )
+    r = anonymize(df, {"zip": ZIP, "sex": SEX}, k=2, max_suppression=0.0, sensitive={"disease": 2})
     kept = r.frame.filter(pl.col("zip") != "*")
     assert kept.group_by("zip", "sex").agg(pl.col("disease").n_unique())["disease"].min() >= 2
     m = r.metrics
-    assert set(m) >= {"suppressed", "suppressed_records", "classes", "min_class_size",
-                      "granularity_loss", "discernibility", "max_risk", "mean_risk",
-                      "class_size_histogram"}
+    assert set(m) >= {
+        "suppressed",
+        "suppressed_records",
+        "classes",
+        "min_class_size",
+        "granularity_loss",
+        "discernibility",
+        "max_risk",
+        "mean_risk",
+        "class_size_histogram",
+    }
     assert sum(c for _, c in m["class_size_histogram"]) == m["classes"]
     assert m["max_risk"] == pytest.approx(1 / m["min_class_size"])
     assert 0 <= m["granularity_loss"] <= 1
@@ -139,8 +165,9 @@ def test_encoding_from_a_sample_is_completed_and_exact(monkeypatch) -> None:
 
     monkeypatch.setattr(encode, "SAMPLE_ROWS", 4)
     rng = np.random.default_rng(3)
-    df = pl.DataFrame({"a": rng.choice(["x", "y", "z", "w", None], 200).tolist(),
-                       "b": rng.integers(0, 50, 200)})
+    df = pl.DataFrame(
+        {"a": rng.choice(["x", "y", "z", "w", None], 200).tolist(), "b": rng.integers(0, 50, 200)}
+    )
     codes, values, padded = encode.encode_values(df, ["a", "b"])
     for c, code, v in zip(["a", "b"], codes, values, strict=True):
         assert v.to_list() == df[c].unique().sort(nulls_last=True).to_list()
@@ -155,8 +182,11 @@ def test_row_flags_with_a_huge_key_space() -> None:
     sizes = [2**31, 2**31, 4]  # the mixed-radix key would overflow: matched by a join instead
     codes = np.array([[0, 1, 2], [5, 5, 3]], dtype=np.int64)
     t = Table((0, 0, 0), codes + offsets_of(sizes), offsets_of(sizes), np.array([3, 1]))
-    labels = [np.array([0, 5, 0, 5], np.uint32), np.array([1, 5, 1, 5], np.uint32),
-              np.array([2, 3, 2, 3], np.uint32)]
+    labels = [
+        np.array([0, 5, 0, 5], np.uint32),
+        np.array([1, 5, 1, 5], np.uint32),
+        np.array([2, 3, 2, 3], np.uint32),
+    ]
     flags = _rows_in(labels, sizes, t, np.array([False, True]))
     assert flags.tolist() == [False, True, False, True]
     small = [8, 8, 4]
@@ -191,8 +221,9 @@ def test_adult_metrics_reproduce_arx_on_arx_transformations(
     adult, k, limit, sens, levels, supp, classes, loss
 ) -> None:
     df, hs = adult
-    r = anonymize(df, hs, k, limit, sensitive=sens,
-                  transformation=dict(zip(ADULT_QIS, levels, strict=True)))
+    r = anonymize(
+        df, hs, k, limit, sensitive=sens, transformation=dict(zip(ADULT_QIS, levels, strict=True))
+    )
     assert r.metrics["suppressed"] == supp
     assert r.metrics["classes"] == classes
     assert round(r.metrics["granularity_loss"], 4) == loss
@@ -209,3 +240,48 @@ def test_adult_optimum_is_at_least_as_good_as_arx(adult, k, limit) -> None:  # n
     kept = best.frame.filter(pl.col("age") != "*")
     assert kept.group_by(ADULT_QIS).len()["len"].min() >= k
     assert best.frame.height == df.height
+
+
+@pytest.mark.parametrize(
+    "k, limit, sens", [(5, 0.05, None), (10, 0.0, None), (5, 0.05, {"salary-class": 2})]
+)
+def test_fast_paths_match_the_general_ones(adult, monkeypatch, k, limit, sens) -> None:
+    """Fixed-radix keys (roll-ups touching only the changed QIs) and the per-class output give
+    what the general roll-up (per-node key over every QI) and the per-row output give."""
+    import anonymize.kanon.engine as engine
+    import anonymize.kanon.search as search
+
+    df, hs = adult
+    fast = anonymize(df, hs, k, limit, sensitive=sens)
+    monkeypatch.setattr(search, "strides_of", lambda sizes: None)  # as if keys overflowed
+    monkeypatch.setattr(engine, "_output_by_class", lambda *args: None)
+    general = anonymize(df, hs, k, limit, sensitive=sens)
+    assert fast.transformation == general.transformation
+    assert fast.metrics == general.metrics
+    assert fast.search["evaluated"] == general.search["evaluated"]
+    assert fast.frame.equals(general.frame)
+
+
+def test_fast_paths_match_with_persons(monkeypatch) -> None:
+    import anonymize.kanon.engine as engine
+    import anonymize.kanon.search as search
+
+    rng = np.random.default_rng(11)
+    age = CsvHierarchy("age", [[str(a), f"{a // 10 * 10}s", "*"] for a in range(20, 60)])
+    zone = CsvHierarchy("zone", [[f"z{i}", f"r{i // 4}", "*"] for i in range(16)])
+    n = 3000
+    df = pl.DataFrame(
+        {
+            "pid": rng.integers(0, 400, n).astype(str),
+            "age": rng.integers(20, 60, n).astype(str),
+            "zone": [f"z{i}" for i in rng.integers(0, 16, n)],
+            "v": rng.integers(0, 9, n),
+        }
+    )
+    fast = anonymize(df, {"age": age, "zone": zone}, 4, 0.05, person_col="pid")
+    monkeypatch.setattr(search, "strides_of", lambda sizes: None)
+    monkeypatch.setattr(engine, "_output_by_class", lambda *args: None)
+    general = anonymize(df, {"age": age, "zone": zone}, 4, 0.05, person_col="pid")
+    assert fast.transformation == general.transformation
+    assert fast.metrics == general.metrics
+    assert fast.frame.equals(general.frame)

@@ -30,12 +30,15 @@ def test_unknown_value_raises() -> None:
         pl.DataFrame({"age": ["77"]}).select(h.expr(pl.col("age"), 1))
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a;x;*\nb;y\n", "same number of levels"),
-    ("a;x;*\na;x;*\n", "more than one row"),
-    ("a;x;*\nb;x;*\nc;y;*\nd;y;z\n", "not monotone"),
-    ("", "no rows"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a;x;*\nb;y\n", "same number of levels"),
+        ("a;x;*\na;x;*\n", "more than one row"),
+        ("a;x;*\nb;x;*\nc;y;*\nd;y;z\n", "not monotone"),
+        ("", "no rows"),
+    ],
+)
 def test_invalid_hierarchies(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CsvHierarchy.parse("h", text)

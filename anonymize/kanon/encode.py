@@ -72,6 +72,70 @@ def encode_values(
 ) -> tuple[list[np.ndarray], list[pl.Series], pl.DataFrame]:
     """Dense ``int32`` codes per row and the sorted distinct values, for each column.
 
+    String columns are encoded by Polars itself (a cast to an ``Enum`` of the sorted distinct
+    values: one parallel pass, nothing row-sized in numpy), the others through hashes
+    (:func:`_encode_hashed`). Also returns the distinct values side by side (null-padded to one
+    length) so hierarchies can run over all of them in one query.
+    """
+    strings = [c for c in cols if df.schema[c] == pl.String]
+    others = [c for c in cols if c not in strings]
+    found: dict[str, tuple[np.ndarray, pl.Series]] = {}
+    if strings:
+        found.update(_encode_strings(df, strings))
+    if others:
+        codes, values, _ = _encode_hashed(df, others)
+        found.update(zip(others, zip(codes, values, strict=True), strict=True))
+    codes_out = [found[c][0] for c in cols]
+    values = [found[c][1].alias(c) for c in cols]
+    n_max = max(len(v) for v in values)
+    padded = pl.DataFrame([v.extend_constant(None, n_max - len(v)) for v in values])
+    return codes_out, values, padded
+
+
+def _encode_strings(df: pl.DataFrame, cols: list[str]) -> dict[str, tuple[np.ndarray, pl.Series]]:
+    """Codes of String columns: the sorted distinct values (from a sample on large frames) become
+    an ``Enum`` whose physical codes are the codes; nulls get the last code (None sorts last).
+
+    Exact: on large frames the rows whose value the sample missed come out null without being
+    null; their values are added and the column is cast again.
+    """
+    lf = df.lazy()
+    sampled = df.height > 8 * SAMPLE_ROWS
+    lists = (
+        (lf.head(SAMPLE_ROWS) if sampled else lf)
+        .select(pl.col(c).unique().sort(nulls_last=True).implode() for c in cols)
+        .collect()
+    )
+    values = {c: lists.get_column(c)[0].alias(c) for c in cols}
+    out: dict[str, tuple[np.ndarray, pl.Series]] = {}
+    todo = list(cols)
+    while todo:
+        n_cats = {c: len(values[c]) - values[c].null_count() for c in todo}
+        phys = lf.select(
+            pl.col(c).cast(pl.Enum(values[c].drop_nulls()), strict=False).to_physical()
+            for c in todo
+        ).collect()
+        again = []
+        for c in todo:
+            col = phys.get_column(c)
+            # null counts are metadata: a value missed by the sample is a null too many
+            if col.null_count() > df.get_column(c).null_count():
+                extra = df.get_column(c).filter(col.is_null()).drop_nulls().unique()
+                values[c] = pl.concat([values[c], extra]).unique().sort(nulls_last=True)
+                again.append(c)
+                continue
+            if col.null_count():
+                col = col.fill_null(n_cats[c])
+            out[c] = (col.to_numpy().astype(np.int32), values[c])
+        todo = again
+    return out
+
+
+def _encode_hashed(
+    df: pl.DataFrame, cols: list[str]
+) -> tuple[list[np.ndarray], list[pl.Series], pl.DataFrame]:
+    """Dense ``int32`` codes per row and the sorted distinct values, through value hashes.
+
     Exact: a value's code is found through its hash, the hashes of the distinct values are
     checked to be pairwise different, and on large frames (where the distinct values are first
     taken from a sample) every row's hash is checked against its code's, the values missed by
@@ -81,11 +145,14 @@ def encode_values(
     """
     lf = df.lazy()
     sampled = df.height > 8 * SAMPLE_ROWS
-    lists, hashes = pl.collect_all([
-        (lf.head(SAMPLE_ROWS) if sampled else lf).select(
-            pl.col(c).unique().sort(nulls_last=True).implode() for c in cols),
-        lf.select(pl.col(c).hash(HASH_SEED) for c in cols),
-    ])
+    lists, hashes = pl.collect_all(
+        [
+            (lf.head(SAMPLE_ROWS) if sampled else lf).select(
+                pl.col(c).unique().sort(nulls_last=True).implode() for c in cols
+            ),
+            lf.select(pl.col(c).hash(HASH_SEED) for c in cols),
+        ]
+    )
     if not sampled:
         return _encode_exact(df, lists, hashes, cols)
     values = [lists.get_column(c)[0].alias(c) for c in cols]
@@ -111,8 +178,12 @@ def _codes(
 ) -> np.ndarray:
     """Row codes of column ``c`` from row hashes ``h`` and the values' hashes ``hu``."""
     if len(np.unique(hu)) != len(hu):  # pragma: no cover - 64-bit collision among values
-        return (df.get_column(c).replace_strict(values, pl.int_range(len(hu), eager=True))
-                .cast(pl.Int32).to_numpy())
+        return (
+            df.get_column(c)
+            .replace_strict(values, pl.int_range(len(hu), eager=True))
+            .cast(pl.Int32)
+            .to_numpy()
+        )
     return _slot_lookup(h, hu)
 
 
@@ -123,10 +194,14 @@ def _encode_exact(
     counts = [len(lists.get_column(c)[0]) for c in cols]
     n_max = max(counts)
     both = lists.select(
-        [pl.col(c).explode().extend_constant(None, n_max - n).alias(c)
-         for c, n in zip(cols, counts, strict=True)]
-        + [pl.col(c).explode().extend_constant(None, n_max - n).hash(HASH_SEED).alias(f"{c}\x00h")
-           for c, n in zip(cols, counts, strict=True)]
+        [
+            pl.col(c).explode().extend_constant(None, n_max - n).alias(c)
+            for c, n in zip(cols, counts, strict=True)
+        ]
+        + [
+            pl.col(c).explode().extend_constant(None, n_max - n).hash(HASH_SEED).alias(f"{c}\x00h")
+            for c, n in zip(cols, counts, strict=True)
+        ]
     )
     padded = both.select(cols)
     values = [padded.get_column(c).slice(0, n) for c, n in zip(cols, counts, strict=True)]
@@ -207,13 +282,23 @@ def compile_qis(
             raise ValueError(f"hierarchy {h.name!r} of column {name!r} has no levels")
     by_expr = [n for n in names if not isinstance(hierarchies[n], CsvHierarchy)]
     cast = [n for n in names if n not in by_expr and padded.schema[n] != pl.String]
-    gen = padded.select(
-        [hierarchies[n].expr(pl.col(n), lvl).cast(pl.String).alias(f"{n}\x00{lvl}")
-         for n in by_expr for lvl in range(hierarchies[n].levels)]
-        + [pl.col(n).cast(pl.String) for n in cast]
-    ) if by_expr or cast else padded
-    domains = {n: h.domain for n, h in hierarchies.items()
-               if n in by_expr and getattr(h, "domain", None) is not None}
+    gen = (
+        padded.select(
+            [
+                hierarchies[n].expr(pl.col(n), lvl).cast(pl.String).alias(f"{n}\x00{lvl}")
+                for n in by_expr
+                for lvl in range(hierarchies[n].levels)
+            ]
+            + [pl.col(n).cast(pl.String) for n in cast]
+        )
+        if by_expr or cast
+        else padded
+    )
+    domains = {
+        n: h.domain
+        for n, h in hierarchies.items()
+        if n in by_expr and getattr(h, "domain", None) is not None
+    }
     dgen = None
     if domains:
         n_max = max(len(d) for d in domains.values())
@@ -221,7 +306,8 @@ def compile_qis(
             [d.alias(n).extend_constant(None, n_max - len(d)) for n, d in domains.items()]
         ).select(
             hierarchies[n].expr(pl.col(n), lvl).cast(pl.String).alias(f"{n}\x00{lvl}")
-            for n in domains for lvl in range(hierarchies[n].levels)
+            for n in domains
+            for lvl in range(hierarchies[n].levels)
         )
     out = []
     for name, v in zip(names, values, strict=True):
@@ -239,17 +325,21 @@ def compile_qis(
             n_dom = len(rows)
             dom_levels = [list(col) for col in zip(*rows.values(), strict=True)]
         else:
-            data_levels = [gen.get_column(f"{name}\x00{lvl}").to_list()[:n_values]
-                           for lvl in range(h.levels)]
+            data_levels = [
+                gen.get_column(f"{name}\x00{lvl}").to_list()[:n_values] for lvl in range(h.levels)
+            ]
             if name in domains:
                 n_dom = len(domains[name])
-                dom_levels = [dgen.get_column(f"{name}\x00{lvl}").to_list()[:n_dom]
-                              for lvl in range(h.levels)]
+                dom_levels = [
+                    dgen.get_column(f"{name}\x00{lvl}").to_list()[:n_dom] for lvl in range(h.levels)
+                ]
                 known = set(dom_levels[0])
                 unknown = sum(x not in known for x in data_levels[0])
                 if unknown:
-                    raise ValueError(f"column {name!r}: {unknown} distinct value(s) are not in "
-                                     f"hierarchy {h.name!r}")
+                    raise ValueError(
+                        f"column {name!r}: {unknown} distinct value(s) are not in "
+                        f"hierarchy {h.name!r}"
+                    )
             else:
                 n_dom, dom_levels = n_values, data_levels
         up, labels, share = [], [], []

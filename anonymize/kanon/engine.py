@@ -2,7 +2,10 @@
 
 Cost follows the data once (encoding every row to integer codes, building the level-0 frequency
 table, and writing the output) and otherwise the distinct (QI tuple[, person]) entries: every node
-the search touches is a roll-up of a frequency table, never a pass over rows.
+the search touches is a roll-up of a frequency table, never a pass over rows. Without person and
+sensitive columns the level-0 table remembers each row's class, so the output is decided per
+class (generalized codes, ``*`` for failing classes) and each row, after the shuffle, only
+gathers its class's codes.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ def anonymize(
         for q, r in zip(encoded, raw, strict=True)
     ]
     sid, n_sid, sid_maps, sid_sizes = _sensitive_ids(
-        enc_codes[len(qi_cols):], [len(v) for v in enc_values[len(qi_cols):]]
+        enc_codes[len(qi_cols) :], [len(v) for v in enc_values[len(qi_cols) :]]
     )
     pid = None
     n_persons = n_rows
@@ -129,7 +132,8 @@ def anonymize(
         # rows are persons: projections give necessary conditions (k only; l is left out)
         failing = (
             plain_failures(encoded, base, kmodel.k, models.max_suppressed)
-            if person_col is None else ()
+            if person_col is None
+            else ()
         )
         found = search(ev, share_sums, failing)
         node, share_total, evaluation = found.node, found.share_total, found.evaluation
@@ -154,7 +158,11 @@ def anonymize(
 
     # 3. the records: generalized codes per row, suppression per row, one shuffle
     seed = _shuffle_seed(base, n_rows) if seed is None else seed
-    frame = _output(df, encoded, raw, node, evaluation.table, evaluation.stats.fail, seed)
+    frame = _output_by_class(
+        df, encoded, base, ev.radix, node, evaluation.table, evaluation.stats.fail, seed
+    )
+    if frame is None:
+        frame = _output(df, encoded, raw, node, evaluation.table, evaluation.stats.fail, seed)
     seconds = time.perf_counter() - t0
     return KAnonResult(
         transformation=dict(zip(qi_cols, node, strict=True)),
@@ -195,14 +203,59 @@ def _output(
         if suppressed is not None:
             lab[suppressed] = len(q.labels[lvl])  # the "*" label (after _rows_in used the codes)
         idx[q.name] = lab
-    names = {q.name: pl.Series(q.labels[lvl] + [SUPPRESSED], dtype=pl.String)
-             for q, lvl in zip(encoded, node, strict=True)}
+    names = {
+        q.name: pl.Series(q.labels[lvl] + [SUPPRESSED], dtype=pl.String)
+        for q, lvl in zip(encoded, node, strict=True)
+    }
     order = pl.Series("__perm", np.random.default_rng(seed).permutation(df.height))
     return pl.DataFrame(
         [pl.Series(c, idx[c]) if c in idx else df.get_column(c) for c in df.columns]
     ).select(
-        pl.lit(names[c]).gather(pl.col(c).gather(order)).alias(c) if c in idx
+        pl.lit(names[c]).gather(pl.col(c).gather(order)).alias(c)
+        if c in idx
         else pl.col(c).gather(order)
+        for c in df.columns
+    )
+
+
+def _output_by_class(
+    df: pl.DataFrame,
+    encoded: list[EncodedQI],
+    base: Table,
+    radix: np.ndarray | None,
+    node: tuple[int, ...],
+    t: Table,
+    fail: np.ndarray,
+    seed: int,
+) -> pl.DataFrame | None:
+    """``_output`` through the level-0 classes: each class's generalized (or ``*``) codes are
+    worked out once, and each row only gathers its class's, after the shuffle. Same frame as
+    ``_output``, without the per-row key of every QI. None when the tables lack what it needs
+    (a person or sensitive column, or a key space too large for one radix)."""
+    if base.row_class is None or radix is None or t.key is None:
+        return None
+    lc = base.level_codes
+    gen = [q.step(0, lvl)[lc[:, j]] for j, (q, lvl) in enumerate(zip(encoded, node, strict=True))]
+    base_key = np.zeros(len(lc), dtype=np.int64)
+    for g, r in zip(gen, radix, strict=True):
+        base_key += g.astype(np.int64) * int(r)
+    order = np.argsort(t.key)
+    at = order[np.minimum(np.searchsorted(t.key, base_key, sorter=order), len(order) - 1)]
+    if not np.array_equal(t.key[at], base_key):  # pragma: no cover - tables out of step
+        return None
+    bad = fail[at]
+    perm = np.random.default_rng(seed).permutation(df.height)
+    row_cls = base.row_class[perm]
+    cols: dict[str, pl.Series] = {}
+    names = {}
+    for q, lvl, g in zip(encoded, node, gen, strict=True):
+        lab = g.astype(np.uint32)
+        lab[bad] = len(q.labels[lvl])  # the "*" label
+        cols[q.name] = pl.Series(q.name, lab[row_cls])
+        names[q.name] = pl.Series(q.labels[lvl] + [SUPPRESSED], dtype=pl.String)
+    order_s = pl.Series("__perm", perm)
+    return pl.DataFrame([cols[c] if c in cols else df.get_column(c) for c in df.columns]).select(
+        pl.lit(names[c]).gather(pl.col(c)).alias(c) if c in cols else pl.col(c).gather(order_s)
         for c in df.columns
     )
 
@@ -231,6 +284,7 @@ def _rows_in(
     bad = pl.DataFrame({str(i): lc[fail, i] for i in range(len(labels))}).with_columns(
         pl.lit(True).alias("__bad")
     )
-    joined = rows.join(bad, on=[str(i) for i in range(len(labels))], how="left",
-                       maintain_order="left")
+    joined = rows.join(
+        bad, on=[str(i) for i in range(len(labels))], how="left", maintain_order="left"
+    )
     return joined.get_column("__bad").fill_null(False).to_numpy()

@@ -49,8 +49,9 @@ def level_share_sums(qis: list[EncodedQI], base: Table) -> list[np.ndarray]:
     rows = base.rows.astype(np.float64)
     for j, qi in enumerate(qis):
         counts = np.bincount(codes[:, j], weights=rows, minlength=qi.sizes[0])
-        out.append(np.array([float(counts @ qi.share[lvl][qi.step(0, lvl)])
-                             for lvl in range(qi.levels)]))
+        out.append(
+            np.array([float(counts @ qi.share[lvl][qi.step(0, lvl)]) for lvl in range(qi.levels)])
+        )
     return out
 
 

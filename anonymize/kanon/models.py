@@ -96,7 +96,7 @@ class Models:
         if len(idx) == 0:
             return NodeStats(persons, fail, 0, 0, 0.0)
         rows_f = t.rows[idx]
-        supp_p = suppressed_persons(t, fail)
+        supp_p = int(rows_f.sum()) if t.plain else suppressed_persons(t, fail)
         if supp_p > self.max_suppressed:
             return NodeStats(persons, fail, supp_p, int(rows_f.sum()), float("nan"))
         kept_share = shares[t.codes[idx]].sum(axis=1)

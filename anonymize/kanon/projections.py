@@ -51,15 +51,16 @@ def plain_failures(
         for r in range(q + 1, n_q):
             if top[q] == 0 and top[r] == 0:
                 continue
-            m = np.bincount(codes[:, q] * n0[r] + codes[:, r], weights=rows,
-                            minlength=n0[q] * n0[r]).reshape(n0[q], n0[r])
+            m = np.bincount(
+                codes[:, q] * n0[r] + codes[:, r], weights=rows, minlength=n0[q] * n0[r]
+            ).reshape(n0[q], n0[r])
             h = stacked[q].T @ m @ stacked[r]
             h[h >= k] = 0.0
             supp = np.add.reduceat(np.add.reduceat(h, starts[q], axis=0), starts[r], axis=1)
             failing = supp > max_suppressed
             floor_r = -1
             for lq in range(top[q], -1, -1):
-                hits = np.flatnonzero(failing[lq, floor_r + 1:])
+                hits = np.flatnonzero(failing[lq, floor_r + 1 :])
                 if len(hits):
                     floor_r += 1 + int(hits[-1])
                     node = list(top)

@@ -40,9 +40,10 @@ import numpy as np
 
 from anonymize.kanon.encode import EncodedQI
 from anonymize.kanon.models import Models
-from anonymize.kanon.table import NodeStats, Table, offsets_of, rollup
+from anonymize.kanon.table import NodeStats, Table, rollup, strides_of
 
 UNKNOWN, SAT, FAIL = 0, 1, -1
+CACHE_SLOTS = 256  # tables kept (within ``cache_bytes``): more slots, closer roll-up sources
 
 
 @dataclass
@@ -65,32 +66,75 @@ class Evaluator:
 
     def __post_init__(self) -> None:
         self._level_sizes = [list(q.sizes) for q in self.qis]
-        self._shares = [[s.astype(np.float64) for s in q.share] for q in self.qis]
-        self._offsets_memo: dict[tuple[int, ...], np.ndarray] = {}
-        self._steps: dict[tuple[int, int, int, int], np.ndarray] = {}
+        # every node keeps the base's layout: QI q's codes live in [offsets[q], offsets[q] +
+        # level-0 size) at any level (levels only merge values), so a roll-up touches only the
+        # QIs whose level changes, and the class key can use one radix for all nodes
+        self._fixed = self.base.offsets
+        sizes0 = [s[0] for s in self._level_sizes]
+        st = strides_of(sizes0)
+        self._radix = None if st is None else st[0]
+        if self._radix is not None and self.base.key is None:
+            self.base.key = self.base.level_codes @ self._radix
+        # shares per QI and level, zero-padded to the QI's block so that they concatenate to
+        # an array indexed by the (fixed-offset) codes
+        self._shares = [
+            [np.pad(s.astype(np.float64), (0, n0 - len(s))) for s in q.share]
+            for q, n0 in zip(self.qis, sizes0, strict=True)
+        ]
+        self._shares_memo: dict[tuple[int, ...], np.ndarray] = {}
+        self._steps: dict[tuple[int, int, int], np.ndarray] = {}
+        self._changes: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._n_codes = int(sum(sizes0))
         # the cache: tables by node, plus a matrix of their levels and costs for fast look-up
         self._cache: OrderedDict[tuple[int, ...], Table] = OrderedDict()
         self._slot: dict[tuple[int, ...], int] = {}
-        self._levels = np.zeros((64, len(self.qis)), dtype=np.int16)
-        self._costs = np.full(64, np.iinfo(np.int64).max, dtype=np.int64)
-        self._free: list[int] = list(range(63, -1, -1))
-        self._slot_node: list[tuple[int, ...] | None] = [None] * 64
+        n_slots = CACHE_SLOTS
+        self._levels = np.zeros((n_slots, len(self.qis)), dtype=np.int16)
+        self._costs = np.full(n_slots, np.iinfo(np.int64).max, dtype=np.int64)
+        self._free: list[int] = list(range(n_slots - 1, -1, -1))
+        self._slot_node: list[tuple[int, ...] | None] = [None] * n_slots
         self._bytes = 0
 
-    def _step(self, q: int, lo: int, hi: int, offset: int) -> np.ndarray:
-        """QI ``q``'s map from level ``lo`` to level ``hi`` codes, shifted by ``offset``."""
-        key = (q, lo, hi, offset)
+    @property
+    def radix(self) -> np.ndarray | None:
+        """The per-QI radix of the class keys (``Table.key``); None if they would overflow."""
+        return self._radix
+
+    def _step(self, q: int, lo: int, hi: int) -> np.ndarray:
+        """QI ``q``'s map from level ``lo`` to level ``hi`` codes over its whole block (codes
+        unused at ``lo`` map to 0), offset included."""
+        key = (q, lo, hi)
         m = self._steps.get(key)
         if m is None:
-            m = self._steps[key] = self.qis[q].step(lo, hi).astype(np.int64) + offset
+            m = np.zeros(self._level_sizes[q][0], dtype=np.int64)
+            m[: self._level_sizes[q][lo]] = self.qis[q].step(lo, hi)
+            m += self._fixed[q]
+            self._steps[key] = m
         return m
 
-    def _offsets(self, node: tuple[int, ...]) -> np.ndarray:
-        off = self._offsets_memo.get(node)
-        if off is None:
-            off = self._offsets_memo[node] = offsets_of(
-                [sizes[lvl] for sizes, lvl in zip(self._level_sizes, node, strict=True)])
-        return off
+    def _change(self, q: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """QI ``q`` from level ``lo`` to ``hi``, over the whole shared code space (other QIs'
+        codes unchanged): each code's new code and how much a class key moves with it, so a
+        roll-up updates a changed QI with one gather each for codes and keys."""
+        key = (q, lo, hi)
+        ch = self._changes.get(key)
+        if ch is None:
+            codes = np.arange(self._n_codes, dtype=np.int64)
+            block = slice(int(self._fixed[q]), int(self._fixed[q]) + self._level_sizes[q][0])
+            codes[block] = self._step(q, lo, hi)
+            delta = np.zeros(self._n_codes, dtype=np.int64)
+            delta[block] = (codes[block] - np.arange(block.start, block.stop)) * int(self._radix[q])
+            ch = self._changes[key] = (codes, delta)
+        return ch
+
+    def shares(self, node: tuple[int, ...]) -> np.ndarray:
+        """Domain share per (fixed-offset) code at ``node``'s levels."""
+        sh = self._shares_memo.get(node)
+        if sh is None:
+            sh = self._shares_memo[node] = np.concatenate(
+                [s[lvl] for s, lvl in zip(self._shares, node, strict=True)]
+            )
+        return sh
 
     def source_for(self, node: tuple[int, ...]) -> Table:
         """The cached table below ``node`` that is cheapest to roll up (the base if none)."""
@@ -114,11 +158,19 @@ class Evaluator:
             self._cache.move_to_end(node)
             return hit
         src = source if source is not None else self.source_for(node)
-        off = self._offsets(node)
-        step = np.concatenate([self._step(j, a, b, int(o)) for j, (a, b, o)
-                               in enumerate(zip(src.node, node, off, strict=True))])
         sizes = [s[lvl] for s, lvl in zip(self._level_sizes, node, strict=True)]
-        t = rollup(src, node, step, sizes, off, self.models.n_sid)
+        if self._radix is not None and src.key is not None:
+            changes = {
+                j: self._change(j, a, b)
+                for j, (a, b) in enumerate(zip(src.node, node, strict=True))
+                if a != b
+            }
+            t = rollup(src, node, None, sizes, self._fixed, self.models.n_sid, changes)
+        else:
+            step = np.concatenate(
+                [self._step(j, a, b) for j, (a, b) in enumerate(zip(src.node, node, strict=True))]
+            )
+            t = rollup(src, node, step, sizes, self._fixed, self.models.n_sid)
         self._remember(t)
         return t
 
@@ -144,8 +196,7 @@ class Evaluator:
 
     def evaluate(self, node: tuple[int, ...], source: Table | None = None) -> Evaluation:
         t = self.table(node, source)
-        shares = np.concatenate([s[lvl] for s, lvl in zip(self._shares, node, strict=True)])
-        st = self.models.evaluate(t, shares)
+        st = self.models.evaluate(t, self.shares(node))
         self.evaluations += 1
         return Evaluation(node, t, st, st.suppressed_persons <= self.models.max_suppressed)
 
@@ -185,9 +236,11 @@ def search(
     status = np.zeros(n_nodes, dtype=np.int8)
     done = np.zeros(n_nodes, dtype=bool)  # evaluated, or known unable to beat the best
     bound = lb.copy()
-    views = {name: a.reshape(shape) for name, a in
-             (("status", status), ("done", done), ("bound", bound), ("lb", lb))}
-    strides = [int(np.prod(shape[q + 1:])) for q in range(n_q)]
+    views = {
+        name: a.reshape(shape)
+        for name, a in (("status", status), ("done", done), ("bound", bound), ("lb", lb))
+    }
+    strides = [int(np.prod(shape[q + 1 :])) for q in range(n_q)]
 
     best: list = [np.inf, None, None]  # share_total, node, evaluation
 
@@ -228,8 +281,9 @@ def search(
             views["done"][up(e.node)] = True
         elif e.stats.supp_loss > 0:
             sl = down(e.node)
-            np.maximum(views["bound"][sl], views["lb"][sl] + e.stats.supp_loss,
-                       out=views["bound"][sl])
+            np.maximum(
+                views["bound"][sl], views["lb"][sl] + e.stats.supp_loss, out=views["bound"][sl]
+            )
 
     def climb(start: tuple[int, ...], src: Table | None) -> bool:
         """Raise QIs one at a time from ``start`` while the result fails; True if it ever did.
@@ -274,7 +328,7 @@ def search(
         stop = int(np.searchsorted(lb_sorted, best[0] + tol, side="right"))
         if pos >= stop:
             break
-        chunk = order[pos:min(pos + 512, stop)]
+        chunk = order[pos : min(pos + 512, stop)]
         live = (status[chunk] != FAIL) & ~done[chunk] & (bound[chunk] <= best[0] + tol)
         if not live.any():
             pos += len(chunk)

@@ -4,7 +4,12 @@ A :class:`Table` describes the data under one transformation (a level per QI) wi
 
 - ``codes``: the equivalence classes, one row per class, the generalized code of each QI plus
   that QI's offset (``offsets``: the codes of all QIs live in one index space, so one gather
-  through the concatenated level maps generalizes every QI at once);
+  through the concatenated level maps generalizes every QI at once). The search keeps the
+  level-0 offsets at every node (a QI's codes only shrink with its level), so a roll-up can
+  leave the columns of unchanged QIs alone;
+- ``key``: per class, its codes as one mixed-radix integer with the *same* radix at every node
+  (level-0 sizes), so that generalizing one QI moves each key by a looked-up amount instead
+  of recomputing it from every QI;
 - ``rows``: records per class;
 - aggregated entries ``(a_cls, a_sid, a_persons)``: persons whose records all fall into one
   (class, sensitive-value) pair, counted, not listed;
@@ -18,7 +23,9 @@ are few sids, else aggregated entries.
 
 ``rollup`` computes a more general node's table from the table of any less general node: classes
 merge through the per-QI level-to-level code maps, so the cost follows the source table (distinct
-tuples, or fewer), never the rows. Distinct persons per class are exact: aggregated persons are in
+tuples, or fewer), never the rows; with keys, only the QIs whose level changes are touched.
+Grouping sorts with numpy's default (unstable, vectorized) sort, several times faster than a
+stable one; groups are numbered in key order, each with one of its positions as "first". Distinct persons per class are exact: aggregated persons are in
 exactly one class, and explicit triples are de-duplicated per (person, class). Persons whose
 triples collapse into one move to the aggregated part, so tables shrink as nodes get coarser.
 """
@@ -51,6 +58,12 @@ class Table:
     e_cls: np.ndarray | None = None
     e_sid: np.ndarray | None = None
     sid_counts: np.ndarray | None = None  # (classes × sids) records, when plain with few sids
+    # per class Σ_q level code × radix[q], with one radix for every node (level-0 sizes): a
+    # roll-up then updates the key for the QIs whose level changes only; None if it would overflow
+    key: np.ndarray | None = None
+    # the level-0 table without sensitive or person columns: each input row's class (the
+    # output is then written per class and gathered per row, not recomputed per row)
+    row_class: np.ndarray | None = None
 
     @property
     def level_codes(self) -> np.ndarray:
@@ -78,8 +91,18 @@ class Table:
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.codes, self.rows, self.a_cls, self.a_sid, self.a_persons, self.e_pid,
-                  self.e_cls, self.e_sid, self.sid_counts]
+        arrays = [
+            self.codes,
+            self.rows,
+            self.a_cls,
+            self.a_sid,
+            self.a_persons,
+            self.e_pid,
+            self.e_cls,
+            self.e_sid,
+            self.sid_counts,
+            self.key,
+        ]
         return sum(a.nbytes for a in arrays if a is not None)
 
 
@@ -102,9 +125,9 @@ def group_ids(key: np.ndarray, space: int) -> tuple[np.ndarray, int, np.ndarray]
         first = np.empty(n_groups, dtype=np.int64)
         first[ids] = np.arange(n, dtype=np.int64)
         return ids, n_groups, first
-    if n > 200_000:
-        return _group_ids_polars(key)
-    order = np.argsort(key, kind="stable")
+    # not a stable sort: any position of a group will do as its "first", and numpy's default
+    # (vectorized) sort of int64 is several times faster than its stable one
+    order = np.argsort(key)
     sk = key[order]
     start = np.empty(n, dtype=bool)
     start[0] = True
@@ -116,39 +139,14 @@ def group_ids(key: np.ndarray, space: int) -> tuple[np.ndarray, int, np.ndarray]
     return ids, int(sorted_ids[-1]) + 1, order[start]
 
 
-def _group_ids_polars(key: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
-    """``group_ids`` for large inputs: Polars' parallel hash grouping, groups in key order."""
-    import polars as pl
-
-    g = (
-        pl.DataFrame({"k": key})
-        .with_row_index("i")
-        .group_by("k")
-        .agg(pl.col("i").first())
-        .sort("k")
-    )
-    first = g.get_column("i").to_numpy().astype(np.int64)
-    uniq = g.get_column("k").to_numpy()
-    ids = np.searchsorted(uniq, key)
-    return ids, len(uniq), first
-
-
-def distinct_counts(key: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
-    """First position and count of each distinct key (in key order), without per-row ids."""
-    if len(key) <= 200_000 or _dense_ok(space, len(key)):
-        ids, n_groups, first = group_ids(key, space)
-        return first, np.bincount(ids, minlength=n_groups).astype(np.int64)
-    import polars as pl
-
-    g = (
-        pl.DataFrame({"k": key})
-        .with_row_index("i")
-        .group_by("k")
-        .agg(pl.col("i").first(), pl.len().alias("n"))
-        .sort("k")
-    )
-    return (g.get_column("i").to_numpy().astype(np.int64),
-            g.get_column("n").to_numpy().astype(np.int64))
+def distinct_counts(
+    key: np.ndarray, space: int, with_ids: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """First position and count of each distinct key (in key order), and with ``with_ids`` each
+    key's group (else None)."""
+    ids, n_groups, first = group_ids(key, space)
+    counts = np.bincount(ids, minlength=n_groups).astype(np.int64)
+    return first, counts, ids if with_ids else None
 
 
 def strides_of(sizes: list[int]) -> tuple[np.ndarray, int] | None:
@@ -206,7 +204,9 @@ class NodeStats:
     fail: np.ndarray  # bool per class: violates k (or l)
     suppressed_persons: int
     suppressed_rows: int
-    supp_loss: float  # Σ over suppressed classes of rows × (Q − Σ_q share): loss added by suppression
+    supp_loss: (
+        float  # Σ over suppressed classes of rows × (Q − Σ_q share): loss added by suppression
+    )
 
 
 def offsets_of(sizes: list[int]) -> np.ndarray:
@@ -233,7 +233,8 @@ def build_base(
     if pid is not None:
         cell, cell_space = combine([cell, pid], [cell_space, n_pid])
     # distinct cells with their record counts
-    first, cell_rows = distinct_counts(cell, cell_space)
+    plain = sid is None and pid is None
+    first, cell_rows, row_cls = distinct_counts(cell, cell_space, with_ids=plain)
     c_key = key[first]
     # classes = distinct QI tuples (the cells themselves without sid and person)
     if sid is None and pid is None:
@@ -246,27 +247,43 @@ def build_base(
     rows = np.bincount(cls, weights=cell_rows, minlength=n_cls).astype(np.int64)
     if pid is None:
         if sid is None:
-            return Table(node, t_codes, off, rows)
+            return Table(node, t_codes, off, rows, row_class=row_cls)
         c_sid = sid[first].astype(np.int64)
         if n_sid <= DENSE_SIDS:
             counts = np.bincount(cls * n_sid + c_sid, weights=cell_rows, minlength=n_cls * n_sid)
-            return Table(node, t_codes, off, rows,
-                         sid_counts=counts.astype(np.int64).reshape(n_cls, n_sid))
+            return Table(
+                node, t_codes, off, rows, sid_counts=counts.astype(np.int64).reshape(n_cls, n_sid)
+            )
         return Table(node, t_codes, off, rows, cls, c_sid, cell_rows)
     c_sid = sid[first].astype(np.int64) if sid is not None else None
     c_pid = pid[first].astype(np.int64)
     per_person = np.bincount(c_pid, minlength=n_pid)
     single = per_person[c_pid] == 1
     multi = ~single
-    a_cls, a_sid, a_persons = _aggregate(cls[single], None if c_sid is None else c_sid[single],
-                                         np.ones(int(single.sum()), np.int64), n_cls, n_sid)
+    a_cls, a_sid, a_persons = _aggregate(
+        cls[single],
+        None if c_sid is None else c_sid[single],
+        np.ones(int(single.sum()), np.int64),
+        n_cls,
+        n_sid,
+    )
     if not multi.any():
         return Table(node, t_codes, off, rows, a_cls, a_sid, a_persons)
     e_pid, e_cls = c_pid[multi], cls[multi]
     e_sid = c_sid[multi] if c_sid is not None else None
     order = np.lexsort((e_cls, e_pid) if e_sid is None else (e_sid, e_cls, e_pid))
-    return Table(node, t_codes, off, rows, a_cls, a_sid, a_persons,
-                 e_pid[order], e_cls[order], None if e_sid is None else e_sid[order])
+    return Table(
+        node,
+        t_codes,
+        off,
+        rows,
+        a_cls,
+        a_sid,
+        a_persons,
+        e_pid[order],
+        e_cls[order],
+        None if e_sid is None else e_sid[order],
+    )
 
 
 def _aggregate(
@@ -274,9 +291,11 @@ def _aggregate(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Sum persons per (class[, sid]) entry; without sid the entries are simply the classes."""
     if sid is None:
-        return (np.arange(n_cls, dtype=np.int64),
-                None,
-                np.bincount(cls, weights=persons, minlength=n_cls).astype(np.int64))
+        return (
+            np.arange(n_cls, dtype=np.int64),
+            None,
+            np.bincount(cls, weights=persons, minlength=n_cls).astype(np.int64),
+        )
     key = cls * n_sid + sid
     ids, n_groups, first = group_ids(key, n_cls * n_sid)
     summed = np.bincount(ids, weights=persons, minlength=n_groups).astype(np.int64)
@@ -287,36 +306,60 @@ def _aggregate(
 def rollup(
     src: Table,
     node: tuple[int, ...],
-    step: np.ndarray,
+    step: np.ndarray | None,
     sizes: list[int],
     offsets: np.ndarray,
     n_sid: int,
+    changes: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Table:
     """``node``'s table from ``src`` (``src.node ≤ node``).
 
     ``step`` is the concatenation of the per-QI maps from src's level to ``node``'s, laid out at
     src's offsets and with ``node``'s ``offsets`` already added to the values: one gather maps
     every QI of every class.
+
+    With ``changes`` (then ``offsets`` are the same at every node, keys use one radix per QI for
+    all nodes, and ``step`` is not needed) and ``src.key``, only the QIs whose level changes are
+    touched: ``changes[q] = (code map, key delta)``, both indexed by code, give QI ``q``'s new
+    code and how much the class key moves. In a climb a single QI changes, so the key costs one
+    gather and one add, and only the surviving classes' codes are gathered.
     """
-    xc = step[src.codes]
-    st = strides_of(sizes)
-    if st is not None:
-        key = xc @ st[0]
-        key -= int(offsets @ st[0])
-        space = st[1]
+    if changes is not None and src.key is not None:
+        key = src.key
+        for q, (_, delta) in changes.items():
+            key = key + delta[src.codes[:, q]]
+        cmap, n_cls, first = group_ids(key, int(key.max()) + 1 if len(key) else 0)
+        codes = src.codes[first]
+        for q, (cmap_q, _) in changes.items():
+            codes[:, q] = cmap_q[codes[:, q]]
+        key = key[first]
     else:
-        key, space = class_keys(xc - offsets, sizes)
-    cmap, n_cls, first = group_ids(key, space)
-    codes = xc[first]
+        xc = step[src.codes]
+        st = strides_of(sizes)
+        if st is not None:
+            key = xc @ st[0]
+            key -= int(offsets @ st[0])
+            space = st[1]
+        else:
+            key, space = class_keys(xc - offsets, sizes)
+        cmap, n_cls, first = group_ids(key, space)
+        codes = xc[first]
+        key = None
     rows = np.bincount(cmap, weights=src.rows, minlength=n_cls).astype(np.int64)
     if src.plain:
         if src.sid_counts is None:
-            return Table(node, codes, offsets, rows)
+            return Table(node, codes, offsets, rows, key=key)
         n_s = src.sid_counts.shape[1]
         cells = (cmap[:, None] * n_s + np.arange(n_s)).ravel()
         counts = np.bincount(cells, weights=src.sid_counts.ravel(), minlength=n_cls * n_s)
-        return Table(node, codes, offsets, rows,
-                     sid_counts=counts.astype(np.int64).reshape(n_cls, n_s))
+        return Table(
+            node,
+            codes,
+            offsets,
+            rows,
+            sid_counts=counts.astype(np.int64).reshape(n_cls, n_s),
+            key=key,
+        )
     a_cls = cmap[src.a_cls]
     a_sid, a_persons = src.a_sid, src.a_persons
     e_pid, e_cls, e_sid = src.e_pid, None, src.e_sid
@@ -348,7 +391,7 @@ def rollup(
             else:
                 e_pid = e_cls = e_sid = None
     a_cls, a_sid, a_persons = _aggregate(a_cls, a_sid, a_persons, n_cls, n_sid)
-    return Table(node, codes, offsets, rows, a_cls, a_sid, a_persons, e_pid, e_cls, e_sid)
+    return Table(node, codes, offsets, rows, a_cls, a_sid, a_persons, e_pid, e_cls, e_sid, key=key)
 
 
 def class_persons(t: Table) -> np.ndarray:
