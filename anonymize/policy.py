@@ -108,6 +108,19 @@ class Thresholds(BaseModel):
     max_suppression: float = Field(0.05, ge=0, le=1)
     pii_sample: int = Field(10_000, ge=100)
     insensitive_pii_max_rate: float = Field(0.0, ge=0, le=1)
+    rounding_base: int = Field(
+        1, ge=1, description="published person counts rounded half up to this base (1 = off)"
+    )
+
+    @model_validator(mode="after")
+    def _rounding_keeps_min_cell(self) -> Thresholds:
+        # A base that divides min_cell never rounds a published count (>= min_cell) below it.
+        if self.min_cell % self.rounding_base:
+            raise ValueError(
+                f"rounding_base {self.rounding_base} must divide min_cell {self.min_cell}, so "
+                "that no published count is rounded below min_cell"
+            )
+        return self
 
 
 #: Tables that can be released with differential privacy: each person sits in exactly one cell

@@ -48,7 +48,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -578,37 +578,36 @@ def apply_rights_requests(
                 record(dataset, _filter_landing_file(path, targets, dry_run))
             except FileNotFoundError:  # deleted by retention meanwhile: nothing left to erase
                 continue
-    for dataset, part in _partitions(out / "quarantine", "quarantine", report):
-        for path in sorted(part.glob("part-*.parquet")):
-            if path.is_symlink():
-                continue
-            scanned.add(dataset)
-            report.files_scanned += 1
-            try:
-                kept, removed = _filter_quarantine(pl.read_parquet(path), targets)
-            except FileNotFoundError:
-                continue
-            if removed and not dry_run:
-                _replace(path, kept)
-            record(dataset, removed)
 
-    if key is not None:
-        by_pseudonym = _pseudonyms(targets.owner, key)
-        for dataset, part in _partitions(retained, "retained", report):
+    def parquet_zone(
+        root: Path,
+        zone: str,
+        erase: Callable[[pl.DataFrame], tuple[pl.DataFrame, Counter[str]]],
+    ) -> None:
+        """Rewrite every ``part-*.parquet`` of a zone without the batch's rows."""
+        for dataset, part in _partitions(root, zone, report):
             for path in sorted(part.glob("part-*.parquet")):
                 if path.is_symlink():
                     continue
                 scanned.add(dataset)
                 report.files_scanned += 1
                 try:
-                    frame = pl.read_parquet(path)
-                except FileNotFoundError:
+                    kept, removed = erase(pl.read_parquet(path))
+                except FileNotFoundError:  # deleted by retention meanwhile
                     continue
-                owners = frame["person"].replace_strict(by_pseudonym, default=None)
-                removed = Counter(owners.drop_nulls().to_list())
                 if removed and not dry_run:
-                    _replace(path, frame.filter(owners.is_null()))
+                    _replace(path, kept)
                 record(dataset, removed)
+
+    parquet_zone(out / "quarantine", "quarantine", lambda f: _filter_quarantine(f, targets))
+    if key is not None:
+        by_pseudonym = _pseudonyms(targets.owner, key)
+
+        def erase_pseudonyms(frame: pl.DataFrame) -> tuple[pl.DataFrame, Counter[str]]:
+            owners = frame["person"].replace_strict(by_pseudonym, default=None)
+            return frame.filter(owners.is_null()), Counter(owners.drop_nulls().to_list())
+
+        parquet_zone(retained, "retained", erase_pseudonyms)
 
     report.seconds = time.monotonic() - started
     report.applied = [r.audit_entry(now, report.seconds, len(scanned)) for r in results]

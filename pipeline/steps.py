@@ -714,6 +714,7 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             pl.scan_parquet(maps / "revenue" / "*.parquet"), day, t.min_cell
         ),
     }
+    from anonymize.disclosure.rounding import round_expr
     from pipeline import period_tables
 
     # Across releases (transforms/cross_release.py): what the release being replaced hid stays
@@ -727,6 +728,9 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     record: dict[str, Any] = {}
     frames: dict[str, pl.DataFrame] = {}
     for name, df in {**daily, **period}.items():
+        if t.rounding_base > 1:  # after suppression and the cross-release checks (it only blurs)
+            counts = stats.TABLES[name].counts
+            df = df.with_columns(round_expr(pl.col(c), t.rounding_base).alias(c) for c in counts)
         frames[name] = df
         write_parquet(df, paths.staged_table("stats", name))
         published = [v for c in stats.TABLES[name].counts for v in df[c].drop_nulls().to_list()]
@@ -735,13 +739,14 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             "suppressed_cells": int(df["suppressed"].sum()),
             "min_published_count": min(published) if published else None,
             "release": stats.TABLES[name].release,
+            "rounding_base": t.rounding_base,
             "kept_hidden_from_previous_release": kept_hidden.get(name, 0),
             **({"period": period_rec[name]} if name in period_rec else {}),
         }
     # LP attacker on every published table (transforms/disclosure_audit.py); fail closed.
     from transforms.disclosure_audit import audit_tables, failing
 
-    audit = audit_tables(frames, t.min_cell)
+    audit = audit_tables(frames, t.min_cell, t.rounding_base)
     for name, verdict in audit.items():
         record[name]["disclosure"] = verdict
         cross = (period_rec.get(name) or {}).get("cross_release") or {}

@@ -49,7 +49,9 @@ _ADDITIVE = {("sessions", "sessions")}
 _FUNNEL = ("persons_page_view", "persons_signup", "persons_purchase")
 
 
-def _attack_count(name: str, df: pl.DataFrame, count: str, threshold: int) -> pl.DataFrame:
+def _attack_count(
+    name: str, df: pl.DataFrame, count: str, threshold: int, rounding_base: int | None = None
+) -> pl.DataFrame:
     """The attacker's report for one count column of one published table."""
     dims = [d for d in TABLES[name].dims]
     margin_dim = _MARGIN_DIM.get(name)
@@ -57,7 +59,9 @@ def _attack_count(name: str, df: pl.DataFrame, count: str, threshold: int) -> pl
         # Published rule: a null count is < threshold. Tell the attacker (worst case).
         label = pl.when(pl.col(count).is_null()).then(pl.lit("primary")).alias("suppression")
         cells = df.select(*dims, count, label)
-        return attack(cells, dims, count, threshold=threshold, additive=True)
+        return attack(
+            cells, dims, count, threshold=threshold, additive=True, rounding_base=rounding_base
+        )
     is_all = pl.col(margin_dim) == ALL_DURATIONS
     key = tuple(d for d in dims if d != margin_dim)
     cells = df.filter(~is_all).select(*dims, count)
@@ -69,6 +73,7 @@ def _attack_count(name: str, df: pl.DataFrame, count: str, threshold: int) -> pl
         threshold=threshold,
         additive=(name, count) in _ADDITIVE,
         margins=margins,
+        rounding_base=rounding_base,
     )
 
 
@@ -79,7 +84,9 @@ def _funnel_order_ok(df: pl.DataFrame) -> bool:
     return not bool(df.select(broken.any()).item()) if df.height else True
 
 
-def audit_table(name: str, df: pl.DataFrame, threshold: int) -> dict[str, Any]:
+def audit_table(
+    name: str, df: pl.DataFrame, threshold: int, rounding_base: int | None = None
+) -> dict[str, Any]:
     """Attack one published table (every count column); see :func:`audit_tables`."""
     spec = TABLES[name]
     suppressed = 0
@@ -90,7 +97,7 @@ def audit_table(name: str, df: pl.DataFrame, threshold: int) -> dict[str, Any]:
         if n == 0:
             per_count[count] = {"suppressed_cells": 0, "min_width": None}
             continue
-        report = _attack_count(name, df, count, threshold)
+        report = _attack_count(name, df, count, threshold, rounding_base)
         w = float(report["width"].min())
         suppressed += report.height
         widths.append(w)
@@ -119,7 +126,9 @@ def audit_table(name: str, df: pl.DataFrame, threshold: int) -> dict[str, Any]:
     return out
 
 
-def audit_tables(tables: dict[str, pl.DataFrame], threshold: int) -> dict[str, Any]:
+def audit_tables(
+    tables: dict[str, pl.DataFrame], threshold: int, rounding_base: int | None = None
+) -> dict[str, Any]:
     """Attack every published statistics table; per table the attacker's verdict.
 
     ``tables`` maps a ``transforms.stats.TABLES`` name to the table as published (null where
@@ -128,7 +137,8 @@ def audit_tables(tables: dict[str, pl.DataFrame], threshold: int) -> dict[str, A
     (cell, count) pairs, ``min_width`` is the narrowest attacker interval (candidate values;
     None when there is none or all are unbounded) and ``ok`` is ``min_width >= threshold``.
     """
-    return {name: audit_table(name, df, threshold) for name, df in tables.items()}
+    base = rounding_base if rounding_base and rounding_base > 1 else None
+    return {name: audit_table(name, df, threshold, base) for name, df in tables.items()}
 
 
 def failing(audit: dict[str, Any]) -> list[str]:
