@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import os
 import re
 import subprocess
@@ -50,29 +49,12 @@ START, END = "<!-- extract-part:start -->", "<!-- extract-part:end -->"
 
 
 def floor_worker(part: Path, out: Path) -> None:
-    """The per-part body of ``bench/scale_10m.py``'s ``floor_worker``."""
-    import polars as pl
+    """The per-part body of ``bench/scale_10m.py``'s ``floor_worker`` (the same function)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from scale_10m import floor_part
 
     t0 = time.perf_counter()
-    lines = pl.read_csv(
-        part,
-        has_header=False,
-        separator="\x1f",
-        quote_char=None,
-        new_columns=["line"],
-        schema_overrides={"line": pl.String},
-        encoding="utf8-lossy",
-    ).filter(pl.col("line").str.ends_with("}"))
-    head = "\n".join(lines["line"].head(10_000).to_list())
-    schema = pl.read_ndjson(io.StringIO(head), ignore_errors=True, infer_schema_length=None).schema
-    route = "json_decode"
-    try:
-        frame = lines.select(pl.col("line").str.json_decode(pl.Struct(schema))).unnest("line")
-    except pl.exceptions.ComputeError:
-        route = "read_ndjson"
-        joined = lines["line"].str.join("\n").item().encode()
-        frame = pl.read_ndjson(io.BytesIO(joined), ignore_errors=True, infer_schema_length=10_000)
-    del lines
+    frame, route = floor_part(part)
     frame.write_parquet(out / "floor.parquet")
     print(f"rows {frame.height} bad 0 via {route} in {time.perf_counter() - t0:.1f} s")
 

@@ -43,6 +43,10 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # polars is imported inside the child processes only
+    import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "scale.md"
@@ -58,42 +62,43 @@ GIB = 1024**3
 # --------------------------------------------------------------------------- floor (child)
 
 
-def floor_worker(landing: Path, out: Path) -> None:
-    """Plain Polars: every landing JSONL.gz part of the date -> one Parquet file per part."""
+def floor_part(part: Path) -> tuple[pl.DataFrame, str]:
+    """One JSONL.gz part -> (frame, route): the fastest tolerant plain-Polars route measured.
+
+    Also used by ``bench/extract_part.py`` so both benches time the same floor.
+    """
     import io
 
     import polars as pl
 
+    lines = pl.read_csv(
+        part,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        new_columns=["line"],
+        schema_overrides={"line": pl.String},
+        encoding="utf8-lossy",
+    ).filter(pl.col("line").str.ends_with("}"))
+    head = "\n".join(lines["line"].head(10_000).to_list())
+    schema = pl.read_ndjson(io.StringIO(head), ignore_errors=True, infer_schema_length=None).schema
+    try:
+        frame = lines.select(pl.col("line").str.json_decode(pl.Struct(schema))).unnest("line")
+        return frame, "json_decode"
+    except pl.exceptions.ComputeError:
+        joined = lines["line"].str.join("\n").item().encode()
+        frame = pl.read_ndjson(io.BytesIO(joined), ignore_errors=True, infer_schema_length=10_000)
+        return frame, "read_ndjson"
+
+
+def floor_worker(landing: Path, out: Path) -> None:
+    """Plain Polars: every landing JSONL.gz part of the date -> one Parquet file per part."""
     out.mkdir(parents=True, exist_ok=True)
     total = 0
     for source in SOURCES:
         for part in sorted((landing / source / f"date={DATE}").glob("*.jsonl*")):
             t0 = time.perf_counter()
-            lines = pl.read_csv(
-                part,
-                has_header=False,
-                separator="\x1f",
-                quote_char=None,
-                new_columns=["line"],
-                schema_overrides={"line": pl.String},
-                encoding="utf8-lossy",
-            ).filter(pl.col("line").str.ends_with("}"))
-            head = "\n".join(lines["line"].head(10_000).to_list())
-            schema = pl.read_ndjson(
-                io.StringIO(head), ignore_errors=True, infer_schema_length=None
-            ).schema
-            route = "json_decode"
-            try:
-                frame = lines.select(pl.col("line").str.json_decode(pl.Struct(schema))).unnest(
-                    "line"
-                )
-            except pl.exceptions.ComputeError:
-                route = "read_ndjson"
-                joined = lines["line"].str.join("\n").item().encode()
-                frame = pl.read_ndjson(
-                    io.BytesIO(joined), ignore_errors=True, infer_schema_length=10_000
-                )
-            del lines
+            frame, route = floor_part(part)
             frame.write_parquet(out / f"{source}-{part.name.split('.')[0]}.parquet")
             total += frame.height
             print(
