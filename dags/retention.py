@@ -43,22 +43,17 @@ def retention() -> None:
         """Idempotent (a rerun finds nothing left to delete), so retries are safe."""
         from datetime import date
 
-        from pipeline.errors import TokumeiError
         from pipeline.retention import activity_days_from_env, days_from_env
         from pipeline.retention import apply_retention as sweep
         from pipeline.settings import Settings, check_day
 
         ctx = get_current_context()
         settings = Settings.from_env()
-        if settings.landing_url:  # fail closed rather than silently erase nothing
-            raise TokumeiError(
-                "retention on an object-storage landing is not supported yet; "
-                "run it where the landing zone is a local or mounted folder"
-            )
+        landing = settings.local_landing("retention")  # fails closed on an s3:// landing
         landing_days, quarantine_days = days_from_env()
         day = check_day(ctx["params"].get("today") or ctx["ds"])
         report = sweep(
-            settings.landing,
+            landing,
             settings.out,
             today=date.fromisoformat(day),
             landing_days=landing_days,

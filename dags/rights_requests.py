@@ -48,24 +48,19 @@ def rights_requests() -> None:
         from datetime import UTC, datetime
 
         from anonymize.policy import load_policy
-        from pipeline.errors import TokumeiError
         from pipeline.rights_erasure import apply_rights_requests as apply
         from pipeline.secrets import pseudonym_key
         from pipeline.settings import Settings
 
         params = get_current_context()["params"]
         settings = Settings.from_env()
-        if settings.landing_url:  # fail closed rather than silently erase nothing
-            raise TokumeiError(
-                "rights erasure on an object-storage landing is not supported yet; "
-                "run it where the landing zone is a local or mounted folder"
-            )
+        landing = settings.local_landing("rights erasure")  # fails closed on an s3:// landing
         # The retained activity layer holds persons by pseudonym only: finding them needs the
         # key (from the secret store; it never goes into XCom or the log).
         has_retained = (settings.out / "retained").is_dir()
         key = pseudonym_key(in_airflow=True) if has_retained else None
         report = apply(
-            settings.landing,
+            landing,
             settings.out,
             settings.db_url,
             load_policy(settings.policy_dir),

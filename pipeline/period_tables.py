@@ -98,13 +98,16 @@ def build(
     frames: dict[str, pl.DataFrame],
     min_cell: int,
     policy: Policy,
+    grid: pl.DataFrame,
     budget: Ledger | None = None,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, Any], Ledger | None]:
     """Period tables closing on this run's day; cross-release checks; what was done and why.
 
     Returns the new tables (published form), a record per period table
     (``{"status": "released"|"skipped", "period", "reason"?, "cross_release"?}``) and the
-    privacy budget ledger with the noised releases added (``transforms.dp_tables``).
+    privacy budget ledger with the noised releases added (``transforms.dp_tables``). ``grid``
+    is the public demographic grid (``dp_tables.demographic_grid``) the active-user tables are
+    published on.
     """
     from transforms import dp_tables
 
@@ -152,7 +155,6 @@ def build(
             both = {**frames, **out}  # the week closing today was built just above
             families.append([_release(paths, both, "weekly_active_users", w) for w in weeks])
         name = f"{'weekly' if period.kind == 'week' else 'monthly'}_active_users"
-        grid = dp_tables.demographic_grid(policy)
         exact = periods.active_users(act, period).drop(period.kind).collect()
         if budget is not None and policy.noise and dp_tables.wants_noise(policy, name):
             exact, entry = dp_tables.noisy_persons(exact, grid, policy.noise, name)
@@ -165,11 +167,7 @@ def build(
             min_cell,
         )
         mask = cross_release.cover_suppression(au, families, _DEMO, "persons", min_cell)
-        au = au.with_columns(
-            pl.when(mask).then(None).otherwise(pl.col("persons")).alias("persons"),
-            (pl.col("suppressed") | mask).alias("suppressed"),
-        )
-        out[name] = au
+        out[name] = au = stats.suppress_where(au, mask, ("persons",))
         record[name] = {
             "status": "released",
             "period": period.label,
@@ -193,14 +191,7 @@ def build(
         )
         dailies = [_release(paths, frames, "revenue", d) for d in days]
         hide = cross_release.amount_guard(rev, dailies, ["price_band"], "total_amount_jpy")
-        rev = rev.with_columns(
-            pl.when(hide)
-            .then(None)
-            .otherwise(pl.col("total_amount_jpy"))
-            .alias("total_amount_jpy"),
-            (pl.col("suppressed") | hide).alias("suppressed"),
-        )
-        out["monthly_revenue"] = rev
+        out["monthly_revenue"] = stats.suppress_where(rev, hide, ("total_amount_jpy",))
         record["monthly_revenue"] = {
             "status": "released",
             "period": period.label,

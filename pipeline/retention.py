@@ -102,33 +102,27 @@ def days_from_env(environ: dict[str, str] | None = None) -> tuple[int, int]:
     A value that is not a positive integer is an error rather than a silent default: a typo must
     not turn into "delete everything" or "keep raw data forever".
     """
-    env = os.environ if environ is None else environ
-    result = []
-    for name, default in (
-        (LANDING_DAYS_ENV, DEFAULT_LANDING_DAYS),
-        (QUARANTINE_DAYS_ENV, DEFAULT_QUARANTINE_DAYS),
-    ):
-        raw = (env.get(name) or "").strip()
-        if not raw:
-            result.append(default)
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            raise TokumeiError(f"{name} must be a whole number of days") from None
-        result.append(_check_days(name, value))
-    return result[0], result[1]
+    return (
+        _days_env(environ, LANDING_DAYS_ENV, DEFAULT_LANDING_DAYS),
+        _days_env(environ, QUARANTINE_DAYS_ENV, DEFAULT_QUARANTINE_DAYS),
+    )
 
 
 def activity_days_from_env(environ: dict[str, str] | None = None) -> int:
     """Retention of the retained activity layer from ``TOKUMEI_RETENTION_ACTIVITY_DAYS``."""
-    raw = ((os.environ if environ is None else environ).get(ACTIVITY_DAYS_ENV) or "").strip()
+    return _days_env(environ, ACTIVITY_DAYS_ENV, DEFAULT_ACTIVITY_DAYS)
+
+
+def _days_env(environ: dict[str, str] | None, name: str, default: int) -> int:
+    """A whole number of days >= 1 from ``name``, ``default`` when unset; anything else fails."""
+    raw = ((os.environ if environ is None else environ).get(name) or "").strip()
     if not raw:
-        return DEFAULT_ACTIVITY_DAYS
+        return default
     try:
-        return _check_days(ACTIVITY_DAYS_ENV, int(raw))
+        value = int(raw)
     except ValueError:
-        raise TokumeiError(f"{ACTIVITY_DAYS_ENV} must be a whole number of days") from None
+        raise TokumeiError(f"{name} must be a whole number of days") from None
+    return _check_days(name, value)
 
 
 def _check_days(name: str, days: int) -> int:

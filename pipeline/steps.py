@@ -667,11 +667,16 @@ def stats_map(
 
 
 def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """Reduce the partition histograms to the daily tables (``stats.TABLES``); suppress."""
-    from transforms import stats
+    """Reduce the partition histograms to the daily tables; add the period tables due today.
+
+    Suppression, the cross-release rules (``pipeline.period_tables``), optional noise and
+    rounding, then the LP attacker audit over everything about to be published (fail closed).
+    """
+    from transforms import dp_tables, stats
 
     paths = _paths(settings, day, run_id)
-    t = _policy(settings).thresholds
+    policy = _policy(settings)
+    t = policy.thresholds
     maps = paths.work / "stats_map"
     rare = stats.rare_templates(pl.scan_parquet(maps / "pv_templates" / "*.parquet"), t.k)
     rare = rare.collect().lazy()
@@ -681,9 +686,6 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         ).collect()
         for p in partitions_of(settings)
     ]
-    from transforms import dp_tables
-
-    policy = _policy(settings)
     budget = dp_tables.ledger(policy)
     grid = dp_tables.demographic_grid(policy)
     dau_hists = pl.scan_parquet(maps / "dau" / "*.parquet")
@@ -722,7 +724,7 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     daily, kept_hidden = period_tables.keep_previous(
         paths, {name: lf.collect() for name, lf in tables.items()}
     )
-    period, period_rec, budget = period_tables.build(paths, daily, t.min_cell, policy, budget)
+    period, period_rec, budget = period_tables.build(paths, daily, t.min_cell, policy, grid, budget)
     period, kept_period = period_tables.keep_previous(paths, period)
     kept_hidden.update(kept_period)
     record: dict[str, Any] = {}

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import polars as pl
 
+from transforms.bands import band
+
 PERSON = "person"
 
 #: Weeks since signup published by the cohort table (0 = the signup week).
@@ -235,13 +237,6 @@ def active_users(activity: pl.LazyFrame, period: Period) -> pl.LazyFrame:
     )
 
 
-def _band(value: pl.Expr, bands: tuple[tuple[str, float], ...]) -> pl.Expr:
-    out: pl.Expr = pl.lit(bands[0][0])
-    for label, lower in bands[1:]:
-        out = pl.when(value >= lower).then(pl.lit(label)).otherwise(out)
-    return out
-
-
 def measurement_trends(activity: pl.LazyFrame, period: Period) -> pl.LazyFrame:
     """month × age_band × gender × measure × band → distinct persons.
 
@@ -261,7 +256,7 @@ def measurement_trends(activity: pl.LazyFrame, period: Period) -> pl.LazyFrame:
             "age_band",
             "gender",
             pl.lit(measure).alias("measure"),
-            _band(pl.col(measure), bands).alias("band"),
+            band(pl.col(measure), bands).alias("band"),
         )
         for measure, (_, bands) in MEASURES.items()
     ]

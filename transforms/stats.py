@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from anonymize.disclosure.rounding import round_expr
+from transforms.bands import band
 from transforms.categories import CATEGORY_VALUES, categorize
 from transforms.periods import COHORT_WEEKS, MEASURES
 
@@ -499,17 +501,14 @@ def measurements_reduce(per_person: pl.LazyFrame, day: str, min_cell: int) -> pl
     return _finish(table, day, dims, ("weight_mean_kg", "weight_median_kg"), min_cell)
 
 
-def _band(value: pl.Expr, bands: tuple[tuple[str, int], ...]) -> pl.Expr:
-    """Label of the highest band whose lower bound ``value`` reaches (the first band otherwise)."""
-    out: pl.Expr = pl.lit(bands[0][0])
-    for label, lower in bands[1:]:
-        out = pl.when(value >= lower).then(pl.lit(label)).otherwise(out)
-    return out
+def _total_amount() -> pl.Expr:
+    """``total_amount_jpy``: the exact ``amount_jpy`` sum rounded half up to 1,000 JPY."""
+    return round_expr(pl.col("amount_jpy"), 1000).cast(pl.Int64).alias("total_amount_jpy")
 
 
 def price_band(amount: pl.Expr) -> pl.Expr:
     """Price band label (:data:`PRICE_BANDS`) of a single purchase amount (JPY)."""
-    return _band(amount, PRICE_BANDS)
+    return band(amount, PRICE_BANDS)
 
 
 def fold_os(os_family: pl.Expr) -> pl.Expr:
@@ -523,11 +522,24 @@ def fold_os(os_family: pl.Expr) -> pl.Expr:
     )
 
 
-def _suppress(table: pl.LazyFrame, mask: pl.Expr, columns: tuple[str, ...]) -> pl.LazyFrame:
-    """Null ``columns`` where ``mask`` holds; add the ``suppressed`` flag."""
+def suppress_where(
+    table: pl.LazyFrame | pl.DataFrame, mask: pl.Expr | pl.Series, columns: tuple[str, ...]
+) -> pl.LazyFrame | pl.DataFrame:
+    """Null ``columns`` where ``mask`` holds; set the ``suppressed`` flag (OR-ed into an
+    existing one, so a row hidden for one reason stays hidden when another is added).
+
+    Example:
+        >>> import polars as pl
+        >>> t = pl.DataFrame({"persons": [12, 15], "suppressed": [True, False]})
+        >>> suppress_where(t, pl.Series([False, True]), ("persons",))["suppressed"].to_list()
+        [True, True]
+    """
+    hide = pl.lit(mask) if isinstance(mask, pl.Series) else mask
+    names = table.collect_schema().names() if isinstance(table, pl.LazyFrame) else table.columns
+    flag = pl.col("suppressed") | hide if "suppressed" in names else hide
     return table.with_columns(
-        *[pl.when(mask).then(None).otherwise(pl.col(c)).alias(c) for c in columns],
-        mask.alias("suppressed"),
+        *[pl.when(hide).then(None).otherwise(pl.col(c)).alias(c) for c in columns],
+        flag.alias("suppressed"),
     )
 
 
@@ -560,7 +572,7 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("device_class").sort_by(order).first(),
             pl.col("os_family").sort_by(order).first(),
         )
-        .with_columns(_band(pl.col("_secs"), DURATION_BANDS).alias("duration_band"))
+        .with_columns(band(pl.col("_secs"), DURATION_BANDS).alias("duration_band"))
     )
     counts = (
         pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
@@ -609,8 +621,8 @@ def protect_sessions(table: pl.DataFrame, min_cell: int) -> pl.Series:
         tuple(group): table.filter(is_all).select(*group, "persons", "sessions")
     }
     # Pattern rows name a margin cell with null in the aggregated dim.
-    band = pl.when(is_all).then(None).otherwise(pl.col("duration_band")).alias("duration_band")
-    force = table.filter(pl.col("persons") < min_cell).select(*group, band)
+    band_key = pl.when(is_all).then(None).otherwise(pl.col("duration_band")).alias("duration_band")
+    force = table.filter(pl.col("persons") < min_cell).select(*group, band_key)
     for _ in range(_SESSIONS_MAX_ROUNDS):
         kw = {"margins": margins, "threshold": min_cell}
         by_sessions = protect_table(cells, dims, "sessions", force_suppress=force, **kw)
@@ -627,7 +639,7 @@ def protect_sessions(table: pl.DataFrame, min_cell: int) -> pl.Series:
     by_sessions.raise_if_unsafe()
     by_persons.raise_if_unsafe()
     marked = both.with_columns(pl.lit(True).alias("_mask"))
-    keyed = table.select(*group, band)
+    keyed = table.select(*group, band_key)
     mask = keyed.join(marked, on=dims, how="left", nulls_equal=True, maintain_order="left")
     return mask["_mask"].fill_null(False)
 
@@ -643,7 +655,7 @@ def sessions_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFram
     table = hists.group_by(dims).agg(pl.col("persons").sum(), pl.col("sessions").sum()).collect()
     table = table.with_columns(protect_sessions(table, min_cell).alias("_mask"))
     out = _dated(table.lazy(), day, spec, keep=("_mask",))
-    return _suppress(out, pl.col("_mask"), spec.counts).drop("_mask")
+    return suppress_where(out, pl.col("_mask"), spec.counts).drop("_mask")
 
 
 def search_volume_map(events: pl.LazyFrame) -> pl.LazyFrame:
@@ -709,7 +721,7 @@ def revenue_map(events: pl.LazyFrame) -> pl.LazyFrame:
     """One partition: price_band → distinct purchasing persons and the amount sum (JPY)."""
     return (
         events.filter((pl.col("event") == "purchase") & pl.col("amount_jpy").is_not_null())
-        .with_columns(_band(pl.col("amount_jpy"), PRICE_BANDS).alias("price_band"))
+        .with_columns(price_band(pl.col("amount_jpy")).alias("price_band"))
         .group_by("price_band")
         .agg(
             pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
@@ -721,9 +733,7 @@ def revenue_map(events: pl.LazyFrame) -> pl.LazyFrame:
 def revenue_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
     """Sum partition histograms; round the total to 1,000 JPY (half up); suppress both."""
     table = hists.group_by("price_band").agg(pl.col("persons").sum(), pl.col("amount_jpy").sum())
-    table = table.with_columns(
-        ((pl.col("amount_jpy") + 500) // 1000 * 1000).cast(pl.Int64).alias("total_amount_jpy")
-    )
+    table = table.with_columns(_total_amount())
     return _finish(table, day, ("price_band",), ("total_amount_jpy",), min_cell)
 
 
@@ -740,9 +750,7 @@ def period_reduce(
     spec = TABLES[name]
     lf = table.lazy()
     if "amount_jpy" in lf.collect_schema():
-        lf = lf.with_columns(
-            ((pl.col("amount_jpy") + 500) // 1000 * 1000).cast(pl.Int64).alias("total_amount_jpy")
-        )
+        lf = lf.with_columns(_total_amount())
     out = _dated(lf, day, spec)
     small = {c: pl.col(c) < min_cell for c in spec.counts}
     if "cohort_persons" in small:
