@@ -575,11 +575,12 @@ def scrub(
     record: dict[str, Any] = {}
     for p in _parts(settings, partition):
         name = f"part-{p:04d}.parquet"
-        events = pl.read_parquet(paths.work / "generalized" / "events" / name)
-        scrubbed, stats = Scrubber(ner=False).scrub_frame(
+        # lazily: only the distinct candidates of the text columns are ever held in memory
+        events = pl.scan_parquet(paths.work / "generalized" / "events" / name)
+        scrubbed, stats = Scrubber(ner=False).scrub_lazy(
             events, text_cols, lang="auto", ner_columns=ner_cols
         )
-        scrubbed, t_stats = Scrubber(ner=False, entities=no_url).scrub_frame(
+        scrubbed, t_stats = Scrubber(ner=False, entities=no_url).scrub_lazy(
             scrubbed, ["url_template", "referrer_template"], lang="auto"
         )
         stats.columns.update(t_stats.columns)
@@ -1068,15 +1069,38 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     tables = {name: pl.read_parquet(paths.staged_table("stats", name)) for name in stats_rec}
     write_privacy_report(manifest, tables, paths.staged_reports / "privacy_report.html")
     write_items_notice(policy, manifest, paths.staged_reports / "items_notice.md")
-    # object storage: upload the release and move the pointer first (readers' commit point);
-    # the local publish below then keeps a mirror that later runs read, as on local disk
-    remote = publish_release(settings, paths) if settings.out_url else {}
     from pipeline.period_tables import write_retained_key
 
-    published = publish_tree(paths)
+    if not settings.out_url:
+        published = publish_tree(paths)
+        write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
+        views = build_catalog(paths.published)
+        return {"published": published, "catalog_views": views}
+    # Object storage: moving the pointer (inside publish_release) is the readers' commit point,
+    # so the outcome reported must follow it. What may fail is done before it: the retained
+    # key check (written once, never overwritten; start() verified this run's key against it).
+    # After it the release *is* published, so the local mirror (the tables and retained day
+    # that later runs read, the local catalog) is best effort: a failure is logged and
+    # reported, never a failed run. A retried publish is idempotent: publish_release finds the
+    # pointer naming this run and uploads nothing, and publish_tree, which rolls back to
+    # staging when it fails (or is rolled back by the next one when killed), tries again.
     write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
-    views = build_catalog(paths.published)
-    return {"published": published, "catalog_views": views, **remote}
+    remote = publish_release(settings, paths)
+    try:
+        publish_tree(paths)
+        build_catalog(paths.published)
+    except Exception as exc:
+        log.warning(
+            "release %s is published (the pointer names it), but updating the local mirror "
+            "under %s failed (%s): later runs may read a stale local copy of %s (period tables, "
+            "re-release checks) until the date is rerun",
+            remote["release"],
+            settings.out,
+            type(exc).__name__,
+            day,
+        )
+        return {**remote, "local_mirror": "failed"}
+    return {**remote, "local_mirror": "updated"}
 
 
 # --------------------------------------------------------------------------------------------

@@ -72,6 +72,38 @@ def test_scrub_frame_replaces_spans_and_counts():
     assert "090" not in json.dumps(stats.to_dict())
 
 
+def test_scrub_lazy_equals_scrub_frame(tmp_path):
+    """The streaming path (what the pipeline runs) gives the eager path's output and counts."""
+    texts = [
+        "山田太郎です。注文した商品がまだ届きません。連絡先は090-1234-5678です。",
+        "ポイントが反映されていません。確認をお願いします。",
+        None,
+        "山田太郎です。注文した商品がまだ届きません。連絡先は090-1234-5678です。",
+        "佐藤花子様の代理で問い合わせます。メール：hanako@example.jp",
+    ]
+    df = pl.DataFrame(
+        {
+            "inquiry": texts * 3,
+            "q": ["mail taro@example.com", "渋谷 カフェ", None, "192.168.0.1", "靴"] * 3,
+            "n": list(range(15)),
+        }
+    )
+    path = tmp_path / "events.parquet"
+    df.write_parquet(path)
+    eager, eager_stats = Scrubber().scrub_frame(df, ["inquiry", "q"], ner_columns=["inquiry"])
+    lazy, lazy_stats = Scrubber().scrub_lazy(
+        pl.scan_parquet(path), ["inquiry", "q"], ner_columns=["inquiry"]
+    )
+    out = tmp_path / "out.parquet"
+    lazy.sink_parquet(out)
+    assert pl.read_parquet(out).equals(eager)
+    assert lazy_stats.to_dict() == eager_stats.to_dict()
+    assert "<PERSON>" in eager["inquiry"][0] and "<JP_PHONE>" in eager["inquiry"][0]
+    assert lazy_stats.columns["inquiry"].rows == 15
+    with pytest.raises(KeyError, match="nope"):
+        Scrubber().scrub_lazy(pl.scan_parquet(path), ["nope"])
+
+
 def test_scrub_values_can_keep_urls():
     s = pl.Series("u", ["https://ex.com/p?mail=taro@example.com", None])
     assert scrub_values(s).to_list() == ["<URL>", None]

@@ -46,6 +46,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import groupby
+from typing import Any
 
 import regex
 from presidio_analyzer import (
@@ -64,6 +65,8 @@ from presidio_analyzer.nlp_engine import (
 )
 from presidio_analyzer.pattern_recognizer import REGEX_TIMEOUT_SECONDS
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
+from spacy.util import minibatch
+from threadpoolctl import threadpool_limits
 
 from .normalize import Normalized, detect_language, normalize
 from .recognizers import PATTERN_ENTITIES, RECOGNIZERS, JpPatternRecognizer, pattern_recognizers
@@ -154,8 +157,26 @@ NER_CONFIG = NerModelConfiguration(
 NER_BATCH_SIZE = 64
 
 
+def _fast_cpu_ops() -> None:
+    """Make thinc run GiNZA's matrix products through numpy's OpenBLAS instead of BLIS.
+
+    Why: the BLIS wheel thinc ships (``blis`` 1.3) falls back to its generic reference kernel
+    on this CPU (``bli_sgemm_generic_ref`` in ``perf``): ~33 GFLOP/s against ~94 for numpy's
+    OpenBLAS on one core, and tok2vec (width 256, depth 8) is almost all matrix products
+    (bench/results/pii.md: 13.6 -> 3.5 ms CPU per inquiry text). Findings are unchanged
+    (``tests/test_pii_ner_direct.py``). Must run before the model is loaded: a thinc model
+    keeps the ops it was built with. OpenBLAS is held to one thread per process while NER
+    runs (``ner_spans``): the scrubber parallelizes over processes, and a second BLAS thread
+    per process only spins (17.9 vs 10.5 ms CPU per text measured).
+    """
+    from thinc.api import NumpyOps, set_current_ops
+
+    set_current_ops(NumpyOps(use_blis=False))
+
+
 def build_ner_engine() -> AnalyzerEngine:
     """Presidio engine on GiNZA (installed ``ja_ginza`` package) for Japanese NER + patterns."""
+    _fast_cpu_ops()
     # GiNZA knows ~200 labels (Book, Date, …) of which we map a few; Presidio warns once per
     # unmapped label *per text*, flooding run logs. The warnings name labels, never text.
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
@@ -290,6 +311,32 @@ def _ner_score(label: str) -> float:
     return score
 
 
+def _greedy_ner(ner: Any, docs: list[Any]) -> None:
+    """Run the ``ner`` component on ``docs`` (already through tok2vec and parser), GIL held.
+
+    Why not ``nlp.pipe``: spaCy 3.8's wheels are built with Cython 3, whose code for
+    ``StateC::B`` (called by every move's validity check, 758 moves x every token for GiNZA's
+    189 labels) acquires the GIL each time; spaCy's ``greedy_parse`` runs that loop in
+    ``with nogil``, so each call is a real ``take_gil``/``drop_gil`` pair (90 % of the NER's
+    time in ``perf``). The same greedy decoding, driven from Python with the GIL held, makes
+    those acquisitions re-entrant and nearly free: the model's own ``predict`` scores each
+    step and ``transition_states`` (spaCy's own ``c_transition_batch``: validity, arg-max,
+    action) applies it; ``set_annotations`` writes the entities. Measured 6.1 -> 2.0 ms CPU
+    per inquiry text, identical entities (bench/results/pii.md); the Presidio-engine path
+    (``TokumeiAnalyzer(direct=False)``) still runs spaCy's loop, and
+    ``tests/test_pii_ner_direct.py`` checks both give the same findings.
+    """
+    if not any(len(doc) for doc in docs):
+        return
+    batch = ner.moves.init_batch(docs)
+    model = ner.model.predict(docs)
+    states = [state for state in batch if not state.is_final()]
+    while states:
+        states = ner.transition_states(states, model.predict(states))
+    model.clear_memory()
+    ner.set_annotations(docs, batch)
+
+
 def ner_spans(
     texts: Sequence[str],
     entities: Iterable[str] = NER_ENTITIES,
@@ -298,29 +345,34 @@ def ner_spans(
     """NER findings (type, start, end, score) for each (already normalized) Japanese text.
 
     What ``SpacyNlpEngine`` + ``SpacyRecognizer`` report for ``entities``, computed with the
-    NER engine's model through ``nlp.pipe`` in batches, stopping after the ``ner`` component
-    (see the module doc for why the parser stays).
+    NER engine's model: ``nlp.pipe`` in batches up to the parser, then the ``ner`` component
+    by ``_greedy_ner`` (see there and the module doc for why the parser stays).
     """
     wanted = set(entities) & set(NER_ENTITIES)
     if not wanted or not texts:
         return [[] for _ in texts]
     nlp = ner_engine().nlp_engine.get_nlp("ja")
     names = nlp.pipe_names
-    after_ner = names[names.index("ner") + 1 :]
+    skip = names[names.index("ner") :]
+    ner = nlp.get_pipe("ner")
     mapping = NER_CONFIG.model_to_presidio_entity_mapping or {}
     ignore = set(NER_CONFIG.labels_to_ignore or ())
     out: list[list[_Raw]] = []
-    for doc in nlp.pipe(texts, batch_size=batch_size, disable=after_ner):
-        found: list[_Raw] = []
-        for ent in doc.ents:
-            raw_label = ent.label_
-            if raw_label in ignore:
-                continue
-            label = mapping.get(raw_label, raw_label)  # unmapped labels are kept as they are
-            if label in ignore or label not in wanted:  # SpacyRecognizer's entity filter
-                continue
-            found.append((label, ent.start_char, ent.end_char, _ner_score(label)))
-        out.append(found)
+    with threadpool_limits(limits=1, user_api="blas"):  # see _fast_cpu_ops
+        parsed = nlp.pipe(texts, batch_size=batch_size, disable=skip)
+        for batch in minibatch(parsed, size=batch_size):
+            _greedy_ner(ner, sorted(batch, key=len))  # by length, as spaCy's Parser.pipe does
+            for doc in batch:
+                found: list[_Raw] = []
+                for ent in doc.ents:
+                    raw_label = ent.label_
+                    if raw_label in ignore:
+                        continue
+                    label = mapping.get(raw_label, raw_label)  # unmapped labels kept as is
+                    if label in ignore or label not in wanted:  # SpacyRecognizer's filter
+                        continue
+                    found.append((label, ent.start_char, ent.end_char, _ner_score(label)))
+                out.append(found)
     return out
 
 

@@ -178,26 +178,25 @@ class Scrubber:
     def _entities(self, ner: bool) -> tuple[str, ...]:
         return self.entities if self.entities is not None else default_entities(ner)
 
-    def scrub_series(
-        self, values: pl.Series, lang: str = "auto", ner: bool | None = None
-    ) -> tuple[pl.Series, ColumnScrubStats]:
-        """Scrub one string Series; output aligned with the input (nulls stay null)."""
+    def replacements(
+        self, counts: pl.DataFrame, lang: str = "auto", ner: bool | None = None
+    ) -> tuple[list[str], list[str], ColumnScrubStats]:
+        """Scrubbed text for each distinct candidate: ``(old, new, stats)``, changed ones only.
+
+        ``counts`` has one row per distinct candidate value: ``v`` (the text) and ``len`` (how
+        many rows hold it), so entity counts are per row, as if every row had been analyzed.
+        ``stats.rows`` is left for the caller (it knows the column's length).
+        """
         use_ner = self.ner if ner is None else ner
-        s = values.cast(pl.String)
-        stats = ColumnScrubStats(rows=s.len())
-        frame = s.to_frame("v")
-        mask = pl.col("v").is_not_null() if use_ner else candidate_expr(pl.col("v"))
-        idx = frame.select(mask.arg_true()).to_series()
-        cand = s.gather(idx)
-        counts = cand.to_frame("v").group_by("v").len()
+        stats = ColumnScrubStats()
         stats.candidates = int(counts["len"].sum() or 0)
         stats.distinct_candidates = counts.height
-        if counts.height == 0:
-            return s.alias(values.name), stats
-        texts = counts["v"].to_list()
-        results = analyze_distinct(texts, lang, use_ner, self._entities(use_ner), self.workers)
         old: list[str] = []
         new: list[str] = []
+        if counts.height == 0:
+            return old, new, stats
+        texts = counts["v"].to_list()
+        results = analyze_distinct(texts, lang, use_ner, self._entities(use_ner), self.workers)
         entity_counts: Counter[str] = Counter()
         for text, n, findings in zip(texts, counts["len"].to_list(), results, strict=True):
             if not findings:
@@ -208,12 +207,75 @@ class Scrubber:
             for f in findings:
                 entity_counts[f.entity_type] += n
         stats.entities = dict(entity_counts)
+        return old, new, stats
+
+    def _candidates(self, column: pl.Expr, use_ner: bool) -> pl.Expr:
+        """Rows worth analyzing: every non-null value with NER, else the prefilter's superset."""
+        return column.is_not_null() if use_ner else candidate_expr(column)
+
+    def scrub_series(
+        self, values: pl.Series, lang: str = "auto", ner: bool | None = None
+    ) -> tuple[pl.Series, ColumnScrubStats]:
+        """Scrub one string Series; output aligned with the input (nulls stay null)."""
+        use_ner = self.ner if ner is None else ner
+        s = values.cast(pl.String)
+        frame = s.to_frame("v")
+        idx = frame.select(self._candidates(pl.col("v"), use_ner).arg_true()).to_series()
+        cand = s.gather(idx)
+        counts = cand.to_frame("v").group_by("v").len()
+        old, new, stats = self.replacements(counts, lang, use_ner)
+        stats.rows = s.len()
         if not old:
             return s.alias(values.name), stats
         # replace on the candidate rows only, then scatter back: a hash lookup over 1-3% of
         # the rows instead of all of them
         out = s.scatter(idx, cand.replace(old, new))
         return out.alias(values.name), stats
+
+    def scrub_lazy(
+        self,
+        frame: pl.LazyFrame,
+        columns: Sequence[str],
+        lang: str = "auto",
+        ner_columns: Sequence[str] = (),
+    ) -> tuple[pl.LazyFrame, ScrubStats]:
+        """``frame`` with ``columns`` scrubbed, as a LazyFrame to stream into a file.
+
+        Why lazy: a day's event partition is 10M rows x 20 columns, but scrubbing needs only
+        the distinct candidate values of a few text columns. Those are collected (one column
+        at a time, streaming), analyzed, and the result is a per-column ``replace`` in the
+        plan, so the caller can ``sink_parquet`` without ever holding the partition in memory.
+        Findings and output equal ``scrub_frame`` on the collected frame.
+
+        >>> lf = pl.LazyFrame({"q": ["mail a@example.com", "shoes"], "n": [1, 2]})
+        >>> out, st = Scrubber().scrub_lazy(lf, ["q"])
+        >>> out.collect()["q"].to_list(), st.columns["q"].values_changed
+        (['mail <EMAIL_ADDRESS>', 'shoes'], 1)
+        """
+        schema = frame.collect_schema()
+        missing = [c for c in columns if c not in schema]
+        if missing:
+            raise KeyError(f"columns not in frame: {missing}")
+        rows = int(frame.select(pl.len()).collect().item())
+        stats = ScrubStats()
+        exprs: list[pl.Expr] = []
+        for name in columns:
+            use_ner = self.ner or name in ner_columns
+            col = pl.col(name).cast(pl.String)
+            counts = (
+                frame.select(col.alias("v"))
+                .filter(self._candidates(pl.col("v"), use_ner))
+                .group_by("v")
+                .len()
+                .sort("v")  # deterministic analysis order (and worker chunks)
+                .collect(engine="streaming")
+            )
+            old, new, col_stats = self.replacements(counts, lang, use_ner)
+            col_stats.rows = rows
+            stats.columns[name] = col_stats
+            if old:
+                exprs.append(col.replace(old, new).alias(name))
+        return (frame.with_columns(exprs) if exprs else frame), stats
 
     def scrub_frame(
         self,
