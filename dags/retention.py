@@ -2,8 +2,9 @@
 
 Raw data is personal data: it is kept only as long as reruns and investigations need it
 (``TOKUMEI_RETENTION_LANDING_DAYS``, default 30; ``TOKUMEI_RETENTION_QUARANTINE_DAYS``, default 90).
-Published outputs and reports are never touched. Wiring only: the work is
-``pipeline.retention.apply_retention``; only a small count summary goes through XCom.
+The landing zone may be a folder or an ``s3://`` prefix. Published outputs and reports are never
+touched. Wiring only: the work is ``pipeline.retention.apply_retention``; only a small count
+summary goes through XCom.
 Heavy imports happen inside the task so that parsing this file stays fast.
 """
 
@@ -49,17 +50,17 @@ def retention() -> None:
 
         ctx = get_current_context()
         settings = Settings.from_env()
-        landing = settings.local_landing("retention")  # fails closed on an s3:// landing
         landing_days, quarantine_days = days_from_env()
         day = check_day(ctx["params"].get("today") or ctx["ds"])
         report = sweep(
-            landing,
+            settings.landing_url or settings.landing,  # an s3:// landing is swept by key
             settings.out,
             today=date.fromisoformat(day),
             landing_days=landing_days,
             quarantine_days=quarantine_days,
             activity_days=activity_days_from_env(),
             dry_run=bool(ctx["params"].get("dry_run")),
+            out_url=settings.out_url,
         )
         return report.to_dict()
 

@@ -2,11 +2,12 @@
 
 A deletion or ceasing request (APPI Art. 35) in the operational DB's ``rights_requests`` table is
 applied within the hour to every retained copy of the person's data: landing files of all sources
-and dates, and quarantined lines. Each applied request gets one entry in the append-only audit log
-``<out>/audit/rights_requests.jsonl`` (request id, datasets touched, rows removed, times; no personal
-data). Published outputs are anonymized and never touched. Wiring only: the work is
-``pipeline.rights_erasure.apply_rights_requests``; only counts go through XCom (no request or user
-ids). Heavy imports happen inside the task so that parsing this file stays fast.
+and dates (in a folder or under an ``s3://`` prefix), and quarantined lines. Each applied request
+gets one entry in the append-only audit log ``<out>/audit/rights_requests.jsonl`` (request id,
+datasets touched, rows removed, times; no personal data). Published outputs are anonymized and
+never touched. Wiring only: the work is ``pipeline.rights_erasure.apply_rights_requests``; only
+counts go through XCom (no request or user ids). Heavy imports happen inside the task so that
+parsing this file stays fast.
 """
 
 from __future__ import annotations
@@ -54,13 +55,12 @@ def rights_requests() -> None:
 
         params = get_current_context()["params"]
         settings = Settings.from_env()
-        landing = settings.local_landing("rights erasure")  # fails closed on an s3:// landing
         # The retained activity layer holds persons by pseudonym only: finding them needs the
         # key (from the secret store; it never goes into XCom or the log).
         has_retained = (settings.out / "retained").is_dir()
         key = pseudonym_key(in_airflow=True) if has_retained else None
         report = apply(
-            landing,
+            settings.landing_url or settings.landing,  # s3:// objects are rewritten via copies
             settings.out,
             settings.db_url,
             load_policy(settings.policy_dir),
@@ -68,6 +68,7 @@ def rights_requests() -> None:
             dry_run=bool(params.get("dry_run")),
             max_requests=int(params.get("max_requests") or 1000),
             key=key,
+            out_url=settings.out_url,
         )
         return report.to_dict()
 

@@ -51,6 +51,14 @@ name the operation and the exception type, never a server message.
 
 Quarantined raw rows and failure records stay on the local output root (access-restricted): the
 bucket is the analysts' side and never receives raw data.
+
+**After the pointer write the release is published**, whatever happens next: ``steps.publish``
+does everything that may fail before calling :func:`publish_release`, and treats the local
+mirror it updates afterwards as best effort (a warning, never a failed run).
+
+**Landing maintenance.** Retention and rights erasure on an ``s3://`` landing keep their local
+logic and use :func:`list_landing`, :func:`delete_objects`, :func:`download_object` and
+:func:`replace_object` (a PUT conditional on the ETag read, verified like an upload).
 """
 
 from __future__ import annotations
@@ -99,6 +107,8 @@ POINTER_FORMAT = "tokumei-release-pointer/1"
 #: Streaming copy chunk (download) and multipart part size (upload): memory stays bounded.
 CHUNK = 8 * 2**20
 PART = 16 * 2**20
+#: Largest object S3 accepts in one PUT; conditional replacements are single PUTs.
+SINGLE_PUT_MAX = 5 * 2**30
 #: How often a publish re-reads and re-merges the pointer when another run moved it meanwhile.
 POINTER_ATTEMPTS = 5
 
@@ -134,6 +144,13 @@ def check_url(url: str) -> str:
     if not bucket:
         raise ObjectStoreError(f"object-store URL {url!r} names no bucket")
     return "s3://" + rest.strip("/")
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether one object-store prefix contains the other (or both are the same): a landing
+    zone must never overlap the output, or maintenance of one would edit the other."""
+    a, b = check_url(a) + "/", check_url(b) + "/"
+    return a.startswith(b) or b.startswith(a)
 
 
 def locations(landing: str, out: str) -> tuple[Path, str | None, Path, str | None]:
@@ -305,15 +322,28 @@ def release_objects(paths: RunPaths) -> list[tuple[Path, str]]:
     return objects
 
 
-def _upload_file(fs: AbstractFileSystem, local: Path, key: str) -> dict[str, Any]:
+def _upload_file(
+    fs: AbstractFileSystem, local: Path, key: str, if_match: str | None = None
+) -> dict[str, Any]:
     """Upload one file (multipart above :data:`PART` × 2, so memory stays bounded); verify it
-    against the server's size and ETag; return ``{"size", "md5"}``."""
+    against the server's size and ETag; return ``{"size", "md5"}``.
+
+    With ``if_match`` (an ETag) the upload is one conditional PUT that only replaces the object
+    if it still has that ETag: s3fs passes ``If-Match`` to single-part uploads only, so such a
+    file is sent in one request (up to :data:`SINGLE_PUT_MAX`; its bytes are then in memory
+    once, as they already were for the rewrite that produced it).
+    """
     md5 = hashlib.md5(usedforsecurity=False)
     with open(local, "rb") as fh:
         while chunk := fh.read(CHUNK):
             md5.update(chunk)
     size = local.stat().st_size
-    fs.put_file(str(local), key, chunksize=PART, max_concurrency=2)
+    if if_match is None:
+        fs.put_file(str(local), key, chunksize=PART, max_concurrency=2)
+    elif size >= SINGLE_PUT_MAX:
+        raise ObjectStoreError("object too large for a conditional single-part replacement")
+    else:
+        fs.put_file(str(local), key, chunksize=SINGLE_PUT_MAX, IfMatch=f'"{if_match}"')
     info = fs.info(key)
     if info["size"] != size:
         raise ObjectStoreError(f"uploaded object {key} has the wrong size")
@@ -601,3 +631,105 @@ def unreferenced_releases(url: str, fs: AbstractFileSystem | None = None) -> lis
     pointer, _ = read_pointer(check_url(url), fs)
     used = {e["run_id"] for e in (pointer.get("dates") or {}).values()}
     return [r for r in iter_releases(url, fs) if r not in used]
+
+
+# --------------------------------------------------------------------------------------------
+# Landing maintenance: retention and rights erasure on an s3:// landing
+#
+# Both jobs keep their local logic (``pipeline.retention``, ``pipeline.rights_erasure``); these
+# helpers are the only S3 calls they make: one listing, verified deletes, verified downloads
+# (:func:`_download`) and conditional, verified replacements.
+
+
+def list_landing(url: str, fs: AbstractFileSystem) -> list[tuple[str, dict[str, Any]]]:
+    """``(key relative to the landing root, object info)`` of every object under ``url``.
+
+    One recursive listing (paginated by s3fs), sorted by key; folder markers are left out. A
+    landing root that does not exist yet is empty, any other failure is an error (retention and
+    erasure must never mistake "could not list" for "nothing there").
+    """
+    root = _bare(check_url(url))
+    try:
+        found = fs.find(root, detail=True)
+    except FileNotFoundError:
+        return []
+    except Exception as exc:
+        raise ObjectStoreError(f"listing the landing zone failed ({_what(exc)})") from None
+    objects = [
+        (name.removeprefix(root + "/"), info)
+        for name, info in found.items()
+        if info.get("type") == "file" and name.startswith(root + "/") and not name.endswith("/")
+    ]
+    return sorted(objects, key=lambda item: item[0])
+
+
+def delete_objects(fs: AbstractFileSystem, names: list[str], prefix: str, what: str) -> None:
+    """Delete ``names`` (``bucket/key``) and check by listing ``prefix`` that they are gone.
+
+    s3fs's bulk delete does not raise on per-key errors, hence the listing. Names with glob
+    characters are deleted one by one: s3fs would expand them as patterns. Errors name ``what``
+    (a partition, never an object name) and the exception type.
+    """
+    from glob import has_magic
+
+    literal = [n for n in names if not has_magic(n)]
+    try:
+        if literal:
+            fs.rm(literal)  # DeleteObjects, 1000 keys per request
+        for name in names:
+            if has_magic(name):
+                fs.rm_file(name)
+        left = set(fs.find(prefix)) & set(names)
+    except Exception as exc:
+        raise ObjectStoreError(f"deleting {what} failed ({_what(exc)})") from None
+    if left:
+        raise ObjectStoreError(f"deleting {what} left {len(left)} object(s) in place")
+
+
+def download_object(fs: AbstractFileSystem, info: dict[str, Any], dest: Path, what: str) -> int:
+    """Verified copy of one object to ``dest`` (see :func:`_download`); its size."""
+    return _download(fs, info, dest, what)
+
+
+def replace_object(
+    fs: AbstractFileSystem, local: Path, info: dict[str, Any], what: str
+) -> dict[str, Any]:
+    """Overwrite the object ``info`` describes with ``local``, verified, only if it is unchanged.
+
+    The PUT carries ``If-Match`` with the ETag the object had when it was listed (and copied,
+    :func:`_download` checks that too), so a producer re-delivering the file meanwhile is never
+    overwritten with an edited old copy: the replacement fails instead. A PUT is atomic, so a
+    failed one leaves the original object as it was. After the PUT, size and MD5 are checked
+    against the server (:func:`_upload_file`). Errors name ``what`` and the exception type.
+    """
+    etag = _etag(info)
+    if not etag:
+        raise ObjectStoreError(f"{what} has no ETag; it cannot be replaced safely")
+    try:
+        return _upload_file(fs, local, info["name"], if_match=etag)
+    except ObjectStoreError:
+        raise ObjectStoreError(f"replacing {what} failed verification") from None
+    except Exception as exc:
+        if _precondition_failed(exc):
+            raise ObjectStoreError(f"{what} changed since it was read; not replaced") from None
+        raise ObjectStoreError(f"replacing {what} failed ({_what(exc)})") from None
+
+
+def warn_if_versioned(fs: AbstractFileSystem, url: str, job: str) -> bool:
+    """Log a warning when the bucket keeps object versions (best effort; needs
+    ``s3:GetBucketVersioning``): a delete or rewrite then leaves the previous version, with
+    the data, in place until a lifecycle rule expires noncurrent versions."""
+    bucket = _bare(check_url(url)).split("/", 1)[0]
+    try:
+        versioned = bool(fs.is_bucket_versioned(bucket))
+    except Exception:
+        return False
+    if versioned:
+        log.warning(
+            "%s: bucket %s has versioning enabled; previous versions of deleted or rewritten "
+            "landing objects remain until a NoncurrentVersionExpiration lifecycle rule removes "
+            "them",
+            job,
+            bucket,
+        )
+    return versioned

@@ -16,6 +16,16 @@ Safety rules, in order of importance:
   finished by the next one.
 
 The report and the log lines carry paths, dates and counts only — never data values.
+
+**A landing zone on object storage** (``s3://bucket/prefix``, see ``pipeline.objectstore``) gets
+the same rules over object keys: the objects under ``<source>/date=YYYY-MM-DD/`` of an expired
+date are deleted (one listing, bulk deletes, then a listing that checks they are gone);
+anything else is skipped and listed as locally. What is reported and logged is the same as for
+a folder: a deleted partition as ``landing/<source>/date=…`` with file and byte counts, never
+its objects' names, which the producer chooses and the layout does not keep free of personal
+data (entries skipped directly under a source are named, as locally). S3 has no rename, so a partition disappears object by object
+rather than at once; an interrupted deletion leaves an expired partition with fewer objects,
+which the next run finishes. Quarantine and the retained layer stay on the local output root.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import TokumeiError
+from pipeline.objectstore import is_url
 
 log = logging.getLogger("tokumei.retention")
 
@@ -132,18 +143,22 @@ def _check_days(name: str, days: int) -> int:
 
 
 def apply_retention(
-    landing: Path,
+    landing: Path | str,
     out: Path,
     today: date,
     landing_days: int,
     quarantine_days: int,
     dry_run: bool = False,
     activity_days: int = DEFAULT_ACTIVITY_DAYS,
+    out_url: str | None = None,
 ) -> RetentionReport:
     """Delete partitions dated strictly before ``today - days``; return what was deleted.
 
     A partition exactly ``days`` old is kept (``landing_days=30`` keeps 31 dates: today and the 30
-    before it). ``dry_run`` computes the same report without deleting anything.
+    before it). ``dry_run`` computes the same report without deleting anything. ``landing`` may
+    be an ``s3://`` URL (``Settings.landing_url``); ``out`` is always the local output root, and
+    ``out_url`` (``Settings.out_url``) lets a URL landing that overlaps the published releases
+    be refused like a local one that overlaps ``published/``.
     """
     _check_days("landing_days", landing_days)
     _check_days("quarantine_days", quarantine_days)
@@ -158,10 +173,13 @@ def apply_retention(
     out = out.resolve()
     protected = [out / name for name in PROTECTED]
     zones = [
-        ("landing", landing.resolve(), report.landing_cutoff),
         ("quarantine", out / "quarantine", report.quarantine_cutoff),
         ("retained", out / "retained", report.activity_cutoff),
     ]
+    if is_url(landing):
+        _sweep_remote_landing(report, str(landing), report.landing_cutoff, out_url)
+    else:
+        zones.insert(0, ("landing", Path(landing).resolve(), report.landing_cutoff))
     for zone, root, cutoff in zones:
         if not root.is_dir() or root.is_symlink():
             continue
@@ -237,6 +255,59 @@ def _delete(
         os.replace(partition, target)
     shutil.rmtree(target)
     log.info("retention: deleted %s (%d files, %d bytes)", rel, counts.files, counts.bytes)
+
+
+def _sweep_remote_landing(
+    report: RetentionReport, url: str, cutoff: date, out_url: str | None
+) -> None:
+    """The landing sweep over an ``s3://`` landing: same selection and report as
+    :func:`_sweep_source`, with prefixes for folders (see the module docstring)."""
+    from pipeline import objectstore
+
+    url = objectstore.check_url(url)
+    if out_url and objectstore.overlaps(url, out_url):
+        report.skipped.append(f"landing: {url} overlaps the published releases")
+        log.warning("retention: landing %s overlaps the output %s; skipped", url, out_url)
+        return
+    fs = objectstore.filesystem()
+    root = url.split("://", 1)[1]
+    # (source, entry below the source, whether that entry is an object rather than a prefix)
+    entries: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
+    for rel, info in objectstore.list_landing(url, fs):
+        parts = rel.split("/")
+        if len(parts) < 2:
+            continue  # an object at the landing root (e.g. an export of ops.db): not a source
+        entries.setdefault((parts[0], parts[1], len(parts) == 2), []).append(info)
+    if not entries:
+        return
+    if not report.dry_run:
+        objectstore.warn_if_versioned(fs, url, "retention")
+    for (source, entry, is_file), infos in sorted(entries.items()):
+        key, rel = f"landing/{source}", f"landing/{source}/{entry}"
+        match = None if is_file else _PARTITION.match(entry)
+        if not match:
+            report.skipped.append(rel)
+            log.warning("retention: skipped %s (not a date=YYYY-MM-DD partition folder)", rel)
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError:
+            report.skipped.append(rel)
+            log.warning("retention: skipped %s (not a calendar date)", rel)
+            continue
+        if day >= cutoff:
+            report.kept_partitions += 1
+            continue
+        counts = Counts(partitions=1, files=len(infos), bytes=sum(int(i["size"]) for i in infos))
+        report.deleted.setdefault(key, Counts()).add(counts)
+        if report.dry_run:
+            log.info(
+                "retention: would delete %s (%d files, %d bytes)", rel, counts.files, counts.bytes
+            )
+            continue
+        prefix = f"{root}/{source}/{entry}"
+        objectstore.delete_objects(fs, [i["name"] for i in infos], prefix, rel)
+        log.info("retention: deleted %s (%d files, %d bytes)", rel, counts.files, counts.bytes)
 
 
 def _measure(partition: Path) -> Counts:

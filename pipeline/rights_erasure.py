@@ -35,10 +35,25 @@ Why the design looks like this:
   applied again, which makes the step idempotent and safe to retry.
 * At most ``max_requests`` requests per call, oldest first, so one hourly run stays bounded; the
   report says how many are left for the next run.
+
+**A landing zone on object storage** (``s3://``, ``pipeline.objectstore``) is handled by the same
+per-format code on local copies: each object is downloaded (verified) into a private folder
+under ``<out>/_work/`` (where raw data may live, DESIGN §1.4; removed at the end, also on
+failure), filtered there exactly like a local file, and, when rows were removed, uploaded back
+with one PUT conditional on the ETag it had when read, then checked against the server's size
+and MD5. Only then does it count as rewritten. An object that cannot be read, rewritten or
+verified (or that a producer replaced meanwhile) is counted as failed: the other files are
+still processed, then the call fails *before* the audit entries are written, so the batch's
+requests stay open and the next run applies them again (a PUT is atomic, so the object is
+either the original or the verified rewrite, never half of one). One copy exists at a time
+(bounded disk); objects of the sources that establish ownership are read twice (once to find
+the person's cookies and devices, once to erase). The log and errors name partitions
+(``landing/<source>/date=…``), never object names: those are chosen by the producer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -46,9 +61,11 @@ import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -58,7 +75,8 @@ import polars as pl
 
 from anonymize.policy import Policy
 from pipeline.errors import TokumeiError
-from transforms.sources import landing_files
+from pipeline.objectstore import ObjectStoreError, is_url
+from transforms.sources import LANDING_SUFFIXES, landing_files
 
 log = logging.getLogger("tokumei.rights_erasure")
 
@@ -423,26 +441,32 @@ def _filter_landing_file(path: Path, targets: _Targets, dry_run: bool) -> Counte
 # ------------------------------------------------------------------ ownership
 
 
-def _owned_ids(landing: Path, users: set[str], report: ErasureReport) -> dict[str, str]:
+def _local_ownership_files(landing: Path, report: ErasureReport) -> Iterator[tuple[str, Path]]:
+    """``(source, file)`` of every local landing file of an :data:`OWNERSHIP_SOURCES` source."""
+    for _name, part in _partitions(landing, "landing", report):
+        if part.parent.name in OWNERSHIP_SOURCES:
+            for path in _landing_partition_files(landing, part):
+                yield part.parent.name, path
+
+
+def _owned_ids(files: Iterable[tuple[str, Path]], users: set[str]) -> dict[str, str]:
     """Every id that belongs to ``users``: themselves, plus the cookies and devices that the
-    landing cookies, devices and logged-in events tie to them (all dates: an id tied once stays
-    theirs). A shared device or cookie therefore takes the co-user's logged-out rows with it:
-    erring towards erasure, since those rows cannot be told apart."""
+    landing cookies, devices and logged-in events (``files``: ``(source, path)``) tie to them
+    (all dates: an id tied once stays theirs). A shared device or cookie therefore takes the
+    co-user's logged-out rows with it: erring towards erasure, since those rows cannot be told
+    apart."""
     owner = {u: u for u in users}
     by_user = _Targets(owner)
-    for _name, part in _partitions(landing, "landing", report):
-        keys = OWNERSHIP_SOURCES.get(part.parent.name)
-        if not keys:
-            continue
-        for path in _landing_partition_files(landing, part):
-            for record in _records_of_users(path, by_user):
-                user = record.get("user_id")
-                if not (isinstance(user, str | int) and str(user) in users):
-                    continue
-                for key in keys:
-                    ident = record.get(key)
-                    if isinstance(ident, str) and ident:
-                        owner.setdefault(ident, str(user))
+    for source, path in files:
+        keys = OWNERSHIP_SOURCES[source]
+        for record in _records_of_users(path, by_user):
+            user = record.get("user_id")
+            if not (isinstance(user, str | int) and str(user) in users):
+                continue
+            for key in keys:
+                ident = record.get(key)
+                if isinstance(ident, str) and ident:
+                    owner.setdefault(ident, str(user))
     return owner
 
 
@@ -484,6 +508,82 @@ def _records_of_users(path: Path, by_user: _Targets) -> Iterator[dict[str, Any]]
                 yield obj
 
 
+# ------------------------------------------------------------------ a landing zone on S3
+
+
+class _RemoteLanding:
+    """An ``s3://`` landing zone handled as local files, one verified copy at a time.
+
+    Listed once per call. Copies go to a private folder under ``<out>/_work/`` (raw data may
+    live there, DESIGN §1.4), removed by :meth:`close`. ``failed`` collects the partitions of
+    objects that could not be read, rewritten or verified; the caller fails the batch on it.
+    """
+
+    def __init__(self, url: str, out: Path, out_url: str | None, report: ErasureReport) -> None:
+        from pipeline import objectstore
+
+        self.store = objectstore
+        self.url = objectstore.check_url(url)
+        self.fs = objectstore.filesystem()
+        self.failed: list[str] = []
+        self.objects: list[tuple[str, str, dict[str, Any]]] = []
+        if out_url and objectstore.overlaps(self.url, out_url):
+            # a misconfigured landing must never make this step edit published releases
+            report.skipped.append("landing (overlaps the published releases)")
+        else:
+            self.objects = self._list()
+        work = out / "_work"
+        work.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix="rights-erasure-", dir=work))
+
+    def _list(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(dataset, source, info)`` of every ``<source>/date=*/<file>`` object with a landing
+        suffix: the selection ``transforms.sources.landing_files`` makes on a folder."""
+        found = []
+        for rel, info in self.store.list_landing(self.url, self.fs):
+            parts = rel.split("/")
+            if len(parts) == 3 and parts[1].startswith("date=") and rel.endswith(LANDING_SUFFIXES):
+                found.append((f"landing/{parts[0]}/{parts[1]}", parts[0], info))
+        return found
+
+    @contextlib.contextmanager
+    def local_copy(self, dataset: str, info: dict[str, Any]) -> Iterator[Path]:
+        """A verified copy of one object, under its own name (the suffix selects the format),
+        deleted when the block ends."""
+        folder = Path(tempfile.mkdtemp(dir=self.tmp))
+        dest = folder / info["name"].rsplit("/", 1)[-1]
+        try:
+            self.store.download_object(self.fs, info, dest, f"a landing object of {dataset}")
+            yield dest
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def ownership_files(self) -> Iterator[tuple[str, Path]]:
+        """``(source, local copy)`` of the objects that tie cookies and devices to users. A copy
+        that fails raises: ownership must be complete before anything is erased."""
+        for dataset, source, info in self.objects:
+            if source in OWNERSHIP_SOURCES:
+                with self.local_copy(dataset, info) as path:
+                    yield source, path
+
+    def erase(
+        self, dataset: str, info: dict[str, Any], targets: _Targets, dry_run: bool
+    ) -> Counter[str]:
+        """Filter one object with the local code; put the rewrite back (conditional, verified).
+
+        Returns the rows removed once the rewrite is verified on the server; raises
+        :class:`ObjectStoreError` (naming the partition only) otherwise.
+        """
+        with self.local_copy(dataset, info) as path:
+            removed = _filter_landing_file(path, targets, dry_run)
+            if removed and not dry_run:
+                self.store.replace_object(self.fs, path, info, f"a landing object of {dataset}")
+        return removed
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ the step
 
 
@@ -506,7 +606,7 @@ def _pseudonyms(owner: dict[str, str], key: str) -> dict[str, str]:
 
 
 def apply_rights_requests(
-    landing: Path,
+    landing: Path | str,
     out: Path,
     db_url: str,
     policy: Policy,
@@ -514,6 +614,7 @@ def apply_rights_requests(
     dry_run: bool = False,
     max_requests: int = DEFAULT_MAX_REQUESTS,
     key: str | None = None,
+    out_url: str | None = None,
 ) -> ErasureReport:
     """Apply new deletion / ceasing requests to landing, quarantine and the retained layer.
 
@@ -522,6 +623,9 @@ def apply_rights_requests(
     The retained pseudonymous activity layer (``<out>/retained/``) holds persons by pseudonym
     only, so finding them needs the pseudonym ``key``; without it, when that layer exists, the
     call fails before touching anything (fail closed: an erasure must not be half applied).
+    ``landing`` may be an ``s3://`` URL (``Settings.landing_url``; see the module docstring);
+    ``out`` is always the local output root, ``out_url`` (``Settings.out_url``) only serves to
+    refuse a URL landing that overlaps the published releases.
     """
     retained = Path(out).resolve() / "retained"
     if key is None and retained.is_dir() and any(retained.glob("*/date=*")):
@@ -532,7 +636,9 @@ def apply_rights_requests(
         raise TokumeiError("max_requests must be at least 1")
     started = time.monotonic()
     report = ErasureReport(now=now, dry_run=dry_run)
-    landing, out = Path(landing).resolve(), Path(out).resolve()
+    remote_url = str(landing) if is_url(landing) else None
+    local = None if remote_url is not None else Path(landing).resolve()
+    out = Path(out).resolve()
     done = read_audit_log(out)
     requests = _pending_requests(db_url, policy, report)
     new = requests.filter(~pl.col("request_id").is_in(list(done)))
@@ -555,7 +661,38 @@ def apply_rights_requests(
         results.append(result)
         first_request_of.setdefault(str(row["user_id"]), result)
 
-    targets = _Targets(_owned_ids(landing, set(first_request_of), report))
+    remote = None if remote_url is None else _RemoteLanding(remote_url, out, out_url, report)
+    try:
+        return _apply_batch(
+            local, remote, out, report, results, first_request_of, dry_run, key, started
+        )
+    finally:
+        if remote is not None:
+            remote.close()
+
+
+def _apply_batch(
+    landing: Path | None,
+    remote: _RemoteLanding | None,
+    out: Path,
+    report: ErasureReport,
+    results: list[RequestResult],
+    first_request_of: dict[str, RequestResult],
+    dry_run: bool,
+    key: str | None,
+    started: float,
+) -> ErasureReport:
+    """Erase one batch from every zone, then audit it (the part of
+    :func:`apply_rights_requests` that touches files)."""
+    retained = out / "retained"
+    users = set(first_request_of)
+    if landing is not None:
+        targets = _Targets(_owned_ids(_local_ownership_files(landing, report), users))
+    else:
+        assert remote is not None
+        if not dry_run:
+            remote.store.warn_if_versioned(remote.fs, remote.url, "rights erasure")
+        targets = _Targets(_owned_ids(remote.ownership_files(), users))
 
     def record(dataset: str, removed: Counter[str]) -> None:
         for user, n in removed.items():
@@ -567,7 +704,7 @@ def apply_rights_requests(
 
     scanned: set[str] = set()
     protected = [out / "published", out / "reports"]
-    for dataset, part in _partitions(landing, "landing", report):
+    for dataset, part in _partitions(landing, "landing", report) if landing is not None else ():
         if any(part.resolve().is_relative_to(p) for p in protected):
             report.skipped.append(f"{dataset} (under published/ or reports/)")
             continue  # a misconfigured landing must never make this step edit published data
@@ -578,6 +715,16 @@ def apply_rights_requests(
                 record(dataset, _filter_landing_file(path, targets, dry_run))
             except FileNotFoundError:  # deleted by retention meanwhile: nothing left to erase
                 continue
+    for dataset, _source, info in remote.objects if remote is not None else ():
+        scanned.add(dataset)
+        report.files_scanned += 1
+        try:
+            removed = remote.erase(dataset, info, targets, dry_run)
+        except ObjectStoreError as exc:  # the message names the partition, never the object
+            remote.failed.append(dataset)
+            log.warning("rights erasure: %s", exc)
+            continue
+        record(dataset, removed)
 
     def parquet_zone(
         root: Path,
@@ -609,8 +756,15 @@ def apply_rights_requests(
 
         parquet_zone(retained, "retained", erase_pseudonyms)
 
+    if remote is not None and remote.failed:
+        # fail closed: no audit entry, so every request of the batch is applied again next run
+        failed = sorted(set(remote.failed))
+        raise TokumeiError(
+            f"rights erasure: {len(remote.failed)} landing object(s) could not be rewritten "
+            f"({', '.join(failed)}); no request of this batch was recorded as applied"
+        )
     report.seconds = time.monotonic() - started
-    report.applied = [r.audit_entry(now, report.seconds, len(scanned)) for r in results]
+    report.applied = [r.audit_entry(report.now, report.seconds, len(scanned)) for r in results]
     if not dry_run:
         _append_audit(out, report.applied)  # only after every file is rewritten
     summary = report.to_dict()

@@ -53,19 +53,6 @@ class Settings:
             out_url=out_url,
         ).resolved()
 
-    def local_landing(self, task: str) -> Path:
-        """The landing folder for a task that edits it in place; refuse an ``s3://`` landing.
-
-        Retention and rights erasure walk and rewrite local partitions; on a URL landing they
-        would find nothing and report success, so they fail closed instead.
-        """
-        if self.landing_url:
-            raise TokumeiError(
-                f"{task} on an object-storage landing is not supported yet; "
-                "run it where the landing zone is a local or mounted folder"
-            )
-        return self.landing
-
     def resolved(self) -> Settings:
         """Absolute paths, checked: a missing landing zone or policy is a clear error."""
         landing, out, policy = self.landing.resolve(), self.out.resolve(), self.policy_dir.resolve()
