@@ -55,8 +55,15 @@ def run(
     debug: Annotated[
         bool, typer.Option(help="show tracebacks (they may contain data: local use only)")
     ] = False,
+    isolate_steps: Annotated[
+        bool,
+        typer.Option(
+            help="run each step in its own process, as Airflow tasks run: the run's memory "
+            "peak is then the largest step's, not what earlier steps left resident"
+        ),
+    ] = True,
 ) -> None:
-    """Run one date end to end in-process; exit 0 only when everything was published."""
+    """Run one date end to end; exit 0 only when everything was published."""
     from anonymize.policy import default_policy_dir
     from pipeline.errors import TokumeiError, safe_reason
     from pipeline.objectstore import locations
@@ -85,7 +92,9 @@ def run(
             else:
                 err.print(f"  [green]✓[/green] {step} ({seconds:.1f} s)")
 
-        result = run_all(settings, date, progress=progress)
+        # --debug keeps the steps in-process so that tracebacks show where a step failed
+        isolate = isolate_steps and not debug
+        result = run_all(settings, date, progress=progress, isolate=isolate)
     except TokumeiError as exc:
         if debug:
             raise

@@ -1154,10 +1154,45 @@ STEPS = (
 )
 
 
+class StepFailed(TokumeiError):
+    """A step failed in its own process; the message is ``safe_reason`` without the step."""
+
+
+def _run_step(step: str, settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """Entry point of a step's own process (``run_all(isolate=True)``).
+
+    Exceptions cross the process boundary by pickling; ours carry constructor arguments that
+    do not round-trip (and a raw message could carry data), so the child turns any failure
+    into its safe one-line reason, exactly what the in-process run would report.
+    """
+    from pipeline.errors import safe_reason
+
+    try:
+        return dict(STEPS)[step](settings, day, run_id)
+    except BaseException as exc:
+        reason = safe_reason(exc, step).removeprefix(f"{step}: ")
+        raise StepFailed(reason) from None
+
+
 def run_all(
-    settings: Settings, day: str, progress: Any = None, in_airflow: bool = False
+    settings: Settings,
+    day: str,
+    progress: Any = None,
+    in_airflow: bool = False,
+    isolate: bool = False,
 ) -> dict[str, Any]:
-    """Run every step in-process; on failure record it, clean up, and re-raise."""
+    """Run every step; on failure record it, clean up, and re-raise.
+
+    ``isolate``: each step in a fresh (spawned) process, as each Airflow task is. Why: steps
+    hand over through files, and whatever a step leaves resident (allocator caches of Polars,
+    DuckDB and numpy are not returned to the OS) would otherwise add to every later step's
+    peak; with a process per step the run's peak is the largest single step's. It costs one
+    interpreter start and the step's imports (~1 s) per step, so tests, which inject failures
+    by patching functions in-process, leave it off.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from pipeline.errors import safe_reason
 
     # The run id exists before start() so that a failure anywhere, start included, can be
@@ -1171,7 +1206,11 @@ def run_all(
             t0 = time.perf_counter()
             if progress:
                 progress(step, "start", None)
-            results[step] = fn(settings, day, run_id)
+            if isolate:
+                with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+                    results[step] = pool.submit(_run_step, step, settings, day, run_id).result()
+            else:
+                results[step] = fn(settings, day, run_id)
             if progress:
                 progress(step, "done", time.perf_counter() - t0)
     except BaseException as exc:

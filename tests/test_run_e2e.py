@@ -49,6 +49,27 @@ def published(
     return landing, out, proc
 
 
+def test_isolated_steps_publish_what_the_in_process_run_publishes(
+    published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI runs each step in its own process; the in-process run publishes the same."""
+    from pipeline import steps
+    from pipeline.settings import Settings
+
+    landing, cli_out, proc = published
+    assert "▶ scrub" in proc.stderr  # the CLI run went through every step
+    monkeypatch.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
+    out = tmp_path / "out"
+    settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
+    steps.run_all(settings.resolved(), DAY, isolate=False)
+    tables = sorted(p.relative_to(out) for p in (out / "published").rglob("*.parquet"))
+    assert tables and tables == sorted(
+        p.relative_to(cli_out) for p in (cli_out / "published").rglob("*.parquet")
+    )
+    for rel in tables:
+        assert pl.read_parquet(out / rel).equals(pl.read_parquet(cli_out / rel)), rel
+
+
 def test_publishes_three_tables_and_a_catalog(published) -> None:
     _, out, _ = published
     for table in ("daily_active_users", "page_views", "measurements_summary"):

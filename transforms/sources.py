@@ -426,8 +426,15 @@ def _split_checked(
 
 
 def _quarantine(bad: pl.DataFrame, raw: pl.Series, name: str) -> pl.DataFrame:
-    """The quarantine schema for ``bad`` (``_line``, ``_reason``) with the raw lines in order."""
-    return bad.with_columns(raw).select(
+    """The quarantine schema for ``bad`` (``_line``, ``_reason``) with the raw lines in order.
+
+    The reasons are copied into fresh memory on purpose: a filtered string column is a view
+    that keeps the whole chunk's DuckDB result alive, and the extract step holds every file's
+    quarantine until the source is done (measured: +0.4 GiB resident per 1M-line part, 4.9 GiB
+    over a 10M-event day, against ~1k bad rows per part).
+    """
+    reasons = pl.Series("_reason", bad["_reason"].to_list(), pl.String)
+    return bad.with_columns(raw, reasons).select(
         pl.lit(name).alias("file"),
         pl.col("_line").cast(pl.Int64).alias("line"),
         pl.col("_reason").alias("reason"),
