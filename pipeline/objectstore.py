@@ -54,7 +54,11 @@ bucket is the analysts' side and never receives raw data.
 
 **After the pointer write the release is published**, whatever happens next: ``steps.publish``
 does everything that may fail before calling :func:`publish_release`, and treats the local
-mirror it updates afterwards as best effort (a warning, never a failed run).
+mirror it updates afterwards as best effort (a warning, never a failed run). Later runs read that
+mirror as "what readers have" (re-release and period checks, the retained layer), so it records
+which release it holds per date (``<local out>/MIRROR.json``, written last), ``steps.start``
+refuses to run while it differs from the pointer (:func:`check_mirror`), and
+:func:`sync_mirror` (``tokumei mirror``) downloads the missing releases, verified.
 
 **Landing maintenance.** Retention and rights erasure on an ``s3://`` landing keep their local
 logic and use :func:`list_landing`, :func:`delete_objects`, :func:`download_object` and
@@ -733,3 +737,271 @@ def warn_if_versioned(fs: AbstractFileSystem, url: str, job: str) -> bool:
             bucket,
         )
     return versioned
+
+
+# --------------------------------------------------------------------------------------------
+# The local mirror: which release the local output root reflects
+#
+# Later runs read the local mirror (``<local out>/published/`` for re-release and period checks,
+# ``retained/`` for period tables), not the bucket. If it lags behind the pointer (its update
+# failed after the pointer moved, or another machine published), those checks would compare
+# against the wrong baseline: a cell hidden in the current release could be published by a
+# re-release checked against an older one. So the mirror records, per date, the run whose
+# release it holds; ``steps.start`` refuses to run when that differs from the pointer, and
+# :func:`sync_mirror` (``tokumei mirror``) brings the mirror back in line.
+
+#: Record of the local mirror, at the local output root (not under ``published/``: no table).
+MIRROR = "MIRROR.json"
+MIRROR_FORMAT = "tokumei-local-mirror/1"
+#: How often :func:`sync_mirror` catches up with a pointer that moves while it copies.
+SYNC_ATTEMPTS = 3
+
+
+def read_mirror(local_out: Path) -> dict[str, Any]:
+    """The local mirror's record (``{}`` when it has none: a new root, or one from before it)."""
+    path = Path(local_out) / MIRROR
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        # an unreadable record proves nothing about the mirror: treat it as absent (refused)
+        return {}
+
+
+@contextlib.contextmanager
+def _mirror_lock(local_out: Path) -> Iterator[None]:
+    """Serialise read-modify-write of the record between runs sharing one local root."""
+    import fcntl
+
+    local_out.mkdir(parents=True, exist_ok=True)
+    with open(local_out / (MIRROR + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def record_mirror(local_out: Path, url: str, dates: dict[str, str]) -> None:
+    """Record that the local mirror now holds the releases of ``dates`` (date → run id).
+
+    Called as the *last* act of a successful local mirror update, so a record never claims
+    more than is on disk (a crash in between leaves the old record: a refusal, never a false
+    pass). Written atomically (temp file, fsync, rename).
+    """
+    local_out = Path(local_out)
+    with _mirror_lock(local_out):
+        old = read_mirror(local_out)
+        known = dict(old.get("dates") or {}) if old.get("out_url") == url else {}
+        known.update(dates)
+        record = {
+            "format": MIRROR_FORMAT,
+            "out_url": url,
+            "dates": dict(sorted(known.items())),
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        tmp = local_out / (MIRROR + ".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(record, fh, indent=2, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, local_out / MIRROR)
+
+
+def check_pointer_unchanged(url: str, since: dict[str, str], day: str, run_id: str) -> None:
+    """Refuse to publish when the pointer moved since the run started (``since``: what
+    :func:`check_mirror` returned then), other than to this run's own release (a retry).
+
+    The run's checks compared against the mirror as it was at the start; a release published
+    meanwhile (another machine, a concurrent run) was not part of that baseline.
+    """
+    try:
+        now = _pointer_dates(read_pointer(url)[0])
+    except Exception as exc:
+        raise ObjectStoreError(
+            f"reading the pointer {url}/{POINTER} failed ({_what(exc)}); nothing was published"
+        ) from None
+    if now in (since, {**since, day: run_id}):
+        return
+    moved = sorted(d for d in set(now) | set(since) if now.get(d) != since.get(d))
+    raise ObjectStoreError(
+        f"the pointer {url}/{POINTER} moved while this run was computing ({len(moved)} date(s), "
+        f"first: {moved[0]}): its checks used an older baseline; nothing was published. Retry "
+        "the run (after `tokumei mirror` if it is then refused)"
+    )
+
+
+def _pointer_dates(pointer: dict[str, Any]) -> dict[str, str]:
+    """``{date: run id}`` of a pointer: what a local mirror must hold."""
+    return {d: str(e.get("run_id")) for d, e in (pointer.get("dates") or {}).items()}
+
+
+def mirror_differences(
+    local_out: Path, url: str, pointer: dict[str, Any]
+) -> dict[str, tuple[str | None, str | None]]:
+    """``{date: (run id the pointer names, run id the mirror holds)}`` where they differ.
+
+    A record made for another output URL counts as holding nothing.
+    """
+    record = read_mirror(local_out)
+    held = dict(record.get("dates") or {}) if record.get("out_url") == url else {}
+    named = _pointer_dates(pointer)
+    return {
+        d: (named.get(d), held.get(d))
+        for d in sorted(set(named) | set(held))
+        if named.get(d) != held.get(d)
+    }
+
+
+def check_mirror(
+    url: str, local_out: Path, fs: AbstractFileSystem | None = None
+) -> dict[str, str]:
+    """Refuse to run when the local mirror does not hold the releases the pointer names;
+    return the pointer's ``{date: run id}`` (what the run's checks will compare against).
+
+    Fail closed: the re-release and period checks of a run read the mirror as "what readers
+    have"; a stale one could let a run publish a value that the current release hides.
+    """
+    try:
+        pointer, _ = read_pointer(url, fs)
+    except Exception as exc:
+        raise ObjectStoreError(
+            f"reading the pointer {url}/{POINTER} failed ({_what(exc)}); nothing was run"
+        ) from None
+    diff = mirror_differences(local_out, url, pointer)
+    if not diff:
+        return _pointer_dates(pointer)
+    day, (named, held) = next(iter(diff.items()))
+    raise ObjectStoreError(
+        f"the local mirror {local_out} is stale: {len(diff)} date(s) differ from the pointer "
+        f"{url}/{POINTER} (first: {day}, pointer {named or 'none'}, mirror {held or 'none'}); "
+        f"nothing was run. Run `tokumei mirror --out {url}` with the same {LOCAL_OUT_ENV}, "
+        "then retry"
+    )
+
+
+def sync_mirror(url: str, local_out: Path) -> dict[str, Any]:
+    """Bring the local mirror in line with the pointer; return what was done (no data).
+
+    For every date whose release the mirror does not hold, the objects of the release the
+    pointer names are downloaded (verified: size and ETag stable during the copy, MD5 against
+    the ETag and against the release index) into a private staging folder and swapped into
+    ``<local out>/published/`` and ``reports/`` with the same atomic, rolled-back publish as a
+    run (``pipeline.storage.publish_tree``); then the local catalog is rebuilt and, last, the
+    record is updated. Safe to repeat; a pointer moving meanwhile is caught up with.
+
+    The retained pseudonymous layer is never on the bucket, so it cannot be copied: a retained
+    day that may belong to another run of a synced date is removed (weekly and monthly tables
+    then skip that period, fail closed, until the date is rerun here). A day the mirror never
+    recorded is left alone: it is absent after a failed first update, and a root from before
+    this record existed holds the retained days of the runs that built it.
+    """
+    import shutil
+
+    from pipeline.settings import Settings
+    from pipeline.storage import build_catalog
+
+    url, local_out = check_url(url), Path(local_out).resolve()
+    record = read_mirror(local_out)
+    if record.get("out_url") not in (None, url):
+        raise ObjectStoreError(
+            f"the local mirror {local_out} belongs to another output URL; set {LOCAL_OUT_ENV} "
+            f"to this output's own folder"
+        )
+    settings = Settings(landing=local_out, db_url="sqlite://", out=local_out, out_url=url)
+    fs = filesystem()
+    synced: dict[str, str] = {}
+    removed_retained: list[str] = []
+    for _ in range(SYNC_ATTEMPTS):
+        pointer, _ = read_pointer(url, fs)
+        diff = mirror_differences(local_out, url, pointer)
+        if not diff:
+            break
+        if extra := sorted(d for d, (named, _held) in diff.items() if named is None):
+            raise ObjectStoreError(
+                f"the local mirror {local_out} holds {len(extra)} date(s) the pointer does not "
+                f"name (first: {extra[0]}; was {url} reset?); move its published/, reports/ "
+                f"and {MIRROR} away and run `tokumei mirror` again"
+            )
+        done: dict[str, str] = {}
+        for day, (run_id, held) in diff.items():
+            assert run_id is not None
+            _sync_date(fs, settings, day, run_id)
+            done[day] = run_id
+            if held is None:
+                continue  # no other run of the day is recorded here: its retained day is absent
+            for part in sorted((local_out / "retained").glob(f"*/date={day}")):
+                shutil.rmtree(part)
+                removed_retained.append(f"retained/{part.parent.name}/date={day}")
+        build_catalog(local_out / "published")
+        record_mirror(local_out, url, done)  # last: the record never claims more than is there
+        synced.update(done)
+    else:
+        pointer, _ = read_pointer(url, fs)
+        if mirror_differences(local_out, url, pointer):
+            raise ObjectStoreError(
+                f"the pointer {url}/{POINTER} kept moving while the local mirror was synced "
+                f"({SYNC_ATTEMPTS} attempts); run `tokumei mirror` again"
+            )
+    result = {
+        "out_url": url,
+        "local_out": str(local_out),
+        "synced_dates": dict(sorted(synced.items())),
+        "retained_days_removed": removed_retained,
+        "release": pointer.get("release"),
+    }
+    log.info(
+        "local mirror %s synced with %s: %d date(s), %d retained day(s) removed",
+        local_out,
+        url,
+        len(synced),
+        len(removed_retained),
+    )
+    return result
+
+
+def _sync_date(fs: AbstractFileSystem, settings: Settings, day: str, run_id: str) -> None:
+    """Download the release of ``run_id`` (which holds ``day``) and publish it locally."""
+    import uuid
+
+    from pipeline.storage import RunPaths, publish_tree, remove_run_dirs
+
+    assert settings.out_url
+    base, rel = _bare(settings.out_url), f"{RELEASES}/{run_id}"
+    try:
+        index = json.loads(fs.cat_file(f"{base}/{rel}/{RELEASE_INDEX}"))
+    except Exception as exc:
+        raise ObjectStoreError(
+            f"reading the index of release {rel} failed ({_what(exc)})"
+        ) from None
+    if index.get("run_id") != run_id or index.get("day") != day:
+        raise ObjectStoreError(f"release {rel} does not hold {day} as the pointer says")
+    paths = RunPaths(settings, day, f"mirror-{uuid.uuid4().hex[:12]}")
+    published_re = re.compile(rf"^{re.escape(rel)}/published/([^/]+/[^/]+/date={day}/.+)$")
+    reports_prefix = f"{rel}/reports/date={day}/"
+    try:
+        for n, (key, expected) in enumerate(sorted(index["objects"].items())):
+            if m := published_re.match(key):
+                dest = paths.staging / "published" / m.group(1)
+            elif key.startswith(reports_prefix):
+                dest = paths.staged_reports / key.removeprefix(reports_prefix)
+            else:
+                continue
+            what = f"object {n + 1} of release {rel}"
+            try:
+                info = fs.info(f"{base}/{key}")
+            except Exception as exc:
+                raise ObjectStoreError(f"reading {what} failed ({_what(exc)})") from None
+            if info["size"] != expected["size"]:
+                raise ObjectStoreError(f"{what} does not match the release index (size)")
+            _download(fs, info, dest, what)
+            md5 = hashlib.md5(usedforsecurity=False)
+            with open(dest, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    md5.update(chunk)
+            if md5.hexdigest() != expected["md5"]:
+                raise ObjectStoreError(f"{what} does not match the release index (MD5)")
+        publish_tree(paths)
+    finally:
+        remove_run_dirs(paths)

@@ -92,7 +92,10 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
     """Check everything that can be checked before reading data; return the run id.
 
     The key is looked up (and dropped) here so that a run without a key refuses to start
-    before it writes anything.
+    before it writes anything. With an ``s3://`` output the local mirror (``published/``,
+    ``retained/``) must hold the releases the pointer names: later steps compare against it as
+    "what readers have", and a stale one could let a re-release show what the current release
+    hides (``objectstore.check_mirror``; ``tokumei mirror`` repairs it).
     """
     from pipeline.period_tables import check_retained_key, key_check
 
@@ -102,11 +105,22 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
     run_id = run_id or new_run_id(day)
     paths = _paths(settings, day, run_id)
     check_retained_key(paths.retained, check)
+    baseline: dict[str, Any] = {}
+    if settings.out_url:
+        from pipeline.objectstore import check_mirror
+
+        # publish() checks that the pointer still names these releases (run ids, no data)
+        baseline["pointer_dates"] = check_mirror(settings.out_url, settings.out)
     paths.work.mkdir(parents=True, exist_ok=False)
     save_record(
         paths,
         "start",
-        {"started_at": datetime.now(UTC).isoformat(), "day": day, "key_check": check},
+        {
+            "started_at": datetime.now(UTC).isoformat(),
+            "day": day,
+            "key_check": check,
+            **baseline,
+        },
     )
     return run_id
 
@@ -174,6 +188,7 @@ def discover(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     is kept as is. Rates go to the manifest (entity types and shares, never values).
     """
     from anonymize.pii import discover_columns
+    from anonymize.pii.discovery import sample_rows
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
@@ -181,7 +196,7 @@ def discover(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for source in LANDING_SOURCES:
         sp = policy.source(source)
-        frame = _scan(paths, "extracted", source).collect()
+        frame = sample_rows(_scan(paths, "extracted", source), t.pii_sample)
         roles = {c: str(p.role) for c, p in sp.columns.items()}
         report = discover_columns(
             frame, roles, sample=t.pii_sample, max_rate=t.insensitive_pii_max_rate
@@ -233,19 +248,26 @@ def filter_rights(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     def on_day(ts: str) -> pl.Expr:
         return pl.col(ts).dt.convert_time_zone("Asia/Tokyo").dt.date() == date.fromisoformat(day)
 
-    # events: the user is the event's own user_id, else the cookie's owner.
-    ev = (
-        _scan(paths, "extracted", "events")
-        .join(owners, on="cookie_id", how="left")
-        .with_columns(pl.coalesce("user_id", "cookie_user_id").alias("_user"))
-    )
-    record["events"] = _filter(
-        mark_allowed(ev, "_user", allowed),
-        keep_expr("_user", "consent_analytics"),
-        on_day("ts"),
-        out / "events.parquet",
-        drop=["cookie_user_id", "consent_analytics"],
-    )
+    # events: the user is the event's own user_id, else the cookie's owner. One extracted
+    # file at a time: the streaming joins hold far more than their small build sides (a
+    # 9.1M-row day in one go peaked at 3.9 GiB), and per file the peak follows the file.
+    counts: dict[str, int] = {}
+    event_files = sorted((paths.work / "extracted" / "events").glob("*.parquet"))
+    for i, path in enumerate(event_files):
+        ev = (
+            pl.scan_parquet(path)
+            .join(owners, on="cookie_id", how="left")
+            .with_columns(pl.coalesce("user_id", "cookie_user_id").alias("_user"))
+        )
+        part = _filter(
+            mark_allowed(ev, "_user", allowed),
+            keep_expr("_user", "consent_analytics"),
+            on_day("ts"),
+            out / "events" / f"part-{i:05d}.parquet",
+            drop=["cookie_user_id", "consent_analytics"],
+        )
+        counts = {k: counts.get(k, 0) + v for k, v in part.items()}
+    record["events"] = counts
     ms = (
         _scan(paths, "extracted", "measurements")
         .join(device_owner, on="device_id", how="left")
@@ -328,26 +350,35 @@ def pseudonymize_step(
     all_policies = {**policy.sources, **policy.tables}
     for name in ("events", "measurements", "devices", "cookies", "users"):
         sp = all_policies[name]
-        frame = _scan(paths, "filtered", f"{name}.parquet")
+        frame = _scan(paths, "filtered", name if name == "events" else f"{name}.parquet")
         dropped = [c for c in sp.by_role(*DROPPED_ROLES) if c in frame.collect_schema()]
         frame = frame.drop(dropped)
         person_src = {"events": ("_user", "cookie_id"), "measurements": ("_user", "device_id")}
-        if name in person_src:
-            user_col, fallback = person_src[name]
-            frame = frame.with_columns(
-                pl.coalesce(
-                    pseudonymize(pl.col(user_col), key, "user"),
-                    pseudonymize(pl.col(fallback), key, KEY_DOMAINS[fallback]),
-                ).alias(PERSON)
-            ).drop(user_col)
-        elif name in ("users", "devices", "cookies"):
-            frame = frame.with_columns(
-                pseudonymize(pl.col("user_id"), key, "user").alias(PERSON)
-            ).drop("_user", strict=False)
         linking = [c for c in sp.by_role(Role.LINKING_KEY) if c in frame.collect_schema()]
         frame = frame.with_columns(
             [pseudonymize(pl.col(c), key, KEY_DOMAINS.get(c, c)) for c in linking]
         )
+        if name in person_src:
+            user_col, fallback = person_src[name]
+            # the fallback id (cookie or device) is normally a linking key hashed just above
+            # in the same domain: reuse it instead of a second HMAC over every row
+            fallback_pseudonym = (
+                pl.col(fallback)
+                if fallback in linking
+                else pseudonymize(pl.col(fallback), key, KEY_DOMAINS[fallback])
+            )
+            frame = frame.with_columns(
+                pl.coalesce(pseudonymize(pl.col(user_col), key, "user"), fallback_pseudonym).alias(
+                    PERSON
+                )
+            ).drop(user_col)
+        elif name in ("users", "devices", "cookies"):
+            # user_id may be a linking key already replaced above by its pseudonym ("user"
+            # domain): hashing it again would make a different person
+            user = pl.col("user_id")
+            frame = frame.with_columns(
+                (user if "user_id" in linking else pseudonymize(user, key, "user")).alias(PERSON)
+            ).drop("_user", strict=False)
         if name in person_src:
             rows = _write_partitioned(frame, out / name, settings.partitions)
         else:
@@ -420,6 +451,8 @@ def partition_of(person: pl.Expr, partitions: int) -> pl.Expr:
 def _write_partitioned(frame: pl.LazyFrame, folder: Path, partitions: int) -> int:
     """Write ``folder/part-<p>.parquet`` for every partition p (empty ones included)."""
     folder.mkdir(parents=True, exist_ok=True)
+    if partitions == 1:  # every person is in partition 0: one write instead of two
+        return write_parquet(frame, folder / "part-0000.parquet")
     tmp = folder / "_all.parquet"
     write_parquet(frame.with_columns(partition_of(pl.col(PERSON), partitions).alias("_part")), tmp)
     total = 0
@@ -1017,7 +1050,7 @@ def _anonymized_outputs(paths: RunPaths, val_rec: dict[str, Any]) -> dict[str, A
 def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Check the books, write the manifest, move staged outputs into place, refresh the catalog."""
     from pipeline.manifest import build_manifest
-    from pipeline.objectstore import publish_release
+    from pipeline.objectstore import check_pointer_unchanged, publish_release, record_mirror
     from pipeline.reports import write_items_notice, write_privacy_report
 
     paths = _paths(settings, day, run_id)
@@ -1084,20 +1117,26 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     # reported, never a failed run. A retried publish is idempotent: publish_release finds the
     # pointer naming this run and uploads nothing, and publish_tree, which rolls back to
     # staging when it fails (or is rolled back by the next one when killed), tries again.
-    write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
+    # The mirror's record (MIRROR.json) is updated last: until then the next run's start()
+    # sees the mirror lagging behind the pointer and refuses to run (fail closed). First, the
+    # pointer must still name what start() found (the baseline of this run's checks).
+    start_rec = load_record(paths, "start")
+    check_pointer_unchanged(settings.out_url, start_rec.get("pointer_dates") or {}, day, run_id)
+    write_retained_key(paths.retained, start_rec["key_check"])
     remote = publish_release(settings, paths)
     try:
         publish_tree(paths)
         build_catalog(paths.published)
+        record_mirror(settings.out, settings.out_url, {day: run_id})
     except Exception as exc:
         log.warning(
             "release %s is published (the pointer names it), but updating the local mirror "
-            "under %s failed (%s): later runs may read a stale local copy of %s (period tables, "
-            "re-release checks) until the date is rerun",
+            "under %s failed (%s): later runs refuse to start until `tokumei mirror --out %s` "
+            "(or a retry of this publish) brings the mirror in line with the pointer",
             remote["release"],
             settings.out,
             type(exc).__name__,
-            day,
+            settings.out_url,
         )
         return {**remote, "local_mirror": "failed"}
     return {**remote, "local_mirror": "updated"}
