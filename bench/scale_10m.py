@@ -57,6 +57,8 @@ TIME_WALL_RE = re.compile(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\
 TIME_RSS_RE = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 TIME_CPU_RE = re.compile(r"Percent of CPU this job got: (\d+)%")
 GIB = 1024**3
+#: The venv's console script (``uv run`` would re-resolve and needs uv on PATH).
+TOKUMEI = str(Path(sys.executable).with_name("tokumei"))
 
 
 # --------------------------------------------------------------------------- floor (child)
@@ -305,7 +307,7 @@ def main() -> None:
         print(f"generating {landing} ({args.users:,} users)", flush=True)
         subprocess.run(
             [
-                "uv", "run", "tokumei", "generate", "--landing", str(landing),
+                TOKUMEI, "generate", "--landing", str(landing),
                 "--db-url", f"sqlite:///{landing / 'ops.db'}", "--start", DATE, "--days", "1",
                 "--users", str(args.users), "--seed", "1",
                 "--events-per-user-day", str(args.events_per_user_day),
@@ -361,7 +363,7 @@ def main() -> None:
         print(f"tokumei run --partitions {n} … load {before}", flush=True)
         run = timed(
             [
-                "uv", "run", "tokumei", "run", "--landing", str(landing), "--out", str(out),
+                TOKUMEI, "run", "--landing", str(landing), "--out", str(out),
                 "--date", DATE, "--partitions", str(n),
             ],
             env=env,

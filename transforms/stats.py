@@ -552,6 +552,21 @@ def _dated(
     return table.with_columns(pl.lit(day).str.to_date().alias("date")).select(cols).sort(dims)
 
 
+def _compact_key(col: pl.Expr) -> pl.Expr:
+    """A grouping key as bytes: a 64-hex pseudonym as its 32 bytes, anything else as is.
+
+    Halves the memory of a group-by over millions of pseudonym pairs (sessions of a 10M-event
+    day: 3.9 -> 3.3 GiB). Distinct keys stay distinct: decoding is one-to-one on 64-hex
+    strings, and a non-hex key keeps its own bytes (colliding with a decoded pseudonym would
+    take 32 bytes equal to an HMAC output).
+    """
+    return (
+        pl.when(col.str.contains(r"^[0-9a-f]{64}$"))
+        .then(col.str.decode("hex", strict=False))
+        .otherwise(col.cast(pl.Binary))
+    )
+
+
 def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
     """One partition: device_class × os_family × duration_band → persons and sessions.
 
@@ -559,20 +574,41 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
     ``os_family``; none of them is published. A session is a (person, session_id) pair, so it
     lives in one partition and per-partition counts add up exactly.
     """
-    order = ["ts", "device_class", "os_family"]  # deterministic "first event" for any N
+    # A session's device class and OS are those of its first event by (ts, device_class,
+    # os_family), deterministic for any partitioning. That event is the minimum of one string
+    # key (the time as 20 sortable digits, then the two values; NUL sorts below any character
+    # they hold), because ``min`` streams while ``sort_by(...).first()`` made the engine hold
+    # the whole partition (10M-event day: 4.2 GiB for this table alone).
+    sortable_ts = (
+        (pl.col("ts").dt.epoch("us").reinterpret(signed=False) ^ pl.lit(1 << 63, pl.UInt64))
+        .cast(pl.String)
+        .str.zfill(20)
+    )
+    first = pl.col("_first").str.split("\x00")
     sess = (
         events.filter(pl.col("session_id").is_not_null() & pl.col("ts").is_not_null())
-        .with_columns(
-            pl.col("device_class").fill_null("unknown"),
-            fold_os(pl.col("os_family")).alias("os_family"),
+        .select(
+            _compact_key(pl.col(PERSON)),
+            _compact_key(pl.col("session_id")),
+            "ts",
+            pl.concat_str(
+                sortable_ts,
+                pl.col("device_class").fill_null("unknown"),
+                fold_os(pl.col("os_family")),
+                separator="\x00",
+            ).alias("_first"),
         )
         .group_by(PERSON, "session_id")
         .agg(
             (pl.col("ts").max() - pl.col("ts").min()).dt.total_seconds().alias("_secs"),
-            pl.col("device_class").sort_by(order).first(),
-            pl.col("os_family").sort_by(order).first(),
+            pl.col("_first").min(),
         )
-        .with_columns(band(pl.col("_secs"), DURATION_BANDS).alias("duration_band"))
+        .select(
+            PERSON,
+            first.list.get(1).alias("device_class"),
+            first.list.get(2).alias("os_family"),
+            band(pl.col("_secs"), DURATION_BANDS).alias("duration_band"),
+        )
     )
     counts = (
         pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),

@@ -27,16 +27,19 @@ objects and a no-op context pass: three quarters of the cost of a short text), a
 (``TokumeiAnalyzer(direct=False)``) on the corpus, on generated texts and on a benchmark sample.
 
 NER takes a direct path too (``ner_spans``): the engine's own loaded GiNZA model, run with
-``nlp.pipe`` in batches and only up to its ``ner`` component. Presidio's ``SpacyNlpEngine``
-runs the whole ``ja_ginza`` pipeline (tok2vec, parser, ner, morphologizer, compound splitter,
-bunsetu recognizer) and builds lemma lists and explanation objects per text; the components
-after ``ner`` only add token annotations that no finding reads. The parser (before ``ner``)
-must stay: it sets sentence starts, and spaCy's NER never lets an entity cross one (without it
-entities change). The GiNZA labels are mapped, filtered and scored as ``SpacyNlpEngine`` +
-``SpacyRecognizer`` do (``NER_CONFIG``); ``tests/test_pii_ner_direct.py`` checks findings equal
-the engine path on the corpus and on generated inquiry texts. This saves little (~5% CPU per
-text, bench/results/pii.md): what costs is tok2vec, the parser and the NER's transition loop,
-which every path must run; the scrubber's NER worker pool is what scales (``scrub.py``).
+``nlp.pipe`` in batches up to the parser, then the ``ner`` component by ``_greedy_ner``.
+Presidio's ``SpacyNlpEngine`` runs the whole ``ja_ginza`` pipeline (tok2vec, parser, ner,
+morphologizer, compound splitter, bunsetu recognizer) and builds lemma lists and explanation
+objects per text; the components after ``ner`` only add token annotations that no finding
+reads. The parser (before ``ner``) must stay: it sets sentence starts, and spaCy's NER never
+lets an entity cross one (without it entities change). The GiNZA labels are mapped, filtered
+and scored as ``SpacyNlpEngine`` + ``SpacyRecognizer`` do (``NER_CONFIG``);
+``tests/test_pii_ner_direct.py`` checks findings equal the engine path on the corpus and on
+generated inquiry texts. Two fixes make the same model cheaper without changing a finding
+(``bench/ner_cpu.py``): its matrix products run on numpy's OpenBLAS instead of a BLIS build
+that falls back to its generic kernel here (``_fast_cpu_ops``), and the NER's greedy decoding
+runs with the GIL held, which the Cython 3 build of spaCy 3.8 otherwise takes and drops for
+every validity check (``_greedy_ner``). The scrubber's NER worker pool scales it over cores.
 """
 
 from __future__ import annotations
