@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,3 +291,32 @@ def airflow_env(home: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def moto_s3(access_key_id: str, secret: str) -> Iterator[tuple[str, pytest.MonkeyPatch]]:
+    """A moto S3 server on a free port of 127.0.0.1, credentials only in the standard AWS
+    variables, the pseudonym key set; yields (endpoint, monkeypatch), both undone on exit."""
+    from moto.server import ThreadedMotoServer
+
+    from pipeline import objectstore
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    mp = pytest.MonkeyPatch()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            mp.delenv(var, raising=False)
+        mp.setenv("AWS_ACCESS_KEY_ID", access_key_id)
+        mp.setenv("AWS_SECRET_ACCESS_KEY", secret)
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv(objectstore.ENDPOINT_ENV, endpoint)
+        mp.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
+        yield endpoint, mp
+    finally:
+        mp.undo()
+        server.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import DAY, TEST_KEY, all_text_under, write_handmade_landing
+from conftest import DAY, TEST_KEY, all_text_under, moto_s3, write_handmade_landing
 
 from pipeline import objectstore, steps
 from pipeline.errors import TokumeiError
@@ -32,12 +31,6 @@ DAY2 = "2026-11-25"
 ACCESS_KEY_ID = "AKIATOKUMEITESTKEYID"
 SECRET = "tokumei-test-secret-Zq9v7R3mK1xP0wLs4Ue8"
 SECRETS = (ACCESS_KEY_ID, SECRET, TEST_KEY)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -58,21 +51,12 @@ class S3Env:
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Env]:
     """A moto S3 server, credentials in the standard AWS variables, a bucket with the landing."""
-    from moto.server import ThreadedMotoServer
+    with moto_s3(ACCESS_KEY_ID, SECRET) as (endpoint, mp):
+        yield from _s3_env(tmp_path_factory.mktemp("s3"), endpoint, mp)
 
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("s3")
-    endpoint = f"http://127.0.0.1:{port}"
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        mp.delenv(var, raising=False)
-    mp.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-    mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    mp.setenv(objectstore.ENDPOINT_ENV, endpoint)
-    mp.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
+
+def _s3_env(root: Path, endpoint: str, mp: pytest.MonkeyPatch) -> Iterator[S3Env]:
+    """The landing uploaded, tokumei's S3 settings in the environment, and a log capture."""
     landing = write_handmade_landing(root / "landing")
     # a second date for the same service (its own ops.db is not used: the DB is the first one's)
     day2 = write_handmade_landing(root / "landing2", day=DAY2)
@@ -112,8 +96,6 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Env]:
         root_logger.removeHandler(handler)
         root_logger.setLevel(old_levels[0])
         tk.setLevel(old_levels[1])
-        mp.undo()
-        server.stop()
 
 
 @pytest.fixture(scope="module")

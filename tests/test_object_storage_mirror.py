@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DAY, TEST_KEY, all_text_under, write_handmade_landing
+from conftest import DAY, TEST_KEY, all_text_under, moto_s3, write_handmade_landing
 from typer.testing import CliRunner
 
 from pipeline import objectstore, steps
@@ -37,36 +36,13 @@ ACCESS_KEY_ID = "AKIATOKUMEIMIRRORKEY"
 SECRET = "tokumei-mirror-secret-4Tg8Wn2Rb6Yk0Qs1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
     """A moto S3 server with one bucket; credentials only in the standard AWS variables."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    mp = pytest.MonkeyPatch()
-    endpoint = f"http://127.0.0.1:{port}"
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        mp.delenv(var, raising=False)
-    mp.delenv(objectstore.LOCAL_OUT_ENV, raising=False)
-    mp.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-    mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    mp.setenv(objectstore.ENDPOINT_ENV, endpoint)
-    mp.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
-    objectstore.filesystem().mkdir(BUCKET)
-    try:
+    with moto_s3(ACCESS_KEY_ID, SECRET) as (endpoint, mp):
+        mp.delenv(objectstore.LOCAL_OUT_ENV, raising=False)
+        objectstore.filesystem().mkdir(BUCKET)
         yield endpoint
-    finally:
-        mp.undo()
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -30,7 +29,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import DAY, TEST_KEY, airflow_env, write_handmade_landing
+from conftest import DAY, airflow_env, moto_s3, write_handmade_landing
 from test_rights_erasure import EXTRA_EVENTS, NOW, THEIRS, _is_theirs, _landing
 
 from anonymize.policy import default_policy_dir, load_policy
@@ -50,35 +49,12 @@ ACCESS_KEY_ID = "AKIATOKUMEIRIGHTSKEY"
 SECRET = "tokumei-rights-secret-8Hq2Lm5Vn0Xc7Pz3"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
     """A moto S3 server with one bucket; credentials only in the standard AWS variables."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    mp = pytest.MonkeyPatch()
-    endpoint = f"http://127.0.0.1:{port}"
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        mp.delenv(var, raising=False)
-    mp.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-    mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    mp.setenv(objectstore.ENDPOINT_ENV, endpoint)
-    mp.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
-    objectstore.filesystem().mkdir(BUCKET)
-    try:
+    with moto_s3(ACCESS_KEY_ID, SECRET) as (endpoint, mp):
+        objectstore.filesystem().mkdir(BUCKET)
         yield endpoint
-    finally:
-        mp.undo()
-        server.stop()
 
 
 @pytest.fixture()
