@@ -210,6 +210,28 @@ def apply_retention(
     return report
 
 
+_NOT_PARTITION = "not a date=YYYY-MM-DD partition folder"
+
+
+def _skip(report: RetentionReport, rel: str, why: str) -> None:
+    report.skipped.append(rel)
+    log.warning("retention: skipped %s (%s)", rel, why)
+
+
+def _partition_day(report: RetentionReport, rel: str, name: str) -> date | None:
+    """The date of a ``date=YYYY-MM-DD`` partition (local folder or S3 prefix), else ``None``
+    with the entry recorded as skipped: retention deletes only what it can date."""
+    match = _PARTITION.match(name)
+    if not match:
+        _skip(report, rel, _NOT_PARTITION)
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        _skip(report, rel, "not a calendar date")
+        return None
+
+
 def _sweep_source(
     report: RetentionReport, zone: str, source: Path, cutoff: date, protected: list[Path]
 ) -> None:
@@ -217,19 +239,14 @@ def _sweep_source(
     for entry in sorted(source.iterdir()):
         rel = f"{key}/{entry.name}"
         leftover = _LEFTOVER.match(entry.name)
-        match = _PARTITION.match(entry.name)
-        if entry.is_symlink() or not entry.is_dir() or not (match or leftover):
-            report.skipped.append(rel)
-            log.warning("retention: skipped %s (not a date=YYYY-MM-DD partition folder)", rel)
+        if entry.is_symlink() or not entry.is_dir():
+            _skip(report, rel, _NOT_PARTITION)
             continue
         if leftover:  # a partition already renamed by an interrupted run: finish the job
             _delete(report, key, entry, rel, protected)
             continue
-        try:
-            day = date.fromisoformat(match.group(1))
-        except ValueError:
-            report.skipped.append(rel)
-            log.warning("retention: skipped %s (not a calendar date)", rel)
+        day = _partition_day(report, rel, entry.name)
+        if day is None:
             continue
         if day < cutoff:
             _delete(report, key, entry, rel, protected)
@@ -284,16 +301,11 @@ def _sweep_remote_landing(
         objectstore.warn_if_versioned(fs, url, "retention")
     for (source, entry, is_file), infos in sorted(entries.items()):
         key, rel = f"landing/{source}", f"landing/{source}/{entry}"
-        match = None if is_file else _PARTITION.match(entry)
-        if not match:
-            report.skipped.append(rel)
-            log.warning("retention: skipped %s (not a date=YYYY-MM-DD partition folder)", rel)
+        if is_file:
+            _skip(report, rel, _NOT_PARTITION)
             continue
-        try:
-            day = date.fromisoformat(match.group(1))
-        except ValueError:
-            report.skipped.append(rel)
-            log.warning("retention: skipped %s (not a calendar date)", rel)
+        day = _partition_day(report, rel, entry)
+        if day is None:
             continue
         if day >= cutoff:
             report.kept_partitions += 1
