@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import importlib.util
 import json
 import os
 import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import polars as pl
 import pytest
@@ -320,3 +322,13 @@ def moto_s3(access_key_id: str, secret: str) -> Iterator[tuple[str, pytest.Monke
     finally:
         mp.undo()
         server.stop()
+
+
+def load_bench(name: str) -> ModuleType:
+    """A script of ``bench/`` as a module, for tests that reuse its data builders."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

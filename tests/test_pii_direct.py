@@ -9,24 +9,16 @@ of the scrubbing benchmark's column.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_bench
 
 from anonymize.pii import TokumeiAnalyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "pii_corpus.jsonl"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("pii_scrub", ROOT / "bench" / "pii_scrub.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +45,7 @@ def test_direct_equals_engine_with_entity_subsets(corpus_texts):
 
 
 def test_direct_equals_engine_on_benchmark_sample():
-    bench = _bench()
+    bench = load_bench("pii_scrub")
     sample = bench.make_column(100_000).sample(n=10_000, seed=3).to_list()
     direct = TokumeiAnalyzer().analyze_batch(sample, "ja")
     engine = TokumeiAnalyzer(direct=False).analyze_batch(sample, "ja")

@@ -9,11 +9,11 @@ and in the scrubber's NER worker pool. Real GiNZA, no mocks: the point is the mo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_bench
 
 from anonymize.pii import TokumeiAnalyzer
 from anonymize.pii import scrub as scrub_mod
@@ -38,18 +38,10 @@ NAMED = [
 ]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("pii_scrub", ROOT / "bench" / "pii_scrub.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
     corpus = [json.loads(line)["text"] for line in CORPUS.open(encoding="utf-8")]
-    generated = _bench().inquiry_texts(120, seed=5)
+    generated = load_bench("pii_scrub").inquiry_texts(120, seed=5)
     return NAMED + generated + [t for t in corpus if detect_language(t) == "ja"]
 
 
