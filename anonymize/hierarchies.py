@@ -272,6 +272,11 @@ class MeshHierarchy:
         return s.str.slice(0, {0: 8, 1: 6, 2: 4}[level])
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#: An IPv4 address exactly as ``ipaddress`` accepts it and prints it (no blanks, no leading 0).
+_IPV4_CANONICAL = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
+
+
 def _ip_prefix(value: str, v4_bits: int, v6_bits: int) -> str | None:
     try:
         ip = ipaddress.ip_address(value.strip())
@@ -295,7 +300,21 @@ class IpHierarchy:
         if level == 3:
             return pl.when(col.is_null()).then(None).otherwise(_star())
         v4, v6 = {1: (24, 48), 2: (16, 32)}[level]
-        return map_distinct(col, functools.partial(_ip_prefix, v4_bits=v4, v6_bits=v6))
+        s = col.cast(pl.String)
+        # Dotted-quad IPv4 in canonical form (what almost every log line holds) is cut in Rust:
+        # ``_ip_prefix`` through ``map_distinct`` cost 11.3 s on a 10M-event day (millions of
+        # distinct addresses, one Python ``ipaddress`` call each), the regex path ~1 s.
+        # Everything else (IPv6, surrounding blanks, leading zeros, junk) still goes through
+        # ``ipaddress``, so the output is the same for every value (tests/test_hierarchies.py).
+        v4_fast = s.str.contains(_IPV4_CANONICAL)
+        octets = 3 if v4 == 24 else 2
+        head = s.str.extract(rf"^((?:[0-9]+\.){{{octets - 1}}}[0-9]+)\.", 1)
+        fast = head + pl.lit(".0" * (4 - octets) + f"/{v4}")
+        slow = map_distinct(
+            pl.when(v4_fast).then(None).otherwise(s),
+            functools.partial(_ip_prefix, v4_bits=v4, v6_bits=v6),
+        )
+        return pl.when(v4_fast).then(fast).otherwise(slow)
 
 
 @functools.cache

@@ -20,6 +20,7 @@ from anonymize.hierarchies import (
     TimeHierarchy,
     UrlHierarchy,
     UserAgentHierarchy,
+    _ip_prefix,
     builtin,
     rare_to_other,
     to_mesh_1km,
@@ -125,6 +126,28 @@ def test_ip_monotone_and_prefixes(values: list[str]) -> None:
     _monotone(IpHierarchy(), values)
     for ip, p24 in zip(values, gen(IpHierarchy(), values, 1), strict=True):
         assert p24.endswith("/24") and p24.split(".")[:3] == ip.split(".")[:3]
+
+
+_ip_like = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(str),
+    # near misses: leading zeros, octets > 255, blanks, too few/many octets, full-width digits
+    st.lists(
+        st.from_regex(r"\A(?:0[0-9]{1,2}|[0-9]{1,3}|25[6-9]|[0-9]{4})\Z"), min_size=3, max_size=5
+    ).map(".".join),
+    st.ip_addresses(v=4).map(lambda a: f" {a}\t"),
+    st.text(alphabet="0123456789.:abcdef ０１", max_size=20),
+)
+
+
+@given(st.lists(_ip_like, min_size=1, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_ip_vectorized_equals_ipaddress(values: list[str]) -> None:
+    """The Rust fast path for canonical IPv4 gives ``ipaddress``'s answer for every value."""
+    for level, (v4, v6) in ((1, (24, 48)), (2, (16, 32))):
+        expected = [_ip_prefix(v, v4, v6) for v in values]
+        assert gen(IpHierarchy(), values, level) == expected
+    assert gen(IpHierarchy(), [*values, None], 1)[-1] is None
 
 
 @given(st.lists(st.from_regex(r"\A[0-9]{3}-?[0-9]{4}\Z"), min_size=1, max_size=30))
