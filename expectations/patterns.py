@@ -91,6 +91,13 @@ PII_PATTERNS: Final[dict[str, str]] = {
 }
 """Name → regex. The order is the order in the GX regex list (and thus in Data Docs)."""
 
+PII_ANY: Final[str] = "|".join(f"(?:{rx})" for rx in PII_PATTERNS.values())
+"""All of ``PII_PATTERNS`` as one alternation: what GX runs. A value matches it exactly when it
+matches one of the patterns, but the column is scanned once instead of once per pattern (RE2
+and Python ``re`` both handle the alternation in one pass): on the 4.9M-row anonymized
+``page_views`` dataset 3.05 -> 0.46 s per string column (bench/results/scale.md). The names
+stay in the expectation's ``meta``, so Data Docs still say which kinds are checked."""
+
 _COMPILED: Final[dict[str, re.Pattern[str]]] = {k: re.compile(v) for k, v in PII_PATTERNS.items()}
 
 

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
-from expectations.patterns import PII_PATTERNS
+from expectations.patterns import PII_ANY, PII_PATTERNS
 from expectations.specs import ColumnSpec, OutputSpec
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def _column_expectations(col: ColumnSpec, spec: OutputSpec, rf: dict[str, Any]) 
         exps.append(
             gxe.ExpectColumnValuesToNotMatchRegexList(
                 column=col.name,
-                regex_list=list(PII_PATTERNS.values()),
+                regex_list=[PII_ANY],
                 result_format=rf,
                 meta={"tokumei_check": "pii", "patterns": list(PII_PATTERNS)},
             )

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from expectations.patterns import PII_PATTERNS, find_pii_kinds
+from expectations.patterns import PII_ANY, PII_PATTERNS, find_pii_kinds
 from expectations.specs import (
     CLASS_PERSONS_COLUMN,
     ColumnSpec,
@@ -572,6 +572,15 @@ def test_patterns_agree_between_python_re_and_re2() -> None:
         re2 = pc.match_substring_regex(arr, rx).to_pylist()
         py = [re.search(rx, t) is not None for t in texts]
         assert re2 == py, name
+
+
+def test_combined_pattern_matches_exactly_when_one_pattern_does() -> None:
+    """GX runs ``PII_ANY`` (one scan per column): same answer as the list, on both engines."""
+    texts = list(PII_POSITIVE) + PII_NEGATIVE
+    expected = [bool(find_pii_kinds(t)) for t in texts]
+    assert any(expected) and not all(expected)
+    assert [re.search(PII_ANY, t) is not None for t in texts] == expected
+    assert pc.match_substring_regex(pa.array(texts), PII_ANY).to_pylist() == expected
 
 
 @pytest.mark.parametrize(
