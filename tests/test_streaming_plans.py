@@ -40,6 +40,7 @@ import polars as pl
 import pytest
 
 from anonymize import hierarchies
+from anonymize.hierarchy_csv import CsvHierarchy
 from anonymize.pii.scrub import _replace_per_batch
 from transforms import stats
 
@@ -221,21 +222,15 @@ _HIERARCHY_INPUT = pl.LazyFrame(
     schema={"v": pl.String, "age": pl.Int64, "time": pl.Datetime("us", "UTC")},
 )
 _TYPED_INPUT = {"age": "age", "time": "time"}
-# (hierarchy, level) whose expression falls back, as measured on Polars 2.1.0.
-_FALLS_BACK = {
-    ("prefecture", 1): "replace_strict(PREFECTURE_REGION) is a columnar-function node",
-    ("postal_code", 3): "level 3 is PrefectureHierarchy level 1: replace_strict, columnar-function",
-}
 
 
 def _hierarchy_cases() -> list[object]:
-    cases: list[object] = []
-    for name in sorted(hierarchies.BUILTIN):
-        for level in range(hierarchies.builtin(name).levels):
-            reason = _FALLS_BACK.get((name, level))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            cases.append(pytest.param(name, level, marks=marks, id=f"{name}-{level}"))
-    return cases
+    # prefecture-1 and postal_code-3 (replace_strict) fell back until they ran per batch
+    return [
+        pytest.param(name, level, id=f"{name}-{level}")
+        for name in sorted(hierarchies.BUILTIN)
+        for level in range(hierarchies.builtin(name).levels)
+    ]
 
 
 @pytest.mark.parametrize(("name", "level"), _hierarchy_cases())
@@ -243,6 +238,13 @@ def test_builtin_hierarchy_streams(name: str, level: int) -> None:
     col = pl.col(_TYPED_INPUT.get(name, "v"))
     q = _HIERARCHY_INPUT.select(hierarchies.builtin(name).expr(col, level).alias("out"))
     assert fallback_nodes(q) == []
+
+
+def test_csv_hierarchy_streams() -> None:
+    h = CsvHierarchy.parse("v", "a;A;*\nb;B;*")
+    q = pl.LazyFrame({"v": ["a", "b"]}).select(h.expr(pl.col("v"), 1))
+    assert fallback_nodes(q) == []
+    assert q.collect()["v"].to_list() == ["A", "B"]
 
 
 def test_map_distinct_streams() -> None:

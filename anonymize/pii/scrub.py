@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from anonymize.streaming import per_batch
+
 from .analyzer import (
     ALL_ENTITIES,
     NER_ENTITIES,
@@ -191,9 +193,7 @@ def _replace_per_batch(col: pl.Expr, old: list[str], new: list[str]) -> pl.Expr:
     """
     old_s = pl.Series(old, dtype=pl.String)
     new_s = pl.Series(new, dtype=pl.String)
-    return col.map_batches(
-        lambda s: s.replace(old_s, new_s), return_dtype=pl.String, is_elementwise=True
-    )
+    return per_batch(col, lambda s: s.replace(old_s, new_s))
 
 
 class Scrubber:
