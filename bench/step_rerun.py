@@ -29,11 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DAY = "2026-11-24"
 
 
-def _settings(landing: Path, root: Path):  # noqa: ANN202 - pipeline imported lazily
+def _settings(landing: Path, root: Path, partitions: int):  # noqa: ANN202 - lazy import
     from pipeline.settings import Settings
 
     return Settings(
-        landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=root / "out"
+        landing=landing,
+        db_url=f"sqlite:///{landing / 'ops.db'}",
+        out=root / "out",
+        partitions=partitions,
     ).resolved()
 
 
@@ -46,6 +49,7 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=Path("/tmp/scr"))
     ap.add_argument("--upto", default="scrub", help="prep runs the steps before this one")
     ap.add_argument("--column", default="inquiry_text", help="column checked by 'leaks'")
+    ap.add_argument("--partitions", type=int, default=1, help="person-hash partitions")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TOKUMEI_PII_WORKERS", "2")
@@ -56,7 +60,7 @@ def main() -> None:
         args.root.mkdir(parents=True, exist_ok=True)
         key_file.write_text(secrets.token_hex(32))
     os.environ["TOKUMEI_PSEUDONYM_KEY"] = key_file.read_text().strip()
-    settings = _settings(args.landing, args.root)
+    settings = _settings(args.landing, args.root, args.partitions)
     if args.command == "prep":
         run_id = steps.new_run_id(DAY)
         steps.start(settings, DAY, run_id=run_id)
