@@ -12,7 +12,10 @@ from pipeline.steps import PERSON, _write_partitioned, partition_of
 
 def _frame(n: int) -> pl.LazyFrame:
     persons = [hashlib.sha256(str(i % 37).encode()).hexdigest() for i in range(n)]
-    return pl.LazyFrame({PERSON: persons, "i": list(range(n)), "v": [f"x{i}" for i in range(n)]})
+    return pl.LazyFrame(
+        {PERSON: persons, "i": list(range(n)), "v": [f"x{i}" for i in range(n)]},
+        schema={PERSON: pl.String, "i": pl.Int64, "v": pl.String},
+    )
 
 
 def test_each_partition_file_holds_exactly_its_persons_in_input_order(tmp_path: Path) -> None:
@@ -44,3 +47,12 @@ def test_empty_partitions_get_an_empty_file_with_the_schema(tmp_path: Path) -> N
 def test_one_partition_is_one_plain_write(tmp_path: Path) -> None:
     assert _write_partitioned(_frame(10), tmp_path / "ev", 1) == 10
     assert [p.name for p in (tmp_path / "ev").iterdir()] == ["part-0000.parquet"]
+
+
+def test_a_day_without_rows_still_writes_every_partition(tmp_path: Path) -> None:
+    frame = _frame(0)
+    assert _write_partitioned(frame, tmp_path / "ev", 3) == 0
+    for p in range(3):
+        part = tmp_path / "ev" / f"part-{p:04d}.parquet"
+        assert pl.read_parquet(part).height == 0
+        assert pl.read_parquet_schema(part) == frame.collect_schema()
