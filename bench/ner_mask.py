@@ -15,7 +15,8 @@ loaded and warmed up first):
 
 Texts: ``--texts`` distinct generated inquiry texts (``pii_scrub.inquiry_texts``), or the
 distinct non-null values of ``--column`` in a Parquet file (e.g. a 10M-event day's work layer;
-nothing from it is printed but counts).
+nothing from it is printed but counts). ``--count-only`` skips NER and prints how many distinct
+texts NER would read with and without the mask.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def main() -> None:
     ap.add_argument("--parquet", type=Path)
     ap.add_argument("--column", default="inquiry_text")
     ap.add_argument("--limit", type=int, default=0, help="first N distinct values (0 = all)")
+    ap.add_argument(
+        "--count-only",
+        action="store_true",
+        help="only count distinct NER inputs with and without the mask (no NER runs)",
+    )
     args = ap.parse_args()
 
     import polars as pl
@@ -61,6 +67,21 @@ def main() -> None:
         texts = texts[: args.limit]
     texts = [t for t in texts if detect_language(t) == "ja"]
     ents = default_entities(True)
+    if args.count_only:
+        seen: list[int] = []
+
+        def count(distinct: list[str], _: list[str]) -> list[list[tuple[str, int, int, float]]]:
+            seen.append(len(distinct))
+            return [[] for _ in distinct]
+
+        for mask in (False, True):
+            TokumeiAnalyzer(ner=True, mask_for_ner=mask, ner_runner=count).analyze_batch(
+                texts, "ja", ents
+            )
+        print(
+            f"texts: {len(texts):,} distinct Japanese; NER inputs unmasked {seen[0]:,}, masked {seen[1]:,}"
+        )
+        return
     ner_engine()
     TokumeiAnalyzer(ner=True).analyze_batch(
         ["山田太郎です。東京都に住んでいます。"] * 8, "ja", ents
