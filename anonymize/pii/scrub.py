@@ -113,9 +113,10 @@ def _ner_chunk(args: tuple[list[str], list[str]]) -> list[list[tuple[str, int, i
 def _pooled_ner(workers: int) -> NerRunner:
     """A ``NerRunner`` that splits the distinct texts over ``workers`` processes.
 
-    Only NER goes to the pool; pattern recognition and masking stay in the parent (~0.1 ms a
-    text, against ~6 ms of NER), so the texts are masked and deduplicated over the whole column
-    before the work is split.
+    Only NER goes to the pool; pattern recognition and masking stay in the parent (4.6 s for
+    the 68,640 distinct inquiry texts of the 10M-event day, ~0.07 ms a text, against ~5 ms of
+    NER per distinct masked text), so the texts are masked and deduplicated over the whole
+    column before the work is split.
     """
 
     def run(texts: list[str], entities: list[str]) -> list[list[tuple[str, int, int, float]]]:
