@@ -27,7 +27,8 @@ from transforms.stats import DURATION_BANDS, PERSON, _compact_key, band, fold_os
 
 
 def sort_by_first(events: pl.LazyFrame) -> pl.LazyFrame:
-    """``sessions_map`` with the first event picked by ``sort_by([ts, dc, os]).first()``."""
+    """``sessions_map`` with the first event picked by ``sort_by([ts, dc, os]).first()``; the
+    histogram over the sessions is the product's own (``stats.session_histogram``)."""
     keys = [pl.col("ts"), pl.col("_dc"), pl.col("_os")]
     sess = (
         events.filter(pl.col("session_id").is_not_null() & pl.col("ts").is_not_null())
@@ -51,18 +52,7 @@ def sort_by_first(events: pl.LazyFrame) -> pl.LazyFrame:
             band(pl.col("_secs"), DURATION_BANDS).alias("duration_band"),
         )
     )
-    counts = (
-        pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
-        pl.len().cast(pl.Int64).alias("sessions"),
-    )
-    cols = ("device_class", "os_family", "duration_band", "persons", "sessions")
-    by_band = sess.group_by("device_class", "os_family", "duration_band").agg(*counts)
-    total = (
-        sess.group_by("device_class", "os_family")
-        .agg(*counts)
-        .with_columns(pl.lit(stats.ALL_DURATIONS).alias("duration_band"))
-    )
-    return pl.concat([by_band.select(cols), total.select(cols)])
+    return stats.session_histogram(sess)
 
 
 def main() -> None:

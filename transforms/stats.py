@@ -577,8 +577,9 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
     # A session's device class and OS are those of its first event by (ts, device_class,
     # os_family), deterministic for any partitioning. That event is the minimum of one string
     # key (the time as 20 sortable digits, then the two values; NUL sorts below any character
-    # they hold), because ``min`` streams while ``sort_by(...).first()`` made the engine hold
-    # the whole partition (10M-event day: 4.2 GiB for this table alone).
+    # they hold), because ``min`` over it holds least: ``sort_by(...).first()`` held the whole
+    # partition before Polars 2.1 (10M-event day: 4.2 GiB), and still peaks at 3.91 against
+    # 3.23 GiB now that it streams (bench/sessions_first_event.py).
     sortable_ts = (
         (pl.col("ts").dt.epoch("us").reinterpret(signed=False) ^ pl.lit(1 << 63, pl.UInt64))
         .cast(pl.String)
@@ -610,6 +611,13 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
             band(pl.col("_secs"), DURATION_BANDS).alias("duration_band"),
         )
     )
+    return session_histogram(sess)
+
+
+def session_histogram(sess: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per session (``person``, ``device_class``, ``os_family``, ``duration_band``) ->
+    persons and sessions per device class x OS x band, plus the ``all`` band of each class x OS.
+    """
     counts = (
         pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
         pl.len().cast(pl.Int64).alias("sessions"),
