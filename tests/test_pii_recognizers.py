@@ -43,6 +43,23 @@ def found(analyzer: TokumeiAnalyzer, text: str) -> list[tuple[str, str]]:
         ("接続元IPは192.168.10.5です", ("IP_ADDRESS", "192.168.10.5")),
         ("from 2001:db8::ff00:42:8329 failed", ("IP_ADDRESS", "2001:db8::ff00:42:8329")),
         ("詳しくはhttps://example.com/a?b=1をご覧ください", ("URL", "https://example.com/a?b=1")),
+        (
+            "配送先を東京都文京区後楽28-11-27 パレス432に変更してください",
+            ("JP_ADDRESS", "東京都文京区後楽28-11-27 パレス432"),
+        ),
+        (
+            "大阪府大阪市北区梅田一丁目2番3号です",
+            ("JP_ADDRESS", "大阪府大阪市北区梅田一丁目2番3号"),
+        ),
+        (
+            "住所：北海道札幌市中央区北１条西２丁目",
+            ("JP_ADDRESS", "北海道札幌市中央区北１条西２丁目"),
+        ),
+        ("新潟県三条市笠堀12-4-25", ("JP_ADDRESS", "新潟県三条市笠堀12-4-25")),
+        ("東京都千代田区一番町5-6にお届け", ("JP_ADDRESS", "東京都千代田区一番町5-6")),
+        ("ユーザー名はfujiihir3257です。", ("USERNAME", "fujiihir3257")),
+        ("ログインID：ｙａｍａｄａ．ｔ", ("USERNAME", "ｙａｍａｄａ．ｔ")),
+        ("username: taro_y", ("USERNAME", "taro_y")),
     ],
 )
 def test_entity_found_with_exact_span(analyzer, text, expected):
@@ -63,6 +80,13 @@ def test_entity_found_with_exact_span(analyzer, text, expected):
         "150-0002",  # postal-shaped, no 〒 and no context
         "商品型番AB1234567",
         "開始時刻12:30:00",
+        "東京都内で2-3人が参加",  # no municipality between prefecture and number
+        "大阪府警の5-6月の発表",
+        "東京都の天気",
+        "渋谷区神南1-2-3",  # no prefecture: left to NER
+        "ユーザー登録の方法を教えてください",
+        "usernamefoo",  # no boundary after the label
+        "username and password",
     ],
 )
 def test_hard_negatives(analyzer, text):

@@ -6,7 +6,7 @@ character of the recognizers' patterns widened to every character whose per-char
 consists only of characters of the same kind; this is why it is exact with respect to
 ``normalize.py``:
 
-* every digit-based entity except IP addresses contains one of these digit shapes (``d``: a
+* every digit-based entity except IP addresses and street addresses contains one of these digit shapes (``d``: a
   digit, ``s``: a character from ``DIGIT_SEPARATORS``), read off the recognizers' regexes:
 
   - ``ddd s? dddd``: postal code (3-4 or 7), bank account (7), passport (7), residence card
@@ -24,9 +24,14 @@ consists only of characters of the same kind; this is why it is exact with respe
   fails ``tests/test_pii_prefilter.py`` until the shapes above have been re-checked;
 * IPv4: four 1-3 digit groups joined by dots; IPv6: two colons with at most four hex digits in
   between; e-mail: an at-sign; URL: ``://`` or ``www`` (either case);
+* street address and user name: every match of those recognizers contains one of their
+  literals (a prefecture name, ``address.PREFECTURES``; a label such as ユーザー名,
+  ``username.LABELS``). Each literal becomes a sequence of character classes, one per
+  character: every code point whose NFKC is that character (half-width ﾛｸﾞｲﾝ, full-width Ｉ,
+  CJK compatibility ideographs ...);
 * escape: any character whose NFKC expands to several characters including a digit, ':', '/',
-  '+' or 'w' (⑩, ⒈, ㏠, ℅ ...) makes the value a candidate, because counting inside such
-  expansions in a regex is not worth the complexity; they are rare.
+  '+', 'w' or a character of a literal (⑩, ⒈, ㏠, ℅, ㌔ ...) makes the value a candidate,
+  because counting inside such expansions in a regex is not worth the complexity; they are rare.
 
 NER (``ner=True``) has no such signal, so NER columns bypass the prefilter.
 The class tables are computed once per process from ``unicodedata`` (about a second).
@@ -43,13 +48,18 @@ from functools import lru_cache
 import polars as pl
 
 from .recognizers import RECOGNIZERS
+from .recognizers.address import PREFECTURES
 from .recognizers.base import DIGIT_SEPARATORS
+from .recognizers.username import LABELS
+
+#: Every match of the address and user-name recognizers contains one of these.
+LITERALS: tuple[str, ...] = PREFECTURES + LABELS
 
 _HEX = set("0123456789abcdefABCDEF")
 _ESCAPE_TRIGGERS = set("0123456789:/+wW")
 #: SHA-256 of every recognizer regex (``recognizer_patterns_digest``) when the digit shapes in
 #: the module doc were last checked against them.
-RECOGNIZER_PATTERNS_SHA256 = "56dd2942328308387905356190767a59a1b3ab8c7e1a1a871e47da5b7b9d5b55"
+RECOGNIZER_PATTERNS_SHA256 = "30370b3855c9d87ae35ac92e62ac9e132cf4b02fea740988ae06b8bf2a72be74"
 
 
 def recognizer_patterns_digest() -> str:
@@ -87,6 +97,9 @@ def _classes() -> dict[str, str]:
         "escape": lambda n: len(n) > 1 and any(ch in _ESCAPE_TRIGGERS for ch in n),
     }
     members: dict[str, list[int]] = {k: [] for k in preds}
+    literal_chars = {ch for lit in LITERALS for ch in lit}
+    # "=x": code points whose NFKC is exactly the literal character x
+    members.update({f"={ch}": [ord(ch)] for ch in literal_chars})
     relevant = _HEX | _ESCAPE_TRIGGERS | set(DIGIT_SEPARATORS) | set(".@+")
     for cp in range(sys.maxunicode + 1):
         if 0xD800 <= cp <= 0xDFFF:
@@ -100,6 +113,10 @@ def _classes() -> dict[str, str]:
         for name, pred in preds.items():
             if pred(n):
                 members[name].append(cp)
+        if n != ch and len(n) == 1 and n in literal_chars:
+            members[f"={n}"].append(cp)
+        elif len(n) > 1 and literal_chars.intersection(n):
+            members["escape"].append(cp)
     return {k: _char_class(v) for k, v in members.items()}
 
 
@@ -118,6 +135,7 @@ def candidate_pattern() -> str:
         f"{c['colon']}{c['slash']}{c['slash']}",
         f"{c['w']}{{3}}",
         c["escape"],
+        *("".join(c[f"={ch}"] for ch in lit) for lit in LITERALS),
     ]
     return "|".join(f"(?:{r})" for r in rules)
 

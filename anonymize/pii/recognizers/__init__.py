@@ -7,6 +7,7 @@ NFKC text and need no tokens), so the same set serves 'ja' and 'en'.
 
 from __future__ import annotations
 
+from .address import JpAddressRecognizer
 from .bank_account import JpBankAccountRecognizer
 from .base import JpPatternRecognizer
 from .corporate_number import JpCorporateNumberRecognizer
@@ -20,6 +21,7 @@ from .phone import JpPhoneRecognizer
 from .postal_code import JpPostalCodeRecognizer
 from .residence_card import JpResidenceCardRecognizer
 from .url import JpUrlRecognizer
+from .username import UsernameRecognizer
 
 RECOGNIZERS: dict[str, type[JpPatternRecognizer]] = {
     cls.ENTITY: cls
@@ -36,6 +38,8 @@ RECOGNIZERS: dict[str, type[JpPatternRecognizer]] = {
         JpCreditCardRecognizer,
         JpIpRecognizer,
         JpUrlRecognizer,
+        JpAddressRecognizer,
+        UsernameRecognizer,
     )
 }
 
