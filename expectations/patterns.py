@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from anonymize.hierarchies import PREFECTURE_REGION
+
 DIGIT: Final[str] = "[0-9０-９]"
 """One ASCII or full-width decimal digit."""
 
@@ -80,6 +82,15 @@ written with a full last octet (``192.168.1.0/24``) — publish generalized IPs 
 POSTAL_JP: Final[str] = f"{NOT_DIGIT_OR_START}〒?{_D}{{3}}[{_DASH}]{_D}{{4}}{NOT_DIGIT_OR_END}"
 """Japanese postal code ``〒123-4567`` / ``１２３−４５６７`` (the ``〒`` mark is optional)."""
 
+_PREFECTURE: Final[str] = "(?:" + "|".join(PREFECTURE_REGION) + ")"
+ADDRESS_JP: Final[str] = (
+    f"{_PREFECTURE}[^0-9０-９\\s]{{0,40}}[市区町村郡][^0-9０-９\\s]{{0,40}}"
+    f"{_D}{{1,4}}(?:[{_DASH}]{_D}{{1,4}}|丁目|番)"
+)
+"""Street address: a prefecture, a municipality (市区町村郡) and a block number
+(``東京都文京区後楽1-2-3``, ``大阪府大阪市北区梅田１丁目``). A published prefecture
+(``東京都``) or prefecture + city never matches: it takes the number after them."""
+
 PII_PATTERNS: Final[dict[str, str]] = {
     "email": EMAIL,
     "phone_jp": PHONE_JP,
@@ -88,6 +99,7 @@ PII_PATTERNS: Final[dict[str, str]] = {
     "card_number": CARD,
     "ipv4": IPV4,
     "postal_code_jp": POSTAL_JP,
+    "address_jp": ADDRESS_JP,
 }
 """Name → regex. The order is the order in the GX regex list (and thus in Data Docs)."""
 

@@ -532,6 +532,8 @@ PII_POSITIVE = {
     "from 192.168.10.1 yesterday": "ipv4",
     "〒100-0001": "postal_code_jp",
     "１００−０００１": "postal_code_jp",
+    "東京都文京区後楽28-11-27 パレス432": "address_jp",
+    "配送先は大阪府大阪市北区梅田１丁目２番": "address_jp",
 }
 
 PII_NEGATIVE = [
@@ -542,6 +544,8 @@ PII_NEGATIVE = [
     "20-29",
     "90+",
     "東京都",
+    "東京都 文京区",
+    "大阪府 20-29",
     "page_view",
     "10.0",
     "12345",
