@@ -9,7 +9,7 @@ the generator's templates and population), one process, one BLAS thread:
 * ``blis+spacy``: what the code did before: thinc's default BLIS ops, spaCy's own greedy NER
   loop (``nlp.pipe`` up to ``ner``);
 * ``openblas+spacy``: numpy/OpenBLAS ops (``_fast_cpu_ops``), spaCy's own loop;
-* ``openblas+gil``: numpy/OpenBLAS ops and ``_greedy_ner`` (the same decoding with the GIL
+* ``openblas+gil``: numpy/OpenBLAS ops and ``_greedy_decode`` (the same decoding with the GIL
   held): what ``anonymize.pii.analyzer.ner_spans`` runs now.
 
 Prints CPU seconds (``time.process_time``, after the model is loaded and warmed up on other

@@ -119,3 +119,26 @@ def test_ner_pool_only_from_threshold_on(monkeypatch):
     monkeypatch.setattr(scrub_mod, "ProcessPoolExecutor", no_pool)
     found = analyze_distinct(NAMED, "auto", True, default_entities(True), workers=2)
     assert any(f.entity_type == "PERSON" for fs in found for f in fs)
+
+
+def test_parser_decoded_with_gil_held_equals_spacy_loop(texts):
+    """``_greedy_decode`` on GiNZA's parser: the heads, labels and sentence starts of spaCy's
+    own ``Parser.pipe`` (the NER reads the sentence starts, so they must not move)."""
+    from anonymize.pii.analyzer import _greedy_decode
+
+    nlp = ner_engine().nlp_engine.get_nlp("ja")
+    tok2vec, parser = nlp.get_pipe("tok2vec"), nlp.get_pipe("parser")
+
+    def encoded() -> list:
+        return list(tok2vec.pipe([nlp.make_doc(normalize(t).text) for t in texts]))
+
+    spacy_docs = list(parser.pipe(encoded(), batch_size=64))
+    ours = encoded()
+    for i in range(0, len(ours), 64):
+        _greedy_decode(parser, sorted(ours[i : i + 64], key=len))
+
+    def annotations(doc) -> list[tuple[int, str, bool]]:
+        return [(t.head.i, t.dep_, bool(t.is_sent_start)) for t in doc]
+
+    assert [annotations(d) for d in ours] == [annotations(d) for d in spacy_docs]
+    assert sum(len(list(d.sents)) for d in ours) > len(ours)  # sentences were really split
