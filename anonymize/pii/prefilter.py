@@ -59,7 +59,7 @@ _HEX = set("0123456789abcdefABCDEF")
 _ESCAPE_TRIGGERS = set("0123456789:/+wW")
 #: SHA-256 of every recognizer regex (``recognizer_patterns_digest``) when the digit shapes in
 #: the module doc were last checked against them.
-RECOGNIZER_PATTERNS_SHA256 = "30370b3855c9d87ae35ac92e62ac9e132cf4b02fea740988ae06b8bf2a72be74"
+RECOGNIZER_PATTERNS_SHA256 = "257f0d3703f6ae6bb13ae8e9856d930448ebadf46d4242a45fa16726a05f13eb"
 
 
 def recognizer_patterns_digest() -> str:
