@@ -6,8 +6,9 @@ character of the recognizers' patterns widened to every character whose per-char
 consists only of characters of the same kind; this is why it is exact with respect to
 ``normalize.py``:
 
-* every digit-based entity except IP addresses and street addresses contains one of these digit shapes (``d``: a
-  digit, ``s``: a character from ``DIGIT_SEPARATORS``), read off the recognizers' regexes:
+* every digit-based entity except IP addresses and street addresses contains one of these digit
+  shapes (``d``: a digit, ``s``: a character from ``DIGIT_SEPARATORS``), read off the
+  recognizers' regexes:
 
   - ``ddd s? dddd``: postal code (3-4 or 7), bank account (7), passport (7), residence card
     (8), and every 4-4-4 / 1-4-4-4 / 4-6-5 / plain 12+ digit number (My Number, licence,
@@ -27,8 +28,10 @@ consists only of characters of the same kind; this is why it is exact with respe
 * street address and user name: every match of those recognizers contains one of their
   literals (a prefecture name, ``address.PREFECTURES``; a label such as ユーザー名,
   ``username.LABELS``). Each literal becomes a sequence of character classes, one per
-  character: every code point whose NFKC is that character (half-width ﾛｸﾞｲﾝ, full-width Ｉ,
-  CJK compatibility ideographs ...);
+  character: every code point whose NFKC is that character (half-width ｱｶｳﾝﾄ, full-width Ｉ,
+  CJK compatibility ideographs ...). Half-width kana with a separate voiced mark (ﾕｰｻﾞｰ) stay
+  two characters under per-character NFKC, so neither the recognizer nor the prefilter reads
+  them as ユーザー;
 * escape: any character whose NFKC expands to several characters including a digit, ':', '/',
   '+', 'w' or a character of a literal (⑩, ⒈, ㏠, ℅, ㌔ ...) makes the value a candidate,
   because counting inside such expansions in a regex is not worth the complexity; they are rare.

@@ -3,9 +3,9 @@
 ``東京都文京区後楽28-11-27 パレス432`` or ``大阪府大阪市北区梅田1丁目2番3号``: one of the 47
 prefecture names, the municipality and town (kanji, kana, letters; at most 40 characters),
 then the block number (``1-2-3``, ``1丁目2番3号``, ``12番地``, Sapporo's ``北1条西2丁目``)
-and, after a space, an optional building with its room number. GiNZA's NER tags such an address piecemeal (``東京都文京区`` as
-a place, the block number as nothing), so the street address stayed in scrubbed text; this
-pattern takes the whole of it.
+and, after a space, an optional building with its room number. GiNZA's NER tags such an
+address piecemeal (``東京都文京区`` as a place, the block number as nothing), so the street
+address stayed in scrubbed text; this pattern takes the whole of it.
 
 ``validate_result`` requires a municipality marker (市, 区, 町, 村, 郡) between the prefecture
 and the block number, which rejects ``東京都内で2-3人`` and ``大阪府警の5-6月``. An address

@@ -38,25 +38,7 @@ LABELS: tuple[str, ...] = (
     "Login ID",
 )
 _FUNCTION_WORDS = frozenset(
-    [
-        "and",
-        "the",
-        "for",
-        "was",
-        "not",
-        "you",
-        "your",
-        "are",
-        "with",
-        "from",
-        "that",
-        "this",
-        "has",
-        "have",
-        "had",
-        "can",
-        "will",
-    ]
+    "and the for was not you your are with from that this has have had can will".split()  # noqa: SIM905
 )
 _LABEL = "(?:" + "|".join(sorted(LABELS, key=len, reverse=True)) + ")"
 # The label is matched, not looked behind for, and ``\\K`` (``regex``) starts the finding after
