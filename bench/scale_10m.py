@@ -356,6 +356,10 @@ def main() -> None:
     env = dict(os.environ)
     env["TOKUMEI_PSEUDONYM_KEY"] = secrets.token_hex(32)
     env["TOKUMEI_PII_WORKERS"] = "2"
+    # The venv's ``tokumei`` imports the project through its editable install, whichever
+    # checkout this script is in: put this checkout first, so comparing two checkouts that
+    # share a venv measures each one's own code.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     for n in [int(x) for x in args.partitions.split(",") if x]:
         out = args.root / f"out_p{n}"
         shutil.rmtree(out, ignore_errors=True)

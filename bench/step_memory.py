@@ -30,6 +30,7 @@ import psutil
 
 STEP_RE = re.compile(r"✓\s+(\w+)\s+\(([\d.]+) s\)")
 GIB = 1024**3
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -45,6 +46,10 @@ def main() -> None:
     env = dict(os.environ)
     env["TOKUMEI_PSEUDONYM_KEY"] = secrets.token_hex(32)
     env.setdefault("TOKUMEI_PII_WORKERS", "2")
+    # The venv's ``tokumei`` imports the project through its editable install, whichever
+    # checkout this script is in: put this checkout first, so comparing two checkouts that
+    # share a venv measures each one's own code.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env["COLUMNS"] = "200"  # one progress line per step, unwrapped
     cmd = [
         str(Path(sys.executable).with_name("tokumei")), "run", "--landing", str(args.landing),
