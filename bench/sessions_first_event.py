@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import polars as pl  # noqa: E402
 
 from transforms import stats  # noqa: E402
-from transforms.stats import DURATION_BANDS, PERSON, _compact_key, band, fold_os  # noqa: E402
+from transforms.stats import DURATION_BANDS, PERSON, band, fold_os  # noqa: E402
 
 
 def sort_by_first(events: pl.LazyFrame) -> pl.LazyFrame:
@@ -31,11 +31,8 @@ def sort_by_first(events: pl.LazyFrame) -> pl.LazyFrame:
     histogram over the sessions is the product's own (``stats.session_histogram``)."""
     keys = [pl.col("ts"), pl.col("_dc"), pl.col("_os")]
     sess = (
-        events.filter(pl.col("session_id").is_not_null() & pl.col("ts").is_not_null())
-        .select(
-            _compact_key(pl.col(PERSON)),
-            _compact_key(pl.col("session_id")),
-            "ts",
+        stats.session_events(
+            events,
             pl.col("device_class").fill_null("unknown").alias("_dc"),
             fold_os(pl.col("os_family")).alias("_os"),
         )

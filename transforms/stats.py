@@ -567,6 +567,14 @@ def _compact_key(col: pl.Expr) -> pl.Expr:
     )
 
 
+def session_events(events: pl.LazyFrame, *columns: pl.Expr) -> pl.LazyFrame:
+    """The events that belong to a session (session id and time known): compact person and
+    session keys (``_compact_key``), ``ts`` and ``columns``, ready to group by session."""
+    return events.filter(pl.col("session_id").is_not_null() & pl.col("ts").is_not_null()).select(
+        _compact_key(pl.col(PERSON)), _compact_key(pl.col("session_id")), "ts", *columns
+    )
+
+
 def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
     """One partition: device_class × os_family × duration_band → persons and sessions.
 
@@ -587,11 +595,8 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
     )
     first = pl.col("_first").str.split("\x00")
     sess = (
-        events.filter(pl.col("session_id").is_not_null() & pl.col("ts").is_not_null())
-        .select(
-            _compact_key(pl.col(PERSON)),
-            _compact_key(pl.col("session_id")),
-            "ts",
+        session_events(
+            events,
             pl.concat_str(
                 sortable_ts,
                 pl.col("device_class").fill_null("unknown"),
