@@ -6,7 +6,11 @@ Why these regexes look the way they do:
   ``column.astype(str).str.contains(regex)``. Under pandas 3 that column is Arrow-backed, so the
   regex may run on **RE2** (pyarrow ``match_substring_regex``) rather than Python ``re``. Every
   pattern is therefore written in the common subset of both engines: no look-arounds, no
-  back-references, only non-capturing groups (capturing groups also make pandas warn).
+  back-references, only non-capturing groups (capturing groups also make pandas warn). pandas
+  itself falls back to Python ``re`` for any of those and for ``\\s``, or ``\\d``/``\\w`` on
+  non-ASCII data: one such pattern makes every column scan ~15x slower (the 10M-event day's
+  validate step: 19.3 -> 153.5 s), so whitespace is spelled out too, and
+  ``tests/test_expectations.py`` checks that pandas keeps ``PII_ANY`` on RE2.
 * RE2's ``\\d`` is ASCII-only while Python's is Unicode, so digits are spelled out as explicit
   classes that include the full-width forms (``０-９``) that Japanese users type. The same holds
   for separators: ASCII hyphen, the Unicode dashes, katakana prolonged sound mark ``ー`` (a very
@@ -83,9 +87,7 @@ POSTAL_JP: Final[str] = f"{NOT_DIGIT_OR_START}〒?{_D}{{3}}[{_DASH}]{_D}{{4}}{NO
 """Japanese postal code ``〒123-4567`` / ``１２３−４５６７`` (the ``〒`` mark is optional)."""
 
 _PREFECTURE: Final[str] = "(?:" + "|".join(PREFECTURE_REGION) + ")"
-# Whitespace as literal characters, not ``\s``: pandas runs a pattern containing ``\s`` with
-# Python ``re`` instead of RE2 (RE2's ``\s`` differs), which made the validate step of the
-# 10M-event day 15x slower (153.5 s; bench/results/scale.md).
+# Whitespace as literal characters, not ``\s`` (module doc: pandas would leave RE2).
 _NOT_DIGIT_OR_SPACE: Final[str] = "[^0-9０-９ \t\r\n　]"
 ADDRESS_JP: Final[str] = (
     f"{_PREFECTURE}{_NOT_DIGIT_OR_SPACE}{{0,40}}[市区町村郡]{_NOT_DIGIT_OR_SPACE}{{0,40}}"

@@ -49,7 +49,8 @@ from .prefilter import candidate_expr
 #: Below this many distinct candidates, worker processes cost more than they save.
 _PARALLEL_MIN = 20_000
 #: NER in worker processes from this many distinct (masked) Japanese texts on. GiNZA costs
-#: ~5 ms CPU a text since the OpenBLAS and GIL fixes (~13 ms before; bench/results/pii.md); a
+#: ~5 ms CPU a text since the OpenBLAS and GIL fixes on an AVX-512 host, ~14 ms on one without
+#: (~13 ms before the fixes; bench/results/pii.md); a
 #: worker gets the parent's loaded model by fork (near free), or loads it itself under spawn
 #: (2-5 s measured, the price of ~400-1,000 texts): 1,000 texts are ~5 s of NER, so a second
 #: worker pays for a forked start, and below that a pool (and its copy of the model's memory)
@@ -114,9 +115,9 @@ def _pooled_ner(workers: int) -> NerRunner:
     """A ``NerRunner`` that splits the distinct texts over ``workers`` processes.
 
     Only NER goes to the pool; pattern recognition and masking stay in the parent (4.6 s for
-    the 68,640 distinct inquiry texts of the 10M-event day, ~0.07 ms a text, against ~5 ms of
-    NER per distinct masked text), so the texts are masked and deduplicated over the whole
-    column before the work is split.
+    the 68,640 distinct inquiry texts of the 10M-event day on an AVX-512 host, 13.2 s on one
+    without: ~0.07-0.2 ms a text, against ~5-14 ms of NER per distinct masked text), so the
+    texts are masked and deduplicated over the whole column before the work is split.
     """
 
     def run(texts: list[str], entities: list[str]) -> list[list[tuple[str, int, int, float]]]:
