@@ -498,15 +498,6 @@ def empty_quarantine() -> pl.DataFrame:
     )
 
 
-def iter_source(
-    landing: Path, source: str, day: str, policy: SourcePolicy
-) -> Iterator[tuple[Path, pl.DataFrame, pl.DataFrame]]:
-    """Yield (file, good, quarantined) per landing file of a source and date."""
-    for path in landing_files(landing, source, day):
-        good, bad = read_landing_file(path, policy)
-        yield path, good, bad
-
-
 def empty_frame(policy: SourcePolicy) -> pl.DataFrame:
     """A typed frame with the policy's columns and no rows (a source with no files that day)."""
     return _typed_empty(policy)

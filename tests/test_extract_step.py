@@ -1,0 +1,100 @@
+"""The extract step reads landing files in parallel threads without changing its output.
+
+Part ``i`` of a source must be the ``i``-th landing file, the quarantine must keep the landing's
+order, and the counts must add up, whichever thread finishes first; a file that stops the run
+(an unknown column) must stop it with the same clear error as in series.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import DAY, TEST_KEY
+
+from anonymize.policy import UnclassifiedColumnError
+from pipeline import steps
+from pipeline.settings import Settings
+from transforms.synthetic.generator import generate
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated day split into many small files per source, with malformed lines."""
+    root = tmp_path_factory.mktemp("landing")
+    generate(
+        root,
+        f"sqlite:///{root / 'ops.db'}",
+        date.fromisoformat(DAY),
+        days=1,
+        users=120,
+        seed=7,
+        malformed_rate=0.02,
+        chunk_size=400,
+        max_lines_per_part=500,
+    )
+    return root
+
+
+def _extract(landing: Path, out: Path, workers: int, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
+    monkeypatch.setattr(steps, "EXTRACT_WORKERS", workers)
+    settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
+    settings = settings.resolved()
+    run_id = steps.new_run_id(DAY)
+    steps.start(settings, DAY, run_id=run_id)
+    record = steps.extract(settings, DAY, run_id)
+    work = steps._paths(settings, DAY, run_id).work / "extracted"
+    files = {str(p.relative_to(work)): pl.read_parquet(p) for p in sorted(work.rglob("*.parquet"))}
+    quarantine = {
+        str(p.relative_to(out)): pl.read_parquet(p)
+        for p in sorted((out / "quarantine").rglob("*.parquet"))
+    }
+    return record, files, quarantine
+
+
+def test_parallel_extract_equals_serial(
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    n_files = len(list((landing / "events" / f"date={DAY}").iterdir()))
+    assert n_files >= 4, "the fixture must give the threads several files to race on"
+    serial = _extract(landing, tmp_path / "serial", 1, monkeypatch)
+    parallel = _extract(landing, tmp_path / "parallel", 3, monkeypatch)
+    assert parallel[0] == serial[0]
+    assert serial[0]["events"]["files"] == n_files
+    assert serial[0]["events"]["quarantined"] > 0
+    assert parallel[1].keys() == serial[1].keys()
+    for name, frame in serial[1].items():
+        assert parallel[1][name].equals(frame), name
+    assert parallel[2].keys() == serial[2].keys()
+    for name, frame in serial[2].items():
+        assert parallel[2][name].equals(frame), name
+    # the quarantine keeps the landing's order: files in name order, lines ascending per file
+    events_q = next(f for n, f in serial[2].items() if "events" in n)
+    order = events_q.select("file", "line").rows()
+    assert order == sorted(order)
+    # part i is the i-th landing file: its row count is that file's kept lines
+    first = sorted((landing / "events" / f"date={DAY}").iterdir())[0]
+    opener = gzip.open if first.name.endswith(".gz") else open
+    with opener(first, "rb") as fh:
+        lines = fh.read().splitlines()
+    bad_in_first = events_q.filter(pl.col("file") == first.name).height
+    assert serial[1]["events/part-00000.parquet"].height == len(lines) - bad_in_first
+
+
+def test_unknown_column_in_a_later_file_stops_the_parallel_extract(
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    copy = tmp_path / "landing"
+    shutil.copytree(landing, copy)
+    folder = copy / "events" / f"date={DAY}"
+    row = {"ts": "2026-11-24T10:00:00+09:00", "event": "click", "cookie_id": "c", "shoe_size": 27}
+    (folder / "zz-late.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(UnclassifiedColumnError, match="shoe_size"):
+        _extract(copy, tmp_path / "out", 2, monkeypatch)
