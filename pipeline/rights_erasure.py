@@ -76,6 +76,7 @@ import polars as pl
 from anonymize.policy import Policy
 from pipeline.errors import TokumeiError
 from pipeline.objectstore import ObjectStoreError, is_url
+from pipeline.storage import PARQUET_OPTIONS
 from transforms.sources import LANDING_SUFFIXES, landing_files
 
 log = logging.getLogger("tokumei.rights_erasure")
@@ -306,7 +307,7 @@ def _replace(path: Path, data: bytes | pl.DataFrame) -> None:
     tmp = path.with_name(f".{path.name}.erasing.tmp")
     try:
         if isinstance(data, pl.DataFrame):
-            data.write_parquet(tmp)
+            data.write_parquet(tmp, **PARQUET_OPTIONS)
         elif path.name.endswith(".gz"):
             with gzip.open(tmp, "wb", compresslevel=6) as fh:
                 fh.write(data)

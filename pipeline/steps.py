@@ -45,6 +45,7 @@ from pipeline.errors import BooksDoNotBalance, TokumeiError, ValidationFailed
 from pipeline.secrets import pseudonym_key
 from pipeline.settings import Settings, check_day
 from pipeline.storage import (
+    PARQUET_OPTIONS,
     RunPaths,
     build_catalog,
     load_record,
@@ -523,6 +524,7 @@ def _write_partitioned(frame: pl.LazyFrame, folder: Path, partitions: int) -> in
             approximate_bytes_per_file=None,
         ),
         mkdir=True,
+        **PARQUET_OPTIONS,
     )
     total = 0
     for p in range(partitions):

@@ -77,15 +77,22 @@ class RunPaths:
         return self.layer("steps") / f"{step}.json"
 
 
+#: zstd at level 1 instead of Polars' default level 3, for every Parquet file tokumei writes.
+#: Each step rewrites the day's work layer, and compression was most of that cost: the 9.1M-row
+#: pseudonymized events of the 10M-event day write in 8.8 s instead of 13.1 s (17.2 vs 25.7
+#: CPU-s) for 1,259 vs 1,284 MB; lz4 and snappy write no faster and are ~1.8x larger.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
+
+
 def write_parquet(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> int:
     """Write (streaming for LazyFrames) and return the row count."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if isinstance(frame, pl.LazyFrame):
-        frame.sink_parquet(tmp)
+        frame.sink_parquet(tmp, **PARQUET_OPTIONS)
         rows = pl.scan_parquet(tmp).select(pl.len()).collect().item()
     else:
-        frame.write_parquet(tmp)
+        frame.write_parquet(tmp, **PARQUET_OPTIONS)
         rows = frame.height
     os.replace(tmp, path)
     return rows
