@@ -71,6 +71,11 @@ ENTITY_SAMPLES = [
     "ユーザー名はｆｕｊｉｉ３２５７",
     "ｱｶｳﾝﾄ名： yamada.t",
     "username: taro_y",
+    "my name is Joseph Roberts",
+    "Regards, Mary-Jane",
+    "ＭＹ ＮＡＭＥ ＩＳ Ｊｏｅ",
+    "Maria Chenと申します",
+    "Timothy Anderson様の代理",
 ]
 CONTEXT = [
     "マイナンバー",
@@ -83,12 +88,14 @@ CONTEXT = [
     "〒",
     "住所",
     "ユーザー名は",
+    "Hello, my name is ",
 ]
 NOISE = st.text(
     alphabet=st.sampled_from(
         list(
             "0123456789０１２３４５６７８９-－ー‐ .．:：/／@＠wWｗ()（）〒あア漢①⑩⒈…aAfF+＋"
             "都道府県市区町丁目番号東京大阪北海ﾕｰｻﾞ名ログイＩＤｱｶｳﾝﾄ"
+            "JRmyneisIaNMEgd,'ｍＪ\u3000様さん氏とすで申"
         )
     ),
     max_size=20,

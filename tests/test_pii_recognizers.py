@@ -60,6 +60,15 @@ def found(analyzer: TokumeiAnalyzer, text: str) -> list[tuple[str, str]]:
         ("ユーザー名はfujiihir3257です。", ("USERNAME", "fujiihir3257")),
         ("ログインID：ｙａｍａｄａ．ｔ", ("USERNAME", "ｙａｍａｄａ．ｔ")),
         ("username: taro_y", ("USERNAME", "taro_y")),
+        (
+            "Hello, my name is Joseph Roberts. Please contact me.",
+            ("PERSON_NAME", "Joseph Roberts"),
+        ),
+        ("Regards, Mary-Jane O'Neil", ("PERSON_NAME", "Mary-Jane O'Neil")),
+        ("Name: Ken", ("PERSON_NAME", "Ken")),
+        ("ＭＹ ＮＡＭＥ ＩＳ Ｊｏｅ Ｂｌｏｇｇｓ", ("PERSON_NAME", "Ｊｏｅ Ｂｌｏｇｇｓ")),
+        ("お世話になっております。Maria Chenと申します。", ("PERSON_NAME", "Maria Chen")),
+        ("Timothy Anderson様の代理で問い合わせます", ("PERSON_NAME", "Timothy Anderson")),
     ],
 )
 def test_entity_found_with_exact_span(analyzer, text, expected):
@@ -87,6 +96,13 @@ def test_entity_found_with_exact_span(analyzer, text, expected):
         "ユーザー登録の方法を教えてください",
         "usernamefoo",  # no boundary after the label
         "username and password",
+        "I am Japanese and live in Osaka",  # a word that follows "I am", not a name
+        "This is Urgent",
+        "my name is not on the list",  # not capitalized
+        "Tim said hello",  # a name with no phrase introducing it
+        "enigma: Ken",  # "name:" inside another word
+        "Amazonです",  # one word before an honorific: as often a product as a name
+        "Tim Cook said",  # no honorific after the words
     ],
 )
 def test_hard_negatives(analyzer, text):

@@ -25,9 +25,10 @@ consists only of characters of the same kind; this is why it is exact with respe
   fails ``tests/test_pii_prefilter.py`` until the shapes above have been re-checked;
 * IPv4: four 1-3 digit groups joined by dots; IPv6: two colons with at most four hex digits in
   between; e-mail: an at-sign; URL: ``://`` or ``www`` (either case);
-* street address and user name: every match of those recognizers contains one of their
-  literals (a prefecture name, ``address.PREFECTURES``; a label such as ユーザー名,
-  ``username.LABELS``). Each literal becomes a sequence of character classes, one per
+* street address, user name and person name: every text those recognizers match in contains
+  one of their literals (a prefecture name, ``address.PREFECTURES``; a label such as
+  ユーザー名, ``username.LABELS``; a phrase such as ``my name is`` or an honorific such as 様,
+  ``person_name.LABELS`` and ``SUFFIXES``). Each literal becomes a sequence of character classes, one per
   character: every code point whose NFKC is that character (half-width ｱｶｳﾝﾄ, full-width Ｉ,
   CJK compatibility ideographs ...). Half-width kana with a separate voiced mark (ﾕｰｻﾞｰ) stay
   two characters under per-character NFKC, so neither the recognizer nor the prefilter reads
@@ -53,16 +54,18 @@ import polars as pl
 from .recognizers import RECOGNIZERS
 from .recognizers.address import PREFECTURES
 from .recognizers.base import DIGIT_SEPARATORS
+from .recognizers.person_name import LABELS as NAME_LABELS
+from .recognizers.person_name import SUFFIXES as NAME_SUFFIXES
 from .recognizers.username import LABELS
 
-#: Every match of the address and user-name recognizers contains one of these.
-LITERALS: tuple[str, ...] = PREFECTURES + LABELS
+#: Every match of the address, user-name and introduced-name recognizers contains one of these.
+LITERALS: tuple[str, ...] = PREFECTURES + LABELS + NAME_LABELS + NAME_SUFFIXES
 
 _HEX = set("0123456789abcdefABCDEF")
 _ESCAPE_TRIGGERS = set("0123456789:/+wW")
 #: SHA-256 of every recognizer regex (``recognizer_patterns_digest``) when the digit shapes in
 #: the module doc were last checked against them.
-RECOGNIZER_PATTERNS_SHA256 = "257f0d3703f6ae6bb13ae8e9856d930448ebadf46d4242a45fa16726a05f13eb"
+RECOGNIZER_PATTERNS_SHA256 = "86fc629ed456d71bd6d5feda5b130cad260f277fd7920e6a7197218d7468e02b"
 
 
 def recognizer_patterns_digest() -> str:

@@ -17,6 +17,7 @@ from .email import JpEmailRecognizer
 from .ip_address import JpIpRecognizer
 from .my_number import JpMyNumberRecognizer
 from .passport import JpPassportRecognizer
+from .person_name import PersonNameRecognizer
 from .phone import JpPhoneRecognizer
 from .postal_code import JpPostalCodeRecognizer
 from .residence_card import JpResidenceCardRecognizer
@@ -40,6 +41,7 @@ RECOGNIZERS: dict[str, type[JpPatternRecognizer]] = {
         JpUrlRecognizer,
         JpAddressRecognizer,
         UsernameRecognizer,
+        PersonNameRecognizer,
     )
 }
 

@@ -1,0 +1,83 @@
+"""PERSON_NAME: a name in Latin letters introduced by a phrase or followed by an honorific.
+
+``Hello, my name is Joseph Roberts. Please contact me at ...``: a text without kana or kanji is
+English to ``detect_language``, and English texts have no NER here (GiNZA reads Japanese; spaCy
+ships its English models outside PyPI, and nothing may be downloaded at run time), so such a name
+stayed in the scrubbed text. The phrase is part of the pattern, like ``USERNAME``'s label:
+``my name is`` / ``I am`` / ``I'm`` / ``this is`` / ``name:`` / a closing such as ``Regards,``,
+then one to three capitalized words (``Joseph Roberts``, ``Mary-Jane O'Neil``), and ``\\K``
+starts the finding after the phrase. In Japanese text, two or three capitalized words right
+before 様 / さん / 氏 / と申します / です are a name too (``Maria Chenと申します``): GiNZA misses most
+names in Latin letters there. A name with neither is not matched.
+
+A separate entity from NER's ``PERSON``: the analyzer treats NER entities apart (dropped when NER
+is off, ranked below pattern findings in overlaps), and this one must work without NER.
+``validate_result`` drops words that commonly follow ``I am`` / ``this is`` capitalized (``I am
+Japanese``, ``This is Urgent``); what it lets through is over-scrubbing, the safe side.
+
+``prefilter.py`` relies on every text this recognizer matches in containing one of ``LABELS``
+or ``SUFFIXES``.
+"""
+
+from __future__ import annotations
+
+from .base import JpPatternRecognizer
+
+#: Phrases after which the next capitalized words are a person's name (spelled out, no flags:
+#: the prefilter reads them as literals).
+LABELS: tuple[str, ...] = (
+    "my name is",
+    "My name is",
+    "MY NAME IS",
+    "I am",
+    "I'm",
+    "this is",
+    "This is",
+    "Name:",
+    "name:",
+    "NAME:",
+    "Regards,",
+    "regards,",
+    "Sincerely,",
+    "Thanks,",
+    "Thank you,",
+)
+_LABEL = "(?:" + "|".join(sorted(LABELS, key=len, reverse=True)).replace(".", r"\.") + ")"
+_WORD = r"[A-Z][A-Za-z'’\-]{1,20}"
+#: What follows a name in a Japanese sentence: an honorific, or "I am called" (``Maria Chenと
+#: 申します``, ``Timothy Anderson様の代理で``). GiNZA, trained on Japanese, misses most names in
+#: Latin letters there.
+SUFFIXES: tuple[str, ...] = ("様", "さま", "さん", "氏", "と申します", "といいます", "です")
+_SUFFIX = "(?:" + "|".join(sorted(SUFFIXES, key=len, reverse=True)) + ")"
+# ``\K`` (``regex``) starts the finding after the phrase, like ``username.USERNAME_REGEX``.
+PERSON_NAME_REGEX = rf"(?<![A-Za-z]){_LABEL}[ \t]{{1,3}}\K{_WORD}(?:[ ]{_WORD}){{0,2}}(?![A-Za-z])"
+# Two or three words before the honorific: one capitalized word before です is as often a
+# product or a place (``Amazonです``) as a name.
+NAME_BEFORE_SUFFIX_REGEX = rf"(?<![A-Za-z]){_WORD}(?:[ ]{_WORD}){{1,2}}(?=[ ]?{_SUFFIX})"
+
+#: Capitalized words that follow the phrases but are not names (first word of a match).
+NOT_NAMES = frozenset(
+    """
+    a an the not very so sorry unable trying writing looking contacting calling still just
+    here there also really happy glad interested sure afraid concerned disappointed please
+    japanese english american chinese korean new your our my his her their this that it
+    regarding about urgent important mr mrs ms dr customer member user
+    """.split()  # noqa: SIM905
+)
+#: Titles dropped from the front: ``my name is Mr Smith`` scrubs ``Smith`` (titles are kept).
+_TITLES = ("mr", "mrs", "ms", "dr")
+
+
+class PersonNameRecognizer(JpPatternRecognizer):
+    """Capitalized words right after ``my name is`` / ``I am`` / ``Regards,`` ..."""
+
+    ENTITY = "PERSON_NAME"
+    PATTERNS = (
+        ("introduced name", PERSON_NAME_REGEX, 0.6),
+        ("name before an honorific", NAME_BEFORE_SUFFIX_REGEX, 0.6),
+    )
+
+    def validate_result(self, pattern_text: str) -> bool:
+        """Not a word that commonly follows the phrase (``I am Japanese``, ``This is Urgent``)."""
+        first = pattern_text.split(" ", 1)[0].strip("'’-").lower()
+        return first not in NOT_NAMES
