@@ -98,3 +98,21 @@ def test_unknown_column_in_a_later_file_stops_the_parallel_extract(
     (folder / "zz-late.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(UnclassifiedColumnError, match="shoe_size"):
         _extract(copy, tmp_path / "out", 2, monkeypatch)
+
+
+def test_db_tables_read_in_batches_equal_one_read(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anonymize.policy import default_policy_dir, load_policy
+    from transforms import opdb
+
+    policy = load_policy(default_policy_dir())
+    url = f"sqlite:///{landing / 'ops.db'}"
+    for table in ("users", "consents"):
+        monkeypatch.setattr(opdb, "FETCH_ROWS", 10**9)
+        whole, whole_bad = opdb.read_table(url, table, policy.tables[table])
+        monkeypatch.setattr(opdb, "FETCH_ROWS", 7)
+        batched, batched_bad = opdb.read_table(url, table, policy.tables[table])
+        assert whole.height > 3 * 7, "the table must span several batches"
+        assert batched.equals(whole), table
+        assert batched_bad.equals(whole_bad), table
