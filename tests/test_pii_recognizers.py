@@ -69,6 +69,9 @@ def found(analyzer: TokumeiAnalyzer, text: str) -> list[tuple[str, str]]:
         ("ＭＹ ＮＡＭＥ ＩＳ Ｊｏｅ Ｂｌｏｇｇｓ", ("PERSON_NAME", "Ｊｏｅ Ｂｌｏｇｇｓ")),
         ("お世話になっております。Maria Chenと申します。", ("PERSON_NAME", "Maria Chen")),
         ("Timothy Anderson様の代理で問い合わせます", ("PERSON_NAME", "Timothy Anderson")),
+        ("Hello, my name is Mr. John Smith.", ("PERSON_NAME", "Mr. John Smith")),
+        ("Mr Smith様の注文です", ("PERSON_NAME", "Mr Smith")),
+        ("Dr. Kato様のご紹介", ("PERSON_NAME", "Dr. Kato")),
     ],
 )
 def test_entity_found_with_exact_span(analyzer, text, expected):

@@ -28,9 +28,9 @@ consists only of characters of the same kind; this is why it is exact with respe
 * street address, user name and person name: every text those recognizers match in contains
   one of their literals (a prefecture name, ``address.PREFECTURES``; a label such as
   ユーザー名, ``username.LABELS``; a phrase such as ``my name is`` or an honorific such as 様,
-  ``person_name.LABELS`` and ``SUFFIXES``). Each literal becomes a sequence of character classes, one per
-  character: every code point whose NFKC is that character (half-width ｱｶｳﾝﾄ, full-width Ｉ,
-  CJK compatibility ideographs ...). Half-width kana with a separate voiced mark (ﾕｰｻﾞｰ) stay
+  ``person_name.LABELS`` and ``SUFFIXES``). Each literal becomes a sequence of character
+  classes, one per character: every code point whose NFKC is that character (half-width ｱｶｳﾝﾄ,
+  full-width Ｉ, CJK compatibility ideographs ...). Half-width kana with a separate voiced mark (ﾕｰｻﾞｰ) stay
   two characters under per-character NFKC, so neither the recognizer nor the prefilter reads
   them as ユーザー;
 * escape: any character whose NFKC expands to several characters including a digit, ':', '/',
@@ -58,14 +58,14 @@ from .recognizers.person_name import LABELS as NAME_LABELS
 from .recognizers.person_name import SUFFIXES as NAME_SUFFIXES
 from .recognizers.username import LABELS
 
-#: Every match of the address, user-name and introduced-name recognizers contains one of these.
+#: Every text the address, user-name and person-name recognizers match in contains one of these.
 LITERALS: tuple[str, ...] = PREFECTURES + LABELS + NAME_LABELS + NAME_SUFFIXES
 
 _HEX = set("0123456789abcdefABCDEF")
 _ESCAPE_TRIGGERS = set("0123456789:/+wW")
 #: SHA-256 of every recognizer regex (``recognizer_patterns_digest``) when the digit shapes in
 #: the module doc were last checked against them.
-RECOGNIZER_PATTERNS_SHA256 = "86fc629ed456d71bd6d5feda5b130cad260f277fd7920e6a7197218d7468e02b"
+RECOGNIZER_PATTERNS_SHA256 = "bf362c23a1ef5c7740cc447368ef0bcbae5ac5080dea3b13688af719db3fd381"
 
 
 def recognizer_patterns_digest() -> str:

@@ -5,10 +5,11 @@ English to ``detect_language``, and English texts have no NER here (GiNZA reads 
 ships its English models outside PyPI, and nothing may be downloaded at run time), so such a name
 stayed in the scrubbed text. The phrase is part of the pattern, like ``USERNAME``'s label:
 ``my name is`` / ``I am`` / ``I'm`` / ``this is`` / ``name:`` / a closing such as ``Regards,``,
-then one to three capitalized words (``Joseph Roberts``, ``Mary-Jane O'Neil``), and ``\\K``
-starts the finding after the phrase. In Japanese text, two or three capitalized words right
-before 様 / さん / 氏 / と申します / です are a name too (``Maria Chenと申します``): GiNZA misses most
-names in Latin letters there. A name with neither is not matched.
+then one to three capitalized words after an optional title (``Joseph Roberts``,
+``Mr. O'Neil``), and ``\\K`` starts the finding after the phrase. In Japanese text, two or three
+capitalized words (or a title and one) right before 様 / さん / 氏 / と申します / です are a name
+too (``Maria Chenと申します``, ``Dr. Kato様``): GiNZA misses most names in Latin letters
+there. A name with neither is not matched.
 
 A separate entity from NER's ``PERSON``: the analyzer treats NER entities apart (dropped when NER
 is off, ranked below pattern findings in overlaps), and this one must work without NER.
@@ -49,23 +50,29 @@ _WORD = r"[A-Z][A-Za-z'’\-]{1,20}"
 #: Latin letters there.
 SUFFIXES: tuple[str, ...] = ("様", "さま", "さん", "氏", "と申します", "といいます", "です")
 _SUFFIX = "(?:" + "|".join(sorted(SUFFIXES, key=len, reverse=True)) + ")"
+#: Titles before a name: part of the finding (``Mr. John Smith``), and with a title one word is
+#: a name (``Dr. Kato様``).
+TITLES: tuple[str, ...] = ("Mr", "Mrs", "Ms", "Miss", "Dr")
+_TITLE = "(?:" + "|".join(TITLES) + r")\.?[ ]"
+_NAME = rf"{_WORD}(?:[ ]{_WORD}){{0,2}}"
 # ``\K`` (``regex``) starts the finding after the phrase, like ``username.USERNAME_REGEX``.
-PERSON_NAME_REGEX = rf"(?<![A-Za-z]){_LABEL}[ \t]{{1,3}}\K{_WORD}(?:[ ]{_WORD}){{0,2}}(?![A-Za-z])"
-# Two or three words before the honorific: one capitalized word before です is as often a
-# product or a place (``Amazonです``) as a name.
-NAME_BEFORE_SUFFIX_REGEX = rf"(?<![A-Za-z]){_WORD}(?:[ ]{_WORD}){{1,2}}(?=[ ]?{_SUFFIX})"
+PERSON_NAME_REGEX = rf"(?<![A-Za-z]){_LABEL}[ \t]{{1,3}}\K(?:{_TITLE})?{_NAME}(?![A-Za-z])"
+# Without a title, two or three words before the honorific: one capitalized word before です is
+# as often a product or a place (``Amazonです``) as a name.
+NAME_BEFORE_SUFFIX_REGEX = (
+    rf"(?<![A-Za-z])(?:{_TITLE}{_NAME}|{_WORD}(?:[ ]{_WORD}){{1,2}})(?=[ ]?{_SUFFIX})"
+)
 
-#: Capitalized words that follow the phrases but are not names (first word of a match).
+#: Capitalized words that follow the phrases but are not names (first word after any title).
 NOT_NAMES = frozenset(
     """
     a an the not very so sorry unable trying writing looking contacting calling still just
     here there also really happy glad interested sure afraid concerned disappointed please
     japanese english american chinese korean new your our my his her their this that it
-    regarding about urgent important mr mrs ms dr customer member user
+    regarding about urgent important customer member user
     """.split()  # noqa: SIM905
 )
-#: Titles dropped from the front: ``my name is Mr Smith`` scrubs ``Smith`` (titles are kept).
-_TITLES = ("mr", "mrs", "ms", "dr")
+_TITLE_WORDS = frozenset(t.lower() for t in TITLES)
 
 
 class PersonNameRecognizer(JpPatternRecognizer):
@@ -78,6 +85,9 @@ class PersonNameRecognizer(JpPatternRecognizer):
     )
 
     def validate_result(self, pattern_text: str) -> bool:
-        """Not a word that commonly follows the phrase (``I am Japanese``, ``This is Urgent``)."""
-        first = pattern_text.split(" ", 1)[0].strip("'’-").lower()
-        return first not in NOT_NAMES
+        """Not a word that commonly follows the phrase (``I am Japanese``, ``This is Urgent``);
+        a leading title is skipped (``Mr Smith様`` is checked as ``Smith``)."""
+        words = pattern_text.split()
+        while words and words[0].rstrip(".").lower() in _TITLE_WORDS:
+            words = words[1:]
+        return bool(words) and words[0].strip("'’-").lower() not in NOT_NAMES
