@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -89,8 +90,6 @@ def test_parallel_extract_equals_serial(
 def test_unknown_column_in_a_later_file_stops_the_parallel_extract(
     landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
-
     copy = tmp_path / "landing"
     shutil.copytree(landing, copy)
     folder = copy / "events" / f"date={DAY}"

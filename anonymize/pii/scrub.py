@@ -50,11 +50,10 @@ from .prefilter import candidate_expr
 _PARALLEL_MIN = 20_000
 #: NER in worker processes from this many distinct (masked) Japanese texts on. GiNZA costs
 #: ~5 ms CPU a text since the OpenBLAS and GIL fixes on an AVX-512 host, ~14 ms on one without
-#: (~13 ms before the fixes; bench/results/pii.md); a
-#: worker gets the parent's loaded model by fork (near free), or loads it itself under spawn
-#: (2-5 s measured, the price of ~400-1,000 texts): 1,000 texts are ~5 s of NER, so a second
-#: worker pays for a forked start, and below that a pool (and its copy of the model's memory)
-#: is not worth it.
+#: (~13 ms before the fixes; bench/results/pii.md); a worker gets the parent's loaded model by
+#: fork (near free), or loads it itself under spawn (2-5 s measured, the price of ~400-1,000
+#: texts): 1,000 texts are ~5 s of NER, so a second worker pays for a forked start, and below
+#: that a pool (and its copy of the model's memory) is not worth it.
 NER_PARALLEL_MIN = 1_000
 #: Texts per NER task: small enough to balance two workers, large enough for ``nlp.pipe``.
 _NER_CHUNK = 512
