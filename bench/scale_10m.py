@@ -284,6 +284,15 @@ def write_results(key: str, body: str) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def this_checkout_first(env: dict[str, str]) -> None:
+    """Put this checkout first on ``PYTHONPATH`` in ``env`` (for a ``tokumei`` child process).
+
+    The venv's ``tokumei`` imports the project through its editable install, whichever checkout
+    the script is in: comparing two checkouts that share a venv would measure one of them twice.
+    """
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, default=Path("/tmp/scale"))
@@ -356,10 +365,7 @@ def main() -> None:
     env = dict(os.environ)
     env["TOKUMEI_PSEUDONYM_KEY"] = secrets.token_hex(32)
     env["TOKUMEI_PII_WORKERS"] = "2"
-    # The venv's ``tokumei`` imports the project through its editable install, whichever
-    # checkout this script is in: put this checkout first, so comparing two checkouts that
-    # share a venv measures each one's own code.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    this_checkout_first(env)
     for n in [int(x) for x in args.partitions.split(",") if x]:
         out = args.root / f"out_p{n}"
         shutil.rmtree(out, ignore_errors=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -27,10 +26,9 @@ import time
 from pathlib import Path
 
 import psutil
+from scale_10m import STEP_RE, this_checkout_first
 
-STEP_RE = re.compile(r"✓\s+(\w+)\s+\(([\d.]+) s\)")
 GIB = 1024**3
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -46,10 +44,7 @@ def main() -> None:
     env = dict(os.environ)
     env["TOKUMEI_PSEUDONYM_KEY"] = secrets.token_hex(32)
     env.setdefault("TOKUMEI_PII_WORKERS", "2")
-    # The venv's ``tokumei`` imports the project through its editable install, whichever
-    # checkout this script is in: put this checkout first, so comparing two checkouts that
-    # share a venv measures each one's own code.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    this_checkout_first(env)
     env["COLUMNS"] = "200"  # one progress line per step, unwrapped
     cmd = [
         str(Path(sys.executable).with_name("tokumei")), "run", "--landing", str(args.landing),
