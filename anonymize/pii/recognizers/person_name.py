@@ -22,7 +22,7 @@ or ``SUFFIXES``.
 
 from __future__ import annotations
 
-from .base import JpPatternRecognizer
+from .base import JpPatternRecognizer, literal_alternation
 
 #: Phrases after which the next capitalized words are a person's name (spelled out, no flags:
 #: the prefilter reads them as literals).
@@ -43,17 +43,17 @@ LABELS: tuple[str, ...] = (
     "Thanks,",
     "Thank you,",
 )
-_LABEL = "(?:" + "|".join(sorted(LABELS, key=len, reverse=True)).replace(".", r"\.") + ")"
+_LABEL = literal_alternation(LABELS)
 _WORD = r"[A-Z][A-Za-z'’\-]{1,20}"
 #: What follows a name in a Japanese sentence: an honorific, or "I am called" (``Maria Chenと
 #: 申します``, ``Timothy Anderson様の代理で``). GiNZA, trained on Japanese, misses most names in
 #: Latin letters there.
 SUFFIXES: tuple[str, ...] = ("様", "さま", "さん", "氏", "と申します", "といいます", "です")
-_SUFFIX = "(?:" + "|".join(sorted(SUFFIXES, key=len, reverse=True)) + ")"
+_SUFFIX = literal_alternation(SUFFIXES)
 #: Titles before a name: part of the finding (``Mr. John Smith``), and with a title one word is
 #: a name (``Dr. Kato様``).
 TITLES: tuple[str, ...] = ("Mr", "Mrs", "Ms", "Miss", "Dr")
-_TITLE = "(?:" + "|".join(TITLES) + r")\.?[ ]"
+_TITLE = literal_alternation(TITLES) + r"\.?[ ]"
 _NAME = rf"{_WORD}(?:[ ]{_WORD}){{0,2}}"
 # ``\K`` (``regex``) starts the finding after the phrase, like ``username.USERNAME_REGEX``.
 PERSON_NAME_REGEX = rf"(?<![A-Za-z]){_LABEL}[ \t]{{1,3}}\K(?:{_TITLE})?{_NAME}(?![A-Za-z])"
