@@ -28,10 +28,7 @@ RUN uv export --frozen --no-dev --no-emit-project --format requirements.txt -o /
     && pip install --no-cache-dir -r /tmp/req.txt \
     && rm /tmp/req.txt
 
-COPY --chown=airflow:0 pipeline ./pipeline
-COPY --chown=airflow:0 transforms ./transforms
-COPY --chown=airflow:0 anonymize ./anonymize
-COPY --chown=airflow:0 expectations ./expectations
+COPY --chown=airflow:0 tokumei ./tokumei
 RUN pip install --no-cache-dir --no-deps . && rm -rf build
 
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/

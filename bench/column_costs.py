@@ -40,11 +40,11 @@ def main() -> None:
 
     import polars as pl
 
-    import pipeline.steps as steps
-    from anonymize.hierarchies import ua_os
-    from expectations.patterns import PII_ANY, PII_PATTERNS
-    from expectations.runner import to_validation_frame
-    from pipeline.settings import Settings
+    import tokumei.pipeline.steps as steps
+    from tokumei.anonymize.hierarchies import ua_os
+    from tokumei.expectations.patterns import PII_ANY, PII_PATTERNS
+    from tokumei.expectations.runner import to_validation_frame
+    from tokumei.infra.settings import Settings
 
     run_id = (args.root / "run_id").read_text().strip()
     work = args.root / "out" / "_work" / run_id

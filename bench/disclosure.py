@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from anonymize.disclosure import additive_margins, attack, flag_primary, protect_table
+from tokumei.stats.disclosure import additive_margins, attack, flag_primary, protect_table
 
 DIMS = ["prefecture", "age_band", "gender"]
 KEYS = [("prefecture",), ("age_band", "gender"), ()]

@@ -14,8 +14,8 @@ extraction changes need a quick side-by-side on one part, under the same machine
      (lines via ``pl.read_csv`` with separator 0x1f and ``utf8-lossy``, truncated lines dropped,
      ``str.json_decode`` with an inferred schema, ``write_parquet``). It types nothing against
      the policy and quarantines nothing; it is the cost of reading the part at all.
-   - ``new``: ``transforms.sources.read_landing_file`` + ``write_parquet`` of the good rows and
-     the quarantine (what ``pipeline.steps.extract`` does per file).
+   - ``new``: ``tokumei.ingest.sources.read_landing_file`` + ``write_parquet`` of the good rows and
+     the quarantine (what ``tokumei.pipeline.steps.extract`` does per file).
    - ``old``: the same with the pre-issue-6 reader (``_old_read_landing_file`` below, a verbatim
      copy of its JSON Lines path), kept only so that the comparison can be re-run.
 3. Checks that ``new`` and ``old`` produce identical good rows and quarantine rows, then writes
@@ -61,12 +61,12 @@ def floor_worker(part: Path, out: Path) -> None:
 
 def extract_worker(part: Path, out: Path, method: str) -> None:
     """Read one part with the new or old reader and write what the extract step writes."""
-    from anonymize.policy import default_policy_dir, load_policy
+    from tokumei.anonymize.policy import default_policy_dir, load_policy
 
     policy = load_policy(default_policy_dir()).source("events")
     t0 = time.perf_counter()
     if method == "new":
-        from transforms.sources import read_landing_file
+        from tokumei.ingest.sources import read_landing_file
 
         good, bad = read_landing_file(part, policy)
     else:
@@ -77,12 +77,12 @@ def extract_worker(part: Path, out: Path, method: str) -> None:
 
 
 def _old_read_landing_file(path: Path, policy):
-    """The JSON Lines path of ``transforms.sources`` before issue 6 (for comparison only)."""
+    """The JSON Lines path of ``tokumei.ingest.sources`` before issue 6 (for comparison only)."""
     import duckdb
     import polars as pl
     import pyarrow as pa
 
-    from transforms.sources import POLARS_TYPES, _typed_sql, empty_quarantine
+    from tokumei.ingest.sources import POLARS_TYPES, _typed_sql, empty_quarantine
 
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as fh:

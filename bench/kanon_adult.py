@@ -26,8 +26,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from anonymize.hierarchy_csv import load_hierarchies  # noqa: E402
-from anonymize.kanon import anonymize  # noqa: E402
+from tokumei.anonymize.hierarchy_csv import load_hierarchies  # noqa: E402
+from tokumei.anonymize.kanon import anonymize  # noqa: E402
 
 QIS = [
     "age",

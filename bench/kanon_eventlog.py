@@ -31,8 +31,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from anonymize.hierarchies import PREFECTURE_REGION  # noqa: E402
-from anonymize.hierarchy_csv import CsvHierarchy  # noqa: E402
+from tokumei.anonymize.hierarchies import PREFECTURE_REGION  # noqa: E402
+from tokumei.anonymize.hierarchy_csv import CsvHierarchy  # noqa: E402
 
 QIS = ["age", "gender", "prefecture", "occupation", "device", "hour"]
 OCCUPATIONS = {
@@ -150,7 +150,7 @@ def generate(n_rows: int, n_persons: int, seed: int = 0) -> pl.DataFrame:
 
 
 def child(path: Path, k: int, limit: float) -> None:
-    from anonymize.kanon import anonymize
+    from tokumei.anonymize.kanon import anonymize
 
     t0 = time.perf_counter()
     df = pl.read_parquet(path)

@@ -10,7 +10,7 @@ the generator's templates and population), one process, one BLAS thread:
   loop (``nlp.pipe`` up to ``ner``);
 * ``openblas+spacy``: numpy/OpenBLAS ops (``_fast_cpu_ops``), spaCy's own loop;
 * ``openblas+gil``: numpy/OpenBLAS ops and ``_greedy_decode`` (the same decoding with the GIL
-  held): what ``anonymize.pii.analyzer.ner_spans`` runs now.
+  held): what ``tokumei.anonymize.pii.analyzer.ner_spans`` runs now.
 
 Prints CPU seconds (``time.process_time``, after the model is loaded and warmed up on other
 texts) per text and whether the entities (label, start, end) are identical to the first
@@ -36,7 +36,7 @@ def child(variant: str, texts_file: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from threadpoolctl import threadpool_limits
 
-    import anonymize.pii.analyzer as analyzer
+    import tokumei.anonymize.pii.analyzer as analyzer
 
     if variant == "blis+spacy":
         analyzer._fast_cpu_ops = lambda: None  # keep thinc's default (BLIS) ops
@@ -80,8 +80,8 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from anonymize.pii.normalize import detect_language, normalize
     from bench.pii_scrub import inquiry_texts
+    from tokumei.anonymize.pii.normalize import detect_language, normalize
 
     pool = [normalize(t).text for t in inquiry_texts(args.texts * 2)]
     texts = [t for t in dict.fromkeys(pool) if detect_language(t) == "ja"][: args.texts + 100]

@@ -46,9 +46,14 @@ def main() -> None:
 
     import polars as pl
 
-    from anonymize.pii.analyzer import NER_ENTITIES, TokumeiAnalyzer, ner_engine, replace_spans
-    from anonymize.pii.normalize import detect_language
-    from anonymize.pii.scrub import default_entities
+    from tokumei.anonymize.pii.analyzer import (
+        NER_ENTITIES,
+        TokumeiAnalyzer,
+        ner_engine,
+        replace_spans,
+    )
+    from tokumei.anonymize.pii.normalize import detect_language
+    from tokumei.anonymize.pii.scrub import default_entities
 
     if args.parquet:
         texts = (
@@ -90,7 +95,7 @@ def main() -> None:
     inputs: dict[bool, int] = {}
 
     def counting(mask: bool):  # noqa: ANN202 - local helper
-        from anonymize.pii.analyzer import ner_spans
+        from tokumei.anonymize.pii.analyzer import ner_spans
 
         def run(distinct: list[str], wanted: list[str]) -> list[list[tuple[str, int, int, float]]]:
             inputs[mask] = inputs.get(mask, 0) + len(distinct)

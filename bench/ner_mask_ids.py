@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-import anonymize.pii.analyzer as A  # noqa: E402
-from anonymize.pii.masking import mask_spans  # noqa: E402
-from anonymize.pii.normalize import detect_language  # noqa: E402
-from anonymize.pii.scrub import default_entities  # noqa: E402
+import tokumei.anonymize.pii.analyzer as A  # noqa: E402
+from tokumei.anonymize.pii.masking import mask_spans  # noqa: E402
+from tokumei.anonymize.pii.normalize import detect_language  # noqa: E402
+from tokumei.anonymize.pii.scrub import default_entities  # noqa: E402
 
 _RUN = re.compile(r"[A-Za-z0-9_\-.]{4,}")
 _PATTERN_MASK = A.TokumeiAnalyzer._ner

@@ -31,7 +31,7 @@ def main() -> None:
 
     from pii_scrub import inquiry_texts
 
-    import anonymize.pii.analyzer as an
+    import tokumei.anonymize.pii.analyzer as an
 
     masked: list[str] = []
 

@@ -4,7 +4,7 @@
 
 The scrubber's NER needs the parser only for sentence starts. spaCy 3.8's Cython-3 build takes
 and drops the GIL on every validity check of its ``nogil`` decoding loop, for the parser as for
-the NER (``anonymize.pii.analyzer._greedy_decode``). Same generated inquiry texts
+the NER (``tokumei.anonymize.pii.analyzer._greedy_decode``). Same generated inquiry texts
 (``pii_scrub.inquiry_texts``) through ``tok2vec``, then the parser both ways, one BLAS thread;
 prints CPU ms per text and whether heads, labels and sentence starts are identical.
 """
@@ -32,7 +32,7 @@ def main() -> None:
     from spacy.util import minibatch
     from threadpoolctl import threadpool_limits
 
-    import anonymize.pii.analyzer as an
+    import tokumei.anonymize.pii.analyzer as an
 
     texts = inquiry_texts(args.texts)
     nlp = an.ner_engine().nlp_engine.get_nlp("ja")

@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from anonymize.pii.analyzer import TokumeiAnalyzer, build_presidio_default_engine
+from tokumei.anonymize.pii.analyzer import TokumeiAnalyzer, build_presidio_default_engine
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "pii_corpus.jsonl"
 PRESIDIO_MAP = {

@@ -41,19 +41,19 @@ import polars as pl
 from presidio_analyzer import BatchAnalyzerEngine
 from stdnum.jp import in_
 
-from anonymize.pii import Scrubber, TokumeiAnalyzer
-from anonymize.pii.analyzer import (
+from tokumei.anonymize.pii import Scrubber, TokumeiAnalyzer
+from tokumei.anonymize.pii.analyzer import (
     Finding,
     ner_engine,
     pattern_engine,
     replace_spans,
     resolve_overlaps,
 )
-from anonymize.pii.normalize import detect_language, normalize
-from anonymize.pii.prefilter import candidate_expr, candidate_pattern
-from anonymize.pii.scrub import analyze_distinct, default_entities
-from transforms.synthetic.people import build_population
-from transforms.synthetic.pii_plant import PiiRegistry, Planter
+from tokumei.anonymize.pii.normalize import detect_language, normalize
+from tokumei.anonymize.pii.prefilter import candidate_expr, candidate_pattern
+from tokumei.anonymize.pii.scrub import analyze_distinct, default_entities
+from tokumei.synthetic.people import build_population
+from tokumei.synthetic.pii_plant import PiiRegistry, Planter
 
 BASE = [
     "渋谷 カフェ",

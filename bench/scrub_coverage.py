@@ -34,9 +34,9 @@ def dump(n: int, seed: int, out: Path) -> None:
     """Findings of the checkout's analyzer on ``n`` generated texts, with the planted values."""
     import numpy as np
 
-    from anonymize.pii.analyzer import ALL_ENTITIES, TokumeiAnalyzer, ner_engine
-    from transforms.synthetic.people import build_population
-    from transforms.synthetic.pii_plant import PiiRegistry, Planter
+    from tokumei.anonymize.pii.analyzer import ALL_ENTITIES, TokumeiAnalyzer, ner_engine
+    from tokumei.synthetic.people import build_population
+    from tokumei.synthetic.pii_plant import PiiRegistry, Planter
 
     pop = build_population(seed, 5_000, date(2026, 11, 24))
     texts: dict[str, list[str]] = {}

@@ -3,7 +3,7 @@
     uv run python bench/sessions_first_event.py cur|sort_by [--root /tmp/scr]
 
 Polars 2.1 rewrites ``sort_by(...).first()`` inside ``agg`` to a streaming ``min_by``
-(``tests/test_streaming_plans.py``), so the workaround in ``transforms.stats.sessions_map`` (a
+(``tests/test_streaming_plans.py``), so the workaround in ``tokumei.stats.tables.sessions_map`` (a
 ``min`` over one string key) might look unnecessary. Run each variant in its own process on the
 scrubbed events of a kept 10M work layer (``bench/step_rerun.py``): wall time, peak RSS of the
 process, and the sorted table written to ``<root>/sessions_<variant>.parquet`` for comparison.
@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
 
-from transforms import stats  # noqa: E402
-from transforms.stats import DURATION_BANDS, PERSON, band, fold_os  # noqa: E402
+from tokumei.stats import tables as stats  # noqa: E402
+from tokumei.stats.tables import DURATION_BANDS, PERSON, band, fold_os  # noqa: E402
 
 
 def sort_by_first(events: pl.LazyFrame) -> pl.LazyFrame:

@@ -30,7 +30,7 @@ DAY = "2026-11-24"
 
 
 def _settings(landing: Path, root: Path, partitions: int):  # noqa: ANN202 - lazy import
-    from pipeline.settings import Settings
+    from tokumei.infra.settings import Settings
 
     return Settings(
         landing=landing,
@@ -53,7 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TOKUMEI_PII_WORKERS", "2")
-    from pipeline import steps
+    from tokumei.pipeline import steps
 
     key_file = args.root / "key"
     if args.command == "prep":

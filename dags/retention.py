@@ -3,7 +3,7 @@
 Raw data is personal data: it is kept only as long as reruns and investigations need it
 (``TOKUMEI_RETENTION_LANDING_DAYS``, default 30; ``TOKUMEI_RETENTION_QUARANTINE_DAYS``, default 90).
 The landing zone may be a folder or an ``s3://`` prefix. Published outputs and reports are never
-touched. Wiring only: the work is ``pipeline.retention.apply_retention``; only a small count
+touched. Wiring only: the work is ``tokumei.jobs.retention.apply_retention``; only a small count
 summary goes through XCom.
 Heavy imports happen inside the task so that parsing this file stays fast.
 """
@@ -44,9 +44,9 @@ def retention() -> None:
         """Idempotent (a rerun finds nothing left to delete), so retries are safe."""
         from datetime import date
 
-        from pipeline.retention import activity_days_from_env, days_from_env
-        from pipeline.retention import apply_retention as sweep
-        from pipeline.settings import Settings, check_day
+        from tokumei.infra.settings import Settings, check_day
+        from tokumei.jobs.retention import activity_days_from_env, days_from_env
+        from tokumei.jobs.retention import apply_retention as sweep
 
         ctx = get_current_context()
         settings = Settings.from_env()

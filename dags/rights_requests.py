@@ -5,7 +5,7 @@ applied within the hour to every retained copy of the person's data: landing fil
 and dates (in a folder or under an ``s3://`` prefix), and quarantined lines. Each applied request
 gets one entry in the append-only audit log ``<out>/audit/rights_requests.jsonl`` (request id,
 datasets touched, rows removed, times; no personal data). Published outputs are anonymized and
-never touched. Wiring only: the work is ``pipeline.rights_erasure.apply_rights_requests``; only
+never touched. Wiring only: the work is ``tokumei.jobs.rights_erasure.apply_rights_requests``; only
 counts go through XCom (no request or user ids). Heavy imports happen inside the task so that
 parsing this file stays fast.
 """
@@ -48,10 +48,10 @@ def rights_requests() -> None:
         retries are safe; an interrupted run leaves no audit entry and is simply redone."""
         from datetime import UTC, datetime
 
-        from anonymize.policy import load_policy
-        from pipeline.rights_erasure import apply_rights_requests as apply
-        from pipeline.secrets import pseudonym_key
-        from pipeline.settings import Settings
+        from tokumei.anonymize.policy import load_policy
+        from tokumei.infra.secrets import pseudonym_key
+        from tokumei.infra.settings import Settings
+        from tokumei.jobs.rights_erasure import apply_rights_requests as apply
 
         params = get_current_context()["params"]
         settings = Settings.from_env()

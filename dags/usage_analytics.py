@@ -1,6 +1,6 @@
 """usage_analytics — the daily run: raw usage data → validated, published statistics.
 
-Wiring only (Astronomer-style): every task calls one function of ``pipeline.steps`` with the
+Wiring only (Astronomer-style): every task calls one function of ``tokumei.pipeline.steps`` with the
 settings from ``TOKUMEI_*`` environment variables, the JST date and the run id. Only the run id and
 small count dicts travel through XCom; data moves through the shared output volume. Heavy
 imports happen inside the tasks so that parsing this file stays fast.
@@ -37,7 +37,7 @@ def _day() -> str:
 
 
 def _settings():  # noqa: ANN202 - imported lazily on purpose
-    from pipeline.settings import Settings
+    from tokumei.infra.settings import Settings
 
     return Settings.from_env()
 
@@ -60,34 +60,34 @@ def usage_analytics() -> None:
 
     @task(retries=0)
     def start() -> str:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         return steps.start(_settings(), _day(), in_airflow=True)
 
     @task
     def extract(tokumei_run: str) -> str:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.extract(_settings(), _day(), tokumei_run)
         return tokumei_run
 
     @task
     def discover(tokumei_run: str) -> str:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.discover(_settings(), _day(), tokumei_run)
         return tokumei_run
 
     @task
     def filter_rights(tokumei_run: str) -> str:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.filter_rights(_settings(), _day(), tokumei_run)
         return tokumei_run
 
     @task
     def pseudonymize(tokumei_run: str) -> str:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.pseudonymize_step(_settings(), _day(), tokumei_run, in_airflow=True)
         return tokumei_run
@@ -95,55 +95,55 @@ def usage_analytics() -> None:
     @task
     def plan(tokumei_run: str) -> list[int]:
         """The partitions to fan out over (TOKUMEI_PARTITIONS); XCom carries only numbers."""
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         return steps.partitions_of(_settings())
 
     @task
     def generalize(tokumei_run: str, partition: int) -> int:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.generalize(_settings(), _day(), tokumei_run, partition)
         return partition
 
     @task
     def scrub(tokumei_run: str, partition: int) -> int:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.scrub(_settings(), _day(), tokumei_run, partition)
         return partition
 
     @task
     def stats_map(tokumei_run: str, partition: int) -> int:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.stats_map(_settings(), _day(), tokumei_run, partition)
         return partition
 
     @task
     def stats_reduce(tokumei_run: str) -> str:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.stats_reduce(_settings(), _day(), tokumei_run)
         return tokumei_run
 
     @task
     def anonymize_records(tokumei_run: str) -> str:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.anonymize_records(_settings(), _day(), tokumei_run)
         return tokumei_run
 
     @task(retries=0)
     def validate(tokumei_run: str) -> str:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.validate(_settings(), _day(), tokumei_run)
         return tokumei_run
 
     @task
     def publish(tokumei_run: str) -> list[str]:
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         return steps.publish(_settings(), _day(), tokumei_run)["published"]
 
@@ -152,7 +152,7 @@ def usage_analytics() -> None:
         """Delete the work layer and staging, whatever happened upstream."""
         if not tokumei_run:  # start itself failed: nothing was created
             return
-        from pipeline import steps
+        from tokumei.pipeline import steps
 
         steps.cleanup(_settings(), _day(), tokumei_run)
 

@@ -1,4 +1,4 @@
-"""Regenerate docs/data_dictionary.md from transforms.stats.TABLES.
+"""Regenerate docs/data_dictionary.md from tokumei.stats.tables.TABLES.
 
 Usage: ``uv run python scripts/gen_data_dictionary.py`` (``--check`` exits 1 if the file is stale).
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from transforms.stats import data_dictionary  # noqa: E402
+from tokumei.stats.tables import data_dictionary  # noqa: E402
 
 TARGET = ROOT / "docs" / "data_dictionary.md"
 

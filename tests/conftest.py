@@ -301,7 +301,7 @@ def moto_s3(access_key_id: str, secret: str) -> Iterator[tuple[str, pytest.Monke
     variables, the pseudonym key set; yields (endpoint, monkeypatch), both undone on exit."""
     from moto.server import ThreadedMotoServer
 
-    from pipeline import objectstore
+    from tokumei.infra import objectstore
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -23,9 +23,10 @@ import polars as pl
 import pytest
 from conftest import DAY, PLANTED, TEST_KEY, all_text_under, write_handmade_landing
 
-from pipeline import steps, storage
-from pipeline.errors import TokumeiError
-from pipeline.settings import Settings
+from tokumei.infra import storage
+from tokumei.infra.errors import TokumeiError
+from tokumei.infra.settings import Settings
+from tokumei.pipeline import steps
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
-"""The attacker audit of published statistics tables (transforms/disclosure_audit.py).
+"""The attacker audit of published statistics tables (tokumei/stats/disclosure/audit.py).
 
-The sessions table gets LP-verified complementary suppression (transforms.stats.protect_sessions)
+The sessions table gets LP-verified complementary suppression (tokumei.stats.tables.protect_sessions)
 and every published table is re-attacked after the run; the verdict goes into the manifest.
 """
 
@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 from conftest import DAY, TEST_KEY, write_handmade_landing
 
-from pipeline import steps
-from pipeline.settings import Settings
-from transforms import stats
-from transforms.disclosure_audit import audit_tables, failing
+from tokumei.infra.settings import Settings
+from tokumei.pipeline import steps
+from tokumei.stats import tables as stats
+from tokumei.stats.disclosure.audit import audit_tables, failing
 
 HISTS = ["device_class", "os_family", "duration_band", "persons", "sessions"]
 

@@ -8,7 +8,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from anonymize.disclosure import Ledger, bound_contributions, dp_counts, noise_counts, round_counts
+from tokumei.stats.disclosure import (
+    Ledger,
+    bound_contributions,
+    dp_counts,
+    noise_counts,
+    round_counts,
+)
 
 
 def counts_frame(n: int, value: int = 100) -> pl.DataFrame:

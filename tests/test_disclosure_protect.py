@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from anonymize.disclosure import (
+from tokumei.stats.disclosure import (
     UnsafeTableError,
     additive_margins,
     attack,

@@ -1,4 +1,4 @@
-"""Optional differential privacy on the active-user tables (transforms/dp_tables.py)."""
+"""Optional differential privacy on the active-user tables (tokumei/stats/disclosure/dp_tables.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 import yaml
 from conftest import DAY, TEST_KEY, write_handmade_landing
 
-from anonymize.policy import NoisePolicy, PolicyError, default_policy_dir, load_policy
-from pipeline import steps
-from pipeline.errors import TokumeiError
-from pipeline.settings import Settings
-from transforms import dp_tables
+from tokumei.anonymize.policy import NoisePolicy, PolicyError, default_policy_dir, load_policy
+from tokumei.infra.errors import TokumeiError
+from tokumei.infra.settings import Settings
+from tokumei.pipeline import steps
+from tokumei.stats.disclosure import dp_tables
 
 
 def _policy_dir(tmp_path: Path, noise: dict | None) -> Path:

@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from expectations.patterns import PII_ANY, PII_PATTERNS, find_pii_kinds
-from expectations.specs import (
+from tokumei.expectations.patterns import PII_ANY, PII_PATTERNS, find_pii_kinds
+from tokumei.expectations.specs import (
     CLASS_PERSONS_COLUMN,
     ColumnSpec,
     OutputSpec,
@@ -260,7 +260,7 @@ def _isolated_run(
     run_name: str,
 ) -> Run:
     """Run validate_outputs with cwd/HOME/TMPDIR inside ``tmp_root`` and the network cut off."""
-    from expectations.runner import validate_outputs
+    from tokumei.expectations.runner import validate_outputs
 
     attempts: list[Any] = []
 
@@ -289,8 +289,8 @@ def _isolated_run(
 @pytest.fixture(scope="module")
 def gx_loaded() -> None:
     """Pay GX's import once per module (every GX test depends on this)."""
-    import expectations.custom  # noqa: F401
-    import expectations.runner  # noqa: F401
+    import tokumei.expectations.custom  # noqa: F401
+    import tokumei.expectations.runner  # noqa: F401
 
 
 GOOD = ("daily_active_users", "profiles")
@@ -314,7 +314,7 @@ def gx_run(gx_loaded: None, tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 def test_good_outputs_pass(gx_run: Run) -> None:
-    from expectations.runner import build_expectations
+    from tokumei.expectations.runner import build_expectations
 
     for name in GOOD:
         out = gx_run.report.outputs[name]
@@ -328,7 +328,7 @@ def test_good_outputs_pass(gx_run: Run) -> None:
 
 
 def test_report_passes_only_when_every_output_passes(gx_run: Run) -> None:
-    from expectations.runner import ValidationReport
+    from tokumei.expectations.runner import ValidationReport
 
     good = {n: gx_run.report.outputs[n] for n in GOOD}
     assert ValidationReport("r", good, gx_run.report.docs_index).passed
@@ -450,7 +450,7 @@ def test_data_docs_show_no_exception_tracebacks(gx_run: Run) -> None:
 
 
 def test_exception_messages_quoting_data_are_withheld() -> None:
-    from expectations.runner import WITHHELD, _scrub_exception_info
+    from tokumei.expectations.runner import WITHHELD, _scrub_exception_info
 
     info = {
         "MetricConfigurationID(x)": {
@@ -471,7 +471,7 @@ def test_exception_messages_quoting_data_are_withheld() -> None:
 
 
 def test_validation_frame_keeps_type_families() -> None:
-    from expectations.runner import to_validation_frame
+    from tokumei.expectations.runner import to_validation_frame
 
     pdf = to_validation_frame(
         pl.DataFrame(
@@ -502,7 +502,7 @@ def test_leak_check_detects_values_under_a_verbose_result_format(
 ) -> None:
     """Negative control: with GX's BASIC format the canary *does* reach Data Docs, so the grep
     above is able to fail — and the SUMMARY/0 format is what keeps it out."""
-    import expectations.runner as runner
+    import tokumei.expectations.runner as runner
 
     monkeypatch.setattr(runner, "RESULT_FORMAT", {"result_format": "BASIC"})
     df, spec, _ = VIOLATIONS["email_in_string"]

@@ -17,10 +17,10 @@ import polars as pl
 import pytest
 from conftest import DAY, TEST_KEY
 
-from anonymize.policy import UnclassifiedColumnError
-from pipeline import steps
-from pipeline.settings import Settings
-from transforms.synthetic.generator import generate
+from tokumei.anonymize.policy import UnclassifiedColumnError
+from tokumei.infra.settings import Settings
+from tokumei.pipeline import steps
+from tokumei.synthetic.generator import generate
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +102,8 @@ def test_unknown_column_in_a_later_file_stops_the_parallel_extract(
 def test_db_tables_read_in_batches_equal_one_read(
     landing: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from anonymize.policy import default_policy_dir, load_policy
-    from transforms import opdb
+    from tokumei.anonymize.policy import default_policy_dir, load_policy
+    from tokumei.ingest import opdb
 
     policy = load_policy(default_policy_dir())
     url = f"sqlite:///{landing / 'ops.db'}"

@@ -16,11 +16,11 @@ from sqlalchemy import create_engine, select
 from stdnum import luhn
 from stdnum.jp import in_ as my_number_mod
 
-from transforms.opdb_schema import consents, rights_requests, users
-from transforms.synthetic import generate
-from transforms.synthetic.devices import RARE_MODELS
-from transforms.synthetic.people import luhn_check_digits, my_number_check_digits
-from transforms.synthetic.writer import MALFORMED_KINDS
+from tokumei.ingest.opdb_schema import consents, rights_requests, users
+from tokumei.synthetic import generate
+from tokumei.synthetic.devices import RARE_MODELS
+from tokumei.synthetic.people import luhn_check_digits, my_number_check_digits
+from tokumei.synthetic.writer import MALFORMED_KINDS
 
 START = date(2024, 4, 6)  # a Saturday and a Sunday
 DAYS = 2

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anonymize.hierarchies import (
+from tokumei.anonymize.hierarchies import (
     BUILTIN,
     AgeHierarchy,
     IpHierarchy,
@@ -26,7 +26,7 @@ from anonymize.hierarchies import (
     to_mesh_1km,
     url_template,
 )
-from anonymize.hierarchy import Hierarchy
+from tokumei.anonymize.hierarchy import Hierarchy
 
 AGE = AgeHierarchy()
 

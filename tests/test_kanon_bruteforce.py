@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anonymize.hierarchy_csv import CsvHierarchy
-from anonymize.kanon import anonymize
+from tokumei.anonymize.hierarchy_csv import CsvHierarchy
+from tokumei.anonymize.kanon import anonymize
 
 
 @st.composite

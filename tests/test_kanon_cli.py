@@ -9,7 +9,7 @@ import polars as pl
 import typer
 from typer.testing import CliRunner
 
-from pipeline.commands.kanon import kanon
+from tokumei.commands.kanon import kanon
 
 app = typer.Typer()
 app.command()(kanon)

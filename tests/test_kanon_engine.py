@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from anonymize.hierarchy_csv import CsvHierarchy, load_hierarchies
-from anonymize.kanon import anonymize
+from tokumei.anonymize.hierarchy_csv import CsvHierarchy, load_hierarchies
+from tokumei.anonymize.kanon import anonymize
 
 ADULT_QIS = [
     "age",
@@ -161,7 +161,7 @@ def test_l_diversity_and_metrics_shape() -> None:
 
 
 def test_encoding_from_a_sample_is_completed_and_exact(monkeypatch) -> None:
-    from anonymize.kanon import encode
+    from tokumei.anonymize.kanon import encode
 
     monkeypatch.setattr(encode, "SAMPLE_ROWS", 4)
     rng = np.random.default_rng(3)
@@ -176,8 +176,8 @@ def test_encoding_from_a_sample_is_completed_and_exact(monkeypatch) -> None:
 
 
 def test_row_flags_with_a_huge_key_space() -> None:
-    from anonymize.kanon.engine import _rows_in
-    from anonymize.kanon.table import Table, offsets_of
+    from tokumei.anonymize.kanon.engine import _rows_in
+    from tokumei.anonymize.kanon.table import Table, offsets_of
 
     sizes = [2**31, 2**31, 4]  # the mixed-radix key would overflow: matched by a join instead
     codes = np.array([[0, 1, 2], [5, 5, 3]], dtype=np.int64)
@@ -248,8 +248,8 @@ def test_adult_optimum_is_at_least_as_good_as_arx(adult, k, limit) -> None:  # n
 def test_fast_paths_match_the_general_ones(adult, monkeypatch, k, limit, sens) -> None:
     """Fixed-radix keys (roll-ups touching only the changed QIs) and the per-class output give
     what the general roll-up (per-node key over every QI) and the per-row output give."""
-    import anonymize.kanon.engine as engine
-    import anonymize.kanon.search as search
+    import tokumei.anonymize.kanon.engine as engine
+    import tokumei.anonymize.kanon.search as search
 
     df, hs = adult
     fast = anonymize(df, hs, k, limit, sensitive=sens)
@@ -263,8 +263,8 @@ def test_fast_paths_match_the_general_ones(adult, monkeypatch, k, limit, sens) -
 
 
 def test_fast_paths_match_with_persons(monkeypatch) -> None:
-    import anonymize.kanon.engine as engine
-    import anonymize.kanon.search as search
+    import tokumei.anonymize.kanon.engine as engine
+    import tokumei.anonymize.kanon.search as search
 
     rng = np.random.default_rng(11)
     age = CsvHierarchy("age", [[str(a), f"{a // 10 * 10}s", "*"] for a in range(20, 60)])

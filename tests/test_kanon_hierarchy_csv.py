@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from anonymize.hierarchy import Hierarchy
-from anonymize.hierarchy_csv import CsvHierarchy, find_hierarchy_file, load_hierarchies
+from tokumei.anonymize.hierarchy import Hierarchy
+from tokumei.anonymize.hierarchy_csv import CsvHierarchy, find_hierarchy_file, load_hierarchies
 
 TEXT = "39;35-39;30-39;*\n38;35-39;30-39;*\n41;40-44;40-49;*\n\n"
 

@@ -22,9 +22,10 @@ import polars as pl
 import pytest
 from conftest import DAY, TEST_KEY, all_text_under, moto_s3, write_handmade_landing
 
-from pipeline import objectstore, steps
-from pipeline.errors import TokumeiError
-from pipeline.settings import Settings
+from tokumei.infra import objectstore
+from tokumei.infra.errors import TokumeiError
+from tokumei.infra.settings import Settings
+from tokumei.pipeline import steps
 
 BUCKET = "tokumei-test"
 DAY2 = "2026-11-25"
@@ -296,7 +297,7 @@ def test_a_second_date_joins_the_pointer(s3: S3Env, s3_run: dict, local_run: Pat
     """Run through the CLI (in-process) with s3:// URLs for --landing and --out."""
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from tokumei.cli import app
 
     args = ["run", "--landing", s3.landing_url, "--out", s3.out_url, "--date", DAY2]
     refused = CliRunner().invoke(app, args)
@@ -360,7 +361,7 @@ def test_a_rerun_replaces_its_date_as_a_whole(s3: S3Env) -> None:
 
 
 def test_a_retried_publish_of_a_published_release_changes_nothing(s3: S3Env, s3_run: dict) -> None:
-    from pipeline.storage import RunPaths
+    from tokumei.infra.storage import RunPaths
 
     _, raw_before = _pointer(s3)
     settings = s3.settings()
@@ -373,7 +374,7 @@ def test_a_retried_publish_of_a_published_release_changes_nothing(s3: S3Env, s3_
 def _fake_release(s3: S3Env, root: Path, run_id: str, day: str) -> tuple[Settings, Any]:
     """A tiny staged release (one table, one manifest) under a scratch out URL: publishing
     without running the pipeline, for the pointer's failure and concurrency paths."""
-    from pipeline.storage import RunPaths
+    from tokumei.infra.storage import RunPaths
 
     root.mkdir(parents=True)
     settings = Settings(

@@ -25,10 +25,11 @@ import pytest
 from conftest import DAY, TEST_KEY, all_text_under, moto_s3, write_handmade_landing
 from typer.testing import CliRunner
 
-from pipeline import objectstore, steps
-from pipeline.cli import app
-from pipeline.errors import TokumeiError
-from pipeline.settings import Settings
+from tokumei.cli import app
+from tokumei.infra import objectstore
+from tokumei.infra.errors import TokumeiError
+from tokumei.infra.settings import Settings
+from tokumei.pipeline import steps
 
 BUCKET = "tokumei-mirror"
 DAY2 = "2026-11-25"
@@ -200,7 +201,7 @@ def test_a_release_published_while_a_run_computes_stops_its_publish(
     (another machine) was not in that baseline, so the run must not publish over it."""
     import polars as pl
 
-    from pipeline.storage import RunPaths
+    from tokumei.infra.storage import RunPaths
 
     settings = _settings(landing, tmp_path / "build", url)
     run_id = steps.new_run_id(DAY)

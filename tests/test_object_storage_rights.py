@@ -32,12 +32,13 @@ import pytest
 from conftest import DAY, airflow_env, moto_s3, write_handmade_landing
 from test_rights_erasure import EXTRA_EVENTS, NOW, THEIRS, _is_theirs, _landing
 
-from anonymize.policy import default_policy_dir, load_policy
-from pipeline import objectstore, steps
-from pipeline.errors import TokumeiError
-from pipeline.retention import apply_retention
-from pipeline.rights_erasure import AUDIT_LOG, apply_rights_requests
-from pipeline.settings import Settings
+from tokumei.anonymize.policy import default_policy_dir, load_policy
+from tokumei.infra import objectstore
+from tokumei.infra.errors import TokumeiError
+from tokumei.infra.settings import Settings
+from tokumei.jobs.retention import apply_retention
+from tokumei.jobs.rights_erasure import AUDIT_LOG, apply_rights_requests
+from tokumei.pipeline import steps
 
 BUCKET = "tokumei-rights"
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.steps import PERSON, _write_partitioned, partition_of
+from tokumei.pipeline.steps import PERSON, _write_partitioned, partition_of
 
 
 def _frame(n: int) -> pl.LazyFrame:

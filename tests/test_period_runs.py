@@ -20,10 +20,10 @@ import polars as pl
 import pytest
 from conftest import TEST_KEY
 
-from pipeline import steps
-from pipeline.errors import TokumeiError
-from pipeline.settings import Settings
-from transforms.stats import TABLES
+from tokumei.infra.errors import TokumeiError
+from tokumei.infra.settings import Settings
+from tokumei.pipeline import steps
+from tokumei.stats.tables import TABLES
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, 
     root = tmp_path_factory.mktemp("periods")
     landing, out = root / "landing", root / "out"
     db = f"sqlite:///{landing / 'ops.db'}"
-    gen = [sys.executable, "-m", "pipeline.cli", "generate", "--landing", str(landing)]
+    gen = [sys.executable, "-m", "tokumei.cli", "generate", "--landing", str(landing)]
     gen += ["--db-url", db, "--start", FIRST.isoformat(), "--days", "8", "--users", "400"]
     gen += ["--seed", "11", "--events-per-user-day", "6"]
     proc = subprocess.run(gen, capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""Period tables (transforms/periods.py) and cross-release protection (transforms/cross_release.py)."""
+"""Period tables (tokumei/stats/periods.py) and cross-release protection (tokumei/stats/disclosure/cross_release.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from transforms import cross_release, periods, stats
+from tokumei.stats import periods
+from tokumei.stats import tables as stats
+from tokumei.stats.disclosure import cross_release
 
 T = 10
 

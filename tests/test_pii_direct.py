@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import load_bench
 
-from anonymize.pii import TokumeiAnalyzer
+from tokumei.anonymize.pii import TokumeiAnalyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "pii_corpus.jsonl"

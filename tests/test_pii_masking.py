@@ -1,7 +1,7 @@
 """NER on masked texts: offsets map back exactly, pattern findings are untouched, NER runs once
 per distinct masked text, and nothing the unmasked NER finds in the labelled corpus is lost.
 
-Masking (``anonymize/pii/masking.py``) replaces each pattern finding by ``<ENTITY>`` before
+Masking (``tokumei/anonymize/pii/masking.py``) replaces each pattern finding by ``<ENTITY>`` before
 GiNZA reads the text, so texts that differ only in an identifier go through NER once.
 """
 
@@ -15,10 +15,10 @@ from conftest import load_bench
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anonymize.pii import TokumeiAnalyzer
-from anonymize.pii.analyzer import NER_ENTITIES, ner_spans
-from anonymize.pii.masking import mask_spans
-from anonymize.pii.normalize import detect_language
+from tokumei.anonymize.pii import TokumeiAnalyzer
+from tokumei.anonymize.pii.analyzer import NER_ENTITIES, ner_spans
+from tokumei.anonymize.pii.masking import mask_spans
+from tokumei.anonymize.pii.normalize import detect_language
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "pii_corpus.jsonl"

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from conftest import load_bench
 
-from anonymize.pii import TokumeiAnalyzer
-from anonymize.pii import scrub as scrub_mod
-from anonymize.pii.analyzer import ALL_ENTITIES, NER_ENTITIES, ner_engine, ner_spans
-from anonymize.pii.normalize import detect_language, normalize
-from anonymize.pii.recognizers.ginza import GINZA_LABEL_MAP
-from anonymize.pii.scrub import analyze_distinct, default_entities
+from tokumei.anonymize.pii import TokumeiAnalyzer
+from tokumei.anonymize.pii import scrub as scrub_mod
+from tokumei.anonymize.pii.analyzer import ALL_ENTITIES, NER_ENTITIES, ner_engine, ner_spans
+from tokumei.anonymize.pii.normalize import detect_language, normalize
+from tokumei.anonymize.pii.recognizers.ginza import GINZA_LABEL_MAP
+from tokumei.anonymize.pii.scrub import analyze_distinct, default_entities
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "pii_corpus.jsonl"
@@ -124,7 +124,7 @@ def test_ner_pool_only_from_threshold_on(monkeypatch):
 def test_parser_decoded_with_gil_held_equals_spacy_loop(texts):
     """``_greedy_decode`` on GiNZA's parser: the heads, labels and sentence starts of spaCy's
     own ``Parser.pipe`` (the NER reads the sentence starts, so they must not move)."""
-    from anonymize.pii.analyzer import _greedy_decode
+    from tokumei.anonymize.pii.analyzer import _greedy_decode
 
     nlp = ner_engine().nlp_engine.get_nlp("ja")
     tok2vec, parser = nlp.get_pipe("tok2vec"), nlp.get_pipe("parser")

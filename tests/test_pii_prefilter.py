@@ -9,8 +9,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anonymize.pii import TokumeiAnalyzer
-from anonymize.pii.prefilter import (
+from tokumei.anonymize.pii import TokumeiAnalyzer
+from tokumei.anonymize.pii.prefilter import (
     RECOGNIZER_PATTERNS_SHA256,
     candidate_expr,
     recognizer_patterns_digest,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from anonymize.pii import TokumeiAnalyzer
-from anonymize.pii.normalize import detect_language, normalize
+from tokumei.anonymize.pii import TokumeiAnalyzer
+from tokumei.anonymize.pii.normalize import detect_language, normalize
 
 
 @pytest.fixture(scope="module")

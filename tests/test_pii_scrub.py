@@ -9,15 +9,15 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from anonymize.pii import (
+from tokumei.anonymize.pii import (
     PiiInColumnError,
     Scrubber,
     TokumeiAnalyzer,
     discover_columns,
     scrub_values,
 )
-from anonymize.pii.analyzer import build_presidio_default_engine
-from pipeline.commands.pii import app
+from tokumei.anonymize.pii.analyzer import build_presidio_default_engine
+from tokumei.commands.pii import app
 
 
 @pytest.fixture
@@ -30,12 +30,12 @@ def no_network(monkeypatch):
 
 
 def test_analyzers_work_offline(no_network):
-    from anonymize.pii import analyzer as mod
+    from tokumei.anonymize.pii import analyzer as mod
 
     mod.pattern_engine.cache_clear()
     mod._entity_probes.cache_clear()
     mod._direct_recognizers.cache_clear()
-    from anonymize.pii.recognizers.email import offline_tld_extractor
+    from tokumei.anonymize.pii.recognizers.email import offline_tld_extractor
 
     offline_tld_extractor.cache_clear()
     found = TokumeiAnalyzer().analyze("メールはtaro@example.co.jpです")

@@ -16,15 +16,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from anonymize.hierarchies import BUILTIN
-from anonymize.policy import DROPPED_ROLES, ColumnPolicy, Policy, Role, load_policy
-from pipeline.reports import (
+from tokumei.anonymize.hierarchies import BUILTIN
+from tokumei.anonymize.policy import DROPPED_ROLES, ColumnPolicy, Policy, Role, load_policy
+from tokumei.release.reports import (
     HIERARCHY_LEVELS,
     OUTPUT_COLUMNS,
     write_items_notice,
     write_privacy_report,
 )
-from transforms.stats import TABLES
+from tokumei.stats.tables import TABLES
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 INJECT = "<script>alert(1)</script>"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import airflow_env
 
-from pipeline.errors import TokumeiError
-from pipeline.retention import apply_retention, days_from_env
+from tokumei.infra.errors import TokumeiError
+from tokumei.jobs.retention import apply_retention, days_from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "dags"

@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 from conftest import DAY, airflow_env, write_handmade_landing
 
-from anonymize.policy import default_policy_dir, load_policy
-from pipeline.errors import TokumeiError
-from pipeline.rights_erasure import AUDIT_LOG, apply_rights_requests
+from tokumei.anonymize.policy import default_policy_dir, load_policy
+from tokumei.infra.errors import TokumeiError
+from tokumei.jobs.rights_erasure import AUDIT_LOG, apply_rights_requests
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "dags"
@@ -288,7 +288,7 @@ def test_erases_the_person_from_the_retained_pseudonymous_layer(tmp_path: Path, 
     """The retained activity layer knows persons by pseudonym only: found with the key."""
     from conftest import TEST_KEY
 
-    from anonymize.pseudonymize import pseudonymize
+    from tokumei.anonymize.pseudonymize import pseudonymize
 
     landing, out = _landing(tmp_path)
     db = f"sqlite:///{landing / 'ops.db'}"

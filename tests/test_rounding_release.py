@@ -12,10 +12,10 @@ import pytest
 import yaml
 from conftest import DAY, TEST_KEY, write_handmade_landing
 
-from anonymize.policy import PolicyError, default_policy_dir, load_policy
-from pipeline import steps
-from pipeline.settings import Settings
-from transforms.stats import TABLES
+from tokumei.anonymize.policy import PolicyError, default_policy_dir, load_policy
+from tokumei.infra.settings import Settings
+from tokumei.pipeline import steps
+from tokumei.stats.tables import TABLES
 
 
 def _policy_dir(tmp_path: Path, **thresholds: int) -> Path:

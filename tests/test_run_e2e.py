@@ -23,7 +23,7 @@ def tokumei(*args: str, key: str | None = TEST_KEY, extra_env: dict | None = Non
         env["TOKUMEI_PSEUDONYM_KEY"] = key
     env.update(extra_env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "tokumei.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -53,8 +53,8 @@ def test_isolated_steps_publish_what_the_in_process_run_publishes(
     published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The CLI runs each step in its own process; the in-process run publishes the same."""
-    from pipeline import steps
-    from pipeline.settings import Settings
+    from tokumei.infra.settings import Settings
+    from tokumei.pipeline import steps
 
     landing, cli_out, proc = published
     assert "▶ scrub" in proc.stderr  # the CLI run went through every step
@@ -93,7 +93,7 @@ def test_publishes_three_tables_and_a_catalog(published) -> None:
 
 
 def test_publishes_every_statistics_table(published) -> None:
-    from transforms.stats import TABLES
+    from tokumei.stats.tables import TABLES
 
     _, out, _ = published
     daily = {n: s for n, s in TABLES.items() if s.release == "daily"}

@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from anonymize.policy import UnclassifiedColumnError, default_policy_dir, load_policy
-from transforms import sources
-from transforms.sources import read_landing_file
+from tokumei.anonymize.policy import UnclassifiedColumnError, default_policy_dir, load_policy
+from tokumei.ingest import sources
+from tokumei.ingest.sources import read_landing_file
 
 POLICY = load_policy(default_policy_dir())
 COOKIES = POLICY.source("cookies")

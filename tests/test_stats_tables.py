@@ -12,9 +12,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from anonymize.policy import default_policy_dir, load_policy
-from transforms import stats
-from transforms.categories import CATEGORY_VALUES, categorize
+from tokumei.anonymize.policy import default_policy_dir, load_policy
+from tokumei.stats import tables as stats
+from tokumei.stats.categories import CATEGORY_VALUES, categorize
 
 DAY = "2026-11-24"
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -309,7 +309,7 @@ def test_every_table_column_is_documented_and_typed() -> None:
     assert stats.TABLES["measurements_summary"].dtype("weight_mean_kg") == "float"
     assert stats.DIM_VALUES["category"] == CATEGORY_VALUES
     # band labels such as 10000-49999 must not trip the GX PII regexes of published columns
-    from expectations.patterns import find_pii_kinds
+    from tokumei.expectations.patterns import find_pii_kinds
 
     for dim, values in stats.DIM_VALUES.items():
         for value in values:
@@ -317,7 +317,7 @@ def test_every_table_column_is_documented_and_typed() -> None:
 
 
 def test_gx_specs_follow_tables() -> None:
-    from pipeline.steps import _stats_specs
+    from tokumei.pipeline.steps import _stats_specs
 
     policy = load_policy(default_policy_dir())
     specs = _stats_specs(policy)

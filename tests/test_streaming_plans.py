@@ -39,12 +39,11 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from anonymize import hierarchies
-from anonymize.hierarchy_csv import CsvHierarchy
-from anonymize.pii.scrub import _replace_per_batch
-from transforms import stats
+from tokumei.anonymize import hierarchies
+from tokumei.anonymize.hierarchy_csv import CsvHierarchy
+from tokumei.anonymize.pii.scrub import _replace_per_batch
+from tokumei.stats import tables as stats
 
-# A node line of Polars' dot output: ``<id> [label="<escaped label>"<, attrs>];``
 _NODE = re.compile(r'^\s*\S+ \[label="(?P<label>(?:[^"\\]|\\.)*)"(?P<attrs>[^\]]*)\];\s*$')
 _LEGEND_FALLBACK = re.compile(r'<FONT COLOR="(?P<color>[^"]+)">⬤</FONT> in-memory engine fallback')
 # Node kinds that are in-memory fallbacks by construction; checked as well as the colour, so a

@@ -11,16 +11,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from anonymize.policy import (
+from tokumei.anonymize.policy import (
     PolicyError,
     UnclassifiedColumnError,
     default_policy_dir,
     load_policy,
 )
-from anonymize.pseudonymize import WeakKeyError, pseudonymize
-from anonymize.rights import allowed_users, excluded_by_request
-from transforms import stats
-from transforms.sources import read_landing_file, type_records
+from tokumei.anonymize.pseudonymize import WeakKeyError, pseudonymize
+from tokumei.anonymize.rights import allowed_users, excluded_by_request
+from tokumei.ingest.sources import read_landing_file, type_records
+from tokumei.stats import tables as stats
 
 POLICY = load_policy(default_policy_dir())
 

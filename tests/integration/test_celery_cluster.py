@@ -4,7 +4,7 @@ PostgreSQL as Airflow's metadata DB and as the operational DB, Redis as the Cele
 api-server + scheduler + dag-processor + two Celery workers as separate processes started here.
 The DAG is triggered and awaited through the REST API only, like an operator would, and its
 published statistics must equal what ``tokumei run`` publishes for the same input: the DAG is
-just wiring over ``pipeline.steps``, and this is the test that proves the wiring survives
+just wiring over ``tokumei.pipeline.steps``, and this is the test that proves the wiring survives
 serialization, Celery, XCom and separate worker processes.
 
 Needs PostgreSQL on 127.0.0.1:5432 (trust auth, superuser ``postgres``) and Redis on
@@ -115,7 +115,7 @@ def copy_sqlite_to_postgres(sqlite_path: Path, pg_url: str) -> None:
     """Copy every table of the hand-written SQLite operational DB into PostgreSQL.
 
     Columns become TEXT and values their text form, which is what SQLite holds for the
-    hand-written rows: ``transforms.opdb.read_table`` reads values as text anyway, so the
+    hand-written rows: ``tokumei.ingest.opdb.read_table`` reads values as text anyway, so the
     pipeline sees the same strings from either database and the policy does the typing.
     """
     src = sqlite3.connect(sqlite_path)
@@ -463,7 +463,7 @@ def test_celery_cluster_run_matches_tokumei_run(
     cli_env = _base_env(c.home) | {"TOKUMEI_PSEUDONYM_KEY": TEST_KEY, "TOKUMEI_PARTITIONS": "2"}
     cli_env.pop("AIRFLOW_HOME")
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--landing", str(c.landing), "--out", str(cli_out), "--date", DAY, "--db-url", c.ops_url],
+        [sys.executable, "-m", "tokumei.cli", "run", "--landing", str(c.landing), "--out", str(cli_out), "--date", DAY, "--db-url", c.ops_url],
         cwd=ROOT,
         env=cli_env,
         capture_output=True,

@@ -1,1 +1,0 @@
-"""CLI subcommands of tokumei, registered on the main app by pipeline/cli.py."""

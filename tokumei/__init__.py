@@ -1,0 +1,1 @@
+"""tokumei: see docs/architecture.md for the layout."""

@@ -1,0 +1,290 @@
+"""``anonymize``: encode once, search the lattice, write the anonymized records.
+
+Cost follows the data once (encoding every row to integer codes, building the level-0 frequency
+table, and writing the output) and otherwise the distinct (QI tuple[, person]) entries: every node
+the search touches is a roll-up of a frequency table, never a pass over rows. Without person and
+sensitive columns the level-0 table remembers each row's class, so the output is decided per
+class (generalized codes, ``*`` for failing classes) and each row, after the shuffle, only
+gathers its class's codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from tokumei.anonymize.hierarchy import SUPPRESSED, Hierarchy
+from tokumei.anonymize.kanon.encode import EncodedQI, compile_qis, encode_persons, encode_values
+from tokumei.anonymize.kanon.metrics import LossScale, level_share_sums, summarize
+from tokumei.anonymize.kanon.models import DistinctLDiversity, KAnonymity, Models, SuppressionLimit
+from tokumei.anonymize.kanon.projections import plain_failures
+from tokumei.anonymize.kanon.search import Evaluator, search
+from tokumei.anonymize.kanon.table import Table, build_base, class_keys, combine, group_ids
+
+
+@dataclass
+class KAnonResult:
+    """The chosen transformation, the anonymized records and what they cost.
+
+    ``frame``: the input rows, QIs generalized (Utf8), every QI of a suppressed record ``*``, rows
+    in a seeded shuffled order; the person column is kept when one was given (the caller drops it).
+    ``metrics``: suppressed (persons), suppressed_records, classes, min_class_size (persons),
+    granularity_loss, discernibility, max_risk, mean_risk, class_size_histogram.
+    ``search``: lattice size, nodes evaluated, and ``seconds_to_transformation`` (encoding and
+    search, without writing the frame). ``seconds``: engine time, frame included.
+    """
+
+    transformation: dict[str, int]
+    frame: pl.DataFrame
+    metrics: dict
+    seconds: float
+    search: dict = field(default_factory=dict)
+
+
+def _check_columns(df: pl.DataFrame, names: list[str], what: str) -> None:
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} column(s) not in the data: {', '.join(missing)}")
+
+
+def _shuffle_seed(base: Table, n_rows: int) -> int:
+    """A seed that depends on the data (so the shuffle is reproducible for the same input) but
+    not on anything published, so the output order cannot be unshuffled from the output alone."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(np.int64(n_rows).tobytes())
+    for a in (base.codes[::8], base.rows, base.a_persons, base.e_pid, base.e_cls):
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return int.from_bytes(h.digest(), "little")
+
+
+def anonymize(
+    data: pl.LazyFrame | pl.DataFrame,
+    qis: Mapping[str, Hierarchy],
+    k: int,
+    max_suppression: float,
+    person_col: str | None = None,
+    sensitive: Mapping[str, int] | None = None,
+    *,
+    seed: int | None = None,
+    transformation: Mapping[str, int] | None = None,
+    cache_bytes: int = 512 << 20,
+) -> KAnonResult:
+    """Least-loss full-domain generalization satisfying k (over persons), optional distinct
+    l-diversity and a suppression limit (a share of persons). See :mod:`tokumei.anonymize.kanon`.
+
+    ``transformation`` (level per QI) skips the search and applies those levels (with the same
+    suppression and metrics); it raises if they exceed the suppression limit. ``seed`` fixes the
+    shuffle; by default it is derived from the data (same input, same output).
+    """
+    t0 = time.perf_counter()
+    df = data.collect() if isinstance(data, pl.LazyFrame) else data
+    qi_cols = list(qis)
+    sens = dict(sensitive or {})
+    if not qi_cols:
+        raise ValueError("at least one quasi-identifier is needed")
+    _check_columns(df, qi_cols, "quasi-identifier")
+    _check_columns(df, list(sens), "sensitive")
+    if person_col is not None:
+        _check_columns(df, [person_col], "person")
+        if person_col in qi_cols or person_col in sens:
+            raise ValueError(f"the person column {person_col!r} cannot be a QI or sensitive")
+    overlap = set(qi_cols) & set(sens)
+    if overlap:
+        raise ValueError(f"column(s) both QI and sensitive: {', '.join(sorted(overlap))}")
+    kmodel = KAnonymity(int(k))
+    limit = SuppressionLimit(float(max_suppression))
+    n_rows = df.height
+    if n_rows == 0:
+        raise ValueError("no records to anonymize")
+
+    # 1. encode every column once; compile hierarchies on distinct values only
+    enc_codes, enc_values, padded = encode_values(df, qi_cols + list(sens))
+    raw = enc_codes[: len(qi_cols)]
+    encoded: list[EncodedQI] = compile_qis(
+        {c: qis[c] for c in qi_cols}, enc_values[: len(qi_cols)], padded
+    )
+    codes0 = [
+        r if np.array_equal(q.up[0], np.arange(len(q.up[0]))) else q.up[0][r]
+        for q, r in zip(encoded, raw, strict=True)
+    ]
+    sid, n_sid, sid_maps, sid_sizes = _sensitive_ids(
+        enc_codes[len(qi_cols) :], [len(v) for v in enc_values[len(qi_cols) :]]
+    )
+    pid = None
+    n_persons = n_rows
+    if person_col is not None:
+        pid, n_persons = encode_persons(df, person_col)
+    ldiv = [DistinctLDiversity(c, int(lv), i) for i, (c, lv) in enumerate(sens.items())]
+    models = Models(kmodel, ldiv, limit, n_persons, n_sid, sid_maps, sid_sizes)
+
+    # 2. the level-0 frequency table, then the search over it
+    base = build_base(codes0, [q.sizes[0] for q in encoded], sid, n_sid, pid, n_persons)
+    share_sums = level_share_sums(encoded, base)
+    scale = LossScale.of(encoded, n_rows)
+    ev = Evaluator(encoded, base, models, cache_bytes=cache_bytes)
+    if transformation is None:
+        # rows are persons: projections give necessary conditions (k only; l is left out)
+        failing = (
+            plain_failures(encoded, base, kmodel.k, models.max_suppressed)
+            if person_col is None
+            else ()
+        )
+        found = search(ev, share_sums, failing)
+        node, share_total, evaluation = found.node, found.share_total, found.evaluation
+        search_info = {"nodes": found.nodes, "evaluated": found.evaluated}
+    else:
+        node = tuple(int(transformation[c]) for c in qi_cols)
+        for q, lvl in zip(encoded, node, strict=True):
+            if not 0 <= lvl < q.levels:
+                raise ValueError(f"level {lvl} of {q.name!r} is outside 0..{q.levels - 1}")
+        evaluation = ev.evaluate(node)
+        if not evaluation.sat:
+            raise ValueError(
+                f"transformation {list(node)} suppresses {evaluation.stats.suppressed_persons} "
+                f"persons, over the limit of {models.max_suppressed}"
+            )
+        share_total = sum(float(g[lvl]) for g, lvl in zip(share_sums, node, strict=True))
+        share_total += evaluation.stats.supp_loss
+        search_info = {"nodes": 1, "evaluated": 1}
+    loss = scale.normalize(share_total)
+    metrics = summarize(evaluation.table, evaluation.stats, loss)
+    search_info["seconds_to_transformation"] = time.perf_counter() - t0
+
+    # 3. the records: generalized codes per row, suppression per row, one shuffle
+    seed = _shuffle_seed(base, n_rows) if seed is None else seed
+    frame = _output_by_class(
+        df, encoded, base, ev.radix, node, evaluation.table, evaluation.stats.fail, seed
+    )
+    if frame is None:
+        frame = _output(df, encoded, raw, node, evaluation.table, evaluation.stats.fail, seed)
+    seconds = time.perf_counter() - t0
+    return KAnonResult(
+        transformation=dict(zip(qi_cols, node, strict=True)),
+        frame=frame,
+        metrics=metrics,
+        seconds=seconds,
+        search=search_info,
+    )
+
+
+def _sensitive_ids(
+    codes: list[np.ndarray], sizes: list[int]
+) -> tuple[np.ndarray | None, int, list[np.ndarray], list[int]]:
+    """One id per distinct combination of the sensitive columns' values ("sid"), the number of
+    sids, and per column the value code of each sid."""
+    if not codes:
+        return None, 1, [], []
+    key, space = combine(codes, sizes)
+    sid, n_sid, first = group_ids(key, space)
+    return sid, n_sid, [c[first].astype(np.int64) for c in codes], sizes
+
+
+def _output(
+    df: pl.DataFrame,
+    encoded: list[EncodedQI],
+    raw: list[np.ndarray],
+    node: tuple[int, ...],
+    t: Table,
+    fail: np.ndarray,
+    seed: int,
+) -> pl.DataFrame:
+    """The input rows, QIs generalized to ``node`` (``*`` where the class fails), shuffled."""
+    labels = [q.up[lvl].astype(np.uint32)[r] for q, lvl, r in zip(encoded, node, raw, strict=True)]
+    sizes = [q.sizes[lvl] for q, lvl in zip(encoded, node, strict=True)]
+    suppressed = _rows_in(labels, sizes, t, fail)
+    idx = {}
+    for q, lvl, lab in zip(encoded, node, labels, strict=True):
+        if suppressed is not None:
+            lab[suppressed] = len(q.labels[lvl])  # the "*" label (after _rows_in used the codes)
+        idx[q.name] = lab
+    names = {
+        q.name: pl.Series(q.labels[lvl] + [SUPPRESSED], dtype=pl.String)
+        for q, lvl in zip(encoded, node, strict=True)
+    }
+    order = pl.Series("__perm", np.random.default_rng(seed).permutation(df.height))
+    return pl.DataFrame(
+        [pl.Series(c, idx[c]) if c in idx else df.get_column(c) for c in df.columns]
+    ).select(
+        pl.lit(names[c]).gather(pl.col(c).gather(order)).alias(c)
+        if c in idx
+        else pl.col(c).gather(order)
+        for c in df.columns
+    )
+
+
+def _output_by_class(
+    df: pl.DataFrame,
+    encoded: list[EncodedQI],
+    base: Table,
+    radix: np.ndarray | None,
+    node: tuple[int, ...],
+    t: Table,
+    fail: np.ndarray,
+    seed: int,
+) -> pl.DataFrame | None:
+    """``_output`` through the level-0 classes: each class's generalized (or ``*``) codes are
+    worked out once, and each row only gathers its class's, after the shuffle. Same frame as
+    ``_output``, without the per-row key of every QI. None when the tables lack what it needs
+    (a person or sensitive column, or a key space too large for one radix)."""
+    if base.row_class is None or radix is None or t.key is None:
+        return None
+    lc = base.level_codes
+    gen = [q.step(0, lvl)[lc[:, j]] for j, (q, lvl) in enumerate(zip(encoded, node, strict=True))]
+    base_key = np.zeros(len(lc), dtype=np.int64)
+    for g, r in zip(gen, radix, strict=True):
+        base_key += g.astype(np.int64) * int(r)
+    order = np.argsort(t.key)
+    at = order[np.minimum(np.searchsorted(t.key, base_key, sorter=order), len(order) - 1)]
+    if not np.array_equal(t.key[at], base_key):  # pragma: no cover - tables out of step
+        return None
+    bad = fail[at]
+    perm = np.random.default_rng(seed).permutation(df.height)
+    row_cls = base.row_class[perm]
+    cols: dict[str, pl.Series] = {}
+    names = {}
+    for q, lvl, g in zip(encoded, node, gen, strict=True):
+        lab = g.astype(np.uint32)
+        lab[bad] = len(q.labels[lvl])  # the "*" label
+        cols[q.name] = pl.Series(q.name, lab[row_cls])
+        names[q.name] = pl.Series(q.labels[lvl] + [SUPPRESSED], dtype=pl.String)
+    order_s = pl.Series("__perm", perm)
+    return pl.DataFrame([cols[c] if c in cols else df.get_column(c) for c in df.columns]).select(
+        pl.lit(names[c]).gather(pl.col(c)).alias(c) if c in cols else pl.col(c).gather(order_s)
+        for c in df.columns
+    )
+
+
+def _rows_in(
+    labels: list[np.ndarray], sizes: list[int], t: Table, fail: np.ndarray
+) -> np.ndarray | None:
+    """Per-row flag: does the row's class (at the chosen node) fail? None when none fails."""
+    if not fail.any():
+        return None
+    space = 1
+    for s in sizes:
+        space *= s
+    if space < 1 << 62:
+        row_key, _ = combine(labels, sizes)
+        cls_key, _ = class_keys(t.level_codes, sizes)
+        bad = cls_key[fail]
+        if space <= 4 * len(row_key) + 1024:
+            flag = np.zeros(space, dtype=bool)
+            flag[bad] = True
+            return flag[row_key]
+        return np.isin(row_key, bad)
+    # astronomically large key space: match the failing classes' codes column by column
+    rows = pl.DataFrame({str(i): lab.astype(np.int64) for i, lab in enumerate(labels)})
+    lc = t.level_codes
+    bad = pl.DataFrame({str(i): lc[fail, i] for i in range(len(labels))}).with_columns(
+        pl.lit(True).alias("__bad")
+    )
+    joined = rows.join(
+        bad, on=[str(i) for i in range(len(labels))], how="left", maintain_order="left"
+    )
+    return joined.get_column("__bad").fill_null(False).to_numpy()

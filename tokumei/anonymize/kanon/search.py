@@ -1,0 +1,357 @@
+"""Optimal search over the full-domain generalization lattice.
+
+The lattice has one node per combination of levels (one level per QI); node ``a`` is below ``b``
+when every level of ``a`` is ≤ that of ``b``. The privacy models are monotone (see
+:mod:`tokumei.anonymize.kanon.models`): the failing nodes form a down-set and the satisfying nodes an
+up-set. The loss is *not* monotone once records are suppressed (coarser nodes suppress less), so
+"first satisfying node" is not enough; instead the search is a best-first enumeration by a lower
+bound of the loss, with predictive tagging:
+
+0. Nodes already known to fail (from one- and two-QI projections, :mod:`.projections`) tag their
+   down-sets first; the base table is then rolled up once to the meet of the remaining nodes.
+1. The generalization-only loss ``lb(node)`` (no record suppressed) is a lower bound of the loss,
+   known for every node before any data is grouped (:func:`metrics.level_share_sums`). Nodes are
+   visited in increasing ``lb``; the search stops at the first node whose bound cannot beat the
+   best satisfying node found so far.
+2. A visited node whose status is unknown is evaluated (its frequency table rolled up from the
+   smallest cached table of a node below it). If it satisfies the models, every node above it is
+   tagged satisfying, and every node below it gets the sharper bound ``lb + δ``, δ being the loss
+   its suppressed records add (the records suppressed here are suppressed below it too, and their
+   shares there are no larger). If it suppresses nothing, no node above it can be better.
+3. If it fails, the search climbs from it to a *maximal* failing node, raising one QI at a time
+   (in a fixed order) while the result still fails, evaluating each step from the previous step's
+   table; every failing node tags its whole down-set failing, and satisfying nodes met on the way
+   are scored. One sweep over the QIs reaches a maximal node, since a satisfying successor stays
+   satisfying whatever else is raised later.
+
+The result is exact: every node is either evaluated, tagged failing by a failing node above it,
+or bounded away from the optimum. Ties (equal loss within 1e-9 relative) go to the node with the
+lowest height (sum of levels), then to the lexicographically smallest levels in QI order.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokumei.anonymize.kanon.encode import EncodedQI
+from tokumei.anonymize.kanon.models import Models
+from tokumei.anonymize.kanon.table import NodeStats, Table, rollup, strides_of
+
+UNKNOWN, SAT, FAIL = 0, 1, -1
+CACHE_SLOTS = 256  # tables kept (within ``cache_bytes``): more slots, closer roll-up sources
+
+
+@dataclass
+class Evaluation:
+    node: tuple[int, ...]
+    table: Table
+    stats: NodeStats
+    sat: bool
+
+
+@dataclass
+class Evaluator:
+    """Evaluates nodes, rolling each up from the cheapest cached table of a node below it."""
+
+    qis: list[EncodedQI]
+    base: Table
+    models: Models
+    cache_bytes: int = 512 << 20
+    evaluations: int = 0
+
+    def __post_init__(self) -> None:
+        self._level_sizes = [list(q.sizes) for q in self.qis]
+        # every node keeps the base's layout: QI q's codes live in [offsets[q], offsets[q] +
+        # level-0 size) at any level (levels only merge values), so a roll-up touches only the
+        # QIs whose level changes, and the class key can use one radix for all nodes
+        self._fixed = self.base.offsets
+        sizes0 = [s[0] for s in self._level_sizes]
+        st = strides_of(sizes0)
+        self._radix = None if st is None else st[0]
+        if self._radix is not None and self.base.key is None:
+            self.base.key = self.base.level_codes @ self._radix
+        # shares per QI and level, zero-padded to the QI's block so that they concatenate to
+        # an array indexed by the (fixed-offset) codes
+        self._shares = [
+            [np.pad(s.astype(np.float64), (0, n0 - len(s))) for s in q.share]
+            for q, n0 in zip(self.qis, sizes0, strict=True)
+        ]
+        self._shares_memo: dict[tuple[int, ...], np.ndarray] = {}
+        self._steps: dict[tuple[int, int, int], np.ndarray] = {}
+        self._changes: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._n_codes = int(sum(sizes0))
+        # the cache: tables by node, plus a matrix of their levels and costs for fast look-up
+        self._cache: OrderedDict[tuple[int, ...], Table] = OrderedDict()
+        self._slot: dict[tuple[int, ...], int] = {}
+        n_slots = CACHE_SLOTS
+        self._levels = np.zeros((n_slots, len(self.qis)), dtype=np.int16)
+        self._costs = np.full(n_slots, np.iinfo(np.int64).max, dtype=np.int64)
+        self._free: list[int] = list(range(n_slots - 1, -1, -1))
+        self._slot_node: list[tuple[int, ...] | None] = [None] * n_slots
+        self._bytes = 0
+
+    @property
+    def radix(self) -> np.ndarray | None:
+        """The per-QI radix of the class keys (``Table.key``); None if they would overflow."""
+        return self._radix
+
+    def _step(self, q: int, lo: int, hi: int) -> np.ndarray:
+        """QI ``q``'s map from level ``lo`` to level ``hi`` codes over its whole block (codes
+        unused at ``lo`` map to 0), offset included."""
+        key = (q, lo, hi)
+        m = self._steps.get(key)
+        if m is None:
+            m = np.zeros(self._level_sizes[q][0], dtype=np.int64)
+            m[: self._level_sizes[q][lo]] = self.qis[q].step(lo, hi)
+            m += self._fixed[q]
+            self._steps[key] = m
+        return m
+
+    def _change(self, q: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """QI ``q`` from level ``lo`` to ``hi``, over the whole shared code space (other QIs'
+        codes unchanged): each code's new code and how much a class key moves with it, so a
+        roll-up updates a changed QI with one gather each for codes and keys."""
+        key = (q, lo, hi)
+        ch = self._changes.get(key)
+        if ch is None:
+            codes = np.arange(self._n_codes, dtype=np.int64)
+            block = slice(int(self._fixed[q]), int(self._fixed[q]) + self._level_sizes[q][0])
+            codes[block] = self._step(q, lo, hi)
+            delta = np.zeros(self._n_codes, dtype=np.int64)
+            delta[block] = (codes[block] - np.arange(block.start, block.stop)) * int(self._radix[q])
+            ch = self._changes[key] = (codes, delta)
+        return ch
+
+    def shares(self, node: tuple[int, ...]) -> np.ndarray:
+        """Domain share per (fixed-offset) code at ``node``'s levels."""
+        sh = self._shares_memo.get(node)
+        if sh is None:
+            sh = self._shares_memo[node] = np.concatenate(
+                [s[lvl] for s, lvl in zip(self._shares, node, strict=True)]
+            )
+        return sh
+
+    def source_for(self, node: tuple[int, ...]) -> Table:
+        """The cached table below ``node`` that is cheapest to roll up (the base if none)."""
+        below = (self._levels <= np.asarray(node, dtype=np.int16)).all(axis=1)
+        costs = np.where(below, self._costs, np.iinfo(np.int64).max)
+        j = int(np.argmin(costs))
+        if costs[j] >= self.base.cost:
+            return self.base
+        return self._cache[self._slot_node[j]]
+
+    def rebase(self, floor: tuple[int, ...]) -> None:
+        """Use ``floor``'s table as the base: every node still to evaluate is above it."""
+        if floor != self.base.node:
+            self.base = self.table(floor)
+
+    def table(self, node: tuple[int, ...], source: Table | None = None) -> Table:
+        if node == self.base.node:
+            return self.base
+        hit = self._cache.get(node)
+        if hit is not None:
+            self._cache.move_to_end(node)
+            return hit
+        src = source if source is not None else self.source_for(node)
+        sizes = [s[lvl] for s, lvl in zip(self._level_sizes, node, strict=True)]
+        if self._radix is not None and src.key is not None:
+            changes = {
+                j: self._change(j, a, b)
+                for j, (a, b) in enumerate(zip(src.node, node, strict=True))
+                if a != b
+            }
+            t = rollup(src, node, None, sizes, self._fixed, self.models.n_sid, changes)
+        else:
+            step = np.concatenate(
+                [self._step(j, a, b) for j, (a, b) in enumerate(zip(src.node, node, strict=True))]
+            )
+            t = rollup(src, node, step, sizes, self._fixed, self.models.n_sid)
+        self._remember(t)
+        return t
+
+    def _remember(self, t: Table) -> None:
+        size = t.nbytes
+        if size > self.cache_bytes // 4:
+            return
+        while self._cache and (self._bytes + size > self.cache_bytes or not self._free):
+            old_node, old = self._cache.popitem(last=False)
+            self._bytes -= old.nbytes
+            slot = self._slot.pop(old_node)
+            self._costs[slot] = np.iinfo(np.int64).max
+            self._free.append(slot)
+        if not self._free:  # pragma: no cover - only when cache_bytes is tiny
+            return
+        slot = self._free.pop()
+        self._cache[t.node] = t
+        self._slot[t.node] = slot
+        self._slot_node[slot] = t.node
+        self._levels[slot] = t.node
+        self._costs[slot] = t.cost
+        self._bytes += size
+
+    def evaluate(self, node: tuple[int, ...], source: Table | None = None) -> Evaluation:
+        t = self.table(node, source)
+        st = self.models.evaluate(t, self.shares(node))
+        self.evaluations += 1
+        return Evaluation(node, t, st, st.suppressed_persons <= self.models.max_suppressed)
+
+
+@dataclass
+class SearchResult:
+    node: tuple[int, ...]
+    share_total: float  # Σ of shares over records and QIs (suppressed = 1): the loss, unnormalized
+    evaluation: Evaluation
+    nodes: int
+    evaluated: int
+
+
+def search(
+    ev: Evaluator,
+    share_sums: list[np.ndarray],
+    known_failing: Iterable[tuple[int, ...]] = (),
+    rel_tol: float = 1e-9,
+) -> SearchResult:
+    """The satisfying node of least loss (see the module docstring for the method).
+
+    ``known_failing``: nodes already known to fail (e.g. from projections); their down-sets are
+    tagged before the search starts.
+    """
+    shape = tuple(len(g) for g in share_sums)
+    n_q = len(shape)
+    grid = np.indices(shape).reshape(n_q, -1)
+    n_nodes = grid.shape[1]
+    lb = np.zeros(n_nodes)
+    for q in range(n_q):
+        lb += share_sums[q][grid[q]]
+    height = grid.sum(axis=0)
+    # stable: equal (lb, height) keep flat order, which is the lexicographic order of levels
+    order = np.lexsort((height, lb))
+    tol = rel_tol * max(1.0, float(lb.max()))
+
+    status = np.zeros(n_nodes, dtype=np.int8)
+    done = np.zeros(n_nodes, dtype=bool)  # evaluated, or known unable to beat the best
+    bound = lb.copy()
+    views = {
+        name: a.reshape(shape)
+        for name, a in (("status", status), ("done", done), ("bound", bound), ("lb", lb))
+    }
+    strides = [int(np.prod(shape[q + 1 :])) for q in range(n_q)]
+
+    best: list = [np.inf, None, None]  # share_total, node, evaluation
+
+    def flat(node: tuple[int, ...]) -> int:
+        return sum(map(operator.mul, strides, node))
+
+    def down(node: tuple[int, ...]) -> tuple[slice, ...]:
+        return tuple(slice(0, lvl + 1) for lvl in node)
+
+    def up(node: tuple[int, ...]) -> tuple[slice, ...]:
+        return tuple(slice(lvl, None) for lvl in node)
+
+    def rank(node: tuple[int, ...]) -> tuple:
+        return (sum(node), node)
+
+    def beats(total: float, node: tuple[int, ...]) -> bool:
+        if total < best[0] - tol:
+            return True
+        return total <= best[0] + tol and rank(node) < rank(best[1])
+
+    def may_beat(bnd: float, node: tuple[int, ...]) -> bool:
+        if best[1] is None or bnd < best[0] - tol:
+            return True
+        return bnd <= best[0] + tol and rank(node) < rank(best[1])
+
+    def record(e: Evaluation) -> None:
+        i = flat(e.node)
+        done[i] = True
+        if not e.sat:
+            views["status"][down(e.node)] = FAIL
+            return
+        views["status"][up(e.node)] = SAT
+        total = float(lb[i]) + e.stats.supp_loss
+        if beats(total, e.node):
+            best[:] = [total, e.node, e]
+        if e.stats.suppressed_rows == 0:
+            # above it nothing is suppressed either: loss = lb ≥ this node's, and they rank lower
+            views["done"][up(e.node)] = True
+        elif e.stats.supp_loss > 0:
+            sl = down(e.node)
+            np.maximum(
+                views["bound"][sl], views["lb"][sl] + e.stats.supp_loss, out=views["bound"][sl]
+            )
+
+    def climb(start: tuple[int, ...], src: Table | None) -> bool:
+        """Raise QIs one at a time from ``start`` while the result fails; True if it ever did.
+
+        ``src`` is ``start``'s table when ``start`` was evaluated (and failed); with None the
+        start itself is unknown and each step rolls up from the cheapest cached table.
+        """
+        cur = list(start)
+        failed = False
+        for q in range(n_q):
+            while cur[q] + 1 < shape[q]:
+                nxt = list(cur)
+                nxt[q] += 1
+                i = flat(tuple(nxt))
+                if status[i] == SAT:
+                    break
+                if status[i] == FAIL:
+                    cur, failed = nxt, True
+                    continue
+                ez = ev.evaluate(tuple(nxt), source=src)
+                record(ez)
+                if ez.sat:
+                    break
+                cur, src, failed = nxt, ez.table, True
+        return failed
+
+    def refloor() -> None:
+        # every node still to evaluate is above this floor: roll the base table up to it
+        alive = (status != FAIL) & ~done & (bound <= best[0] + tol)
+        if alive.any():
+            ev.rebase(tuple(int(grid[q][alive].min()) for q in range(n_q)))
+
+    for node in known_failing:
+        views["status"][down(node)] = FAIL
+    refloor()
+    candidates = 0
+
+    lb_sorted = lb[order]
+    pos = 0
+    while True:
+        # next node in lb order that is not failing, not done and whose bound may beat the best
+        stop = int(np.searchsorted(lb_sorted, best[0] + tol, side="right"))
+        if pos >= stop:
+            break
+        chunk = order[pos : min(pos + 512, stop)]
+        live = (status[chunk] != FAIL) & ~done[chunk] & (bound[chunk] <= best[0] + tol)
+        if not live.any():
+            pos += len(chunk)
+            continue
+        j = int(np.argmax(live))
+        pos += j
+        i = chunk[j]
+        node = tuple(int(v) for v in grid[:, i])
+        if not may_beat(float(bound[i]), node):
+            done[i] = True
+            continue
+        # climb first: a failing node above it covers it without evaluating it (the usual case
+        # for the low nodes visited here); only if every successor satisfies is it evaluated
+        if not climb(node, None) and status[i] != FAIL:
+            e = ev.evaluate(node)
+            record(e)
+        candidates += 1
+        if candidates % 8 == 0:
+            refloor()
+
+    if best[1] is None:
+        raise ValueError(
+            "no transformation satisfies the privacy models within the suppression limit "
+            "(k larger than the number of persons, or l larger than a sensitive column's values?)"
+        )
+    return SearchResult(best[1], best[0], best[2], n_nodes, ev.evaluations)

@@ -1,0 +1,226 @@
+"""The privacy policy: the YAML contract people review, compiled into what the engine runs.
+
+Like dbt's schema files, one YAML per source lists every column with its type (the landing
+contract) and its privacy *role* (DESIGN §4). The engine never guesses: a landing column missing
+from the policy stops the run before anything is written (:class:`UnclassifiedColumnError`), and
+a policy that names an unknown role or hierarchy fails at load time, naming file and column.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tokumei.anonymize.hierarchies import BUILTIN
+
+
+class Role(StrEnum):
+    """Privacy roles of DESIGN §4; each implies a fixed handling."""
+
+    DIRECT_IDENTIFIER = "direct_identifier"
+    IDENTIFICATION_CODE = "identification_code"
+    FINANCIAL = "financial"
+    LINKING_KEY = "linking_key"
+    QUASI_IDENTIFIER = "quasi_identifier"
+    SENSITIVE = "sensitive"
+    FREE_TEXT = "free_text"
+    INSENSITIVE = "insensitive"
+
+
+#: Roles whose columns are removed outright before anything leaves extraction.
+DROPPED_ROLES = frozenset({Role.DIRECT_IDENTIFIER, Role.IDENTIFICATION_CODE, Role.FINANCIAL})
+
+ColumnType = Literal["string", "int", "float", "bool", "timestamp", "date"]
+
+
+class PolicyError(ValueError):
+    """The policy itself is wrong (bad YAML, unknown role, unknown hierarchy)."""
+
+
+class UnclassifiedColumnError(RuntimeError):
+    """Landing data carries a column the policy does not classify: stop before writing."""
+
+    def __init__(self, source: str, columns: list[str], where: str) -> None:
+        self.source, self.columns, self.where = source, columns, where
+        cols = ", ".join(sorted(columns))
+        super().__init__(
+            f"source {source!r}: column(s) {cols} in {where} are not classified by the policy; "
+            f"add them to policies/{source}.yaml with a role before running"
+        )
+
+
+class ColumnPolicy(BaseModel):
+    """One column: its landing type and its privacy role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ColumnType
+    role: Role
+    required: bool = False
+    description: str = ""
+    hierarchy: str | None = None
+    level: int | None = None
+    allowed: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+    ner: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> ColumnPolicy:
+        if self.hierarchy is not None and self.hierarchy not in BUILTIN:
+            raise ValueError(
+                f"unknown hierarchy {self.hierarchy!r} (known: {', '.join(sorted(BUILTIN))})"
+            )
+        return self
+
+
+class SourcePolicy(BaseModel):
+    """All columns of one landing source or operational table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    description: str = ""
+    columns: dict[str, ColumnPolicy]
+
+    def by_role(self, *roles: Role) -> list[str]:
+        """Column names with any of ``roles``, in policy order."""
+        return [c for c, p in self.columns.items() if p.role in roles]
+
+    def check_columns(self, seen: list[str], where: str) -> None:
+        """Raise :class:`UnclassifiedColumnError` for columns the policy does not know."""
+        unknown = [c for c in seen if c not in self.columns]
+        if unknown:
+            raise UnclassifiedColumnError(self.source, unknown, where)
+
+
+class Thresholds(BaseModel):
+    """Release-wide parameters, reviewed with the policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(10, ge=2, description="distinct persons per equivalence class")
+    min_cell: int = Field(10, ge=1, description="distinct persons per published cell")
+    max_suppression: float = Field(0.05, ge=0, le=1)
+    pii_sample: int = Field(10_000, ge=100)
+    insensitive_pii_max_rate: float = Field(0.0, ge=0, le=1)
+    rounding_base: int = Field(
+        1, ge=1, description="published person counts rounded half up to this base (1 = off)"
+    )
+
+    @model_validator(mode="after")
+    def _rounding_keeps_min_cell(self) -> Thresholds:
+        # A base that divides min_cell never rounds a published count (>= min_cell) below it.
+        if self.min_cell % self.rounding_base:
+            raise ValueError(
+                f"rounding_base {self.rounding_base} must divide min_cell {self.min_cell}, so "
+                "that no published count is rounded below min_cell"
+            )
+        return self
+
+
+#: Tables that can be released with differential privacy: each person sits in exactly one cell
+#: (one demographic row per person and period), so a count's sensitivity is 1 by construction.
+DP_TABLES = ("daily_active_users", "weekly_active_users", "monthly_active_users")
+
+
+class NoisePolicy(BaseModel):
+    """Optional differential privacy for person-count tables (``noise:`` in policy.yaml).
+
+    Off unless present. Each listed table's release spends ``epsilon`` (and ``delta`` for the
+    Gaussian mechanism); a run refuses to spend more than ``max_epsilon_per_run`` in total.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mechanism: Literal["laplace", "gaussian"] = "laplace"
+    epsilon: float = Field(gt=0, description="privacy loss per noised table release")
+    delta: float = Field(1e-7, ge=0, lt=1e-3)
+    tables: list[str] = Field(min_length=1)
+    max_epsilon_per_run: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _known_tables(self) -> NoisePolicy:
+        unknown = sorted(set(self.tables) - set(DP_TABLES))
+        if unknown:
+            raise ValueError(f"tables {unknown} cannot be noised; choose from {list(DP_TABLES)}")
+        return self
+
+
+class Policy(BaseModel):
+    """The whole policy: version, thresholds, landing sources and operational tables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    thresholds: Thresholds = Thresholds()
+    noise: NoisePolicy | None = None
+    sources: dict[str, SourcePolicy]
+    tables: dict[str, SourcePolicy]
+
+    def source(self, name: str) -> SourcePolicy:
+        """The policy of a landing source, or a clear error."""
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise PolicyError(f"the policy has no source {name!r}") from None
+
+
+LANDING_SOURCES = ("events", "devices", "measurements", "cookies")
+DB_TABLES = ("users", "consents", "rights_requests")
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_policy(directory: Path) -> Policy:
+    """Load ``policy.yaml`` + one ``<source>.yaml`` per landing source and DB table.
+
+    Errors name the file and the offending key, so a reviewer can fix the YAML directly.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise PolicyError(f"policy directory {directory} does not exist")
+    root = _load_yaml(directory / "policy.yaml")
+    parts: dict[str, dict[str, SourcePolicy]] = {"sources": {}, "tables": {}}
+    for kind, names in (("sources", LANDING_SOURCES), ("tables", DB_TABLES)):
+        for name in names:
+            path = directory / f"{name}.yaml"
+            if not path.exists():
+                raise PolicyError(f"policy file {path} is missing ({kind[:-1]} {name!r})")
+            try:
+                sp = SourcePolicy.model_validate(_load_yaml(path))
+            except ValidationError as exc:
+                raise PolicyError(f"{path}: {_short(exc)}") from None
+            if sp.source != name:
+                raise PolicyError(f"{path}: 'source' is {sp.source!r}, expected {name!r}")
+            parts[kind][name] = sp
+    try:
+        return Policy(
+            version=str(root.get("version", "")),
+            thresholds=Thresholds.model_validate(root.get("thresholds", {})),
+            noise=NoisePolicy.model_validate(root["noise"]) if root.get("noise") else None,
+            **parts,
+        )
+    except ValidationError as exc:
+        raise PolicyError(f"{directory / 'policy.yaml'}: {_short(exc)}") from None
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+
+
+def default_policy_dir() -> Path:
+    """The policy shipped with the project (``policies/`` beside the packages)."""
+    return Path(__file__).resolve().parents[2] / "policies"

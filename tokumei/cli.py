@@ -1,0 +1,163 @@
+"""``tokumei`` command line (DESIGN §6): generate, run, mirror, kanon, detect, scrub.
+
+Exit codes: 0 published / done; 1 the run failed (one-line reason on stderr, nothing published);
+2 bad usage. Progress goes to stderr so stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tokumei.commands.generate import generate_command
+from tokumei.commands.kanon import kanon
+from tokumei.commands.pii import detect, scrub
+
+app = typer.Typer(
+    name="tokumei",
+    help="Turn personal usage data into statistics that cannot identify anyone.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+app.command("generate", help="Write realistic synthetic landing data and an operational DB.")(
+    generate_command
+)
+app.command("kanon", help="k-anonymize a CSV/Parquet file over persons (optimal lattice search).")(
+    kanon
+)
+app.command("detect", help="Print the PII findings in TEXT as JSON.")(detect)
+app.command("scrub", help="Scrub one text column of a Parquet file.")(scrub)
+
+
+@app.command("run")
+def run(
+    landing: Annotated[str, typer.Option(help="landing zone (DESIGN §3): a folder or s3:// URL")],
+    out: Annotated[
+        str, typer.Option(help="output root: published/, reports/, quarantine/; or an s3:// URL")
+    ],
+    date: Annotated[str, typer.Option(help="the JST date to process, YYYY-MM-DD")],
+    db_url: Annotated[
+        str | None, typer.Option(help="operational DB URL (default: sqlite <landing>/ops.db)")
+    ] = None,
+    policy: Annotated[Path | None, typer.Option(help="policy directory")] = None,
+    partitions: Annotated[
+        int, typer.Option(envvar="TOKUMEI_PARTITIONS", help="person-hash partitions")
+    ] = 1,
+    debug: Annotated[
+        bool, typer.Option(help="show tracebacks (they may contain data: local use only)")
+    ] = False,
+    isolate_steps: Annotated[
+        bool,
+        typer.Option(
+            help="run each step in its own process, as Airflow tasks run: the run's memory "
+            "peak is then the largest step's, not what earlier steps left resident"
+        ),
+    ] = True,
+) -> None:
+    """Run one date end to end; exit 0 only when everything was published."""
+    from tokumei.anonymize.policy import default_policy_dir
+    from tokumei.infra.errors import TokumeiError, safe_reason
+    from tokumei.infra.objectstore import locations
+    from tokumei.infra.settings import Settings
+    from tokumei.pipeline.steps import run_all
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        # s3:// URLs (tokumei.infra.objectstore): out becomes TOKUMEI_LOCAL_OUT or a temp build root
+        landing_dir, landing_url, out_dir, out_url = locations(landing, out)
+        if landing_url and not db_url:
+            raise TokumeiError("--db-url is required when --landing is an s3:// URL")
+        settings = Settings(
+            landing=landing_dir,
+            db_url=db_url or f"sqlite:///{landing_dir.resolve() / 'ops.db'}",
+            out=out_dir,
+            policy_dir=policy or default_policy_dir(),
+            partitions=partitions,
+            landing_url=landing_url,
+            out_url=out_url,
+        ).resolved()
+
+        def progress(step: str, phase: str, seconds: float | None) -> None:
+            if phase == "start":
+                err.print(f"[bold]▶ {step}[/bold] …")
+            else:
+                err.print(f"  [green]✓[/green] {step} ({seconds:.1f} s)")
+
+        # --debug keeps the steps in-process so that tracebacks show where a step failed
+        isolate = isolate_steps and not debug
+        result = run_all(settings, date, progress=progress, isolate=isolate)
+    except TokumeiError as exc:
+        if debug:
+            raise
+        err.print(f"[red]✗ run failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # noqa: BLE001 - never print a raw exception message
+        if debug:
+            raise
+        err.print(f"[red]✗ run failed:[/red] {safe_reason(exc, 'run')}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    base = result["publish"].get("release") or settings.out  # s3://…/releases/<run_id>
+    reports = f"{base}/reports/date={date}"
+    err.print(f"[bold green]published[/bold green] run {result['run_id']}")
+    for p in result["publish"]["published"]:
+        err.print(f"  {base}/{p}")
+    err.print(f"  reports: {reports}")
+    if settings.out_url:
+        err.print(f"  pointer: {result['publish']['pointer']}")
+
+
+@app.command("mirror")
+def mirror(
+    out: Annotated[str, typer.Option(help="the s3:// output URL whose pointer to follow")],
+    local_out: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="TOKUMEI_LOCAL_OUT",
+            help="the local build root runs use (default: the same as `tokumei run`)",
+        ),
+    ] = None,
+) -> None:
+    """Re-sync the local mirror with the release the pointer names.
+
+    A run with an s3:// output refuses to start while its local mirror lags behind the pointer
+    (a failed local update after a publish, or another machine published); this downloads the
+    missing releases, verified, so that the run can be retried.
+    """
+    import json
+
+    from tokumei.infra.errors import TokumeiError, safe_reason
+    from tokumei.infra.objectstore import is_url, locations, sync_mirror
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        if not is_url(out):
+            raise TokumeiError("--out must be an s3:// URL: a local output has no mirror")
+        _, _, default_local, out_url = locations(out, out)
+        assert out_url
+        result = sync_mirror(out_url, local_out or default_local)
+    except TokumeiError as exc:
+        err.print(f"[red]✗ mirror failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # noqa: BLE001 - never print a raw exception message
+        err.print(f"[red]✗ mirror failed:[/red] {safe_reason(exc, 'mirror')}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    print(json.dumps(result, indent=2, sort_keys=True))
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    """Entry point that keeps tracebacks off by default."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

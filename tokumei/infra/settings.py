@@ -1,0 +1,79 @@
+"""Run settings: where landing data, the operational DB, outputs and the policy are.
+
+The same settings object drives the CLI and the DAG; under Airflow it is read from ``TOKUMEI_*``
+environment variables, so that DAG files stay free of configuration (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+from tokumei.anonymize.policy import default_policy_dir
+from tokumei.infra.errors import TokumeiError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things are. Paths are absolute after :meth:`resolved`."""
+
+    landing: Path
+    db_url: str
+    out: Path
+    policy_dir: Path = default_policy_dir()
+    partitions: int = 1
+    # object storage (tokumei.infra.objectstore): s3:// URLs; then `landing` is unused and `out` is
+    # the local build root (staging, work layer, quarantine)
+    landing_url: str | None = None
+    out_url: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings from ``TOKUMEI_LANDING``, ``TOKUMEI_DB_URL``, ``TOKUMEI_OUT``, ``TOKUMEI_POLICY``."""
+        missing = [v for v in ("TOKUMEI_LANDING", "TOKUMEI_OUT") if not os.environ.get(v)]
+        if missing:
+            raise TokumeiError(f"environment variable(s) {', '.join(missing)} must be set")
+        from tokumei.infra.objectstore import locations
+
+        landing, landing_url, out, out_url = locations(
+            os.environ["TOKUMEI_LANDING"], os.environ["TOKUMEI_OUT"]
+        )
+        if landing_url and not os.environ.get("TOKUMEI_DB_URL"):
+            raise TokumeiError("TOKUMEI_DB_URL must be set when TOKUMEI_LANDING is a URL")
+        return cls(
+            landing=landing,
+            db_url=os.environ.get("TOKUMEI_DB_URL") or f"sqlite:///{landing / 'ops.db'}",
+            out=out,
+            policy_dir=Path(os.environ.get("TOKUMEI_POLICY") or default_policy_dir()),
+            partitions=int(os.environ.get("TOKUMEI_PARTITIONS", "1")),
+            landing_url=landing_url,
+            out_url=out_url,
+        ).resolved()
+
+    def resolved(self) -> Settings:
+        """Absolute paths, checked: a missing landing zone or policy is a clear error."""
+        landing, out, policy = self.landing.resolve(), self.out.resolve(), self.policy_dir.resolve()
+        if not self.landing_url and not landing.is_dir():
+            raise TokumeiError(f"landing directory {landing} does not exist")
+        if not policy.is_dir():
+            raise TokumeiError(f"policy directory {policy} does not exist")
+        if self.partitions < 1:
+            raise TokumeiError("partitions must be at least 1")
+        return replace(self, landing=landing, out=out, policy_dir=policy)
+
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def check_day(day: str) -> str:
+    """``YYYY-MM-DD`` and a real calendar date, or a clear error."""
+    if not _DAY.match(day):
+        raise TokumeiError(f"date {day!r} is not in YYYY-MM-DD form")
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        raise TokumeiError(f"date {day!r} is not a calendar date") from None
+    return day

@@ -1,0 +1,283 @@
+"""Paths of a run, the work layer, staging and the atomic publish (DESIGN §5).
+
+A run writes everything it will publish under ``<out>/_staging/<run_id>/`` first. Publishing moves
+each finished partition directory into ``published/`` with ``os.replace`` (atomic on one file
+system), so readers see either yesterday's complete partition or today's, never half a file.
+Raw and pseudonymized data live only in ``<out>/_work/<run_id>/``, which is removed when the run
+ends, success or failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tokumei.infra.settings import Settings
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every path one run touches."""
+
+    settings: Settings
+    day: str
+    run_id: str
+
+    @property
+    def work(self) -> Path:
+        return self.settings.out / "_work" / self.run_id
+
+    @property
+    def staging(self) -> Path:
+        return self.settings.out / "_staging" / self.run_id
+
+    @property
+    def published(self) -> Path:
+        return self.settings.out / "published"
+
+    @property
+    def reports(self) -> Path:
+        return self.settings.out / "reports" / f"date={self.day}"
+
+    def quarantine(self, source: str) -> Path:
+        return self.settings.out / "quarantine" / source / f"date={self.day}"
+
+    def layer(self, name: str) -> Path:
+        """A work-layer folder (``extracted``, ``filtered``, ``pseudo``, …), created on demand."""
+        path = self.work / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def staged_table(self, kind: str, table: str) -> Path:
+        return self.staging / "published" / kind / table / f"date={self.day}" / "part-0.parquet"
+
+    @property
+    def retained(self) -> Path:
+        """The retained pseudonymous layers (``tokumei.stats.periods``), kept across runs."""
+        return self.settings.out / "retained"
+
+    def staged_retained(self, dataset: str) -> Path:
+        """This run's partition of a retained dataset, staged until publish; created."""
+        path = self.staging / "retained" / dataset / f"date={self.day}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def staged_reports(self) -> Path:
+        return self.staging / "reports"
+
+    def step_record(self, step: str) -> Path:
+        return self.layer("steps") / f"{step}.json"
+
+
+#: zstd at level 1 instead of Polars' default level 3, for every Parquet file tokumei writes.
+#: Each step rewrites the day's work layer, and compression was most of that cost: the 9.1M-row
+#: pseudonymized events of the 10M-event day write in 8.8 s instead of 13.1 s (17.2 vs 25.7
+#: CPU-s) for 1,259 vs 1,284 MB; lz4 and snappy write no faster and are ~1.8x larger.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
+
+
+def write_parquet(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> int:
+    """Write (streaming for LazyFrames) and return the row count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(frame, pl.LazyFrame):
+        frame.sink_parquet(tmp, **PARQUET_OPTIONS)
+        rows = pl.scan_parquet(tmp).select(pl.len()).collect().item()
+    else:
+        frame.write_parquet(tmp, **PARQUET_OPTIONS)
+        rows = frame.height
+    os.replace(tmp, path)
+    return rows
+
+
+def save_record(paths: RunPaths, step: str, record: dict[str, Any]) -> None:
+    """Persist a step's counts so a later task (maybe on another worker) can build the manifest."""
+    paths.step_record(step).write_text(json.dumps(record, sort_keys=True, default=str))
+
+
+def load_record(paths: RunPaths, step: str) -> dict[str, Any]:
+    path = paths.step_record(step)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+#: Journal of a publish in progress, under ``published/``; see :func:`publish_tree`.
+PUBLISHING = ".publishing"
+#: Where replaced partitions wait, under ``published/``, until the publish commits.
+TRASH = ".trash"
+
+
+def publish_tree(paths: RunPaths) -> list[str]:
+    """Move every staged partition and the reports into place; return what was published.
+
+    The release is published as a whole or not at all, as far as renames allow: each item is
+    swapped with two renames (old → ``published/.trash``, new → place), and the replaced items
+    are kept until every swap is done. If a swap fails, the swaps already done are undone in
+    reverse (the new items go back to staging, the old ones back into place), so readers never
+    keep a mix of old and new tables, nor a subset of a new release. A journal
+    (``published/.publishing``) lists the swaps before the first one and is removed once the
+    last one is done (the commit point): a publish killed half way is rolled back by the next
+    publish. A reader never sees a partially written file.
+    """
+    _recover(paths.published)
+    published: list[str] = []
+    moves: list[tuple[Path, Path]] = []
+    staged_pub = paths.staging / "published"
+    for part in sorted(staged_pub.glob("*/*/date=*")):
+        rel = part.relative_to(staged_pub)
+        moves.append((part, paths.published / rel))
+        published.append(str(Path("published") / rel))
+    # The day's retained activity partitions swap in with the release (not listed as published:
+    # they are pseudonymous work data for later runs, never for analysts).
+    staged_ret = paths.staging / "retained"
+    for part in sorted(staged_ret.glob("*/date=*")):
+        moves.append((part, paths.retained / part.relative_to(staged_ret)))
+    if paths.staged_reports.exists():
+        moves += [
+            (item, paths.reports / item.name) for item in sorted(paths.staged_reports.iterdir())
+        ]
+    # journal paths are relative to the out dir: workers may mount it at different places
+    out = paths.published.parent
+    trash = paths.published / TRASH / paths.run_id
+    swaps = [
+        {
+            "src": str(src.relative_to(out)),
+            "target": str(target.relative_to(out)),
+            "old": str((trash / f"{i:05d}").relative_to(out)),
+            "had_old": target.exists(),
+        }
+        for i, (src, target) in enumerate(moves)
+    ]
+    _write_journal(paths.published, swaps)
+    done: list[dict[str, Any]] = []
+    try:
+        for swap in swaps:
+            done.append(swap)
+            _swap_dir(out / swap["src"], out / swap["target"], out / swap["old"])
+    except BaseException:
+        _roll_back(out, done)
+        (paths.published / PUBLISHING).unlink()
+        shutil.rmtree(paths.published / TRASH, ignore_errors=True)
+        raise
+    (paths.published / PUBLISHING).unlink()  # the commit point
+    shutil.rmtree(paths.published / TRASH, ignore_errors=True)
+    return published
+
+
+def _swap_dir(src: Path, target: Path, old: Path) -> None:
+    """Put ``src`` (a directory or a file) at ``target``; the replaced item goes to ``old``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(src, target)
+
+
+def _write_journal(published: Path, swaps: list[dict[str, Any]]) -> None:
+    published.mkdir(parents=True, exist_ok=True)
+    tmp = published / (PUBLISHING + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(swaps, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, published / PUBLISHING)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _roll_back(out: Path, swaps: list[dict[str, Any]]) -> None:
+    """Undo swaps (done, half done or not started), last first.
+
+    A swap's new item goes back to its staging place when that still exists (so a retried
+    publish task can publish it), else it is deleted; the replaced item goes back into place.
+    """
+    for swap in reversed(swaps):
+        src, target, old = (out / swap[k] for k in ("src", "target", "old"))
+        if swap["had_old"] and not old.exists():
+            continue  # not started: target still holds the old item
+        if target.exists():  # the new item is in place
+            if src.parent.is_dir() and not src.exists():
+                os.replace(target, src)
+            else:
+                _remove(target)
+        if old.exists():
+            os.replace(old, target)
+
+
+def _recover(published: Path) -> None:
+    """Roll back a publish that a killed process left half done; drop leftover trash."""
+    journal = published / PUBLISHING
+    if journal.exists():
+        _roll_back(published.parent, json.loads(journal.read_text()))
+        journal.unlink()
+    (published / (PUBLISHING + ".tmp")).unlink(missing_ok=True)
+    shutil.rmtree(published / TRASH, ignore_errors=True)
+
+
+def build_catalog(published: Path) -> list[str]:
+    """(Re)create ``published/catalog.duckdb`` with one view per published table.
+
+    Views use relative-free absolute globs with Hive partitioning, so ``date`` is a column and a
+    new partition shows up without touching the catalog. Built in a temp file and swapped in.
+    """
+    import duckdb
+
+    views: list[str] = []
+    tmp = published / "catalog.duckdb.tmp"
+    _remove_catalog_tmp(tmp)
+    try:
+        con = duckdb.connect(str(tmp))
+    except BaseException:
+        _remove_catalog_tmp(tmp)
+        raise
+    try:
+        kinds = (p for p in published.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for kind_dir in sorted(kinds):
+            for table_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
+                if not any(table_dir.glob("date=*/*.parquet")):
+                    continue
+                name = (
+                    table_dir.name
+                    if kind_dir.name == "stats"
+                    else f"{kind_dir.name}_{table_dir.name}"
+                )
+                glob = str(table_dir / "date=*" / "*.parquet").replace("'", "''")
+                con.execute(
+                    f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM '
+                    f"read_parquet('{glob}', hive_partitioning = false)"
+                )
+                views.append(name)
+    except BaseException:
+        con.close()
+        _remove_catalog_tmp(tmp)
+        raise
+    con.close()
+    os.replace(tmp, published / "catalog.duckdb")
+    return views
+
+
+def _remove_catalog_tmp(tmp: Path) -> None:
+    """A half-built catalog (and its write-ahead log) must not stay under ``published/``."""
+    for path in (tmp, tmp.with_name(tmp.name + ".wal")):
+        path.unlink(missing_ok=True)
+
+
+def remove_run_dirs(paths: RunPaths) -> None:
+    """Delete the work layer and staging of a run (called on success and on failure)."""
+    for d in (paths.work, paths.staging):
+        shutil.rmtree(d, ignore_errors=True)
+    for parent in (paths.work.parent, paths.staging.parent):
+        with contextlib.suppress(OSError):
+            parent.rmdir()

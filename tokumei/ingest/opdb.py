@@ -1,0 +1,64 @@
+"""Read the operational database (users, consents, rights requests) into typed Polars frames.
+
+Any SQLAlchemy URL works (SQLite by default, PostgreSQL in production). Columns are checked
+against the policy exactly like landing files: an unclassified column stops the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+import sqlalchemy as sa
+
+from tokumei.anonymize.policy import SourcePolicy
+from tokumei.ingest.sources import type_records
+
+#: Rows fetched (and turned into text) per batch.
+FETCH_ROWS = 50_000
+
+
+class DatabaseError(RuntimeError):
+    """The operational DB cannot be read (the URL's password is never included)."""
+
+
+def read_table(db_url: str, table: str, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """All rows of ``table`` typed by the policy: (good rows, quarantined rows with reasons).
+
+    Values go through text and the same DuckDB checks as landing files, so a DB row with an
+    impossible date is quarantined with a reason instead of failing the run or slipping through.
+    Row-wise Python here is bounded by the DB tables (users, consents, requests), not by logs.
+    """
+    engine = sa.create_engine(db_url)
+    safe_url = sa.engine.make_url(db_url).render_as_string(hide_password=True)
+    batches: list[pl.DataFrame] = []
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            if not inspector.has_table(table):
+                raise DatabaseError(f"table {table!r} not found in {safe_url}")
+            cols = [c["name"] for c in inspector.get_columns(table)]
+            policy.check_columns(cols, where=f"table {table} of {safe_url}")
+            result = conn.execution_options(stream_results=True).execute(
+                sa.text(f'SELECT * FROM "{table}"')
+            )
+            # Batch by batch: the whole table as Python row tuples and str objects peaked at
+            # 1.55 GiB for 500,000 users (a 0.1 GiB frame); per batch the peak follows the batch.
+            while rows := result.fetchmany(FETCH_ROWS):
+                batches.append(_as_text(rows, cols))
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"cannot read {table!r} from {safe_url}: {exc.__class__.__name__}"
+        ) from None
+    finally:
+        engine.dispose()
+    raw = pl.concat(batches) if batches else _as_text([], cols)
+    return type_records(raw, policy, name=f"table {table}", require_offset=False)
+
+
+def _as_text(rows: Sequence[Sequence[object]], cols: list[str]) -> pl.DataFrame:
+    """Rows as an all-string frame: every value goes through ``str`` like a landing value."""
+    return pl.DataFrame(
+        {c: [None if r[i] is None else str(r[i]) for r in rows] for i, c in enumerate(cols)},
+        schema=dict.fromkeys(cols, pl.String),
+    )

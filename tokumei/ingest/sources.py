@@ -1,0 +1,503 @@
+"""Read landing files (DESIGN §3) into typed Parquet, quarantining every malformed line with a reason.
+
+Why DuckDB for the parsing: a landing file may hold invalid UTF-8, broken JSON, arrays instead of
+objects, numbers where strings belong and impossible timestamps, all mixed with good lines. Polars'
+JSON reader fails a whole file on the first bad line; DuckDB's ``json_valid`` / ``json_type`` /
+``TRY_CAST`` judge each line in one vectorized pass, so bad lines are set aside with a reason and
+good lines keep flowing. The types come from the policy (the contract), never from inference.
+
+Why the JSON Lines path looks the way it does (issue 6, 10M events a day): every copy of a line
+and every JSON parse costs seconds per million lines. So the decompressed bytes are read in
+bounded chunks (:data:`CHUNK_BYTES`), split with numpy and handed to DuckDB *zero-copy* as one
+Arrow binary column (no Python object per line), and one streaming SELECT (no temp table)
+decodes, validates and parses each line a fixed, small number of times: ``json_valid``, one
+``json_extract_string`` with the list of all policy paths, one ``json_keys`` for the unknown-column
+rule, and ``json_type`` only on the rare lines where a value looks like an object or array. Memory
+is bounded by a chunk plus the typed result, not by the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from tokumei.anonymize.policy import ColumnPolicy, SourcePolicy
+
+LANDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv", ".csv.gz", ".parquet")
+
+#: Decompressed bytes parsed per DuckDB query. Bounds extraction memory (the chunk, its Arrow view
+#: and DuckDB's streaming buffers) independently of the file size; 128 MiB is ~230k event lines,
+#: large enough that per-query overhead is negligible.
+CHUNK_BYTES = 128 * 1024 * 1024
+
+#: DuckDB limits per connection. The JSON query streams and needs little memory; the limit keeps
+#: a pathological file (or a large CSV, which is loaded into a temp table) from growing without
+#: bound. Spilling is switched off: DuckDB's default spill directory is ``./.tmp``, and spilled
+#: pages would be raw landing data outside the landing zone and the run's work directory
+#: (DESIGN §1), so an over-limit file fails instead. Threads: the machine's cores, at most 4.
+DUCKDB_MEMORY_LIMIT = "2GB"
+DUCKDB_THREADS = min(os.cpu_count() or 1, 4)
+
+#: Decompressed bytes per read call (Arrow's gzip stream is cheapest with ~1 MiB reads).
+_READ_STEP = 1 << 20
+
+#: Bytes scanned per numpy comparison when looking for newlines (cache-sized; a single comparison
+#: over a whole chunk would allocate a bool array as large as the chunk).
+_SCAN_STEP = 1 << 22
+
+#: JSON whitespace, for "is the top-level value an object" without a second parse.
+_JSON_WS = "' ' || chr(9) || chr(10) || chr(13)"
+
+_TS_SHAPE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$"
+
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "bool": pl.Boolean(),
+    "timestamp": pl.Datetime("us", "UTC"),
+    "date": pl.Date(),
+}
+
+
+@dataclass
+class ExtractCounts:
+    """Row accounting for one source and date (DESIGN §1.3)."""
+
+    input: int = 0
+    kept: int = 0
+    quarantined: int = 0
+    files: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def landing_files(landing: Path, source: str, day: str) -> list[Path]:
+    """Landing files of one source and date, sorted for a deterministic order."""
+    part = Path(landing) / source / f"date={day}"
+    if not part.is_dir():
+        return []
+    return sorted(p for p in part.iterdir() if p.is_file() and p.name.endswith(LANDING_SUFFIXES))
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with bounded memory and threads, timestamps in UTC."""
+    con = duckdb.connect(
+        config={
+            "memory_limit": DUCKDB_MEMORY_LIMIT,
+            "threads": DUCKDB_THREADS,
+            "temp_directory": "",
+        },
+    )
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _open(path: Path) -> pa.NativeFile:
+    """The file's decompressed byte stream.
+
+    Arrow's gzip stream (C++ zlib, concatenated members included) costs ~25 % less CPU than
+    Python's ``gzip`` module when read in 1 MiB pieces (1.3 s vs 1.7 s per 550 MB part).
+    """
+    raw = pa.OSFile(str(path))
+    return pa.CompressedInputStream(raw, "gzip") if path.name.endswith(".gz") else raw
+
+
+def _read_block(fh: pa.NativeFile, size: int) -> bytes:
+    """About ``size`` decompressed bytes (fewer only at the end of the file)."""
+    pieces: list[bytes] = []
+    got = 0
+    while got < size:
+        piece = fh.read(min(_READ_STEP, size - got))
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def _chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[memoryview]:
+    """Decompressed content of ``path`` in pieces of about ``chunk_bytes`` that end at a newline.
+
+    A line is never split across pieces (the tail after the last newline is carried over), so
+    each piece can be typed on its own. Pieces are memoryviews so that nothing is copied again.
+    """
+    size = chunk_bytes or CHUNK_BYTES  # read at call time, so tests can shrink it
+    carry = b""
+    with _open(path) as fh:
+        while True:
+            block = _read_block(fh, size)
+            if not block:
+                break
+            data = carry + block if carry else block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # one line longer than a chunk: keep reading
+                carry = data
+                continue
+            carry = data[cut:]
+            yield memoryview(data)[:cut]
+    if carry:
+        yield memoryview(carry)
+
+
+def _prefetch(chunks: Iterator[memoryview]) -> Iterator[memoryview]:
+    """Produce ``chunks`` one item ahead in a thread.
+
+    zlib (and file reads) release the GIL, so the next chunk decompresses on one core while
+    DuckDB types the current one; decompression is ~20 % of extraction when done in series.
+    At most two chunks (plus the one being filled) are alive at once.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="tokumei-read") as pool:
+        ahead = pool.submit(next, chunks, None)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(next, chunks, None)
+            yield item
+
+
+def _int64(values: np.ndarray) -> pa.Array:
+    """A numpy int64 array as Arrow without copying (``pa.array`` takes a slow path here)."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+@dataclass
+class _Lines:
+    """The lines of one chunk: an Arrow table for DuckDB plus where each line's bytes are."""
+
+    table: pa.Table  # _line (1-based number in the file), _n (bytes without "\n"), _raw
+    starts: np.ndarray  # byte offset of each line in ``data``
+    sizes: np.ndarray  # length of each line without its newline
+    data: memoryview
+    first: int  # number of the chunk's first line
+
+    def raw(self, line: int) -> bytes:
+        """The line exactly as received (without its newline)."""
+        i = line - self.first
+        s = int(self.starts[i])
+        return bytes(self.data[s : s + int(self.sizes[i])])
+
+
+def _split_lines(data: memoryview, first: int) -> _Lines:
+    """Split a chunk into lines with numpy; the Arrow column points into ``data`` (no copy).
+
+    Arrow offsets must be contiguous, so each value keeps its trailing newline (JSON whitespace:
+    it changes no verdict); ``_n`` is the length without it and ``raw`` cuts it off again.
+    """
+    buf = np.frombuffer(data, np.uint8)
+    found = [
+        np.flatnonzero(buf[i : i + _SCAN_STEP] == 10) + i for i in range(0, len(buf), _SCAN_STEP)
+    ]
+    nl = np.concatenate(found) if found else np.empty(0, np.int64)
+    ends = nl + 1
+    if len(buf) and buf[-1] != 10:
+        ends = np.append(ends, len(buf))
+    offsets = np.zeros(len(ends) + 1, np.int64)
+    offsets[1:] = ends
+    sizes = np.diff(offsets) - (buf[ends - 1] == 10 if len(ends) else 0)
+    raw = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    numbers = np.arange(first, first + len(ends), dtype=np.int64)
+    table = pa.table({"_line": _int64(numbers), "_n": _int64(sizes), "_raw": raw})
+    return _Lines(table, offsets[:-1], sizes, data, first)
+
+
+def _sql_str(name: str) -> str:
+    """A SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_lit(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _typed_sql(
+    name: str, col: ColumnPolicy, src: str, require_offset: bool = True
+) -> tuple[str, str]:
+    """(typed value expression, failure condition) for one column, given its raw text ``src``."""
+    t = col.type
+    if t == "string":
+        return src, "FALSE"
+    if t == "int":
+        expr = f"TRY_CAST({src} AS BIGINT)"
+    elif t == "float":
+        expr = f"TRY_CAST({src} AS DOUBLE)"
+    elif t == "bool":
+        expr = (
+            f"CASE lower({src}) WHEN 'true' THEN TRUE WHEN '1' THEN TRUE "
+            f"WHEN 'false' THEN FALSE WHEN '0' THEN FALSE END"
+        )
+    elif t == "timestamp":
+        shape = _TS_SHAPE if require_offset else _TS_SHAPE.replace(")$", ")?$")
+        expr = f"CASE WHEN regexp_matches({src}, '{shape}') THEN TRY_CAST({src} AS TIMESTAMPTZ) END"
+    elif t == "date":
+        expr = f"TRY_CAST({src} AS DATE)"
+    else:  # pragma: no cover - the policy model restricts types
+        raise ValueError(t)
+    return expr, f"({src} IS NOT NULL AND {expr} IS NULL)"
+
+
+def _validation_sql(
+    policy: SourcePolicy,
+    from_sql: str,
+    raw: Callable[[int, str], str],
+    pre: tuple[tuple[str, str], ...] = (),
+    wrong_type: Callable[[int, str], str] | None = None,
+    require_offset: bool = True,
+    extra: tuple[str, ...] = (),
+) -> str:
+    """One SELECT that types every column and names the first problem of each line.
+
+    ``raw(i, name)`` is the SQL text of column ``name`` (policy position ``i``) before typing;
+    ``pre`` are line-level checks that come first (UTF-8, JSON, object); ``wrong_type(i, name)``
+    flags a JSON object or array where a scalar belongs. The order of the checks is the order
+    of the reasons: the first failing one is the line's reason.
+    """
+    typed_cols: list[str] = []
+    selects: list[str] = ["_line", *extra]
+    reasons: list[tuple[str, str]] = list(pre)
+    for i, (name, col) in enumerate(policy.columns.items()):
+        src = raw(i, name)
+        expr, _ = _typed_sql(name, col, src, require_offset)
+        # Typed once in the inner SELECT; the checks below read the typed column, so a
+        # timestamp's regexp and cast run once per line, not once per check.
+        typed = f'"_t{i}"'
+        typed_cols.append(f"{expr} AS {typed}")
+        if wrong_type is not None:
+            reasons.append((wrong_type(i, name), f"field {name}: wrong type"))
+        if col.required:
+            reasons.append((f"{src} IS NULL", f"missing required field {name}"))
+        if col.type != "string":
+            bad = f"({src} IS NOT NULL AND {typed} IS NULL)"
+            reasons.append((bad, f"field {name}: not a valid {col.type}"))
+        if col.allowed is not None:
+            allowed = ", ".join(_sql_lit(a) for a in col.allowed)
+            reasons.append((f"{src} NOT IN ({allowed})", f"field {name}: value not allowed"))
+        if col.min is not None:
+            reasons.append((f"{typed} < {col.min}", f"field {name}: below minimum"))
+        if col.max is not None:
+            reasons.append((f"{typed} > {col.max}", f"field {name}: above maximum"))
+        selects.append(f"{typed} AS {_sql_str(name)}")
+    case = " ".join(f"WHEN {cond} THEN {_sql_lit(why)}" for cond, why in reasons)
+    selects.append(f"CASE {case} END AS _reason" if reasons else "NULL::VARCHAR AS _reason")
+    inner = f"(SELECT *{''.join(', ' + t for t in typed_cols)} FROM {from_sql}) AS typed"
+    return f"SELECT {', '.join(selects)} FROM {inner}"
+
+
+def _json_sql(policy: SourcePolicy) -> str:
+    """The streaming SELECT over the registered ``lines`` table of one JSON Lines chunk.
+
+    Each line is decoded once and parsed by ``json_valid``, one ``json_extract_string`` over all
+    policy paths and one ``json_keys``. Measured per 1M lines (one thread), each of those is
+    ~0.5-0.8 s of CPU, so everything else avoids parsing: whether the top level is an object is read
+    from its first non-blank character (exact for valid JSON); ``json_type`` runs only on lines
+    where some extracted value starts like an object or array; and the unknown-key test compares
+    the key list with the policy's columns in policy order (what exporters write) before falling
+    back to the ~3x dearer ``list_has_all``. ``_known`` is FALSE on an object carrying a key the
+    policy does not classify.
+    """
+    names = list(policy.columns)
+    paths = "[" + ", ".join(_sql_lit("$." + n) for n in names) + "]"
+    known = "[" + ", ".join(_sql_lit(n) for n in names) + "]::VARCHAR[]"
+    values = "".join(f', _v[{i + 1}] AS "_v{i}"' for i in range(len(names)))
+    nested = " OR ".join(
+        f"starts_with(\"_v{i}\", '{{') OR starts_with(\"_v{i}\", '[')" for i in range(len(names))
+    )
+    parsed = (
+        "(WITH d AS (SELECT _line, TRY(decode(_raw)) AS _u FROM lines WHERE _n > 0), "
+        "v AS (SELECT _line, _u, coalesce(json_valid(_u), FALSE) AS _valid FROM d), "
+        "o AS (SELECT *, _valid AND CASE WHEN starts_with(_u, '{') THEN TRUE "
+        f"ELSE starts_with(ltrim(_u, {_JSON_WS}), '{{') END AS _obj FROM v), "
+        f"x AS (SELECT *, CASE WHEN _obj THEN json_extract_string(_u, {paths}) END AS _v, "
+        f"CASE WHEN NOT _obj THEN NULL WHEN json_keys(_u) = {known} THEN TRUE "
+        f"ELSE list_has_all({known}, json_keys(_u)) END AS _known FROM o), "
+        f"y AS (SELECT _line, _u, _valid, _obj, _known{values} FROM x) "
+        f"SELECT *, CASE WHEN {nested or 'FALSE'} THEN json_type(_u, {paths}) END AS _ty "
+        "FROM y) AS parsed"
+    )
+    pre = (
+        ("_u IS NULL", "invalid UTF-8"),
+        ("NOT _valid", "malformed JSON"),
+        ("NOT _obj", "not a JSON object"),
+    )
+    return _validation_sql(
+        policy,
+        parsed,
+        raw=lambda i, _: f'"_v{i}"',
+        pre=pre,
+        wrong_type=lambda i, _: f"coalesce(_ty[{i + 1}] IN ('OBJECT', 'ARRAY'), FALSE)",
+        extra=("_known",),
+    )
+
+
+def _unknown_keys(con: duckdb.DuckDBPyConnection, policy: SourcePolicy, path: Path) -> None:
+    """Raise :class:`UnclassifiedColumnError` naming the keys of ``lines`` outside the policy.
+
+    Only called when the main query found such a key, so the extra parse is on the error path.
+    """
+    keys = con.sql(
+        "SELECT DISTINCT unnest(json_keys(_u)) AS k FROM "
+        "(SELECT TRY(decode(_raw)) AS _u FROM lines WHERE _n > 0) "
+        f"WHERE json_valid(_u) AND starts_with(ltrim(_u, {_JSON_WS}), '{{') ORDER BY k"
+    ).fetchall()
+    policy.check_columns([k for (k,) in keys], where=path.name)
+
+
+def _read_json_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """JSON Lines (optionally gzip): chunk by chunk, so memory follows the chunk, not the file."""
+    sql = _json_sql(policy)
+    goods: list[pl.DataFrame] = []
+    bads: list[pl.DataFrame] = []
+    first = 1
+    con = _connect()
+    try:
+        for data in _prefetch(_chunks(path)):
+            lines = _split_lines(data, first)
+            first += len(lines.sizes)
+            con.register("lines", lines.table)
+            checked = con.sql(sql).pl()
+            if checked["_known"].eq(False).any():
+                _unknown_keys(con, policy, path)
+            con.unregister("lines")
+            good, bad = _split_checked(checked.drop("_known"), policy)
+            del checked
+            goods.append(good)
+            if bad.height:
+                raws = [lines.raw(n) for n in bad["_line"].to_list()]
+                bads.append(_quarantine(bad, pl.Series("_raw", raws, pl.Binary), path.name))
+            del lines, data
+    finally:
+        con.close()
+    good = pl.concat(goods, rechunk=False) if goods else _typed_empty(policy)
+    bad = pl.concat(bads) if bads else empty_quarantine()
+    return good, bad
+
+
+def read_landing_file(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Parse one landing file into (typed good rows, quarantined rows with ``reason``).
+
+    Quarantined rows keep the raw line (binary, exactly as received) so that an operator can
+    repair and replay them; the quarantine folder is access-restricted like the landing zone.
+    """
+    name = path.name
+    if name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+        return _read_json_lines(path, policy)
+    con = _connect()
+    try:
+        reader = (
+            f"read_parquet({_sql_lit(str(path))}, hive_partitioning = false)"
+            if name.endswith(".parquet")
+            else f"read_csv({_sql_lit(str(path))}, all_varchar = true, header = true, "
+            "hive_partitioning = false)"
+        )
+        cols = con.sql(f"SELECT * FROM {reader} LIMIT 0").columns
+        policy.check_columns(cols, where=name)
+        missing = "".join(
+            f", NULL::VARCHAR AS {_sql_str(m)}" for m in policy.columns if m not in cols
+        )
+        # Streamed twice (all rows, then the bad ones' raw text) instead of a temp table, so a
+        # large CSV costs the typed result, not a second copy of the file in DuckDB.
+        parsed = f"(SELECT row_number() OVER () AS _line, *{missing} FROM {reader}) AS parsed"
+        sql = _validation_sql(policy, parsed, raw=lambda _, n: f"CAST({_sql_str(n)} AS VARCHAR)")
+        pack = ", ".join(_sql_str(c) for c in cols)
+        raw_sql = f"SELECT _line, CAST(to_json(struct_pack({pack})) AS BLOB) AS _raw FROM {parsed}"
+        return _split(con, sql, raw_sql, policy, name)
+    finally:
+        con.close()
+
+
+def _split_checked(
+    checked: pl.DataFrame, policy: SourcePolicy
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(good rows cast to the policy's Polars types, bad ``_line``/``_reason`` pairs)."""
+    good = checked.filter(pl.col("_reason").is_null())
+    good = good.select([pl.col(c).cast(POLARS_TYPES[p.type]) for c, p in policy.columns.items()])
+    bad = checked.filter(pl.col("_reason").is_not_null()).select("_line", "_reason")
+    return good, bad
+
+
+def _quarantine(bad: pl.DataFrame, raw: pl.Series, name: str) -> pl.DataFrame:
+    """The quarantine schema for ``bad`` (``_line``, ``_reason``) with the raw lines in order.
+
+    The reasons are copied into fresh memory on purpose: a filtered string column is a view
+    that keeps the whole chunk's DuckDB result alive, and the extract step holds every file's
+    quarantine until the source is done (measured: +0.4 GiB resident per 1M-line part, 4.9 GiB
+    over a 10M-event day, against ~1k bad rows per part).
+    """
+    reasons = pl.Series("_reason", bad["_reason"].to_list(), pl.String)
+    return bad.with_columns(raw, reasons).select(
+        pl.lit(name).alias("file"),
+        pl.col("_line").cast(pl.Int64).alias("line"),
+        pl.col("_reason").alias("reason"),
+        pl.col("_raw").alias("raw"),
+    )
+
+
+def _split(
+    con: duckdb.DuckDBPyConnection, sql: str, raw_sql: str, policy: SourcePolicy, name: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Run ``sql``; fetch the raw text (``raw_sql``: ``_line``, ``_raw``) of the bad rows only."""
+    good, bad = _split_checked(con.sql(sql).pl(), policy)
+    if not bad.height:
+        return good, empty_quarantine()
+    con.register("_bad_lines", bad.select("_line").to_arrow())
+    raws = con.sql(
+        f"SELECT _line, _raw FROM ({raw_sql}) AS r WHERE _line IN (SELECT _line FROM _bad_lines)"
+    ).pl()
+    bad = bad.join(raws, on="_line", how="left")
+    return good, _quarantine(bad.drop("_raw"), bad["_raw"], name)
+
+
+def type_records(
+    records: pl.DataFrame, policy: SourcePolicy, name: str, require_offset: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Type a frame of text columns (e.g. rows read from the operational DB) by the policy.
+
+    The same checks as for landing files apply; ``require_offset=False`` accepts timestamps
+    without an offset as UTC (how SQLite and most ORMs store them).
+    """
+    policy.check_columns(records.columns, where=name)
+    text = records.select(pl.all().cast(pl.String)).with_row_index("_line", offset=1)
+    text = text.with_columns(pl.col("_line").cast(pl.Int64))
+    for missing in set(policy.columns) - set(records.columns):
+        text = text.with_columns(pl.lit(None, dtype=pl.String).alias(missing))
+    con = _connect()
+    try:
+        con.register("parsed", text.to_arrow())
+        sql = _validation_sql(
+            policy,
+            "parsed",
+            raw=lambda _, n: f"CAST({_sql_str(n)} AS VARCHAR)",
+            require_offset=require_offset,
+        )
+        pack = ", ".join(_sql_str(c) for c in records.columns) or "x := NULL"
+        raw_sql = f"SELECT _line, CAST(to_json(struct_pack({pack})) AS BLOB) AS _raw FROM parsed"
+        return _split(con, sql, raw_sql, policy, name)
+    finally:
+        con.close()
+
+
+def _typed_empty(policy: SourcePolicy) -> pl.DataFrame:
+    """No rows, the policy's columns and Polars types (what a file without good lines yields)."""
+    return pl.DataFrame(schema={c: POLARS_TYPES[p.type] for c, p in policy.columns.items()})
+
+
+def empty_quarantine() -> pl.DataFrame:
+    """The quarantine schema with no rows."""
+    return pl.DataFrame(
+        schema={"file": pl.String, "line": pl.Int64, "reason": pl.String, "raw": pl.Binary}
+    )
+
+
+def empty_frame(policy: SourcePolicy) -> pl.DataFrame:
+    """A typed frame with the policy's columns and no rows (a source with no files that day)."""
+    return _typed_empty(policy)

@@ -1,0 +1,246 @@
+"""Build the weekly and monthly tables of a run, and protect every table across releases.
+
+Called by ``stats_reduce`` after the daily tables exist (in memory, not yet published). Reads
+the retained activity layer (``<out>/retained/``, earlier runs) plus this run's own staged
+partition, and the *published* releases an attacker already has (``published/stats/``). The
+what and why of the mechanism is in :mod:`tokumei.stats.periods` and
+:mod:`tokumei.stats.disclosure.cross_release`; this module only wires it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tokumei.anonymize.policy import Policy
+from tokumei.infra.storage import RunPaths
+from tokumei.stats import periods
+from tokumei.stats import tables as stats
+from tokumei.stats.disclosure import cross_release
+from tokumei.stats.disclosure.noise import Ledger
+
+log = logging.getLogger("tokumei")
+
+#: Dims the active-user tables share with ``daily_active_users`` (the cross-release links).
+_DEMO = ["prefecture", "age_band", "gender"]
+#: How far back the cohort table looks for a contiguous activity history (days).
+MAX_HISTORY_DAYS = 400
+#: File under ``<out>/retained/`` naming the key the layer's pseudonyms were made with.
+KEY_CHECK = "KEY_CHECK"
+
+
+def key_check(key: str) -> str:
+    """A fingerprint of the pseudonym key: HMAC of a fixed public text (reveals nothing).
+
+    The retained layer is only useful if every day was pseudonymized with the same key; after a
+    rotation the same person would get two pseudonyms and period tables would count them twice.
+    """
+    from tokumei.anonymize.pseudonymize import pseudonymize
+
+    text = pl.DataFrame({"t": ["tokumei retained-layer key check"]})
+    return str(text.select(pseudonymize(pl.col("t"), key, "key-check")).item())
+
+
+def check_retained_key(retained: Path, check: str) -> None:
+    """Refuse to run when the retained layer was built with another key (fail closed)."""
+    from tokumei.infra.errors import TokumeiError
+
+    path = retained / KEY_CHECK
+    if path.exists() and path.read_text().strip() != check:
+        raise TokumeiError(
+            f"the pseudonym key differs from the key {retained} was built with (rotated key?): "
+            "weekly and monthly tables would count one person twice. Move that folder away "
+            "to start a new history with the new key."
+        )
+
+
+def write_retained_key(retained: Path, check: str) -> None:
+    """Record the key fingerprint with the first retained day (atomic; never overwritten)."""
+    path = retained / KEY_CHECK
+    if path.exists():
+        return
+    retained.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(KEY_CHECK + ".tmp")
+    tmp.write_text(check + "\n")
+    tmp.replace(path)
+
+
+def published_release(published: Path, name: str, day: date) -> pl.DataFrame | None:
+    """The currently published partition of ``name`` for ``day`` (what readers already have)."""
+    path = published / "stats" / name / f"date={day.isoformat()}" / "part-0.parquet"
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def _release(
+    paths: RunPaths, frames: dict[str, pl.DataFrame], name: str, day: date
+) -> pl.DataFrame | None:
+    """This run's table for its own day, else the published release of ``day``."""
+    if day.isoformat() == paths.day and name in frames:
+        return frames[name]
+    return published_release(paths.published, name, day)
+
+
+def _first_covered(layer: Path, today: date) -> date:
+    """First day of the contiguous run of retained days ending today."""
+    d = today
+    while (today - d).days < MAX_HISTORY_DAYS:
+        prev = d - timedelta(days=1)
+        if not (layer / f"date={prev.isoformat()}").is_dir():
+            break
+        d = prev
+    return d
+
+
+def build(
+    paths: RunPaths,
+    frames: dict[str, pl.DataFrame],
+    min_cell: int,
+    policy: Policy,
+    grid: pl.DataFrame,
+    budget: Ledger | None = None,
+) -> tuple[dict[str, pl.DataFrame], dict[str, Any], Ledger | None]:
+    """Period tables closing on this run's day; cross-release checks; what was done and why.
+
+    Returns the new tables (published form), a record per period table
+    (``{"status": "released"|"skipped", "period", "reason"?, "cross_release"?}``) and the
+    privacy budget ledger with the noised releases added (``tokumei.stats.disclosure.dp_tables``). ``grid``
+    is the public demographic grid (``dp_tables.demographic_grid``) the active-user tables are
+    published on.
+    """
+    from tokumei.stats.disclosure import dp_tables
+
+    today = date.fromisoformat(paths.day)
+    activity_dir = paths.retained / "activity"
+    purchases_dir = paths.retained / "purchases"
+    staged_act = pl.scan_parquet(paths.staged_retained("activity") / "*.parquet")
+    staged_pur = pl.scan_parquet(paths.staged_retained("purchases") / "*.parquet")
+    excluded = pl.scan_parquet(paths.work / "pseudo" / "excluded_persons.parquet")
+    persons = periods.without_excluded(
+        pl.scan_parquet(paths.work / "generalized" / "persons.parquet"), excluded
+    )
+    out: dict[str, pl.DataFrame] = {}
+    record: dict[str, Any] = {}
+    for period in periods.periods_closing_on(today):
+        days = period.days()
+        names = (
+            ["weekly_active_users"]
+            if period.kind == "week"
+            else [
+                "monthly_active_users",
+                "measurement_trends",
+                "monthly_revenue",
+                "retention_cohorts",
+            ]
+        )
+        missing = periods.missing_days(activity_dir, days, today)
+        if missing:
+            reason = (
+                f"{len(missing)} of {len(days)} days of {period.label} are not in the retained "
+                f"activity layer (first missing: {missing[0].isoformat()})"
+            )
+            log.warning("period tables of %s skipped: %s", period.label, reason)
+            for name in names:
+                record[name] = {"status": "skipped", "period": period.label, "reason": reason}
+            continue
+        act = periods.without_excluded(
+            periods.scan_layer(activity_dir, days, staged_act, today, periods.ACTIVITY_SCHEMA),
+            excluded,
+        )
+        day_releases = [_release(paths, frames, "daily_active_users", d) for d in days]
+        families: list[list[pl.DataFrame | None]] = [day_releases]
+        if period.kind == "month":
+            weeks = sorted({periods.week_of(d).last for d in days})
+            both = {**frames, **out}  # the week closing today was built just above
+            families.append([_release(paths, both, "weekly_active_users", w) for w in weeks])
+        name = f"{'weekly' if period.kind == 'week' else 'monthly'}_active_users"
+        exact = periods.active_users(act, period).drop(period.kind).collect()
+        if budget is not None and policy.noise and dp_tables.wants_noise(policy, name):
+            exact, entry = dp_tables.noisy_persons(exact, grid, policy.noise, name)
+            budget = budget.spend(entry)
+        # zero cells are published (suppressed) too, so suppression never says "someone exists"
+        au = stats.period_reduce(
+            stats.on_grid(exact.lazy(), grid).with_columns(pl.lit(period.label).alias(period.kind)),
+            paths.day,
+            name,
+            min_cell,
+        )
+        mask = cross_release.cover_suppression(au, families, _DEMO, "persons", min_cell)
+        out[name] = au = stats.suppress_where(au, mask, ("persons",))
+        record[name] = {
+            "status": "released",
+            "period": period.label,
+            "cross_release": {
+                "complementary_cells": int(mask.sum()),
+                **cross_release.cover_audit(au, families, _DEMO, "persons", min_cell),
+            },
+        }
+        if period.kind != "month":
+            continue
+        out["measurement_trends"] = stats.period_reduce(
+            periods.measurement_trends(act, period), paths.day, "measurement_trends", min_cell
+        )
+        record["measurement_trends"] = {"status": "released", "period": period.label}
+        pur = periods.without_excluded(
+            periods.scan_layer(purchases_dir, days, staged_pur, today, periods.PURCHASES_SCHEMA),
+            excluded,
+        )
+        rev = stats.period_reduce(
+            periods.monthly_revenue(pur, period), paths.day, "monthly_revenue", min_cell
+        )
+        dailies = [_release(paths, frames, "revenue", d) for d in days]
+        hide = cross_release.amount_guard(rev, dailies, ["price_band"], "total_amount_jpy")
+        out["monthly_revenue"] = stats.suppress_where(rev, hide, ("total_amount_jpy",))
+        record["monthly_revenue"] = {
+            "status": "released",
+            "period": period.label,
+            "cross_release": {"amounts_hidden_by_daily_suppression": int(hide.sum())},
+        }
+        first = _first_covered(activity_dir, today)
+        cells = periods.cohort_cells(today, first)
+        if not cells:
+            record["retention_cohorts"] = {
+                "status": "skipped",
+                "period": period.label,
+                "reason": "no signup month is fully covered by the retained activity layer "
+                f"since {first.isoformat()} and old enough for a final week",
+            }
+            continue
+        history = [first + timedelta(days=i) for i in range((today - first).days + 1)]
+        hist = periods.without_excluded(
+            periods.scan_layer(activity_dir, history, staged_act, today, periods.ACTIVITY_SCHEMA),
+            excluded,
+        )
+        out["retention_cohorts"] = stats.period_reduce(
+            periods.retention_cohorts(hist, persons, cells),
+            paths.day,
+            "retention_cohorts",
+            min_cell,
+        )
+        record["retention_cohorts"] = {
+            "status": "released",
+            "period": period.label,
+            "history_from": first.isoformat(),
+            "cells": len(cells),
+        }
+    return out, record, budget
+
+
+def keep_previous(
+    paths: RunPaths, frames: dict[str, pl.DataFrame]
+) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
+    """Re-release rule: what the release being replaced hid stays hidden (cross_release §3)."""
+    today = date.fromisoformat(paths.day)
+    out: dict[str, pl.DataFrame] = {}
+    extra: dict[str, int] = {}
+    for name, df in frames.items():
+        spec = stats.TABLES[name]
+        old = published_release(paths.published, name, today)
+        dims = [d for d in spec.dims if d != "date"]
+        out[name], extra[name] = cross_release.keep_previous_suppression(
+            df, old, dims, [*spec.counts, *spec.measures]
+        )
+    return out, extra
