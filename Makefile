@@ -24,7 +24,7 @@ $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-# --compile-bytecode: pipeline steps run in fresh processes (DESIGN: one process per task), and
+# --compile-bytecode: pipeline steps run in fresh processes (docs/architecture.md §2: one process per task), and
 # where .pyc files cannot be written at import time (PYTHONDONTWRITEBYTECODE, read-only images)
 # every process would compile GX, Presidio, spaCy and Airflow from source again: 5.9 -> 2.6 s
 # to import great_expectations, 2.7 -> 1.2 s for airflow (bench/results/scale.md).

@@ -75,7 +75,7 @@ def _users() -> list[dict]:
 
 
 def write_handmade_landing(root: Path, day: str = DAY) -> Path:
-    """A landing zone written with json/csv/sqlite by hand, following DESIGN §3 only."""
+    """A landing zone written with json/csv/sqlite by hand, following docs/architecture.md §3 only."""
     root.mkdir(parents=True, exist_ok=True)
     db = root / "ops.db"
     con = sqlite3.connect(db)

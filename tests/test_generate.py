@@ -1,4 +1,4 @@
-"""``tokumei generate`` follows the landing contract (DESIGN §3) and plants what the pipeline
+"""``tokumei generate`` follows the landing contract (docs/architecture.md §3) and plants what the pipeline
 must defend against: PII in free text, very old users, rare devices, malformed lines."""
 
 from __future__ import annotations

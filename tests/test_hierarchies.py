@@ -1,4 +1,4 @@
-"""Built-in hierarchies: unit examples and hypothesis properties (DESIGN §4)."""
+"""Built-in hierarchies: unit examples and hypothesis properties (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

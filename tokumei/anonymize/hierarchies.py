@@ -1,4 +1,4 @@
-"""Built-in generalization hierarchies of DESIGN §4, as Polars expressions.
+"""Built-in generalization hierarchies of docs/architecture.md §4, as Polars expressions.
 
 Each class is one quasi-identifier's ladder from the raw value (level 0) to full suppression
 (``"*"``). They implement :class:`tokumei.anonymize.hierarchy.Hierarchy`, the same protocol as ARX CSV

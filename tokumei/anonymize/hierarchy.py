@@ -1,7 +1,7 @@
 """The one representation of a generalization hierarchy (ARX's "hierarchy" idea, in its own place).
 
 A hierarchy maps a raw value to coarser values, level by level. Level 0 is the raw value; the
-highest level is usually full suppression (``"*"``). Both the built-in hierarchies of DESIGN §4
+highest level is usually full suppression (``"*"``). Both the built-in hierarchies of docs/architecture.md §4
 (age bands, JIS mesh, …) and ARX-style CSV hierarchies implement this protocol, so the k-anonymity
 search, the pipeline's fixed generalization and the metrics all speak one language: a function
 from (column expression, level) to a Polars expression. Everything stays a lazy expression, so a

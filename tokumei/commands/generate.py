@@ -1,4 +1,4 @@
-"""``tokumei generate``: write synthetic raw data and the operational DB (DESIGN §3, §6).
+"""``tokumei generate``: write synthetic raw data and the operational DB (docs/architecture.md §3, §6).
 
 Thin CLI over ``tokumei.synthetic.generate``; the lead registers ``generate_command`` on the
 ``tokumei`` Typer app. Progress is shown per source and day because a realistic run (millions

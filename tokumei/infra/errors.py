@@ -23,7 +23,7 @@ class ValidationFailed(TokumeiError):
 
 
 class BooksDoNotBalance(TokumeiError):
-    """Row accounting does not add up (DESIGN §1.3): nothing is published."""
+    """Row accounting does not add up (docs/architecture.md §1.3): nothing is published."""
 
 
 SAFE_ERRORS: tuple[type[BaseException], ...] = (

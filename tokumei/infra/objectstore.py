@@ -1,4 +1,4 @@
-"""Landing and releases on S3-compatible object storage (issue 6, DESIGN §7).
+"""Landing and releases on S3-compatible object storage (issue 6, docs/architecture.md §7).
 
 ``TOKUMEI_LANDING`` and ``TOKUMEI_OUT`` may be ``s3://bucket/prefix`` URLs. Everything between
 reading the landing files and publishing stays exactly as on a local disk; only the two ends
@@ -10,7 +10,7 @@ as they do locally. Rather than teaching every reader about remote files, :func:
 copies *only* the files the run needs (each source's ``date=<day>/`` folder) into the run's own
 work directory, streaming file by file in bounded chunks, verifying each file's size (and its
 MD5 where the ETag is a plain MD5) and that the object did not change while it was copied. The
-copy is raw data, so it lives where raw data may live (DESIGN §1.4): ``<out>/_work/<run_id>/``,
+copy is raw data, so it lives where raw data may live (docs/architecture.md §1.4): ``<out>/_work/<run_id>/``,
 deleted when the run ends, success or failure. The readers then run unchanged.
 
 **Output on S3 → immutable releases and a pointer.** S3 has no atomic rename of a directory,

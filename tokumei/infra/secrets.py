@@ -1,4 +1,4 @@
-"""The pseudonymization key, from the secret store only (DESIGN §6).
+"""The pseudonymization key, from the secret store only (docs/architecture.md §6).
 
 Order: Airflow connection ``tokumei_pseudonym_key`` (its password), Airflow variable of the same
 name (only when running inside Airflow), then the environment variable ``TOKUMEI_PSEUDONYM_KEY``.

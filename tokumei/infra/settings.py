@@ -1,7 +1,7 @@
 """Run settings: where landing data, the operational DB, outputs and the policy are.
 
 The same settings object drives the CLI and the DAG; under Airflow it is read from ``TOKUMEI_*``
-environment variables, so that DAG files stay free of configuration (DESIGN §6).
+environment variables, so that DAG files stay free of configuration (docs/architecture.md §6).
 """
 
 from __future__ import annotations

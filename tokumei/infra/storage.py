@@ -1,4 +1,4 @@
-"""Paths of a run, the work layer, staging and the atomic publish (DESIGN §5).
+"""Paths of a run, the work layer, staging and the atomic publish (docs/architecture.md §5).
 
 A run writes everything it will publish under ``<out>/_staging/<run_id>/`` first. Publishing moves
 each finished partition directory into ``published/`` with ``os.replace`` (atomic on one file

@@ -1,4 +1,4 @@
-"""The operational database schema (DESIGN §3), as SQLAlchemy Core metadata.
+"""The operational database schema (docs/architecture.md §3), as SQLAlchemy Core metadata.
 
 One definition serves both sides of the contract: ``tokumei generate`` creates and fills these
 tables, and the pipeline reads users, consents and rights requests through the same ``Table``

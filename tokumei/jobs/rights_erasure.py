@@ -38,7 +38,7 @@ Why the design looks like this:
 
 **A landing zone on object storage** (``s3://``, ``tokumei.infra.objectstore``) is handled by the same
 per-format code on local copies: each object is downloaded (verified) into a private folder
-under ``<out>/_work/`` (where raw data may live, DESIGN §1.4; removed at the end, also on
+under ``<out>/_work/`` (where raw data may live, docs/architecture.md §1.4; removed at the end, also on
 failure), filtered there exactly like a local file, and, when rows were removed, uploaded back
 with one PUT conditional on the ETag it had when read, then checked against the server's size
 and MD5. Only then does it count as rewritten. An object that cannot be read, rewritten or
@@ -86,7 +86,7 @@ AUDIT_LOG = Path("audit") / "rights_requests.jsonl"
 DEFAULT_MAX_REQUESTS = 1000
 #: Columns that link a record to a person; they may hold ids typed as numbers by a producer.
 KEY_COLUMNS = ("user_id", "cookie_id", "device_id")
-#: Which landing sources tie which ids to a user (DESIGN §3): the cookies and devices files, and
+#: Which landing sources tie which ids to a user (docs/architecture.md §3): the cookies and devices files, and
 #: logged-in events (the cookie and app device they were sent from), so that the logged-out
 #: traffic of the same cookie or device — the same person's data — goes too.
 OWNERSHIP_SOURCES = {
@@ -112,7 +112,7 @@ class RequestResult:
     rows_removed: dict[str, int] = field(default_factory=dict)
 
     def audit_entry(self, applied_at: datetime, seconds: float, scanned: int) -> dict[str, Any]:
-        """The audit log line (DESIGN: no PII, no values)."""
+        """The audit log line (docs/architecture.md §1: no PII, no values)."""
         touched = {k: v for k, v in sorted(self.rows_removed.items()) if v}
         return {
             "request_id": self.request_id,
@@ -516,7 +516,7 @@ class _RemoteLanding:
     """An ``s3://`` landing zone handled as local files, one verified copy at a time.
 
     Listed once per call. Copies go to a private folder under ``<out>/_work/`` (raw data may
-    live there, DESIGN §1.4), removed by :meth:`close`. ``failed`` collects the partitions of
+    live there, docs/architecture.md §1.4), removed by :meth:`close`. ``failed`` collects the partitions of
     objects that could not be read, rewritten or verified; the caller fails the batch on it.
     """
 

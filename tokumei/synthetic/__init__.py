@@ -1,4 +1,4 @@
-"""Synthetic raw data for tokumei: the landing zone and operational DB of DESIGN §3.
+"""Synthetic raw data for tokumei: the landing zone and operational DB of docs/architecture.md §3.
 
 ``generate`` writes realistic, skewed, PII-laden (on purpose) inputs so the pipeline can be
 developed, tested and benchmarked without real personal data. See ``generator`` for the order
