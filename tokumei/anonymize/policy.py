@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tokumei.anonymize.hierarchies import BUILTIN
+from tokumei.infra.errors import SafeMessage
+from tokumei.infra.settings import default_policy_dir as _default_policy_dir
 
 
 class Role(StrEnum):
@@ -37,11 +39,11 @@ DROPPED_ROLES = frozenset({Role.DIRECT_IDENTIFIER, Role.IDENTIFICATION_CODE, Rol
 ColumnType = Literal["string", "int", "float", "bool", "timestamp", "date"]
 
 
-class PolicyError(ValueError):
+class PolicyError(SafeMessage, ValueError):
     """The policy itself is wrong (bad YAML, unknown role, unknown hierarchy)."""
 
 
-class UnclassifiedColumnError(RuntimeError):
+class UnclassifiedColumnError(SafeMessage, RuntimeError):
     """Landing data carries a column the policy does not classify: stop before writing."""
 
     def __init__(self, source: str, columns: list[str], where: str) -> None:
@@ -223,4 +225,4 @@ def _short(exc: ValidationError) -> str:
 
 def default_policy_dir() -> Path:
     """The policy shipped with the project (``policies/`` beside the packages)."""
-    return Path(__file__).resolve().parents[2] / "policies"
+    return _default_policy_dir()

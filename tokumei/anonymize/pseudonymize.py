@@ -19,22 +19,9 @@ from __future__ import annotations
 import polars as pl
 import polars_hash as plh
 
-MIN_KEY_LENGTH = 32
+from tokumei.infra.secrets import MIN_KEY_LENGTH, WeakKeyError, check_key
 
-
-class WeakKeyError(ValueError):
-    """The pseudonymization key is too short to resist guessing."""
-
-
-def check_key(key: str) -> None:
-    """Refuse keys shorter than 32 characters (128+ bits of a random key, hex or base64)."""
-    if len(key) < MIN_KEY_LENGTH:
-        raise WeakKeyError(
-            f"the pseudonymization key must have at least {MIN_KEY_LENGTH} characters "
-            f"(it has {len(key)}); generate one with: python -c "
-            "'import secrets; print(secrets.token_hex(32))'"
-        )
-
+__all__ = ["MIN_KEY_LENGTH", "WeakKeyError", "check_key", "pseudonymize"]
 
 def pseudonymize(col: pl.Expr, key: str, domain: str) -> pl.Expr:
     """HMAC-SHA256 of ``"<domain>:<value>"`` as 64 hex characters; null stays null."""

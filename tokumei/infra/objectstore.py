@@ -75,7 +75,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,7 +234,14 @@ def _check_md5(info: dict[str, Any], md5: str, what: str) -> None:
 # Landing: stage the day's files into the run's work directory
 
 
-def stage_landing(settings: Settings, day: str, work: Path) -> Path:
+def stage_landing(
+    settings: Settings,
+    day: str,
+    work: Path,
+    *,
+    sources: Sequence[str],
+    suffixes: tuple[str, ...],
+) -> Path:
     """The landing directory ``extract`` reads: ``settings.landing`` itself when it is local,
     else a verified copy of the day's remote landing files under ``work/landing``.
 
@@ -246,16 +253,13 @@ def stage_landing(settings: Settings, day: str, work: Path) -> Path:
         return settings.landing
     import shutil
 
-    from tokumei.anonymize.policy import LANDING_SOURCES
-    from tokumei.ingest.sources import LANDING_SUFFIXES
-
     target = work / "landing"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     fs = filesystem()
     root = _bare(settings.landing_url)
     t0, files, size = time.perf_counter(), 0, 0
-    for source in LANDING_SOURCES:
+    for source in sources:
         folder = f"{root}/{source}/date={day}"
         try:
             entries = fs.ls(folder, detail=True)
@@ -265,7 +269,7 @@ def stage_landing(settings: Settings, day: str, work: Path) -> Path:
             raise ObjectStoreError(f"listing the landing zone failed ({_what(exc)})") from None
         for info in sorted(entries, key=lambda e: e["name"]):
             name = info["name"].rsplit("/", 1)[-1]
-            if info.get("type") != "file" or not name.endswith(LANDING_SUFFIXES):
+            if info.get("type") != "file" or not name.endswith(suffixes):
                 continue
             dest = target / source / f"date={day}" / name
             size += _download(fs, info, dest, f"landing file {source}/date={day}/{name}")

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import os
 
-from tokumei.anonymize.pseudonymize import check_key
-from tokumei.infra.errors import MissingSecretError
+from tokumei.infra.errors import MissingSecretError, SafeMessage
 
 KEY_NAME = "tokumei_pseudonym_key"
 ENV_NAME = "TOKUMEI_PSEUDONYM_KEY"
+MIN_KEY_LENGTH = 32
+
+
+class WeakKeyError(SafeMessage, ValueError):
+    """The pseudonymization key is too short to resist guessing."""
+
+
+def check_key(key: str) -> None:
+    """Refuse keys shorter than 32 characters (128+ bits of a random key, hex or base64)."""
+    if len(key) < MIN_KEY_LENGTH:
+        raise WeakKeyError(
+            f"the pseudonymization key must have at least {MIN_KEY_LENGTH} characters "
+            f"(it has {len(key)}); generate one with: python -c "
+            "'import secrets; print(secrets.token_hex(32))'"
+        )
 
 
 def _from_airflow() -> str | None:

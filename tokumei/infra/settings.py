@@ -12,8 +12,12 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from tokumei.anonymize.policy import default_policy_dir
 from tokumei.infra.errors import TokumeiError
+
+
+def default_policy_dir() -> Path:
+    """The policy shipped with the project: ``policies/`` at the repository root."""
+    return Path(__file__).resolve().parents[2] / "policies"
 
 
 @dataclass(frozen=True)

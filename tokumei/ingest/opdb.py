@@ -12,13 +12,14 @@ import polars as pl
 import sqlalchemy as sa
 
 from tokumei.anonymize.policy import SourcePolicy
+from tokumei.infra.errors import SafeMessage
 from tokumei.ingest.sources import type_records
 
 #: Rows fetched (and turned into text) per batch.
 FETCH_ROWS = 50_000
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(SafeMessage, RuntimeError):
     """The operational DB cannot be read (the URL's password is never included)."""
 
 

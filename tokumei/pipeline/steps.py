@@ -153,6 +153,7 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     from tokumei.infra.objectstore import stage_landing
     from tokumei.ingest.opdb import read_table
     from tokumei.ingest.sources import (
+        LANDING_SUFFIXES,
         empty_frame,
         empty_quarantine,
         landing_files,
@@ -161,7 +162,10 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
-    landing = stage_landing(settings, day, paths.work)  # s3:// landing → verified local copy
+    # s3:// landing → verified local copy
+    landing = stage_landing(
+        settings, day, paths.work, sources=LANDING_SOURCES, suffixes=LANDING_SUFFIXES
+    )
 
     def extract_file(path: Path, source: str, out: Path) -> tuple[int, pl.DataFrame]:
         good, bad = read_landing_file(path, policy.source(source))

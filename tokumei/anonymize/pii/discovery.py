@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from tokumei.infra.errors import SafeMessage
+
 from .analyzer import ALL_ENTITIES, NON_PERSONAL_ENTITIES
 from .prefilter import candidate_expr
 from .scrub import analyze_distinct, default_entities
 
 
-class PiiInColumnError(RuntimeError):
+class PiiInColumnError(SafeMessage, RuntimeError):
     """PII found in a column the policy calls insensitive (message names no value)."""
 
     def __init__(self, column: str, entity_type: str, rate: float, max_rate: float) -> None:
