@@ -113,7 +113,13 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
 
         # publish() checks that the pointer still names these releases (run ids, no data)
         baseline["pointer_dates"] = check_mirror(settings.out_url, settings.out)
-    paths.work.mkdir(parents=True, exist_ok=False)
+    # Raw values live under _work/ and quarantine/ only (docs/architecture.md §1.4): owner-only
+    # folders, created before anything is written into them.
+    private = (paths.work.parent, settings.out / "quarantine")
+    for folder in private:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    paths.work.mkdir(mode=0o700, exist_ok=False)
     save_record(
         paths,
         "start",
