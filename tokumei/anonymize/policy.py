@@ -31,10 +31,19 @@ class Role(StrEnum):
     SENSITIVE = "sensitive"
     FREE_TEXT = "free_text"
     INSENSITIVE = "insensitive"
+    #: 要配慮個人情報 (APPI Art. 2(3)): health records, biometric data (face images, templates),
+    #: creed, criminal records ... Dropped at read time: never typed, written or published.
+    SPECIAL_CARE = "special_care"
 
 
 #: Roles whose columns are removed outright before anything leaves extraction.
 DROPPED_ROLES = frozenset({Role.DIRECT_IDENTIFIER, Role.IDENTIFICATION_CODE, Role.FINANCIAL})
+
+#: Roles whose columns are not even read: the readers (tokumei/ingest/) check that the column
+#: is classified, then leave its values in the landing file or DB (no Parquet, no quarantine
+#: copy, no work layer). Special-care data has no use in a statistics release and a copy of
+#: it is a liability, so the only safe handling is never to hold it.
+NOT_READ_ROLES = frozenset({Role.SPECIAL_CARE})
 
 ColumnType = Literal["string", "int", "float", "bool", "timestamp", "date"]
 
@@ -92,6 +101,13 @@ class SourcePolicy(BaseModel):
     def by_role(self, *roles: Role) -> list[str]:
         """Column names with any of ``roles``, in policy order."""
         return [c for c, p in self.columns.items() if p.role in roles]
+
+    def readable(self) -> SourcePolicy:
+        """This policy without the columns of :data:`NOT_READ_ROLES` (what the readers type)."""
+        keep = {c: p for c, p in self.columns.items() if p.role not in NOT_READ_ROLES}
+        if len(keep) == len(self.columns):
+            return self
+        return self.model_copy(update={"columns": keep})
 
     def check_columns(self, seen: list[str], where: str) -> None:
         """Raise :class:`UnclassifiedColumnError` for columns the policy does not know."""

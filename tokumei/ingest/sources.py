@@ -18,6 +18,7 @@ is bounded by a chunk plus the typed result, not by the file.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tokumei.anonymize.policy import ColumnPolicy, SourcePolicy
+from tokumei.anonymize.policy import NOT_READ_ROLES, ColumnPolicy, SourcePolicy
 
 LANDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv", ".csv.gz", ".parquet")
 
@@ -305,9 +306,10 @@ def _json_sql(policy: SourcePolicy) -> str:
     back to the ~3x dearer ``list_has_all``. ``_known`` is FALSE on an object carrying a key the
     policy does not classify.
     """
-    names = list(policy.columns)
+    readable = policy.readable()  # special-care keys are allowed, but never extracted
+    names = list(readable.columns)
     paths = "[" + ", ".join(_sql_lit("$." + n) for n in names) + "]"
-    known = "[" + ", ".join(_sql_lit(n) for n in names) + "]::VARCHAR[]"
+    known = "[" + ", ".join(_sql_lit(n) for n in policy.columns) + "]::VARCHAR[]"
     values = "".join(f', _v[{i + 1}] AS "_v{i}"' for i in range(len(names)))
     nested = " OR ".join(
         f"starts_with(\"_v{i}\", '{{') OR starts_with(\"_v{i}\", '[')" for i in range(len(names))
@@ -330,7 +332,7 @@ def _json_sql(policy: SourcePolicy) -> str:
         ("NOT _obj", "not a JSON object"),
     )
     return _validation_sql(
-        policy,
+        readable,
         parsed,
         raw=lambda i, _: f'"_v{i}"',
         pre=pre,
@@ -368,11 +370,11 @@ def _read_json_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl
             if checked["_known"].eq(False).any():
                 _unknown_keys(con, policy, path)
             con.unregister("lines")
-            good, bad = _split_checked(checked.drop("_known"), policy)
+            good, bad = _split_checked(checked.drop("_known"), policy.readable())
             del checked
             goods.append(good)
             if bad.height:
-                raws = [lines.raw(n) for n in bad["_line"].to_list()]
+                raws = _redact_raw([lines.raw(n) for n in bad["_line"].to_list()], policy)
                 bads.append(_quarantine(bad, pl.Series("_raw", raws, pl.Binary), path.name))
             del lines, data
     finally:
@@ -380,6 +382,37 @@ def _read_json_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl
     good = pl.concat(goods, rechunk=False) if goods else _typed_empty(policy)
     bad = pl.concat(bads) if bads else empty_quarantine()
     return good, bad
+
+
+def _not_read(policy: SourcePolicy) -> set[str]:
+    """Columns of ``policy`` whose role says they are never read (special care)."""
+    return {c for c, p in policy.columns.items() if p.role in NOT_READ_ROLES}
+
+
+def _redact_raw(raws: list[bytes], policy: SourcePolicy) -> list[bytes | None]:
+    """Quarantined JSON lines without the special-care keys, so the quarantine holds none.
+
+    A line that parses as a JSON object is written again without those keys; any other line
+    (invalid UTF-8, broken JSON) may carry a special-care value we cannot locate, so its raw
+    text is not kept (None): the quarantine's file and line number still point the operator
+    to it in the landing zone. Sources without special-care columns keep lines as received.
+    """
+    drop = _not_read(policy)
+    if not drop:
+        return list(raws)
+    out: list[bytes | None] = []
+    for raw in raws:
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            out.append(None)
+            continue
+        if not isinstance(obj, dict):
+            out.append(None)
+            continue
+        kept = {k: v for k, v in obj.items() if k not in drop}
+        out.append(json.dumps(kept, ensure_ascii=False).encode("utf-8"))
+    return out
 
 
 def read_landing_file(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -401,12 +434,19 @@ def read_landing_file(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, p
         )
         cols = con.sql(f"SELECT * FROM {reader} LIMIT 0").columns
         policy.check_columns(cols, where=name)
+        # special-care columns are classified (checked above) but never selected or typed
+        drop = _not_read(policy)
+        cols = [c for c in cols if c not in drop]
+        policy = policy.readable()
         missing = "".join(
             f", NULL::VARCHAR AS {_sql_str(m)}" for m in policy.columns if m not in cols
         )
         # Streamed twice (all rows, then the bad ones' raw text) instead of a temp table, so a
         # large CSV costs the typed result, not a second copy of the file in DuckDB.
-        parsed = f"(SELECT row_number() OVER () AS _line, *{missing} FROM {reader}) AS parsed"
+        picked = ", ".join(_sql_str(c) for c in cols) or "NULL AS _none"
+        parsed = (
+            f"(SELECT row_number() OVER () AS _line, {picked}{missing} FROM {reader}) AS parsed"
+        )
         sql = _validation_sql(policy, parsed, raw=lambda _, n: f"CAST({_sql_str(n)} AS VARCHAR)")
         pack = ", ".join(_sql_str(c) for c in cols)
         raw_sql = f"SELECT _line, CAST(to_json(struct_pack({pack})) AS BLOB) AS _raw FROM {parsed}"
@@ -466,6 +506,8 @@ def type_records(
     without an offset as UTC (how SQLite and most ORMs store them).
     """
     policy.check_columns(records.columns, where=name)
+    records = records.drop(_not_read(policy), strict=False)  # special care: never typed
+    policy = policy.readable()
     text = records.select(pl.all().cast(pl.String)).with_row_index("_line", offset=1)
     text = text.with_columns(pl.col("_line").cast(pl.Int64))
     for missing in set(policy.columns) - set(records.columns):
@@ -488,7 +530,8 @@ def type_records(
 
 def _typed_empty(policy: SourcePolicy) -> pl.DataFrame:
     """No rows, the policy's columns and Polars types (what a file without good lines yields)."""
-    return pl.DataFrame(schema={c: POLARS_TYPES[p.type] for c, p in policy.columns.items()})
+    cols = policy.readable().columns
+    return pl.DataFrame(schema={c: POLARS_TYPES[p.type] for c, p in cols.items()})
 
 
 def empty_quarantine() -> pl.DataFrame:
