@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tokumei.anonymize.folding import DEFAULT_SPECIAL_CARE_KEYWORDS, SpecialCare
 from tokumei.anonymize.hierarchies import BUILTIN
 from tokumei.infra.errors import SafeMessage
 from tokumei.infra.settings import default_policy_dir as _default_policy_dir
@@ -169,6 +170,48 @@ class NoisePolicy(BaseModel):
         return self
 
 
+class SpecialCareValues(BaseModel):
+    """Values of free-text-derived columns (URL templates, search texts) that reveal
+    special-care-required information (要配慮個人情報) and are folded to ``other``
+    (``special_care_values:`` in policy.yaml; see :mod:`tokumei.anonymize.folding`).
+
+    ``keywords``: matched at the start of a path token (ASCII) or anywhere (Japanese).
+    ``public``: exact values published despite a keyword (a reviewed decision per value).
+    Without the section the built-in keyword list applies: unsure means fold.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_SPECIAL_CARE_KEYWORDS))
+    public: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SpecialCareValues:
+        if not any(k.strip() for k in self.keywords):
+            raise ValueError("keywords is empty: no special-care value would be folded")
+        return self
+
+    def matcher(self) -> SpecialCare:
+        """The compiled matcher the stats and record releases fold with."""
+        return SpecialCare(tuple(self.keywords), frozenset(self.public))
+
+
+class RecordsPolicy(BaseModel):
+    """The record-level release ``anonymized/*`` (``records:`` in policy.yaml).
+
+    ``l``: distinct values of the sensitive column (url_template) per class, so that knowing a
+    person's class does not tell which page they saw. ``max_records_per_person_class``: records
+    one person may contribute to a class; with k persons per class one person then holds at
+    most m / (m + k - 1) of a class's records (3 / 12 = 25 % at k = 10), so no class's page mix
+    is one person's browsing.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    l: int = Field(2, ge=2, description="distinct url_template values per class")  # noqa: E741
+    max_records_per_person_class: int = Field(3, ge=1)
+
+
 class Policy(BaseModel):
     """The whole policy: version, thresholds, landing sources and operational tables."""
 
@@ -177,6 +220,8 @@ class Policy(BaseModel):
     version: str
     thresholds: Thresholds = Thresholds()
     noise: NoisePolicy | None = None
+    special_care_values: SpecialCareValues = Field(default_factory=SpecialCareValues)
+    records: RecordsPolicy = Field(default_factory=RecordsPolicy)
     sources: dict[str, SourcePolicy]
     tables: dict[str, SourcePolicy]
 
@@ -229,6 +274,10 @@ def load_policy(directory: Path) -> Policy:
             version=str(root.get("version", "")),
             thresholds=Thresholds.model_validate(root.get("thresholds", {})),
             noise=NoisePolicy.model_validate(root["noise"]) if root.get("noise") else None,
+            special_care_values=SpecialCareValues.model_validate(
+                root.get("special_care_values") or {}
+            ),
+            records=RecordsPolicy.model_validate(root.get("records") or {}),
             **parts,
         )
     except ValidationError as exc:

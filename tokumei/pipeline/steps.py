@@ -753,6 +753,7 @@ def stats_map(
 
     paths = _paths(settings, day, run_id)
     persons = pl.scan_parquet(paths.work / "generalized" / "persons.parquet")
+    special_care = _policy(settings).special_care_values.matcher()
     record: dict[str, Any] = {}
     for p in _parts(settings, partition):
         name = f"part-{p:04d}.parquet"
@@ -767,7 +768,7 @@ def stats_map(
             "pv_templates": stats.template_persons(pl.scan_parquet(pairs_path)),
             "measurements": stats.measurements_map(ms, persons),
             "sessions": stats.sessions_map(events),
-            "search_volume": stats.search_volume_map(events),
+            "search_volume": stats.search_volume_map(events, special_care),
             "funnel": stats.funnel_map(events),
             "revenue": stats.revenue_map(events),
         }
@@ -804,7 +805,11 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     policy = _policy(settings)
     t = policy.thresholds
     maps = paths.work / "stats_map"
-    rare = stats.rare_templates(pl.scan_parquet(maps / "pv_templates" / "*.parquet"), t.k)
+    rare = stats.rare_templates(
+        pl.scan_parquet(maps / "pv_templates" / "*.parquet"),
+        t.k,
+        policy.special_care_values.matcher(),
+    )
     rare = rare.collect().lazy()
     pv_parts = [
         stats.page_views_map(
@@ -911,18 +916,19 @@ ANONYMIZED_VALIDATION_NAME = f"anonymized_{ANONYMIZED_DATASET}"
 
 
 def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """k-anonymize page-view records over persons with the lattice engine (DESIGN §5).
+    """The record-level release: page views k-anonymized over persons, url_template folded,
+    bounded per person and l-diverse (tokumei/anonymize/records.py; DESIGN §5).
 
-    Suppressed records (every QI ``*``) are released only when they hold at least k persons
-    themselves; otherwise they are withheld, since even an all-``*`` group of fewer than k
-    persons is a small group.
+    Wiring only: read the records, run :func:`tokumei.anonymize.records.release_records`, add
+    each row's class size in persons for GX while the person key still exists, write.
     """
     from tokumei.anonymize.hierarchies import CategoricalHierarchy
-    from tokumei.anonymize.kanon import anonymize
+    from tokumei.anonymize.records import RecordRules, check_column_model, release_records
     from tokumei.expectations.specs import add_class_persons
 
     paths = _paths(settings, day, run_id)
-    t = _policy(settings).thresholds
+    policy = _policy(settings)
+    t = policy.thresholds
     persons = pl.scan_parquet(paths.work / "generalized" / "persons.parquet").select(
         PERSON, "age", "gender", "prefecture"
     )
@@ -946,28 +952,35 @@ def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, An
     if records.height == 0:
         save_record(paths, "anonymize_records", record)
         return record
-    result = anonymize(
-        records, qis, k=t.k, max_suppression=t.max_suppression, person_col=PERSON, seed=0
+    rules = RecordRules(
+        k=t.k,
+        l=policy.records.l,
+        max_records_per_person_class=policy.records.max_records_per_person_class,
+        max_suppression=t.max_suppression,
+        special_care=policy.special_care_values.matcher(),
     )
-    frame = result.frame
-    star = pl.all_horizontal([pl.col(q) == "*" for q in ANONYMIZED_QIS])
-    suppressed_persons = frame.filter(star)[PERSON].n_unique()
-    withheld = 0
-    if 0 < suppressed_persons < t.k:
-        withheld = frame.filter(star).height
-        frame = frame.filter(~star)
-    frame = add_class_persons(frame, list(ANONYMIZED_QIS), PERSON).drop(PERSON)
+    (attribute,) = ANONYMIZED_ATTRIBUTES
+    result = release_records(records, qis, PERSON, attribute, rules)
+    frame = add_class_persons(result.frame, list(ANONYMIZED_QIS), PERSON).drop(PERSON)
     frame = frame.select(*ANONYMIZED_QIS, *ANONYMIZED_ATTRIBUTES, "_class_persons")
+    check_column_model([c for c in frame.columns if c != "_class_persons"])
     write_parquet(frame, paths.layer("anonymized") / f"{ANONYMIZED_DATASET}.parquet")
-    metrics = {k: v for k, v in result.metrics.items() if k != "class_size_histogram"}
+    m = result.metrics
+    engine = {k: v for k, v in result.engine.items() if k != "class_size_histogram"}
     record.update(
         {
+            **engine,
+            **m,
             "rows": frame.height,
             "transformation": result.transformation,
-            "withheld_suppressed_records": withheld,
+            # classes and their sizes as released (after bounding, folding and withholding)
+            "classes": m.get("classes", 0),
+            "min_class_size": m.get("min_class_persons", 0),
+            "withheld_suppressed_records": m["withheld_records"]
+            if m.get("released")
+            else records.height,
             "seconds": round(result.seconds, 3),
-            **metrics,
-            "class_size_histogram": result.metrics.get("class_size_histogram"),
+            "class_size_histogram": result.engine.get("class_size_histogram"),
         }
     )
     save_record(paths, "anonymize_records", record)

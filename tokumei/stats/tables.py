@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from tokumei.anonymize.folding import DEFAULT_SPECIAL_CARE, SpecialCare, fold, values_to_fold
 from tokumei.stats.bands import band
 from tokumei.stats.categories import CATEGORY_VALUES, categorize
 from tokumei.stats.disclosure.rounding import round_expr
@@ -433,14 +434,16 @@ def template_persons(pairs: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def rare_templates(template_hists: pl.LazyFrame, k: int) -> pl.LazyFrame:
-    """Templates seen by fewer than ``k`` persons in the whole day (summed over partitions)."""
-    return (
-        template_hists.group_by("url_template")
-        .agg(pl.col("persons").sum())
-        .filter(pl.col("persons") < k)
-        .select("url_template")
-    )
+def rare_templates(
+    template_hists: pl.LazyFrame, k: int, special_care: SpecialCare = DEFAULT_SPECIAL_CARE
+) -> pl.LazyFrame:
+    """Templates to fold into ``other``: seen by fewer than ``k`` persons in the whole day
+    (summed over partitions), or revealing special care (要配慮個人情報) and not declared public.
+
+    The same rule (:func:`tokumei.anonymize.folding.values_to_fold`) folds the record-level
+    release ``anonymized/page_views``, there on the records actually released.
+    """
+    return values_to_fold(template_hists, "url_template", k, special_care)
 
 
 def page_views_map(pairs: pl.LazyFrame, rare: pl.LazyFrame) -> pl.LazyFrame:
@@ -449,14 +452,7 @@ def page_views_map(pairs: pl.LazyFrame, rare: pl.LazyFrame) -> pl.LazyFrame:
     Folding happens before counting, so a person who saw two rare pages counts once in
     ``other``; this needs the global rare set, hence the two-pass map.
     """
-    folded = pairs.join(
-        rare.with_columns(pl.lit(True).alias("_rare")), on="url_template", how="left"
-    ).with_columns(
-        pl.when(pl.col("_rare"))
-        .then(pl.lit("other"))
-        .otherwise(pl.col("url_template"))
-        .alias("url_template")
-    )
+    folded = fold(pairs, "url_template", rare)
     return folded.group_by("url_template", "device_class").agg(
         pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons")
     )
@@ -707,8 +703,11 @@ def sessions_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFram
     return suppress_where(out, pl.col("_mask"), spec.counts).drop("_mask")
 
 
-def search_volume_map(events: pl.LazyFrame) -> pl.LazyFrame:
-    """One partition: kind × category → distinct persons (category from the scrubbed text)."""
+def search_volume_map(
+    events: pl.LazyFrame, special_care: SpecialCare = DEFAULT_SPECIAL_CARE
+) -> pl.LazyFrame:
+    """One partition: kind × category → distinct persons (category from the scrubbed text;
+    a text mentioning special care is ``other``, see :func:`categorize`)."""
     text = (
         pl.when(pl.col("event") == "search")
         .then(pl.col("search_query"))
@@ -716,7 +715,7 @@ def search_volume_map(events: pl.LazyFrame) -> pl.LazyFrame:
     )
     return (
         events.filter(pl.col("event").is_in(SEARCH_KINDS))
-        .select(PERSON, pl.col("event").alias("kind"), categorize(text))
+        .select(PERSON, pl.col("event").alias("kind"), categorize(text, special_care))
         .unique()
         .group_by("kind", "category")
         .agg(pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"))
@@ -824,14 +823,21 @@ def daily_active_users(
     return dau_reduce(dau_map(events, persons), day, min_cell)
 
 
-def page_views(events: pl.LazyFrame, day: str, k: int, min_cell: int) -> pl.LazyFrame:
+def page_views(
+    events: pl.LazyFrame,
+    day: str,
+    k: int,
+    min_cell: int,
+    special_care: SpecialCare = DEFAULT_SPECIAL_CARE,
+) -> pl.LazyFrame:
     """date × url_template × device_class → distinct persons who viewed it.
 
-    Templates seen by fewer than ``k`` persons are folded into ``other`` first (DESIGN §4 "rare
-    categories"), so a one-off URL never names itself even as a suppressed row.
+    Templates seen by fewer than ``k`` persons, and special-care templates, are folded into
+    ``other`` first (DESIGN §4 "rare categories"), so a one-off URL never names itself even as
+    a suppressed row.
     """
     pairs = page_view_pairs(events)
-    rare = rare_templates(template_persons(pairs), k)
+    rare = rare_templates(template_persons(pairs), k, special_care)
     return page_views_reduce(page_views_map(pairs, rare), day, min_cell)
 
 

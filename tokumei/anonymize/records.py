@@ -1,0 +1,272 @@
+"""The record-level release ``anonymized/page_views``: every column under a privacy model.
+
+k-anonymity over persons on the quasi-identifiers alone let the free-text-derived column ride
+along: rare templates (``/u/<name>/wishlist``), special-care pages (``/clinic/...``) and classes
+whose page mix was one heavy user's browsing were published (issue 15, finding 5). Here every
+published column is one of (:data:`COLUMN_MODEL`, checked by :func:`check_column_model`):
+
+- a **quasi-identifier** generalized by the lattice search (k distinct persons per class);
+- the **sensitive attribute** ``url_template`` under distinct l-diversity (at least ``l``
+  values per class, the engine's :class:`~tokumei.anonymize.kanon.models.DistinctLDiversity`
+  during the search, re-checked on the final records) whose values are folded
+  (:mod:`tokumei.anonymize.folding`) to those at least ``k`` persons use *in the release*, and
+  never special care;
+- nothing else: a new column fails the release until it is given a model here.
+
+Each person contributes at most ``m`` records to a class (:func:`bound_contributions`), so one
+person holds at most m / (m + k - 1) of a class's records. The bound is applied twice: per
+level-0 class before the search (so the search sees the bounded data), and per published class
+after it (a generalized device merges a person's classes). Which records a person keeps is
+decided by a hash of the (keyed-pseudonym) person and the template, never by input order:
+distinct templates first, so the bound costs diversity last.
+
+Folding and withholding interact: the search may suppress persons, so a template that had k
+persons before it can have fewer after; folding a template can leave a class with fewer than
+``l`` values; withholding that class lowers other templates' persons. :func:`settle` runs these
+rules to their fixed point (each round folds a value or withholds a class, so it ends), then
+:func:`assert_release` checks every property on the final records and raises if any fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from tokumei.anonymize.folding import OTHER, SpecialCare, fold_rare
+from tokumei.anonymize.hierarchy import SUPPRESSED, Hierarchy
+
+#: What each published column of ``anonymized/page_views`` is in disclosure terms.
+COLUMN_MODEL: dict[str, str] = {
+    "age": "quasi_identifier",
+    "gender": "quasi_identifier",
+    "prefecture": "quasi_identifier",
+    "device_class": "quasi_identifier",
+    "url_template": "sensitive:distinct_l_diversity+folded_k_persons",
+}
+
+
+class ReleaseCheckError(RuntimeError):
+    """The records about to be released break a property they must have: nothing is written."""
+
+
+@dataclass(frozen=True)
+class RecordRules:
+    """The parameters of one record-level release (policy ``thresholds`` and ``records``)."""
+
+    k: int
+    l: int  # noqa: E741 - the model's own name
+    max_records_per_person_class: int
+    max_suppression: float
+    special_care: SpecialCare = field(default_factory=SpecialCare)
+
+
+@dataclass
+class RecordsResult:
+    """The released records (person column still present, for GX's class sizes) and metrics.
+
+    ``metrics`` holds shares and figures of at least ``k``, never a small count of persons.
+    """
+
+    frame: pl.DataFrame
+    transformation: dict[str, int] | None
+    metrics: dict[str, Any]
+    engine: dict[str, Any]
+    seconds: float = 0.0
+
+
+def check_column_model(columns: Sequence[str], model: Mapping[str, str] = COLUMN_MODEL) -> None:
+    """Raise unless every column is in ``model`` (a QI, a sensitive column under a model, or a
+    closed public domain): a column nobody classified is never published."""
+    unknown = [c for c in columns if c not in model]
+    if unknown:
+        raise ReleaseCheckError(
+            f"anonymized/page_views: column(s) {', '.join(unknown)} have no privacy model "
+            "(quasi-identifier, sensitive under l-diversity, or closed public domain)"
+        )
+
+
+def bound_contributions(
+    records: pl.LazyFrame, person: str, class_cols: Sequence[str], value: str, m: int
+) -> pl.LazyFrame:
+    """Keep at most ``m`` records per (person, class): distinct ``value``s first, in an order
+    fixed by a hash of (person, value), so the choice depends on neither input order nor time.
+
+    Rows of one (person, class, value) are identical, so numbering them within that group
+    reveals nothing about the input order either.
+    """
+    if m < 1:
+        raise ValueError(f"max_records_per_person_class must be at least 1, got {m}")
+    group = [person, *class_cols]
+    return (
+        records.with_columns(
+            pl.int_range(pl.len()).over([*group, value]).alias("_occ"),
+            pl.struct(person, value).hash(seed=0).alias("_h"),
+        )
+        .sort([*group, "_occ", "_h", value], nulls_last=True)
+        .filter(pl.int_range(pl.len()).over(group) < m)
+        .drop("_occ", "_h")
+    )
+
+
+def class_stats(
+    records: pl.LazyFrame, person: str, class_cols: Sequence[str], value: str
+) -> pl.LazyFrame:
+    """Per class: persons, records, distinct values, and the largest share one person holds."""
+    per_person = records.group_by([*class_cols, person]).agg(pl.len().alias("_n"))
+    shares = per_person.group_by(class_cols).agg(
+        pl.len().alias("persons"),
+        pl.col("_n").sum().alias("records"),
+        pl.col("_n").max().alias("_max"),
+    )
+    distinct = records.group_by(class_cols).agg(pl.col(value).n_unique().alias("distinct"))
+    return shares.join(distinct, on=list(class_cols), nulls_equal=True).select(
+        *class_cols,
+        "persons",
+        "records",
+        "distinct",
+        (pl.col("_max") / pl.col("records")).alias("max_person_share"),
+    )
+
+
+def settle(
+    records: pl.DataFrame, person: str, class_cols: Sequence[str], value: str, rules: RecordRules
+) -> tuple[pl.DataFrame, int]:
+    """Fold and withhold until every value has k persons and every class k persons and l values.
+
+    Returns the records and the number of records withheld (whole classes).
+    """
+    withheld = 0
+    while True:
+        folded = fold_rare(records.lazy(), value, person, rules.k, rules.special_care).collect()
+        stats = class_stats(folded.lazy(), person, class_cols, value).collect()
+        bad = stats.filter((pl.col("persons") < rules.k) | (pl.col("distinct") < rules.l))
+        changed = not folded[value].equals(records[value])
+        records = folded
+        if bad.height:
+            kept = records.join(
+                bad.select(class_cols), on=list(class_cols), how="anti", nulls_equal=True
+            )
+            withheld += records.height - kept.height
+            records, changed = kept, True
+        if not changed:
+            return records, withheld
+
+
+def assert_release(
+    records: pl.DataFrame, person: str, class_cols: Sequence[str], value: str, rules: RecordRules
+) -> dict[str, Any]:
+    """Check the final records (fail closed) and return the figures the run record reports."""
+    if records.height == 0:
+        return {"classes": 0}
+    per_value = records.group_by(value).agg(pl.col(person).n_unique().alias("persons"))
+    rare = per_value.filter((pl.col(value) != OTHER) & (pl.col("persons") < rules.k))
+    if rare.height:
+        raise ReleaseCheckError(
+            f"anonymized/page_views: {rare.height} {value} value(s) used by fewer than k persons"
+        )
+    special = records.filter(rules.special_care.matches(pl.col(value)))
+    if special.height:
+        raise ReleaseCheckError(f"anonymized/page_views: special-care {value} value(s) remain")
+    stats = class_stats(records.lazy(), person, class_cols, value).collect()
+    m = rules.max_records_per_person_class
+    over = records.group_by([*class_cols, person]).len().filter(pl.col("len") > m)
+    if over.height:
+        raise ReleaseCheckError(
+            f"anonymized/page_views: a person contributes more than {m} records to a class"
+        )
+    if stats["persons"].min() < rules.k or stats["distinct"].min() < rules.l:
+        raise ReleaseCheckError(
+            "anonymized/page_views: a class has fewer than k persons or l distinct values"
+        )
+    named = per_value.filter(pl.col(value) != OTHER)
+    return {
+        "classes": stats.height,
+        "min_class_persons": int(stats["persons"].min()),
+        "min_class_distinct_values": int(stats["distinct"].min()),
+        "max_person_share": round(float(stats["max_person_share"].max()), 4),
+        "mean_max_person_share": round(float(stats["max_person_share"].mean()), 4),
+        "distinct_values": per_value.height,
+        "min_value_persons": int(named["persons"].min()) if named.height else None,
+        "other_share": round(float((records[value] == OTHER).mean()), 4),
+    }
+
+
+def release_records(
+    records: pl.DataFrame,
+    qis: Mapping[str, Hierarchy],
+    person: str,
+    value: str,
+    rules: RecordRules,
+) -> RecordsResult:
+    """k-anonymize ``records`` over persons with ``value`` folded, bounded and l-diverse.
+
+    ``records``: one row per record with ``person``, the QI columns and ``value``. When no
+    transformation satisfies k and l within the suppression limit, nothing is released (an
+    empty frame with the same columns; fail closed) and the metrics say so.
+    """
+    from tokumei.anonymize.kanon import anonymize
+
+    class_cols = list(qis)
+    check_column_model([*class_cols, value])
+    n_in = records.height
+    m = rules.max_records_per_person_class
+    # 1. fold on the input (rare and special care), bound per level-0 class
+    prepared = bound_contributions(
+        fold_rare(records.lazy(), value, person, rules.k, rules.special_care),
+        person,
+        class_cols,
+        value,
+        m,
+    ).collect()
+    metrics: dict[str, Any] = {
+        "input_records": n_in,
+        "l": rules.l,
+        "max_records_per_person_class": m,
+        "bounded_records_share": round(1 - prepared.height / n_in, 4) if n_in else 0.0,
+    }
+    # 2. the search, with url_template as the sensitive column under distinct l-diversity
+    try:
+        result = anonymize(
+            prepared,
+            qis,
+            k=rules.k,
+            max_suppression=rules.max_suppression,
+            person_col=person,
+            sensitive={value: rules.l},
+            seed=0,
+        )
+    except ValueError as exc:
+        if "no transformation satisfies" not in str(exc):
+            raise
+        empty = records.clear().select(person, *class_cols, value)
+        metrics.update(
+            {
+                "released": False,
+                "reason": "no transformation satisfies k and l-diversity within the "
+                "suppression limit; nothing released",
+                "withheld_records_share": 1.0 if n_in else 0.0,
+                "classes": 0,
+            }
+        )
+        return RecordsResult(empty, None, metrics, {}, 0.0)
+    frame = result.frame.select(person, *class_cols, value)
+    # 3. bound per published class, then fold/withhold to the fixed point, then check
+    bounded = bound_contributions(frame.lazy(), person, class_cols, value, m).collect()
+    settled, withheld = settle(bounded, person, class_cols, value, rules)
+    final = assert_release(settled, person, class_cols, value, rules)
+    star = pl.all_horizontal([pl.col(q) == SUPPRESSED for q in class_cols])
+    metrics.update(
+        {
+            "released": True,
+            "bounded_records_share": round(1 - bounded.height / n_in, 4) if n_in else 0.0,
+            "withheld_records_share": round(withheld / n_in, 4) if n_in else 0.0,
+            "withheld_records": withheld,
+            "kept_records_share": round(settled.height / n_in, 4) if n_in else 0.0,
+            "suppressed_class_released": bool(settled.filter(star).height),
+            **final,
+        }
+    )
+    return RecordsResult(settled, result.transformation, metrics, result.metrics, result.seconds)
