@@ -6,7 +6,8 @@ replaced by ``<ENTITY_TYPE>``); the placeholders are removed before matching, so
 such as ``<EMAIL_ADDRESS>`` can never decide a category.
 
 Rules are tried in order and the first category with a matching keyword wins; a text that
-matches none (or no text) is ``other``. Matching is case-insensitive on the NFKC-normalized text
+matches none (or no text), or that mentions special care (要配慮個人情報, see
+:func:`categorize`), is ``other``. Matching is case-insensitive on the NFKC-normalized text
 (full-width ``ｉｐｈｏｎｅ`` matches ``iphone``). Product categories come before service
 categories, so ``配送 イヤホン`` is electronics. ``送料`` is deliberately no shipping keyword:
 ``送料無料`` (free shipping) is a common search modifier, not a shipping question.
@@ -27,6 +28,8 @@ from __future__ import annotations
 import re
 
 import polars as pl
+
+from tokumei.anonymize.folding import DEFAULT_SPECIAL_CARE, SpecialCare
 
 #: (category value, Japanese label, keywords). Order matters: first match wins.
 CATEGORIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -196,15 +199,23 @@ def _pattern(keywords: tuple[str, ...]) -> str:
     return "(?i)(?:" + "|".join(re.escape(k.lower()) for k in keywords) + ")"
 
 
-def categorize(text: pl.Expr) -> pl.Expr:
-    """Category of a (scrubbed) free text, as a vectorized Polars expression; never null."""
+def categorize(text: pl.Expr, special_care: SpecialCare = DEFAULT_SPECIAL_CARE) -> pl.Expr:
+    """Category of a (scrubbed) free text, as a vectorized Polars expression; never null.
+
+    A text that mentions special care (a disease, a clinic, a pregnancy test, a creed; policy
+    ``special_care_values``) is ``other`` whatever product it also names: ``妊娠検査薬`` or
+    ``不妊 ベビー`` must not put a person in a category next to the fact (issue 15). No category
+    itself reveals special care: they are product and service kinds (``kids_baby`` is baby
+    goods, not pregnancy or childbirth care), so the closed category set stays public.
+    """
     clean = text.cast(pl.String).str.replace_all(_PLACEHOLDER, " ").str.normalize("NFKC")
     clean = clean.str.to_lowercase()
     rules = [
         pl.when(clean.str.contains(_pattern(keywords))).then(pl.lit(value))
         for value, _, keywords in CATEGORIES
     ]
-    return pl.coalesce(*rules, pl.lit(OTHER)).alias("category")
+    sensitive = pl.when(special_care.matches(clean)).then(pl.lit(OTHER))
+    return pl.coalesce(sensitive, *rules, pl.lit(OTHER)).alias("category")
 
 
 def describe_markdown() -> str:
