@@ -219,9 +219,9 @@ def test_zero_cells_of_the_public_grid_are_suppressed_like_small_ones() -> None:
     """A suppressed cell must not tell that somebody with that combination exists."""
     grid = pl.DataFrame(
         {
-            "prefecture": ["東京都", "沖縄県", "沖縄県"],
-            "age_band": ["30-34"] * 3,
-            "gender": ["female", "female", "male"],
+            "prefecture": ["東京都", "沖縄県", "沖縄県", "unknown"],
+            "age_band": ["30-34"] * 4,
+            "gender": ["female", "female", "male", "female"],
         }
     )
     hists = pl.LazyFrame(
@@ -234,10 +234,11 @@ def test_zero_cells_of_the_public_grid_are_suppressed_like_small_ones() -> None:
     )
     out = stats.dau_reduce(hists, "2026-11-24", T, grid).collect()
     rows = {(r["prefecture"], r["gender"]): r["persons"] for r in out.iter_rows(named=True)}
-    # 3 persons and 0 persons look the same; an observed cell outside the grid is not dropped
+    # 3 persons and 0 persons look the same; a value outside the grid never names itself in a
+    # row: it counts as unknown (each person is in one cell, so the count stays exact)
     assert rows == {
         ("東京都", "female"): 25,
         ("沖縄県", "female"): None,
         ("沖縄県", "male"): None,
-        ("火星", "female"): 12,
+        ("unknown", "female"): 12,
     }

@@ -90,10 +90,12 @@ def test_sessions_counts_bands_and_all_row() -> None:
     got = {
         (r["device_class"], r["os_family"], r["duration_band"]): (r["persons"], r["sessions"])
         for r in out.iter_rows(named=True)
+        if not r["suppressed"]
     }
+    # Every cell of the public grid is a row; zero cells are suppressed (0 < min_cell), so
+    # mobile/iOS 1-10m goes too: 7 - 4 - 2 - (the zero 10-30m) would give it back.
     assert got == {
         ("mobile", "iOS", "<1m"): (4, 4),
-        ("mobile", "iOS", "1-10m"): (1, 1),
         ("mobile", "iOS", "30m+"): (2, 2),
         ("mobile", "iOS", "all"): (4, 7),
         ("desktop", "Windows", "10-30m"): (1, 1),
@@ -101,19 +103,21 @@ def test_sessions_counts_bands_and_all_row() -> None:
         ("mobile", "other", "<1m"): (1, 1),
         ("mobile", "other", "all"): (1, 1),
     }
+    assert out.height == len(stats.DIM_VALUES["device_class"]) * 8 * 5
     assert out.columns == list(stats.TABLES["sessions"].columns)
-    assert out["date"].dtype == pl.Date and not out["suppressed"].any()
+    assert out["date"].dtype == pl.Date and out.filter(pl.col("suppressed"))["persons"].null_count()
     assert "session_id" not in out.columns and "ts" not in out.columns
 
 
 def test_sessions_complementary_suppression_of_a_lone_band() -> None:
-    # mobile/iOS at min_cell 2: <1m (4 persons), 1-10m (1 → primary), 30m+ (2), all (4).
-    # 1-10m alone would be all − <1m − 30m+ = 7 − 4 − 2 = 1 session, so protect_table adds a
-    # complement (the smallest band, 30m+) that the LP attacker cannot separate from it.
+    # mobile/iOS at min_cell 2: <1m (4 persons), 1-10m (1 → primary), 10-30m (0 → primary:
+    # zero cells of the grid are suppressed too), 30m+ (2), all (4). 1-10m + 10-30m =
+    # 7 − 4 − 2 = 1 session, which leaves each of them 2 candidate values (0 or 1): no
+    # complement is needed now that the zero band is hidden rather than absent.
     out = stats.sessions(_session_events(), DAY, min_cell=2).collect()
     ios = out.filter((pl.col("device_class") == "mobile") & (pl.col("os_family") == "iOS"))
     flags = dict(zip(ios["duration_band"], ios["suppressed"], strict=True))
-    assert flags == {"<1m": False, "1-10m": True, "30m+": True, "all": False}
+    assert flags == {"<1m": False, "1-10m": True, "10-30m": True, "30m+": False, "all": False}
     sup = ios.filter(pl.col("suppressed"))
     assert sup["persons"].null_count() == 2 and sup["sessions"].null_count() == 2
     # single-person groups: 'all' and its band are both primary, nothing more to do
@@ -149,7 +153,13 @@ def _search_events() -> pl.LazyFrame:
 
 def test_search_volume_counts_persons_by_kind_and_category() -> None:
     out = stats.search_volume(_search_events(), DAY, min_cell=1).collect()
-    got = {(r["kind"], r["category"]): r["persons"] for r in out.iter_rows(named=True)}
+    got = {
+        (r["kind"], r["category"]): r["persons"]
+        for r in out.iter_rows(named=True)
+        if not r["suppressed"]
+    }
+    # every kind × category is a row; the zero ones are suppressed
+    assert out.height == len(stats.SEARCH_KINDS) * len(CATEGORY_VALUES)
     assert got == {
         ("search", "electronics"): 1,  # p1 twice → once
         ("search", "fashion"): 1,
@@ -160,7 +170,7 @@ def test_search_volume_counts_persons_by_kind_and_category() -> None:
     assert set(out.columns) == {"date", "kind", "category", "persons", "suppressed"}
     sup = stats.search_volume(_search_events(), DAY, min_cell=2).collect()
     assert sup.filter(~pl.col("suppressed"))["persons"].to_list() == [2]
-    assert sup.filter(pl.col("suppressed"))["persons"].null_count() == 4
+    assert sup.filter(pl.col("suppressed"))["persons"].null_count() == out.height - 1
 
 
 def test_search_volume_two_partitions_equal_one() -> None:
@@ -261,6 +271,10 @@ def _revenue_events() -> pl.LazyFrame:
         "p4": [12_340],
         "p5": [60_000],
         "p6": [10_000],
+        # three more small purchasers, so that one band's total is not dominated
+        "p10": [4000],
+        "p11": [4000],
+        "p12": [4000],
     }
     rows = [ev(p, "purchase", amount_jpy=a) for p, amts in amounts.items() for a in amts]
     rows.append(ev("p7", "page_view", amount_jpy=99_999))  # not a purchase
@@ -273,18 +287,21 @@ def test_revenue_bands_persons_and_rounded_totals() -> None:
     got = {
         r["price_band"]: (r["persons"], r["total_amount_jpy"]) for r in out.iter_rows(named=True)
     }
+    # Totals of one or two purchasers are dominated (the p % rule: the other one knows the
+    # total exactly), so only the count is published there.
     assert got == {
-        "<1000": (1, 1000),  # 999 → 1,000
-        "1000-4999": (2, 10_000),  # 1000 + 4999 + 4500 = 10,499 → 10,000
-        "5000-9999": (1, 5000),
-        "10000-49999": (2, 22_000),  # 22,340 → 22,000
-        "50000+": (1, 60_000),
+        "<1000": (1, None),
+        "1000-4999": (5, 22_000),  # 1000 + 4999 + 4500 + 3 × 4000 = 22,499 → 22,000
+        "5000-9999": (1, None),
+        "10000-49999": (2, None),
+        "50000+": (1, None),
     }
     assert out["total_amount_jpy"].dtype == pl.Int64
+    assert out.filter(pl.col("total_amount_jpy").is_null())["suppressed"].all()
     sup = stats.revenue(_revenue_events(), DAY, min_cell=2).collect()
-    small = sup.filter(pl.col("suppressed"))
+    small = sup.filter(pl.col("persons").is_null())
     assert set(small["price_band"]) == {"50000+", "5000-9999", "<1000"}
-    assert small["persons"].null_count() == 3 and small["total_amount_jpy"].null_count() == 3
+    assert small["total_amount_jpy"].null_count() == 3 and small["suppressed"].all()
 
 
 def test_revenue_two_partitions_equal_one() -> None:
@@ -334,10 +351,14 @@ def test_gx_specs_follow_tables() -> None:
 
 
 @pytest.mark.parametrize("name", ["sessions", "search_volume", "funnel", "revenue"])
-def test_empty_day_gives_an_empty_table_with_the_schema(name: str) -> None:
+def test_empty_day_gives_the_whole_grid_suppressed(name: str) -> None:
+    # a day without events publishes the same rows as any other day, every one suppressed
+    from tokumei.stats.grids import grid
+
     frame = events([])
     out = getattr(stats, name)(frame, DAY, 10).collect()
-    assert out.height == 0 and out.columns == list(stats.TABLES[name].columns)
+    assert out.columns == list(stats.TABLES[name].columns)
+    assert out.height == grid(name).height > 0 and out["suppressed"].all()
 
 
 def test_committed_data_dictionary_is_generated() -> None:

@@ -142,6 +142,37 @@ class Thresholds(BaseModel):
         return self
 
 
+class DisclosurePolicy(BaseModel):
+    """Attribute and magnitude disclosure rules of the statistics tables (``disclosure:``).
+
+    Used by ``tokumei/stats/disclosure/diversity.py`` (a group's persons must spread over at
+    least ``l_diversity`` bands of a sensitive measure, the largest band holding at most
+    ``max_band_share`` of them) and ``magnitude.py`` (winsorizing, dominance and median rules
+    for means, medians and amount totals). Defaults are the values reviewed in policy.yaml.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    l_diversity: int = Field(2, ge=2, description="distinct published bands per group")
+    max_band_share: float = Field(
+        0.9, gt=0, lt=1, description="largest band's share of a group's published persons"
+    )
+    winsor_lower: float = Field(0.01, ge=0, lt=0.5, description="lower winsorizing percentile")
+    winsor_upper: float = Field(0.99, gt=0.5, le=1, description="upper winsorizing percentile")
+    winsor_min_persons: int = Field(
+        10, ge=2, description="persons at or beyond each winsorizing bound, at least"
+    )
+    dominance_n: int = Field(2, ge=1, le=5, description="(n, k) rule: the n largest contributors")
+    dominance_k: float = Field(0.8, gt=0, lt=1, description="(n, k) rule: their largest share")
+    p_percent: float = Field(
+        0.1, ge=0, lt=1, description="p% rule: the largest contributor's protection margin"
+    )
+    median_central: int = Field(3, ge=3, description="central values a published median averages")
+    median_min_persons: int = Field(
+        10, ge=5, description="persons a cell needs for its median to be published"
+    )
+
+
 #: Tables that can be released with differential privacy: each person sits in exactly one cell
 #: (one demographic row per person and period), so a count's sensitivity is 1 by construction.
 DP_TABLES = ("daily_active_users", "weekly_active_users", "monthly_active_users")
@@ -220,6 +251,7 @@ class Policy(BaseModel):
     version: str
     thresholds: Thresholds = Thresholds()
     noise: NoisePolicy | None = None
+    disclosure: DisclosurePolicy = DisclosurePolicy()
     special_care_values: SpecialCareValues = Field(default_factory=SpecialCareValues)
     records: RecordsPolicy = Field(default_factory=RecordsPolicy)
     sources: dict[str, SourcePolicy]
@@ -274,6 +306,7 @@ def load_policy(directory: Path) -> Policy:
             version=str(root.get("version", "")),
             thresholds=Thresholds.model_validate(root.get("thresholds", {})),
             noise=NoisePolicy.model_validate(root["noise"]) if root.get("noise") else None,
+            disclosure=DisclosurePolicy.model_validate(root.get("disclosure") or {}),
             special_care_values=SpecialCareValues.model_validate(
                 root.get("special_care_values") or {}
             ),

@@ -798,8 +798,9 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     Suppression, the cross-release rules (``tokumei.stats.period_tables``), optional noise and
     rounding, then the LP attacker audit over everything about to be published (fail closed).
     """
+    from tokumei.stats import grids
     from tokumei.stats import tables as stats
-    from tokumei.stats.disclosure import dp_tables
+    from tokumei.stats.disclosure import diversity, dp_tables
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
@@ -832,7 +833,11 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         "daily_active_users": stats.dau_reduce(dau_hists, day, t.min_cell, grid),
         "page_views": stats.page_views_reduce(pl.concat(pv_parts).lazy(), day, t.min_cell),
         "measurements_summary": stats.measurements_reduce(
-            pl.scan_parquet(maps / "measurements" / "*.parquet"), day, t.min_cell
+            pl.scan_parquet(maps / "measurements" / "*.parquet"),
+            day,
+            t.min_cell,
+            grids.grid("measurements_summary", policy),
+            policy.disclosure,
         ),
         "sessions": stats.sessions_reduce(
             pl.scan_parquet(maps / "sessions" / "*.parquet"), day, t.min_cell
@@ -844,7 +849,7 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             pl.scan_parquet(maps / "funnel" / "*.parquet"), day, t.min_cell
         ),
         "revenue": stats.revenue_reduce(
-            pl.scan_parquet(maps / "revenue" / "*.parquet"), day, t.min_cell
+            pl.scan_parquet(maps / "revenue" / "*.parquet"), day, t.min_cell, policy.disclosure
         ),
     }
     from tokumei.stats import period_tables
@@ -853,8 +858,14 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     daily, kept_hidden = period_tables.keep_previous(
         paths, {name: lf.collect() for name, lf in tables.items()}
     )
+    # attribute disclosure (tokumei/stats/disclosure/diversity.py): a group whose published
+    # band distribution is possibly homogeneous is suppressed whole, before the period tables
+    # are checked against the daily ones
+    daily, homogeneous_groups = diversity.protect_tables(daily, policy.disclosure)
     period, period_rec, budget = period_tables.build(paths, daily, t.min_cell, policy, grid, budget)
     period, kept_period = period_tables.keep_previous(paths, period)
+    period, homogeneous_period = diversity.protect_tables(period, policy.disclosure)
+    homogeneous_groups.update(homogeneous_period)
     kept_hidden.update(kept_period)
     record: dict[str, Any] = {}
     frames: dict[str, pl.DataFrame] = {}
@@ -880,6 +891,13 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     audit = audit_tables(frames, t.min_cell, t.rounding_base)
     for name, verdict in audit.items():
         record[name]["disclosure"] = verdict
+        # no published band distribution may be homogeneous (attacker's view); fail closed
+        verdict["diversity"] = {
+            **diversity.audit(frames[name], name, policy.disclosure),
+            "groups_suppressed": homogeneous_groups.get(name, 0),
+        }
+        if not verdict["diversity"]["ok"]:
+            verdict["ok"] = False
         cross = (period_rec.get(name) or {}).get("cross_release") or {}
         if cross.get("ok") is False:
             verdict["ok"] = False  # a period cell narrows a suppressed daily cell: fail closed

@@ -268,16 +268,27 @@ def measurement_trends(activity: pl.LazyFrame, period: Period) -> pl.LazyFrame:
     )
 
 
-def monthly_revenue(purchases: pl.LazyFrame, period: Period) -> pl.LazyFrame:
-    """month × price_band → distinct purchasing persons, purchases and amount (JPY, exact).
+#: Largest per-person contributions kept per cell for the dominance rules (as the daily map).
+TOP_CONTRIBUTIONS = 5
 
-    The amount is rounded and cross-checked against the daily releases by the caller.
+
+def monthly_revenue(purchases: pl.LazyFrame, period: Period) -> pl.LazyFrame:
+    """month × price_band → distinct purchasing persons, amount (JPY, exact) and ``_top``, the
+    largest per-person amounts of the band in the month (for the dominance rules; never
+    published).
+
+    The amount is rounded, checked for dominance and cross-checked against the daily releases
+    by the caller.
     """
+    per_person = purchases.group_by(PERSON, "price_band").agg(
+        pl.col("amount_jpy").sum().cast(pl.Int64)
+    )
     return (
-        purchases.group_by("price_band")
+        per_person.group_by("price_band")
         .agg(
-            pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
+            pl.len().cast(pl.Int64).alias("persons"),
             pl.col("amount_jpy").sum().cast(pl.Int64).alias("amount_jpy"),
+            pl.col("amount_jpy").sort(descending=True).head(TOP_CONTRIBUTIONS).alias("_top"),
         )
         .with_columns(pl.lit(period.label).alias("month"))
     )
@@ -344,9 +355,11 @@ def retention_cohorts(
         .group_by("signup_month", "weeks_since_signup")
         .agg(pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"))
     )
+    # every final cell is published, also for a month nobody signed up in (no existence
+    # disclosure: the cell is then 0 and suppressed like a small one)
     return (
-        grid.join(cohort, on="signup_month", how="inner")
+        grid.join(cohort, on="signup_month", how="left")
         .join(active, on=["signup_month", "weeks_since_signup"], how="left")
-        .with_columns(pl.col("persons").fill_null(0))
+        .with_columns(pl.col("persons", "cohort_persons").fill_null(0))
         .with_columns(pl.col("weeks_since_signup").cast(pl.String).str.zfill(2))
     )

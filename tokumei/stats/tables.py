@@ -24,9 +24,11 @@ from dataclasses import dataclass
 import polars as pl
 
 from tokumei.anonymize.folding import DEFAULT_SPECIAL_CARE, SpecialCare, fold, values_to_fold
+from tokumei.anonymize.policy import DisclosurePolicy
 from tokumei.stats.bands import band
 from tokumei.stats.categories import CATEGORY_VALUES, categorize
 from tokumei.stats.disclosure.rounding import round_expr
+from tokumei.stats.grids import DEVICE_CLASSES, complete, fold_device, grid
 from tokumei.stats.periods import COHORT_WEEKS, MEASURES
 
 PERSON = "person"
@@ -60,6 +62,7 @@ DIM_VALUES: dict[str, tuple[str, ...]] = {
     "duration_band": (ALL_DURATIONS, *(b for b, _ in DURATION_BANDS)),
     "price_band": tuple(b for b, _ in PRICE_BANDS),
     "os_family": (*OS_FAMILIES, "other", "unknown"),
+    "device_class": DEVICE_CLASSES,
     "kind": SEARCH_KINDS,
     "category": CATEGORY_VALUES,
     "measure": tuple(MEASURES),
@@ -408,9 +411,19 @@ def on_grid(table: pl.LazyFrame, grid: pl.DataFrame | None, count: str = "person
 def dau_reduce(
     hists: pl.LazyFrame, day: str, min_cell: int, grid: pl.DataFrame | None = None
 ) -> pl.LazyFrame:
-    """Sum partition histograms (on the public ``grid``, if given); suppress under ``min_cell``."""
+    """Sum partition histograms on the public ``grid`` (``tokumei.stats.grids``; default: the
+    shipped policy's); suppress under ``min_cell``.
+
+    A value outside the grid folds to ``unknown`` before the sum (each person is in one cell,
+    so the sum stays a count of distinct persons); every grid cell is published.
+    """
+    from tokumei.stats import grids
+
     dims = ("prefecture", "age_band", "gender")
-    table = on_grid(hists.group_by(dims).agg(pl.col("persons").sum()), grid)
+    g = grid if grid is not None else grids.grid("daily_active_users")
+    folded = grids.fold_to_unknown(hists, g, dims)
+    summed = folded.group_by(dims).agg(pl.col("persons").sum())
+    table = grids.complete(summed, g, "daily_active_users", {"persons": 0})
     return _finish(table, day, dims, (), min_cell)
 
 
@@ -458,11 +471,22 @@ def page_views_map(pairs: pl.LazyFrame, rare: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def page_views_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
-    """Sum partition histograms; suppress."""
+def page_views_reduce(
+    hists: pl.LazyFrame, day: str, min_cell: int, templates: list[str] | None = None
+) -> pl.LazyFrame:
+    """Sum partition histograms on the grid published templates × device classes; suppress.
+
+    ``templates``: the published template set (default: the templates of the folded
+    histograms, i.e. those used by at least k persons, plus ``other``).
+    """
+    from tokumei.stats import grids
+
     dims = ("url_template", "device_class")
-    table = hists.group_by(dims).agg(pl.col("persons").sum())
-    return _finish(table, day, dims, (), min_cell)
+    table = hists.group_by(dims).agg(pl.col("persons").sum()).collect()
+    if templates is None:
+        templates = table["url_template"].unique().to_list()
+    g = grids.grid("page_views", templates=templates)
+    return _finish(grids.complete(table, g, "page_views", {"persons": 0}), day, dims, (), min_cell)
 
 
 def measurements_map(measurements: pl.LazyFrame, persons: pl.LazyFrame) -> pl.LazyFrame:
@@ -486,15 +510,50 @@ def measurements_map(measurements: pl.LazyFrame, persons: pl.LazyFrame) -> pl.La
     )
 
 
-def measurements_reduce(per_person: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
-    """age_band × gender → persons, weight mean and median (kg, 1 decimal); suppress."""
+def measurements_reduce(
+    per_person: pl.LazyFrame,
+    day: str,
+    min_cell: int,
+    grid: pl.DataFrame | None = None,
+    rules: DisclosurePolicy | None = None,
+) -> pl.LazyFrame:
+    """age_band × gender → persons, weight mean and median (kg, 1 decimal); suppress.
+
+    On the public grid (``tokumei.stats.grids``: every age band × gender, every day). Magnitude
+    rules (``tokumei.stats.disclosure.magnitude``): each person's daily mean is winsorized at
+    the day's population bounds before aggregation; the median is the mean of the central
+    values and needs ``median_min_persons``; both measures are null where the (n, k) or p %
+    rule finds the cell's sum dominated. ``suppressed`` is true when anything is hidden.
+    """
+    from tokumei.stats import grids
+    from tokumei.stats.disclosure import magnitude as mag
+
+    rules = rules or DisclosurePolicy()
     dims = ("age_band", "gender")
-    table = per_person.group_by(dims).agg(
-        pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
-        pl.col("weight_kg").mean().round(1).alias("weight_mean_kg"),
-        pl.col("weight_kg").median().round(1).alias("weight_median_kg"),
+    measures = ("weight_mean_kg", "weight_median_kg")
+    g = grid if grid is not None else grids.grid("measurements_summary")
+    w = pl.col("_w")
+    clipped = grids.fold_to_unknown(per_person, g, dims).with_columns(
+        mag.winsorize(pl.col("weight_kg"), rules).alias("_w")
     )
-    return _finish(table, day, dims, ("weight_mean_kg", "weight_median_kg"), min_cell)
+    table = clipped.group_by(dims).agg(
+        pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
+        w.mean().alias("_mean"),
+        w.sum().alias("_sum"),
+        mag.sorted_values(w).alias("_values"),
+        mag.top_contributions(w, mag.top_size(rules)).alias("_top"),
+    )
+    dominated = mag.dominated(pl.col("_sum"), pl.col("_top"), rules)
+    table = grids.complete(table, g, "measurements_summary", {"persons": 0}).with_columns(
+        pl.when(dominated).then(None).otherwise(pl.col("_mean").round(1)).alias(measures[0]),
+        pl.when(dominated)
+        .then(None)
+        .otherwise(mag.central_median(pl.col("_values"), rules).round(1))
+        .alias(measures[1]),
+    )
+    out = _finish(table, day, dims, measures, min_cell)
+    hidden = pl.any_horizontal(pl.col(m).is_null() for m in measures)
+    return out.with_columns((pl.col("suppressed") | hidden).alias("suppressed"))
 
 
 def _total_amount() -> pl.Expr:
@@ -595,7 +654,7 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
             events,
             pl.concat_str(
                 sortable_ts,
-                pl.col("device_class").fill_null("unknown"),
+                fold_device(pl.col("device_class")),
                 fold_os(pl.col("os_family")),
                 separator="\x00",
             ).alias("_first"),
@@ -697,7 +756,10 @@ def sessions_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFram
     """
     spec = TABLES["sessions"]
     dims = ("device_class", "os_family", "duration_band")
-    table = hists.group_by(dims).agg(pl.col("persons").sum(), pl.col("sessions").sum()).collect()
+    table = hists.group_by(dims).agg(pl.col("persons").sum(), pl.col("sessions").sum())
+    # every device class × OS × band of the public grid, zero rows included
+    zero = {"persons": 0, "sessions": 0}
+    table = complete(table, grid("sessions"), "sessions", zero).collect()
     table = table.with_columns(protect_sessions(table, min_cell).alias("_mask"))
     out = _dated(table.lazy(), day, spec, keep=("_mask",))
     return suppress_where(out, pl.col("_mask"), spec.counts).drop("_mask")
@@ -726,6 +788,7 @@ def search_volume_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.Laz
     """Sum partition histograms; suppress."""
     dims = ("kind", "category")
     table = hists.group_by(dims).agg(pl.col("persons").sum())
+    table = complete(table, grid("search_volume"), "search_volume", {"persons": 0})
     return _finish(table, day, dims, (), min_cell)
 
 
@@ -734,7 +797,7 @@ def funnel_map(events: pl.LazyFrame) -> pl.LazyFrame:
     ev = pl.col("event")
     flags = (
         events.filter(ev.is_in(("page_view", "signup", "purchase")))
-        .with_columns(pl.col("device_class").fill_null("unknown"))
+        .with_columns(fold_device(pl.col("device_class")).alias("device_class"))
         .group_by(PERSON, "device_class")
         .agg(
             (ev == "page_view").any().alias("_pv"),
@@ -754,6 +817,7 @@ def funnel_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
     """Sum partition histograms; suppress each step on its own (``suppressed`` = any step)."""
     spec = TABLES["funnel"]
     table = hists.group_by("device_class").agg(pl.col(c).sum() for c in spec.counts)
+    table = complete(table, grid("funnel"), "funnel", dict.fromkeys(spec.counts, 0))
     out = _dated(table, day, spec)
     small = [pl.col(c) < min_cell for c in spec.counts]
     return out.with_columns(
@@ -765,24 +829,59 @@ def funnel_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
     )
 
 
+#: Largest per-person contributions a map keeps per cell for the dominance rules (the policy's
+#: ``dominance_n`` is at most this; the global top is within the union of the partitions' tops).
+MAX_TOP_CONTRIBUTIONS = 5
+
+
 def revenue_map(events: pl.LazyFrame) -> pl.LazyFrame:
-    """One partition: price_band → distinct purchasing persons and the amount sum (JPY)."""
-    return (
+    """One partition: price_band → distinct purchasing persons, the amount sum (JPY) and the
+    largest per-person band sums (``_top``, for the dominance rules; never published)."""
+    from tokumei.stats.disclosure.magnitude import top_contributions
+
+    per_person = (
         events.filter((pl.col("event") == "purchase") & pl.col("amount_jpy").is_not_null())
         .with_columns(price_band(pl.col("amount_jpy")).alias("price_band"))
-        .group_by("price_band")
-        .agg(
-            pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"),
-            pl.col("amount_jpy").cast(pl.Int64).sum().alias("amount_jpy"),
-        )
+        .group_by(PERSON, "price_band")
+        .agg(pl.col("amount_jpy").cast(pl.Int64).sum())
+    )
+    return per_person.group_by("price_band").agg(
+        pl.len().cast(pl.Int64).alias("persons"),
+        pl.col("amount_jpy").sum().alias("amount_jpy"),
+        top_contributions(pl.col("amount_jpy"), MAX_TOP_CONTRIBUTIONS).alias("_top"),
     )
 
 
-def revenue_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
-    """Sum partition histograms; round the total to 1,000 JPY (half up); suppress both."""
-    table = hists.group_by("price_band").agg(pl.col("persons").sum(), pl.col("amount_jpy").sum())
-    table = table.with_columns(_total_amount())
-    return _finish(table, day, ("price_band",), ("total_amount_jpy",), min_cell)
+def hide_dominated_total(table: pl.LazyFrame, rules: DisclosurePolicy) -> pl.LazyFrame:
+    """Null ``amount_jpy`` where its per-person contributions (``_top``) dominate it (the (n, k)
+    and p % rules of ``tokumei.stats.disclosure.magnitude``); the count stays."""
+    from tokumei.stats.disclosure.magnitude import dominated
+
+    if rules.dominance_n > MAX_TOP_CONTRIBUTIONS:  # pragma: no cover - the policy caps it
+        raise ValueError(f"dominance_n above {MAX_TOP_CONTRIBUTIONS} is not supported")
+    hide = dominated(pl.col("amount_jpy").cast(pl.Float64), pl.col("_top"), rules)
+    return table.with_columns(
+        pl.when(hide).then(None).otherwise(pl.col("amount_jpy")).alias("amount_jpy")
+    )
+
+
+def revenue_reduce(
+    hists: pl.LazyFrame, day: str, min_cell: int, rules: DisclosurePolicy | None = None
+) -> pl.LazyFrame:
+    """Sum partition histograms on the price-band grid; hide a dominated total; round the total
+    to 1,000 JPY (half up); suppress both under ``min_cell``."""
+    from tokumei.stats.disclosure.magnitude import merge_top
+
+    table = hists.group_by("price_band").agg(
+        pl.col("persons").sum(),
+        pl.col("amount_jpy").sum(),
+        merge_top(pl.col("_top"), MAX_TOP_CONTRIBUTIONS).alias("_top"),
+    )
+    table = complete(table, grid("revenue"), "revenue", {"persons": 0, "amount_jpy": 0})
+    table = hide_dominated_total(table, rules or DisclosurePolicy()).with_columns(_total_amount())
+    out = _finish(table, day, ("price_band",), ("total_amount_jpy",), min_cell)
+    hidden = pl.col("total_amount_jpy").is_null()
+    return out.with_columns((pl.col("suppressed") | hidden).alias("suppressed"))
 
 
 def period_reduce(
