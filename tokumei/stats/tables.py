@@ -129,7 +129,19 @@ TABLES: dict[str, TableSpec] = {
     "measurements_summary": TableSpec(
         "measurements_summary",
         "Persons with a scale measurement that day and their weight mean and median (kg, one "
-        "decimal; each person's daily mean counts once), by age band and gender.",
+        "decimal; each person's daily mean counts once), by age band and gender. Every age "
+        "band × gender is a row every day (see Public grids). Magnitude rules: each person's "
+        "daily mean is winsorized before aggregation, i.e. clipped to bounds of the whole "
+        "day's measured population (policy winsor_lower/winsor_upper percentiles, default 1st "
+        "and 99th, with at least winsor_min_persons, default 10, persons at or beyond each "
+        "bound; no measure is published on a day with fewer than twice that many persons), so "
+        "an outlier counts as the bound and persons × (mean − median) does not estimate it. "
+        "The median is the mean of the central median_central (default 3; one more for an even "
+        "count) values, published only for cells of at least median_min_persons (default 10) "
+        "persons, so no single person's value is the median. Both measures are suppressed "
+        "(suppressed true, persons still published) when the cell's sum is dominated: its "
+        "dominance_n (default 2) largest values make more than dominance_k (default 80 %) of "
+        "it, or the rest is less than p_percent (default 10 %) of the largest.",
         ("date", "age_band", "gender"),
         ("persons",),
         ("weight_mean_kg", "weight_median_kg"),
@@ -180,7 +192,12 @@ TABLES: dict[str, TableSpec] = {
         "Purchases that day, by price band of the single purchase amount (JPY): distinct "
         "purchasing persons (a person with purchases in two bands counts in both) and the "
         "band's total amount rounded to the nearest 1,000 JPY. The total is suppressed "
-        "together with its cell.",
+        "together with its cell, and on its own (suppressed true, persons still published) "
+        "when its largest purchasers dominate it: the dominance_n (default 2) largest "
+        "per-person band sums make more than dominance_k (default 80 %) of it, or the rest is "
+        "less than p_percent (default 10 %) of the largest (so the second largest purchaser "
+        "cannot estimate the largest). Every band of the day is suppressed when the purchasers' "
+        "distribution over bands is possibly homogeneous (see Attribute disclosure).",
         ("date", "price_band"),
         ("persons",),
         ("total_amount_jpy",),
@@ -229,7 +246,11 @@ TABLES: dict[str, TableSpec] = {
         "measurement_trends",
         "Persons with scale measurements in the calendar month, by age band, gender, measure "
         "(weight or body_fat) and band of the person's monthly mean (mean of their daily "
-        "means). Bands are bottom- and top-coded (weight <40 … 100+ kg, body fat <10 … 40+ %).",
+        "means). Bands are bottom- and top-coded (weight <40 … 100+ kg, body fat <10 … 40+ %). "
+        "Every age band × gender × measure × band is a row. A (month, age band, gender) group "
+        "is suppressed whole, both measures, when the band distribution of either measure is "
+        "possibly homogeneous (see Attribute disclosure); both measures go because weight and "
+        "body-fat bands partition the same persons.",
         ("date", "month", "age_band", "gender", "measure", "band"),
         ("persons",),
         description_ja="月間に体組成計で測定した人数（5歳階級・性別・測定項目・月平均値の階級別）。",
@@ -241,8 +262,10 @@ TABLES: dict[str, TableSpec] = {
         "distinct purchasing persons and the band's total amount rounded to 1,000 JPY. The "
         "total is suppressed with its cell, and also whenever a daily revenue release of the "
         "month suppressed that band (the month is the sum of its days, so publishing it would "
-        "give a suppressed day back by subtraction); then suppressed is true while persons is "
-        "still published.",
+        "give a suppressed day back by subtraction), and when its largest purchasers dominate "
+        "it (the rules of revenue, on per-person amounts of the month); then suppressed is "
+        "true while persons is still published. Every band is suppressed when the month's "
+        "distribution over bands is possibly homogeneous (see Attribute disclosure).",
         ("date", "month", "price_band"),
         ("persons",),
         ("total_amount_jpy",),
@@ -302,16 +325,17 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
         "distinct persons with a page view, a signup and a purchase",
     ),
     "total_amount_jpy": (
-        "購入金額の合計（円、千円単位に丸め）",
-        "total purchase amount (JPY, rounded to 1,000)",
+        "購入金額の合計（円、千円単位に丸め、少数の購入者が大半を占める場合は空欄）",
+        "total purchase amount (JPY, rounded to 1,000; empty when a few purchasers dominate it)",
     ),
     "weight_mean_kg": (
-        "体重の平均値（kg、1人1日1値）",
-        "mean weight (kg, one daily mean per person)",
+        "体重の平均値（kg、1人1日1値、当日の測定者全体の分位点で外れ値を丸めた値の平均）",
+        "mean weight (kg, one daily mean per person, winsorized at the day's population bounds)",
     ),
     "weight_median_kg": (
-        "体重の中央値（kg、1人1日1値）",
-        "median weight (kg, one daily mean per person)",
+        "体重の中央値（kg、中央の3値（偶数なら4値）の平均、一定人数以上のセルのみ）",
+        "median weight (kg): mean of the central 3 (4 for an even count) winsorized daily "
+        "means; only for cells of at least median_min_persons persons",
     ),
     "week": ("ISO週（例：2026-W48、月曜〜日曜）", "ISO week (e.g. 2026-W48, Monday to Sunday)"),
     "month": ("集計対象月（日本時間、YYYY-MM）", "calendar month (JST, YYYY-MM)"),
@@ -998,8 +1022,26 @@ def data_dictionary() -> str:
         "- Counts are counts of **distinct persons** unless the column says otherwise (a "
         "person is a registered user, or a logged-out cookie/device when no user is known).",
         "- A cell with fewer than `min_cell` persons (policy threshold, default 10) is "
-        "suppressed: its counts and measures are null and `suppressed` is true, so "
-        "'suppressed' differs from 'zero' (a missing row is zero).",
+        "suppressed: its counts and measures are null and `suppressed` is true.",
+        "- **Public grids.** Every table has the same rows in every release of its kind: every "
+        "combination of its dimensions' closed values (the hierarchies' age bands, genders "
+        "and prefectures at the policy's levels, the device classes, OS families, bands, "
+        "kinds and categories listed below, the URL templates used by at least k persons that "
+        "day, the final cohort cells), decided before the data is read "
+        "(`tokumei/stats/grids.py`). A zero cell is a row too, suppressed like a small one, "
+        "so a row or a suppressed row says nothing about whether anybody has that combination. "
+        "A value outside the grid never makes a row (it counts as `unknown`/`other`).",
+        "- **Attribute disclosure.** Where a table spreads a group's persons over the bands of "
+        "a sensitive measure (measurement_trends: weight and body fat per month × age band × "
+        "gender; revenue and monthly_revenue: price bands of the day's or month's "
+        "purchasers), a group whose distribution is possibly homogeneous in the published "
+        "counts (fewer than `l_diversity`, default 2, published bands, or a band with more "
+        "than `max_band_share`, default 90 %, of the published persons; a suppressed cell may "
+        "be 0) is suppressed whole, and the run fails if any published group still is "
+        "(`tokumei/stats/disclosure/diversity.py`).",
+        "- **Magnitude measures** (means, medians, amount totals) are winsorized, checked for "
+        "dominance and, for medians, averaged over the central values, as each measure's "
+        "table says (`tokumei/stats/disclosure/magnitude.py`).",
         "- No table carries a person key, pseudonym, exact timestamp or free text.",
         "",
         "Tables: " + ", ".join(f"[`{n}`](#{n})" for n in TABLES) + ".",
