@@ -18,9 +18,9 @@ import polars as pl
 
 from tokumei.anonymize.policy import Policy
 from tokumei.infra.storage import RunPaths
-from tokumei.stats import periods
+from tokumei.stats import grids, periods
 from tokumei.stats import tables as stats
-from tokumei.stats.disclosure import cross_release
+from tokumei.stats.disclosure import cross_release, magnitude
 from tokumei.stats.disclosure.noise import Ledger
 
 log = logging.getLogger("tokumei")
@@ -150,6 +150,8 @@ def build(
             periods.scan_layer(activity_dir, days, staged_act, today, periods.ACTIVITY_SCHEMA),
             excluded,
         )
+        # a demographic value outside the public grid counts as unknown (tokumei.stats.grids)
+        act = grids.fold_to_unknown(act, grid, _DEMO)
         day_releases = [_release(paths, frames, "daily_active_users", d) for d in days]
         families: list[list[pl.DataFrame | None]] = [day_releases]
         if period.kind == "month":
@@ -163,7 +165,9 @@ def build(
             budget = budget.spend(entry)
         # zero cells are published (suppressed) too, so suppression never says "someone exists"
         au = stats.period_reduce(
-            stats.on_grid(exact.lazy(), grid).with_columns(pl.lit(period.label).alias(period.kind)),
+            grids.complete(exact, grid, name, {"persons": 0}).with_columns(
+                pl.lit(period.label).alias(period.kind)
+            ),
             paths.day,
             name,
             min_cell,
@@ -180,16 +184,39 @@ def build(
         }
         if period.kind != "month":
             continue
+        # every age band × gender × measure × band of the public grid, zero cells included
+        trends = grids.complete(
+            periods.measurement_trends(act, period),
+            grids.grid("measurement_trends", policy),
+            "measurement_trends",
+            {"persons": 0},
+        )
+        trends = trends.with_columns(pl.lit(period.label).alias("month")).collect()
         out["measurement_trends"] = stats.period_reduce(
-            periods.measurement_trends(act, period), paths.day, "measurement_trends", min_cell
+            trends, paths.day, "measurement_trends", min_cell
         )
         record["measurement_trends"] = {"status": "released", "period": period.label}
         pur = periods.without_excluded(
             periods.scan_layer(purchases_dir, days, staged_pur, today, periods.PURCHASES_SCHEMA),
             excluded,
         )
-        rev = stats.period_reduce(
-            periods.monthly_revenue(pur, period), paths.day, "monthly_revenue", min_cell
+        rev_exact = grids.complete(
+            periods.monthly_revenue(pur, period),
+            grids.grid("monthly_revenue", policy),
+            "monthly_revenue",
+            {"persons": 0, "amount_jpy": 0},
+        )
+        rev_exact = rev_exact.with_columns(pl.lit(period.label).alias("month")).collect()
+        # magnitude rule: a band total its largest purchasers dominate is not published
+        dominated = rev_exact.filter(
+            magnitude.dominated(
+                pl.col("amount_jpy").cast(pl.Float64), pl.col("_top"), policy.disclosure
+            )
+        )["price_band"].to_list()
+        rev_exact = rev_exact.drop("_top")
+        rev = stats.period_reduce(rev_exact, paths.day, "monthly_revenue", min_cell)
+        rev = stats.suppress_where(
+            rev, pl.col("price_band").is_in(dominated), ("total_amount_jpy",)
         )
         dailies = [_release(paths, frames, "revenue", d) for d in days]
         hide = cross_release.amount_guard(rev, dailies, ["price_band"], "total_amount_jpy")
