@@ -862,11 +862,28 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     # band distribution is possibly homogeneous is suppressed whole, before the period tables
     # are checked against the daily ones
     daily, homogeneous_groups = diversity.protect_tables(daily, policy.disclosure)
-    period, period_rec, budget = period_tables.build(paths, daily, t.min_cell, policy, grid, budget)
+    from tokumei.stats import release_truth
+    from tokumei.stats.disclosure import release as sdc
+
+    truth = release_truth.daily_truth(maps, pl.concat(pv_parts))  # in memory, never published
+    period, period_rec, budget = period_tables.build(
+        paths, daily, t.min_cell, policy, grid, budget, truth
+    )
     period, kept_period = period_tables.keep_previous(paths, period)
     period, homogeneous_period = diversity.protect_tables(period, policy.disclosure)
     homogeneous_groups.update(homogeneous_period)
     kept_hidden.update(kept_period)
+    # One disclosure model for the release (tokumei/stats/disclosure/release.py): complements
+    # chosen on the joint system of every declared relation; the audit below re-attacks it.
+    model = release_truth.model_inputs(paths, policy) | {"rounding_base": t.rounding_base}
+    try:
+        protected, complements, _ = sdc.protect_release(
+            {**daily, **period}, t.min_cell, truth=truth, **model
+        )
+    except (sdc.InconsistentReleaseError, sdc.UndeclaredRelationsError) as e:
+        raise TokumeiError(f"disclosure model: {e}; nothing was published") from e
+    daily = {n: protected[n] for n in daily}
+    period = {n: protected[n] for n in period}
     record: dict[str, Any] = {}
     frames: dict[str, pl.DataFrame] = {}
     for name, df in {**daily, **period}.items():
@@ -883,12 +900,17 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             "release": stats.TABLES[name].release,
             "rounding_base": t.rounding_base,
             "kept_hidden_from_previous_release": kept_hidden.get(name, 0),
+            "complements_by_release_model": complements.get(name, 0),
             **({"period": period_rec[name]} if name in period_rec else {}),
         }
-    # LP attacker on every published table (tokumei/stats/disclosure/audit.py); fail closed.
-    from tokumei.stats.disclosure.audit import audit_tables, failing
+    # The attacker: the release's declared system rebuilt from the published frames alone (plus
+    # the primary labels, the worst case) and solved per suppressed cell; fail closed.
+    from tokumei.stats.disclosure.audit import failing
 
-    audit = audit_tables(frames, t.min_cell, t.rounding_base)
+    try:
+        audit = sdc.audit(frames, t.min_cell, truth=truth, **model)
+    except sdc.InconsistentReleaseError as e:
+        raise TokumeiError(f"disclosure audit: {e}; nothing was published") from e
     for name, verdict in audit.items():
         record[name]["disclosure"] = verdict
         # no published band distribution may be homogeneous (attacker's view); fail closed

@@ -102,6 +102,7 @@ def build(
     policy: Policy,
     grid: pl.DataFrame,
     budget: Ledger | None = None,
+    truth: dict[str, pl.DataFrame] | None = None,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, Any], Ledger | None]:
     """Period tables closing on this run's day; cross-release checks; what was done and why.
 
@@ -109,8 +110,10 @@ def build(
     (``{"status": "released"|"skipped", "period", "reason"?, "cross_release"?}``) and the
     privacy budget ledger with the noised releases added (``tokumei.stats.disclosure.dp_tables``). ``grid``
     is the public demographic grid (``dp_tables.demographic_grid``) the active-user tables are
-    published on.
+    published on. ``truth``, when given, receives each new table's unsuppressed counts (for the
+    release's disclosure model, ``tokumei.stats.release_truth``; never published).
     """
+    truth = {} if truth is None else truth
     from tokumei.stats.disclosure import dp_tables
 
     today = date.fromisoformat(paths.day)
@@ -160,6 +163,7 @@ def build(
             families.append([_release(paths, both, "weekly_active_users", w) for w in weeks])
         name = f"{'weekly' if period.kind == 'week' else 'monthly'}_active_users"
         exact = periods.active_users(act, period).drop(period.kind).collect()
+        truth[name] = exact.with_columns(pl.lit(period.label).alias(period.kind))
         if budget is not None and policy.noise and dp_tables.wants_noise(policy, name):
             exact, entry = dp_tables.noisy_persons(exact, grid, policy.noise, name)
             budget = budget.spend(entry)
@@ -192,6 +196,7 @@ def build(
             {"persons": 0},
         )
         trends = trends.with_columns(pl.lit(period.label).alias("month")).collect()
+        truth["measurement_trends"] = trends
         out["measurement_trends"] = stats.period_reduce(
             trends, paths.day, "measurement_trends", min_cell
         )
@@ -214,6 +219,7 @@ def build(
             )
         )["price_band"].to_list()
         rev_exact = rev_exact.drop("_top")
+        truth["monthly_revenue"] = rev_exact.rename({"amount_jpy": "total_amount_jpy"})
         rev = stats.period_reduce(rev_exact, paths.day, "monthly_revenue", min_cell)
         rev = stats.suppress_where(
             rev, pl.col("price_band").is_in(dominated), ("total_amount_jpy",)
@@ -241,8 +247,11 @@ def build(
             periods.scan_layer(activity_dir, history, staged_act, today, periods.ACTIVITY_SCHEMA),
             excluded,
         )
+        truth["retention_cohorts"] = cohorts = periods.retention_cohorts(
+            hist, persons, cells
+        ).collect()
         out["retention_cohorts"] = stats.period_reduce(
-            periods.retention_cohorts(hist, persons, cells),
+            cohorts,
             paths.day,
             "retention_cohorts",
             min_cell,

@@ -27,6 +27,14 @@ from tokumei.anonymize.folding import DEFAULT_SPECIAL_CARE, SpecialCare, fold, v
 from tokumei.anonymize.policy import DisclosurePolicy
 from tokumei.stats.bands import band
 from tokumei.stats.categories import CATEGORY_VALUES, categorize
+from tokumei.stats.disclosure.relations import (
+    Aggregate,
+    Equal,
+    Order,
+    Printed,
+    Relation,
+    SamePersons,
+)
 from tokumei.stats.disclosure.rounding import round_expr
 from tokumei.stats.grids import DEVICE_CLASSES, complete, fold_device, grid
 from tokumei.stats.periods import COHORT_WEEKS, MEASURES
@@ -87,6 +95,21 @@ class TableSpec:
     #: How often it is released: ``daily``, ``weekly`` (the run of each Sunday, JST) or
     #: ``monthly`` (the run of each month's last day); see ``tokumei.stats.periods``.
     release: str = "daily"
+    #: What each count counts, (column, unit) pairs; a count not listed counts ``persons``.
+    units: tuple[tuple[str, str], ...] = ()
+    #: Magnitude measures and their kind (``mean``, ``median``, ``sum``), for the SDC model.
+    magnitudes: tuple[tuple[str, str], ...] = ()
+    #: Every linear relation the table holds (``tokumei.stats.disclosure.relations``); ``()``
+    #: declares that it holds none, ``None`` (undeclared) makes publishing it fail.
+    relations: tuple[Relation, ...] | None = None
+    #: Whether release protection may suppress further cells of this table as complements.
+    #: False for daily tables that period tables aggregate: an earlier day's release is fixed,
+    #: so its suppressed cells must all be primary (the attacker is told they are < min_cell).
+    complements: bool = True
+
+    def unit(self, count: str) -> str:
+        """What ``count`` counts: ``persons`` unless declared otherwise in ``units``."""
+        return dict(self.units).get(count, "persons")
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -116,6 +139,8 @@ TABLES: dict[str, TableSpec] = {
         ("date", "prefecture", "age_band", "gender"),
         ("persons",),
         description_ja="日本時間の当日に1回以上利用した人数（都道府県・5歳階級・性別別）。",
+        relations=(Printed("sum(persons) <= events kept", "persons", "events"),),
+        complements=False,
     ),
     "page_views": TableSpec(
         "page_views",
@@ -125,6 +150,7 @@ TABLES: dict[str, TableSpec] = {
         ("date", "url_template", "device_class"),
         ("persons",),
         description_ja="当日にページを閲覧した人数（パステンプレート・端末区分別）。",
+        relations=(),  # funnel declares persons_page_view = union of these per device
     ),
     "measurements_summary": TableSpec(
         "measurements_summary",
@@ -146,6 +172,8 @@ TABLES: dict[str, TableSpec] = {
         ("persons",),
         ("weight_mean_kg", "weight_median_kg"),
         description_ja="当日に体組成計で測定した人数と体重の平均値・中央値（5歳階級・性別別）。",
+        magnitudes=(("weight_mean_kg", "mean"), ("weight_median_kg", "median")),
+        relations=(Printed("sum(persons) <= measurements kept", "persons", "measurements"),),
     ),
     "sessions": TableSpec(
         "sessions",
@@ -163,6 +191,24 @@ TABLES: dict[str, TableSpec] = {
         ("date", "device_class", "os_family", "duration_band"),
         ("persons", "sessions"),
         description_ja="当日のセッション数とセッションのあった人数（端末区分・OS・滞在時間帯別）。",
+        units=(("sessions", "sessions"),),
+        relations=(
+            Aggregate(
+                "sessions: all = sum(bands)",
+                "sessions",
+                "sum",
+                ("device_class", "os_family"),
+                total_rows=("duration_band", ALL_DURATIONS),
+            ),
+            Aggregate(
+                "persons: band <= all <= sum(bands)",
+                "persons",
+                "union",
+                ("device_class", "os_family"),
+                total_rows=("duration_band", ALL_DURATIONS),
+            ),
+            Order("sessions >= persons", ("sessions", "persons")),
+        ),
     ),
     "search_volume": TableSpec(
         "search_volume",
@@ -173,6 +219,7 @@ TABLES: dict[str, TableSpec] = {
         ("date", "kind", "category"),
         ("persons",),
         description_ja="当日に検索・問い合わせをした人数（種別・話題カテゴリ別、本文は含まない）。",
+        relations=(),
     ),
     "funnel": TableSpec(
         "funnel",
@@ -186,6 +233,20 @@ TABLES: dict[str, TableSpec] = {
         ("date", "device_class"),
         ("persons_page_view", "persons_signup", "persons_purchase"),
         description_ja="当日のコンバージョン・ファネル：閲覧した人数、うち会員登録した人数、うち購入した人数（端末区分別）。",
+        relations=(
+            Order(
+                "page_view >= signup >= purchase",
+                ("persons_page_view", "persons_signup", "persons_purchase"),
+            ),
+            Aggregate(
+                "page_view = union of page_views rows of the device",
+                "persons_page_view",
+                "union",
+                ("device_class",),
+                members="page_views",
+                member_column="persons",
+            ),
+        ),
     ),
     "revenue": TableSpec(
         "revenue",
@@ -203,6 +264,9 @@ TABLES: dict[str, TableSpec] = {
         ("total_amount_jpy",),
         int_measures=("total_amount_jpy",),
         description_ja="当日に購入した人数と購入金額の合計（千円単位に丸め、1回の購入金額帯別）。",
+        magnitudes=(("total_amount_jpy", "sum"),),
+        relations=(),
+        complements=False,
     ),
     "weekly_active_users": TableSpec(
         "weekly_active_users",
@@ -215,6 +279,17 @@ TABLES: dict[str, TableSpec] = {
         ("date", "week", "prefecture", "age_band", "gender"),
         ("persons",),
         description_ja="週（月曜〜日曜、日本時間）に1回以上利用した人数（都道府県・5歳階級・性別別）。",
+        relations=(
+            Aggregate(
+                "week <= sum(days of daily_active_users)",
+                "persons",
+                "covers",
+                ("prefecture", "age_band", "gender"),
+                members="daily_active_users",
+                member_column="persons",
+                over_days=True,
+            ),
+        ),
         release="weekly",
     ),
     "monthly_active_users": TableSpec(
@@ -227,6 +302,17 @@ TABLES: dict[str, TableSpec] = {
         ("date", "month", "prefecture", "age_band", "gender"),
         ("persons",),
         description_ja="月間（日本時間）に1回以上利用した人数（都道府県・5歳階級・性別別）。",
+        relations=(
+            Aggregate(
+                "month <= sum(days of daily_active_users)",
+                "persons",
+                "covers",
+                ("prefecture", "age_band", "gender"),
+                members="daily_active_users",
+                member_column="persons",
+                over_days=True,
+            ),
+        ),
         release="monthly",
     ),
     "retention_cohorts": TableSpec(
@@ -240,6 +326,10 @@ TABLES: dict[str, TableSpec] = {
         ("date", "signup_month", "weeks_since_signup"),
         ("cohort_persons", "persons"),
         description_ja="登録月別コホートの継続利用：登録人数と、登録からw週目に利用した人数。",
+        relations=(
+            Order("cohort_persons >= persons", ("cohort_persons", "persons")),
+            Equal("cohort_persons equal on every week", "cohort_persons", ("signup_month",)),
+        ),
         release="monthly",
     ),
     "measurement_trends": TableSpec(
@@ -254,6 +344,15 @@ TABLES: dict[str, TableSpec] = {
         ("date", "month", "age_band", "gender", "measure", "band"),
         ("persons",),
         description_ja="月間に体組成計で測定した人数（5歳階級・性別・測定項目・月平均値の階級別）。",
+        relations=(
+            SamePersons(
+                "weight bands and body-fat bands: same persons",
+                "persons",
+                ("month", "age_band", "gender"),
+                "measure",
+                "band",
+            ),
+        ),
         release="monthly",
     ),
     "monthly_revenue": TableSpec(
@@ -271,6 +370,27 @@ TABLES: dict[str, TableSpec] = {
         ("total_amount_jpy",),
         int_measures=("total_amount_jpy",),
         description_ja="月間に購入した人数と購入金額の合計（千円単位に丸め、1回の購入金額帯別）。",
+        magnitudes=(("total_amount_jpy", "sum"),),
+        relations=(
+            Aggregate(
+                "month persons <= sum(days of revenue)",
+                "persons",
+                "covers",
+                ("price_band",),
+                members="revenue",
+                member_column="persons",
+                over_days=True,
+            ),
+            Aggregate(
+                "month amount <= sum(days of revenue)",
+                "total_amount_jpy",
+                "covers",
+                ("price_band",),
+                members="revenue",
+                member_column="total_amount_jpy",
+                over_days=True,
+            ),
+        ),
         release="monthly",
     ),
 }
