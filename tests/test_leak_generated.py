@@ -40,7 +40,7 @@ def test_no_planted_value_in_published_reports_or_logs(tmp_path: Path) -> None:
     proc = tokumei(*run_args(landing, out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
-    assert manifest["sources"]["events"]["quarantined"] > 0  # the generator's malformed lines
+    assert manifest["sources"]["events"]["quarantined"] != 0  # the generator's malformed lines
     needles = set(planted) | {TEST_KEY}
     logs = proc.stdout + proc.stderr + gen.stdout + gen.stderr
     leaks = [n for n in needles if n in logs]

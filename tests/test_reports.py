@@ -190,7 +190,7 @@ def test_report_cell_histogram_counts_only_published_cells(html: str) -> None:
     # daily_active_users: published 12, 47, 296 → bins 10–19, 20–49, 200–499; the suppressed
     # (null) cell is not in the histogram.
     section = html[html.index('id="cell-sizes"') : html.index('id="k-anonymity"')]
-    assert "min 12 · median 47 · max 296 persons" in section
+    assert "persons: min 12 · median 47 · max 296" in section
     for label in ("10–19", "20–49", "200–499", "500–999"):
         assert label in section
     assert "<svg" in section
@@ -214,7 +214,8 @@ def test_report_renders_kanon_metrics(tmp_path: Path) -> None:
     for text in ("granularity loss", "0.438", "max risk", "0.1", "mean risk", "0.0421"):
         assert text in section
     assert "suppressed (persons)" in section and ">17<" in section
-    assert "250 persons" in section and "<svg" in section
+    # class sizes are shown in bands, never exactly (no small count printed)
+    assert "200–499 persons" in section and "250 persons" not in section and "<svg" in section
 
 
 def test_report_of_failed_run_renders(tmp_path: Path) -> None:
@@ -266,13 +267,13 @@ def test_notice_lists_items_of_published_tables(policy: Policy, tmp_path: Path) 
     assert "匿名加工情報に含まれる個人に関する情報の項目" in text
     for name in ("daily_active_users", "page_views"):
         spec = TABLES[name]
-        assert f"### `{name}`" in text
+        assert f"### `stats/{name}`" in text
         assert spec.description.split(",")[0] in text
         for col in (*spec.dims, *spec.counts, *spec.measures, "suppressed"):
             ja, en = OUTPUT_COLUMNS[col]
             assert f"| `{col}` | {ja} | {en} |" in text
     # only what this run published
-    assert "### `measurements_summary`" not in text
+    assert "### `stats/measurements_summary`" not in text
 
 
 def test_notice_processing_comes_from_policy(policy: Policy, tmp_path: Path) -> None:
@@ -375,3 +376,162 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     for out in (dom.stderr, res.stderr):
         assert "Uncaught" not in out
         assert not re.search(r"CONSOLE[:(]|Refused to|ERR_", out), out[-2000:]
+
+
+# --------------------------------------------------------------------------------------------
+# the release tells the truth (issue 15): notice from what ran, audit section, ledger, no
+# small count printed
+
+
+def _release_manifest() -> dict:
+    """A manifest as publish writes it: outputs with their staged columns, both kinds."""
+    m = _manifest()
+    m["outputs"]["stats/daily_active_users"]["columns"] = [
+        "date",
+        "prefecture",
+        "age_band",
+        "gender",
+        "persons",
+        "suppressed",
+    ]
+    m["outputs"]["anonymized/page_views"] = {
+        "rows": 96,
+        "k_min": 10,
+        "transformation": {"age": 1, "gender": 0, "prefecture": 1, "device_class": 0},
+        "columns": ["age", "gender", "prefecture", "device_class", "url_template"],
+        "method": [{"ja": "URLテンプレートの折りたたみ", "en": "URL templates folded"}],
+        "validation": "passed",
+    }
+    return m
+
+
+def test_notice_lists_every_released_dataset_with_its_columns(
+    policy: Policy, tmp_path: Path
+) -> None:
+    text = write_items_notice(
+        policy, _release_manifest(), tmp_path / "n.md", retention_days=123
+    ).read_text()
+    assert "### `anonymized/page_views`" in text and "### `stats/daily_active_users`" in text
+    section3 = text[text.index("## 3.") : text.index("## 4.")]
+    for col in ("age", "gender", "prefecture", "device_class", "url_template"):
+        assert f"| `{col}` |" in section3
+    # the levels the search chose, not the policy's: age level 1 = 5-year band
+    assert "5歳階級" in section3 and "URL templates folded" in section3
+    assert "（説明なし）" not in text and "(no description)" not in text
+
+
+def test_notice_states_the_retained_layer_and_kept_key(policy: Policy, tmp_path: Path) -> None:
+    text = write_items_notice(
+        policy, _release_manifest(), tmp_path / "n.md", retention_days=123
+    ).read_text()
+    assert "destroyed" not in text and "破棄します" not in text.replace("破棄せず", "")
+    assert "key is **kept** across runs" in text and "KEY_CHECK" in text
+    assert "123 days" in text and "123 日" in text
+    assert "仮名加工情報" in text and "never released" in text
+    for col in ("weight_kg", "body_fat_pct", "person"):
+        assert f"`{col}`" in text[text.index("## 4.") : text.index("## 5.")]
+    assert "統計情報" in text and "匿名加工情報" in text and "第44条" in text
+
+
+def test_notice_without_record_level_release_says_so(policy: Policy, tmp_path: Path) -> None:
+    text = write_items_notice(policy, _manifest(), tmp_path / "n.md").read_text()
+    assert "No record-level data in this release" in text
+    assert "400 days" in text  # the default retention of tokumei.jobs.retention
+
+
+def _audit_manifest() -> dict:
+    m = _manifest()
+    m["disclosure"] = {
+        "daily_active_users": {
+            "cells": 4,
+            "suppressed_cells": 1,
+            "min_width": 12,
+            "required_width": 10,
+            "relations": ["margin:prefecture", "partition:age_band×gender"],
+            "ok": True,
+        },
+        "page_views": {"suppressed_cells": 1, "ok": True},  # keys missing: tolerated
+    }
+    return m
+
+
+def test_report_audit_section_shows_what_was_proved(tmp_path: Path) -> None:
+    out = write_privacy_report(_audit_manifest(), _tables(), tmp_path / "a.html").read_text()
+    section = out[out.index('id="disclosure"') : out.index('id="provision"')]
+    assert "<td>daily_active_users</td>" in section and "<td>page_views</td>" in section
+    assert "margin:prefecture, partition:age_band×gender" in section
+    assert '<td class="num">12</td>' in section and section.count("—") >= 3
+    assert section.count('class="status passed"') == 2
+
+
+def test_report_ledger_section(tmp_path: Path) -> None:
+    ledger = [
+        {
+            "recorded_at": "2026-11-25T01:00:00+00:00",
+            "recipient": "Research <Partner>",
+            "date": "2026-11-24",
+            "datasets": {"anonymized/page_views": ["age"]},
+            "method": "sftp",
+            "run_id": "r1",
+        }
+    ]
+    out = write_privacy_report(_manifest(), _tables(), tmp_path / "l.html", ledger=ledger)
+    section = out.read_text().split('id="provision"')[1].split("</section>")[0]
+    assert "Research &lt;Partner&gt;" in section and "anonymized/page_views" in section
+    empty = write_privacy_report(_manifest(), _tables(), tmp_path / "e.html", ledger=[])
+    assert "No release has been provided" in empty.read_text()
+
+
+def test_report_cells_and_sizes_do_not_contradict_themselves(tmp_path: Path) -> None:
+    """Issue 18: a table without a ``persons`` column is not 'all suppressed', and the
+    record-level release is not a statistics table of 0 cells."""
+    funnel = pl.DataFrame(
+        {
+            "date": [DAY] * 2,
+            "step": ["view", "cart"],
+            "sessions": [120, None],
+            "suppressed": [False, True],
+        }
+    )
+    m = _release_manifest()
+    out = write_privacy_report(m, {**_tables(), "funnel": funnel}, tmp_path / "c.html")
+    html = out.read_text()
+    sizes = html[html.index('id="cell-sizes"') : html.index('id="k-anonymity"')]
+    funnel_part = sizes[sizes.index("<h3>funnel</h3>") :]
+    assert "all suppressed" not in funnel_part.split("<h3>")[1]
+    cells = html[html.index('id="suppression"') : html.index('id="disclosure"')]
+    assert "anonymized" not in cells
+
+
+def test_report_of_a_printed_manifest_shows_no_small_count(tmp_path: Path) -> None:
+    from tokumei.release.manifest import public_manifest
+
+    m = _manifest(
+        anonymized={
+            "suppressed": 9,
+            "suppressed_records": 21,
+            "classes": 3,
+            "min_class_size": 10,
+            "class_size_histogram": [[10, 2], [11, 1]],
+        }
+    )
+    printed = public_manifest(m, 10)
+    assert printed["sources"]["events"]["quarantined"] == "< 100"
+    assert printed["sources"]["events"]["excluded_by_rights"] == 2100
+    assert printed["anonymized"]["suppressed"] == "< 10"
+    assert printed["anonymized"]["suppressed_records"] == "< 100"
+    assert printed["anonymized"]["class_size_histogram"] == [["10–19", 3]]
+    html = write_privacy_report(printed, _tables(), tmp_path / "p.html").read_text()
+    kanon = html.split('id="k-anonymity"')[1].split("</section>")[0]
+    # persons and records of the record-level release (the number of classes is public)
+    shown = re.findall(r"<dt>suppressed[^<]*</dt><dd>([^<]*)</dd>", kanon)
+    assert shown == ["&lt; 10", "&lt; 100"]
+    assert "10–19" in kanon and ">11<" not in kanon
+    for section in ("flow", "quarantine"):
+        part = html.split(f'id="{section}"')[1].split("</section>")[0]
+        text = re.sub(r"<[^>]+>", " ", part)
+        text = re.sub(r"&lt; 10+\b", " ", text)  # the bands themselves
+        for n in re.findall(r"(?<![\w.,–-])\d[\d,]*(?![\w.–-])", text):
+            value = int(n.replace(",", ""))
+            assert value == 0 or value >= 10, (section, n)
+    assert "persons suppressed" not in html

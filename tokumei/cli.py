@@ -1,4 +1,4 @@
-"""``tokumei`` command line (DESIGN §6): generate, run, mirror, kanon, detect, scrub.
+"""``tokumei`` command line (DESIGN §6): generate, run, mirror, kanon, detect, scrub, provide.
 
 Exit codes: 0 published / done; 1 the run failed (one-line reason on stderr, nothing published);
 2 bad usage. Progress goes to stderr so stdout stays parseable.
@@ -18,6 +18,7 @@ from rich.console import Console
 from tokumei.commands.generate import generate_command
 from tokumei.commands.kanon import kanon
 from tokumei.commands.pii import detect, scrub
+from tokumei.commands.provide import provide_command
 
 app = typer.Typer(
     name="tokumei",
@@ -36,6 +37,10 @@ app.command("kanon", help="k-anonymize a CSV/Parquet file over persons (optimal 
 )
 app.command("detect", help="Print the PII findings in TEXT as JSON.")(detect)
 app.command("scrub", help="Scrub one text column of a Parquet file.")(scrub)
+app.command(
+    "provide",
+    help="Record a hand-over of a release to a third party (ledger + APPI Art. 44 statement).",
+)(provide_command)
 
 
 @app.command("run")

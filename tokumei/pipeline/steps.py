@@ -1193,7 +1193,7 @@ def _anonymized_outputs(paths: RunPaths, val_rec: dict[str, Any]) -> dict[str, A
 def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Check the books, write the manifest, move staged outputs into place, refresh the catalog."""
     from tokumei.infra.objectstore import check_pointer_unchanged, publish_release, record_mirror
-    from tokumei.release.manifest import build_manifest
+    from tokumei.release.manifest import build_manifest, public_manifest
     from tokumei.release.reports import write_items_notice, write_privacy_report
 
     paths = _paths(settings, day, run_id)
@@ -1238,13 +1238,36 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         },
         status="published",
     )
+    for out_name, out_rec in manifest["outputs"].items():  # the columns as staged, for the notice
+        staged = paths.staged_table(*out_name.split("/", 1))
+        if staged.exists():
+            out_rec["columns"] = list(pl.read_parquet_schema(staged))
+    # Exact figures stay in the run's internal records (_work, deleted by cleanup); the
+    # published manifest and the reports print every count of persons or rows by one rule
+    # (tokumei/release/manifest.py: printed_count), so no small count is printed anywhere.
+    save_record(paths, "manifest_exact", manifest)
+    manifest = public_manifest(manifest, policy.thresholds.min_cell)
     paths.staged_reports.mkdir(parents=True, exist_ok=True)
     (paths.staged_reports / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True)
     )
     tables = {name: pl.read_parquet(paths.staged_table("stats", name)) for name in stats_rec}
-    write_privacy_report(manifest, tables, paths.staged_reports / "privacy_report.html")
-    write_items_notice(policy, manifest, paths.staged_reports / "items_notice.md")
+    from tokumei.release.provision import read_ledger
+
+    write_privacy_report(
+        manifest,
+        tables,
+        paths.staged_reports / "privacy_report.html",
+        ledger=read_ledger(settings.out),  # provisions so far (tokumei provide)
+    )
+    from tokumei.jobs.retention import activity_days_from_env
+
+    write_items_notice(
+        policy,
+        manifest,
+        paths.staged_reports / "items_notice.md",
+        retention_days=activity_days_from_env(),
+    )
     from tokumei.stats.period_tables import write_retained_key
 
     if not settings.out_url:

@@ -70,3 +70,170 @@ def build_manifest(
     if privacy_budget is not None:
         manifest["privacy_budget"] = privacy_budget
     return manifest
+
+
+# --------------------------------------------------------------------------------------------
+# printed counts: the one rounding rule of every count the manifest and the reports print
+
+#: Rounding base of the row and record counts a release prints (the books per source,
+#: quarantine and rights exclusions, scrub and DB row counts, withheld records). The books are
+#: checked exactly in code before anything is written (steps._accounting); what is printed
+#: only has to tell an operator the size of the flow, and 100 rows hide any one person's rows
+#: (a person has at most a few dozen measurements or a few hundred events a day, and the
+#: attacker's interval is the whole rounding band, see :func:`printed_interval`).
+ROW_BASE = 100
+
+#: Where a printed count came from; the base of a person count is the policy's ``min_cell``.
+PRINTED_RULE = (
+    "0 is printed as 0; a count from 1 to base-1 as the text '< base'; any other count "
+    "rounded half up to a multiple of base. Row and record counts use base 100, person counts "
+    "the policy's min_cell. Exact counts stay in the run's internal records (deleted)."
+)
+
+
+def printed_count(n: int, base: int) -> int | str:
+    """How a count of persons or rows is printed: 0, ``"< base"``, or rounded half up.
+
+    No printed count is below ``base`` except an exact 0 (issue 15: "9 persons suppressed"
+    printed in a manifest is itself a small cell). ``base`` must be at least the threshold.
+
+    >>> [printed_count(n, 10) for n in (0, 1, 9, 10, 14, 15, 1234)]
+    [0, '< 10', '< 10', 10, 10, 20, 1230]
+    """
+    n = int(n)
+    if n < 0:
+        raise ValueError("a printed count cannot be negative")
+    if n == 0:
+        return 0
+    if n < base:
+        return f"< {base}"
+    return base * ((2 * n + base) // (2 * base))
+
+
+def printed_interval(printed: int | str, base: int) -> tuple[int, int]:
+    """The true counts (inclusive) a value printed by :func:`printed_count` stands for.
+
+    What an attacker holding the printed value knows; the release-wide linear system
+    (tokumei/stats/disclosure/) models a printed count as this interval.
+
+    >>> [printed_interval(v, 10) for v in (0, "< 10", 10, 20)]
+    [(0, 0), (1, 9), (10, 14), (15, 24)]
+    """
+    if isinstance(printed, str):
+        if printed.strip() != f"< {base}":
+            raise ValueError(f"not a printed count of base {base}: {printed!r}")
+        return (1, base - 1)
+    v = int(printed)
+    if v == 0:
+        return (0, 0)
+    if v % base:
+        raise ValueError(f"{v} is not a multiple of base {base}")
+    return (max(base, v - base // 2), v + (base + 1) // 2 - 1)
+
+
+#: Keys whose integers are not counts of persons or rows, or are counts the published files
+#: already show (cells of a table, records of a published file, classes of those records).
+_NOT_A_HIDDEN_COUNT = frozenset(
+    {
+        "files",
+        "partitions",
+        "rows_published",
+        "classes",
+        "min_class_size",
+        "k_min",
+        "k",
+        "level",
+        "cells",
+        "suppressed_cells",
+        "min_width",
+        "required_width",
+        "rounding_base",
+        "kept_hidden_from_previous_release",
+        "complementary_cells",
+        "seconds",
+    }
+)
+#: Subtrees without counts: generalization levels per quasi-identifier, the lattice search.
+_NOT_COUNTS_BELOW = frozenset({"transformation", "search"})
+
+#: Keys whose integers count persons (printed with base ``min_cell``); other counts are rows.
+_PERSON_KEYS = frozenset(
+    {"suppressed", "suppressed_persons", "excluded_persons", "persons", "withheld_persons"}
+)
+
+#: Class sizes of a record-level release are printed in these bins (persons), never exactly.
+SIZE_BINS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def _print_tree(obj: Any, key: str, min_cell: int) -> Any:
+    """Every int under ``obj`` printed by the rule, except the keys of published facts."""
+    if key in _NOT_COUNTS_BELOW:
+        return obj
+    if isinstance(obj, dict):
+        return {k: _print_tree(v, str(k), min_cell) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_print_tree(v, key, min_cell) for v in obj]
+    if isinstance(obj, bool) or not isinstance(obj, int) or key in _NOT_A_HIDDEN_COUNT:
+        return obj
+    return printed_count(obj, min_cell if key in _PERSON_KEYS else max(ROW_BASE, min_cell))
+
+
+def binned_sizes(histogram: list[list[int]], min_cell: int) -> list[list[int | str]]:
+    """``[[size, classes], ...]`` as ``[[size band, classes], ...]`` over :data:`SIZE_BINS`.
+
+    The number of classes is visible in the published records; their exact sizes in persons
+    are not, and a class of exactly 11 persons next to a table cell is a small difference.
+    """
+    edges = sorted({min_cell, *(b for b in SIZE_BINS if b > min_cell)})
+    out: list[list[int | str]] = []
+    for i, lo in enumerate(edges):
+        hi = edges[i + 1] if i + 1 < len(edges) else None
+        n = sum(c for s, c in histogram if s >= lo and (hi is None or s < hi))
+        if n:
+            out.append([f"{lo:,}+" if hi is None else f"{lo:,}–{hi - 1:,}", n])
+    below = sum(c for s, c in histogram if s < min_cell)
+    if below:  # never expected (k >= min_cell); shown as a band so it cannot pass unnoticed
+        out.insert(0, [f"< {min_cell}", below])
+    return out
+
+
+def public_manifest(manifest: dict[str, Any], min_cell: int) -> dict[str, Any]:
+    """The manifest as published: every count of persons or rows printed by the rule.
+
+    The sections that hold counts of the flow (``sources``, ``steps``, ``anonymized`` and the
+    record-level entries of ``outputs``) go through :func:`printed_count`; class sizes are
+    binned (:func:`binned_sizes`); the statistics tables' entries (cells, widths, published
+    minima) are facts of the published files and stay as they are. Fail closed: an integer
+    under an unknown key in those sections is treated as a count of rows.
+    """
+    out = dict(manifest)
+    for section in ("sources", "steps"):
+        if section in out:
+            out[section] = _print_tree(out[section], section, min_cell)
+    anon = out.get("anonymized")
+    if isinstance(anon, dict):
+        anon = dict(anon)
+        hist = anon.pop("class_size_histogram", None)
+        if "rows" in anon:
+            anon["rows_published"] = anon.pop("rows")
+        anon = _print_tree(anon, "anonymized", min_cell)
+        for k in ("mean_risk",):  # classes / persons: would give the exact persons count
+            if isinstance(anon.get(k), float):
+                anon[k] = float(f"{anon[k]:.2g}")
+        if hist:
+            anon["class_size_histogram"] = binned_sizes(hist, min_cell)
+        out["anonymized"] = anon
+    outputs = dict(out.get("outputs") or {})
+    for name, rec in outputs.items():
+        if not name.startswith("stats/") and isinstance(rec, dict):
+            rows = rec.get("rows")
+            printed = _print_tree({k: v for k, v in rec.items() if k != "rows"}, name, min_cell)
+            outputs[name] = {**printed, **({"rows": rows} if rows is not None else {})}
+    if outputs:
+        out["outputs"] = outputs
+    out["printed_counts"] = {
+        "row_base": max(ROW_BASE, min_cell),
+        "person_base": min_cell,
+        "rule": PRINTED_RULE,
+    }
+    return out

@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from tokumei.anonymize.policy import Policy, Role, SourcePolicy
+from tokumei.release.manifest import binned_sizes
 from tokumei.stats.tables import COLUMN_DOCS, TABLES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -52,17 +53,27 @@ PALETTE = {
 # inline SVG
 
 
-def _fmt(value: float) -> str:
-    """Integers with thousands separators, shares as percentages, floats with 3 digits."""
-    if isinstance(value, bool):
+def _fmt(value: float | str) -> str:
+    """Integers with thousands separators, floats with 3 digits; a printed band as it is."""
+    if isinstance(value, bool | str):
         return str(value)
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         return f"{int(value):,}"
     return f"{value:.3g}"
 
 
+def _num(value: float | str | None) -> float:
+    """A bar length for a printed count: a band ``"< b"`` is drawn at half its base."""
+    if value is None:
+        return 0.0
+    if isinstance(value, str):
+        digits = "".join(ch for ch in value if ch.isdigit())
+        return int(digits) / 2 if digits else 0.0
+    return float(value)
+
+
 def svg_hbar(
-    rows: Sequence[tuple[str, float, str]],
+    rows: Sequence[tuple[str, float | str, str]],
     *,
     title: str,
     value_label: Any = _fmt,
@@ -79,7 +90,7 @@ def svg_hbar(
     chart_w = width - value_w
     step = label_h + bar_h + gap
     height = max(1, len(rows)) * step + 2
-    top = max((v for _, v, _ in rows), default=0.0)
+    top = max((_num(v) for _, v, _ in rows), default=0.0)
     scale_to = max_value if max_value is not None else top
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
@@ -90,8 +101,8 @@ def svg_hbar(
         parts.append(f'<text x="0" y="{label_h}" class="lbl">(no data)</text>')
     for i, (label, value, colour) in enumerate(rows):
         y = i * step
-        w = 0.0 if scale_to <= 0 else chart_w * float(value) / scale_to
-        if value > 0:
+        w = 0.0 if scale_to <= 0 else chart_w * _num(value) / scale_to
+        if _num(value) > 0:
             w = max(w, 1.5)  # a non-zero count must stay visible next to a 30,000-row bar
         short = label if len(label) <= 60 else label[:59] + "…"
         parts.append(
@@ -120,7 +131,7 @@ def _pct(value: float) -> str:
 
 def _flow_chart(sources: dict[str, dict[str, int]]) -> Markup:
     rows = [
-        (f"{src} · {step}", float(books.get(step, 0) or 0), PALETTE[step])
+        (f"{src} · {step}", books.get(step, 0) or 0, PALETTE[step])
         for src, books in sorted(sources.items())
         for step in FLOW_STEPS
     ]
@@ -129,7 +140,8 @@ def _flow_chart(sources: dict[str, dict[str, int]]) -> Markup:
 
 def _cells(manifest: dict, tables: dict[str, pl.DataFrame]) -> list[dict[str, Any]]:
     """Published vs suppressed cells per table: the manifest's counts, else the table's."""
-    names = {k.removeprefix("stats/") for k in manifest.get("outputs", {})} | set(tables)
+    outputs = manifest.get("outputs", {})
+    names = {k.removeprefix("stats/") for k in outputs if k.startswith("stats/")} | set(tables)
     out = []
     for name in sorted(names):
         rec = manifest.get("outputs", {}).get(f"stats/{name}", {})
@@ -176,19 +188,31 @@ def _size_histogram(df: pl.DataFrame, count: str = "persons") -> list[tuple[str,
     return bins
 
 
+def _count_column(name: str, df: pl.DataFrame) -> str | None:
+    """The table's person count (``persons`` when it has one, else its first declared count)."""
+    if "persons" in df.columns:
+        return "persons"
+    spec = TABLES.get(name)
+    counts = [c for c in (spec.counts if spec else ()) if c in df.columns]
+    return counts[0] if counts else None
+
+
 def _histograms(tables: dict[str, pl.DataFrame]) -> list[dict[str, Any]]:
     out = []
     for name, df in sorted(tables.items()):
-        bins = _size_histogram(df)
+        count = _count_column(name, df)
+        bins = _size_histogram(df, count) if count else []
         chart = svg_hbar(
             [(label, float(n), PALETTE["hist"]) for label, n in bins],
             title=f"{name}: published cells by size (persons)",
         )
         counts = df.filter(~pl.col("suppressed")) if "suppressed" in df.columns else df
-        col = counts["persons"].drop_nulls() if "persons" in counts.columns else pl.Series([])
+        col = counts[count].drop_nulls() if count else pl.Series([])
         out.append(
             {
                 "table": name,
+                "count": count or "persons",
+                "published_cells": counts.height,
                 "chart": chart,
                 "bins": bins,
                 "min": int(col.min()) if col.len() else None,
@@ -236,8 +260,8 @@ def _quarantine(manifest: dict) -> list[dict[str, Any]]:
         out.append(
             {
                 "source": src,
-                "quarantined": rec.get("quarantined", sum(reasons.values())),
-                "reasons": sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])),
+                "quarantined": rec.get("quarantined", 0),
+                "reasons": sorted(reasons.items(), key=lambda kv: (-_num(kv[1]), kv[0])),
             }
         )
     return out
@@ -271,13 +295,86 @@ def _anonymized(manifest: dict) -> list[dict[str, Any]]:
     for name, m in sorted(datasets.items()):
         if not isinstance(m, dict):
             continue
-        hist = [(int(s), int(c)) for s, c in m.get("class_size_histogram", [])]
+        # printed manifests bin the class sizes ([band, classes]); exact ones are binned here
+        raw = m.get("class_size_histogram") or []
+        if raw and not isinstance(raw[0][0], str):
+            raw = binned_sizes(raw, int(m.get("min_class_size") or 1) or 1)
+        hist = [(str(s), int(c)) for s, c in raw]
         chart = svg_hbar(
-            [(f"{s:,} persons", float(c), PALETTE["hist"]) for s, c in hist],
+            [(f"{s} persons", float(c), PALETTE["hist"]) for s, c in hist],
             title=f"{name}: equivalence classes by size",
         )
         out.append({"name": name, "metrics": m, "histogram": hist, "chart": chart})
     return out
+
+
+def _relations_text(rel: Any) -> str:
+    """The relations an audit used, whatever shape H1's record gives them, as one line."""
+    if rel is None:
+        return "—"
+    if isinstance(rel, dict):
+        return ", ".join(f"{k}: {_relations_text(v)}" for k, v in sorted(rel.items())) or "—"
+    if isinstance(rel, list | tuple):
+        return ", ".join(_relations_text(r) for r in rel) or "—"
+    return _fmt(rel) if isinstance(rel, int | float) else str(rel)
+
+
+def _audit(manifest: dict) -> list[dict[str, Any]]:
+    """Per table, what the attacker audit proved: cells, suppressed, narrowest interval, ok.
+
+    Read from ``manifest["disclosure"]`` (the build_stats verdicts), keys
+    ``cells, suppressed_cells, min_width, required_width, relations, ok``; a missing key is
+    shown as "—", and a table without a verdict is listed as not audited (it cannot be
+    published: publish refuses a table whose audit is missing).
+    """
+    disc = manifest.get("disclosure") or {}
+    out = []
+    for name in sorted(disc):
+        d = disc[name] if isinstance(disc[name], dict) else {}
+        out.append(
+            {
+                "table": name,
+                "audited": bool(d),
+                "cells": d.get("cells"),
+                "suppressed": d.get("suppressed_cells"),
+                "min_width": d.get("min_width"),
+                "required": d.get("required_width"),
+                "relations": _relations_text(d.get("relations")),
+                "ok": d.get("ok"),
+                "extra": sorted(
+                    (k, _relations_text(v))
+                    for k, v in d.items()
+                    if k
+                    not in {
+                        "cells",
+                        "suppressed_cells",
+                        "min_width",
+                        "required_width",
+                        "relations",
+                        "ok",
+                    }
+                    and isinstance(v, int | float | str)
+                ),
+            }
+        )
+    return out
+
+
+def _ledger_rows(ledger: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Provision ledger entries (``tokumei provide``) for the report, newest first."""
+    rows = []
+    for e in ledger or []:
+        rows.append(
+            {
+                "at": str(e.get("recorded_at", "")),
+                "recipient": str(e.get("recipient", "")),
+                "date": str(e.get("date", "")),
+                "datasets": ", ".join(sorted((e.get("datasets") or {}).keys())),
+                "method": str(e.get("method", "")),
+                "release": str(e.get("run_id", "")),
+            }
+        )
+    return sorted(rows, key=lambda r: r["at"], reverse=True)
 
 
 def _env() -> Environment:
@@ -305,10 +402,17 @@ def _preview(df: pl.DataFrame, n: int = 10) -> dict[str, Any]:
     }
 
 
-def write_privacy_report(manifest: dict, tables: dict[str, pl.DataFrame], out_path: Path) -> Path:
+def write_privacy_report(
+    manifest: dict,
+    tables: dict[str, pl.DataFrame],
+    out_path: Path,
+    ledger: Sequence[dict[str, Any]] | None = None,
+) -> Path:
     """Render ``privacy_report.html`` from the manifest and the published tables only.
 
-    ``tables`` maps a statistics table name (``daily_active_users``…) to its published frame.
+    ``tables`` maps a statistics table name (``daily_active_users``…) to its published frame;
+    ``ledger`` is the provision ledger so far (``tokumei provide``; a provision of this
+    release appears in the reports of the releases after it).
     The file is self-contained and script-free, so it can be archived with the release and read
     offline, and so a value that slipped into a table cannot run as code (autoescape is on and
     SVG text is escaped too).
@@ -341,6 +445,10 @@ def write_privacy_report(manifest: dict, tables: dict[str, pl.DataFrame], out_pa
         "quarantine": _quarantine(manifest),
         "scrub": _scrub(manifest),
         "anonymized": _anonymized(manifest),
+        "audit": _audit(manifest),
+        "ledger": _ledger_rows(ledger),
+        "ledger_given": ledger is not None,
+        "printed": manifest.get("printed_counts"),
         "previews": {name: _preview(df) for name, df in sorted(tables.items())},
         "palette": PALETTE,
         "fmt": _fmt,
@@ -462,65 +570,255 @@ def _md(text: str) -> str:
     return text
 
 
-def write_items_notice(policy: Policy, manifest: dict, out_path: Path) -> Path:
-    """Write ``items_notice.md``: the APPI Art. 43(3) notice, in Japanese and English.
+#: Items of the record-level release (``anonymized/<dataset>``), (Japanese, English), and the
+#: hierarchy each quasi-identifier is generalized on (its level comes from the manifest: the
+#: transformation the lattice search chose in this run).
+RECORD_COLUMNS: dict[str, tuple[str, str]] = {
+    "age": ("年齢（一般化後）", "age (generalized)"),
+    "gender": ("性別（一般化後）", "gender (generalized)"),
+    "prefecture": ("居住都道府県（一般化後）", "prefecture of residence (generalized)"),
+    "device_class": ("端末区分（一般化後）", "device class (generalized)"),
+    "url_template": (
+        "閲覧したページのパステンプレート（ID部分は「:id」、クエリは削除、個人情報は種別名に置換）",
+        "path template of the page viewed (id segments → :id, query dropped, personal "
+        "information replaced by its entity type)",
+    ),
+}
+RECORD_HIERARCHY: dict[str, str] = {
+    "age": "age",
+    "gender": "categorical",
+    "prefecture": "prefecture",
+    "device_class": "categorical",
+}
 
-    The items are the columns of each table this run published (from ``manifest["outputs"]``
-    and ``tokumei.stats.tables.TABLES``); the processing categories are generated from the policy
-    roles, hierarchies and thresholds, so a policy change changes the notice with it and the
-    notice cannot promise a deletion the engine does not do.
+#: Columns of the retained keyed-pseudonym layer (``<out>/retained/``), (Japanese, English).
+RETAINED_COLUMNS: dict[str, tuple[str, str]] = {
+    "person": (
+        "仮名（鍵付きハッシュ、日をまたいで同一）",
+        "pseudonym (keyed hash, same across days)",
+    ),
+    "date": ("日付", "date"),
+    "active": ("その日に利用があったか", "whether the person used the service that day"),
+    "prefecture": ("都道府県", "prefecture"),
+    "age_band": ("5歳階級", "5-year age band"),
+    "gender": ("性別", "gender"),
+    "signup_date": ("登録日", "signup date"),
+    "weight_kg": ("その日の体重の平均", "the day's mean body weight"),
+    "body_fat_pct": ("その日の体脂肪率の平均", "the day's mean body-fat percentage"),
+    "price_band": ("価格帯", "price band"),
+    "purchases": ("購入件数", "number of purchases"),
+    "amount_jpy": ("購入金額", "purchase amount"),
+}
+
+
+def _datasets(manifest: dict) -> dict[str, list[str]]:
+    """Published datasets of the release → their columns, as the manifest recorded them.
+
+    ``publish`` records each output's columns from the staged file itself; an entry without
+    them (an older manifest) falls back to the table's declared schema.
     """
     from tokumei.stats.tables import TABLES
 
+    out: dict[str, list[str]] = {}
+    for name, rec in sorted((manifest.get("outputs") or {}).items()):
+        cols = (rec or {}).get("columns")
+        if cols is None:
+            spec = TABLES.get(name.removeprefix("stats/"))
+            if name.startswith("stats/") and spec is not None:
+                cols = [*spec.dims, *spec.counts, *spec.measures, "suppressed"]
+            elif name.startswith("anonymized/"):
+                cols = list(RECORD_COLUMNS)
+            else:
+                cols = []
+        out[name] = list(cols)
+    return out
+
+
+def _method_lines(rec: dict) -> list[str]:
+    """``method`` of an output entry (strings or ``{"ja", "en"}``), as notice bullets."""
+    lines = []
+    for m in rec.get("method") or []:
+        if isinstance(m, dict):
+            lines.append(f"- {_md(str(m.get('ja', '')))} / {_md(str(m.get('en', '')))}")
+        else:
+            lines.append(f"- {_md(str(m))}")
+    return lines
+
+
+def _record_method(manifest: dict, rec: dict) -> list[str]:
+    """The privacy model the record-level step reports it applied, and an empty day's reason.
+
+    ``manifest["anonymized"]`` is the anonymize_records step's own account (its
+    ``privacy_model`` text, ``released``, ``reason``), so the notice states what ran.
+    """
+    anon = manifest.get("anonymized") or {}
+    lines = []
+    if isinstance(anon.get("privacy_model"), str):
+        lines.append(f"- 加工の方法 / Method applied: {_md(anon['privacy_model'])}")
+    if anon.get("released") is False or rec.get("rows") == 0:
+        why = f" ({_md(str(anon['reason']))})" if anon.get("reason") else ""
+        lines.append(
+            "- この日は条件を満たす記録がなく、0行を公表しました。 / No record met the "
+            f"conditions on this day: the dataset was released with 0 rows{why}."
+        )
+    return lines
+
+
+def write_items_notice(
+    policy: Policy,
+    manifest: dict,
+    out_path: Path,
+    retention_days: int | None = None,
+) -> Path:
+    """Write ``items_notice.md``: the APPI notice of what this release is, in Japanese and English.
+
+    Generated from what ran: the datasets and their columns are the release's outputs as the
+    manifest records them (``publish`` reads the columns from the staged files), the
+    generalization levels of the record-level release are the transformation the search chose,
+    and the processing is described from the policy roles and thresholds. It names the three
+    things that exist (issue 15, finding 6): published statistics, the anonymized records
+    (匿名加工情報, Art. 43(3) items) and the retained keyed-pseudonym layer, which is internal and
+    whose key is kept (not destroyed) because the same pseudonym is needed across days.
+    """
+    from tokumei.jobs.retention import DEFAULT_ACTIVITY_DAYS
+
     t = policy.thresholds
-    published = sorted(
-        k.removeprefix("stats/") for k in (manifest.get("outputs") or {}) if k.startswith("stats/")
-    )
-    if not published:
-        published = sorted(TABLES)
+    days = DEFAULT_ACTIVITY_DAYS if retention_days is None else retention_days
+    datasets = _datasets(manifest)
+    outputs = manifest.get("outputs") or {}
+    stats_sets = [n for n in datasets if n.startswith("stats/")]
+    record_sets = [n for n in datasets if n.startswith("anonymized/")]
     lines: list[str] = [
-        "# 匿名加工情報に含まれる個人に関する情報の項目の公表",
+        "# 匿名加工情報に含まれる個人に関する情報の項目等の公表",
         "# Public notice of the items of personal information contained in anonymously "
-        "processed information",
+        "processed information, and of the processing",
         "",
-        "個人情報保護法第43条第3項に基づき、以下のとおり公表します。  ",
+        "個人情報保護法第43条第3項に基づき、以下のとおり公表します。本書は実行された処理と"
+        "実際に公表されたデータから生成しています。  ",
         "Published under Article 43(3) of the Act on the Protection of Personal Information "
-        "(APPI).",
+        "(APPI). This notice is generated from the processing that ran and the data actually "
+        "released.",
         "",
         f"- 対象日 / Reference date: {_md(str(manifest.get('date', '')))}",
         f"- 実行ID / Run ID: {_md(str(manifest.get('run_id', '')))}",
         f"- 加工方針の版 / Policy version: {_md(policy.version)}",
+        f"- 公表データセット / Released datasets: {_code(datasets) if datasets else '—'}",
         "",
-        "## 1. 匿名加工情報に含まれる個人に関する情報の項目 / Items of information contained",
+        "## 1. 公表するデータの種類 / What is released and what is kept",
+        "",
+        "1. **統計情報 / Statistics** "
+        f"（{_code(n.removeprefix('stats/') for n in stats_sets) or '—'}）: セルごとの人数等の"
+        "集計値で、特定の個人との対応関係が排斥されたもの。  "
+        "Aggregates per cell (counts of distinct persons, means, ...) from which no record of "
+        "an individual can be derived.",
+        "2. **匿名加工情報 / Anonymously processed information (APPI Art. 43)** "
+        f"（{_code(record_sets) or '—'}）: 1行が1件の行動記録である個票データ。項目は第3節の"
+        "とおり。  "
+        "Record-level data, one row per recorded action; its items are listed in section 3.",
+        "3. **保持する仮名化データ（公表しない）/ Retained pseudonymized layer (never released)**:"
+        " 週次・月次の統計のため、鍵付きハッシュによる仮名を付した1人1日1行のデータを社内に"
+        f"保持します（`retained/`、保持期間 {days} 日）。第4節を参照。  "
+        "For weekly and monthly statistics, one row per person and day under a keyed "
+        f"pseudonym is kept internally (`retained/`, kept for {days} days); see section 4.",
+        "",
+        "## 2. 統計情報の項目 / Items of the statistics",
         "",
     ]
-    for name in published:
-        spec = TABLES.get(name)
+    for name in stats_sets:
+        table = name.removeprefix("stats/")
+        spec = TABLES.get(table)
         lines.append(f"### `{name}`")
         lines.append("")
-        if spec is None:
-            lines += ["（説明なし / no description）", ""]
-            continue
-        lines.append(TABLE_JA.get(name, _md(spec.description)) + "  ")
-        lines.append(_md(spec.description))
-        lines.append("")
+        if spec is not None:
+            lines.append(TABLE_JA.get(table, _md(spec.description)) + "  ")
+            lines.append(_md(spec.description))
+            lines.append("")
         lines.append("| 項目 / Item | 説明 | Description |")
         lines.append("|---|---|---|")
-        for col in (*spec.dims, *spec.counts, *spec.measures, "suppressed"):
+        for col in datasets[name]:
             ja, en = OUTPUT_COLUMNS.get(col, ("（説明なし）", "(no description)"))
             lines.append(f"| `{col}` | {_md(ja)} | {_md(en)} |")
-        lines.append("")
+        lines += [*_method_lines(outputs.get(name) or {}), ""]
+    if not stats_sets:
+        lines += ["この実行では統計情報を公表していません。 / No statistics in this release.", ""]
 
     lines += [
-        "## 2. 実施した加工の方法 / Categories of processing applied",
+        "## 3. 匿名加工情報に含まれる個人に関する情報の項目 / Items of information contained "
+        "in the anonymously processed information (Art. 43(3))",
+        "",
+    ]
+    for name in record_sets:
+        rec = outputs.get(name) or {}
+        levels = rec.get("transformation") or {}
+        lines += [
+            f"### `{name}`",
+            "",
+            f"1行が1件の閲覧記録です。準識別子は、各組合せに {t.k} 人以上が含まれるよう一般化"
+            "しました（k-匿名性、人数で数える）。個人を識別する記述、識別子、連絡先は含みません。  ",
+            "One row per recorded page view. The quasi-identifiers were generalized so that each "
+            f"combination holds at least {t.k} distinct persons (k-anonymity over persons). No "
+            "name, identifier or contact detail is contained.",
+            "",
+            "| 項目 / Item | 説明 | Description | 一般化 / Generalized to |",
+            "|---|---|---|---|",
+        ]
+        for col in datasets[name]:
+            ja, en = RECORD_COLUMNS.get(col, ("（説明なし）", "(no description)"))
+            gen = "—"
+            if col in RECORD_HIERARCHY and col in levels:
+                lj, le = _level_text(RECORD_HIERARCHY[col], int(levels[col]))
+                gen = f"{_md(lj)} / {_md(le)}"
+            lines.append(f"| `{col}` | {_md(ja)} | {_md(en)} | {gen} |")
+        lines += [*_method_lines(rec), *_record_method(manifest, rec), ""]
+    if not record_sets:
+        lines += [
+            "この実行では匿名加工情報（個票）を公表していません。 / No record-level data in "
+            "this release.",
+            "",
+        ]
+
+    lines += [
+        "## 4. 保持する仮名化データと鍵 / The retained pseudonymized layer and its key",
+        "",
+        "週次・月次の統計（同じ人を日をまたいで数える）のため、次の項目を1人1日1行で社内に保持"
+        "します。これは仮名加工情報に相当する内部データで、公表も第三者提供もしません。"
+        "仮名は鍵付きハッシュ（HMAC-SHA256）で、鍵は日をまたいで同じ鍵を使うため破棄せず、"
+        "秘密情報の保管庫で他のデータと分けて管理します（削除情報等として扱い、"
+        "`retained/KEY_CHECK` は鍵そのものを含まずに鍵の同一性を確かめるためのものです）。"
+        f"保持期間は {days} 日で、その後は削除します。利用停止・削除等の求めがあった本人の行は、"
+        "その後の実行で削除します。  ",
+        "For weekly and monthly statistics (the same person counted across days), the items "
+        "below are kept internally, one row per person and day. This is internal "
+        "pseudonymized data (comparable to pseudonymously processed information): it is never "
+        "released or provided to third parties. The pseudonym is a keyed hash (HMAC-SHA256); "
+        "the key is **kept** across runs, because the same key must give the same pseudonym "
+        "every day, in the secret store, apart from the data (it is managed as the information "
+        "for deletion; `retained/KEY_CHECK` verifies the key without containing it). Rows are "
+        f"kept for {days} days (`TOKUMEI_RETENTION_ACTIVITY_DAYS`) and then deleted; the rows "
+        "of persons who asked for deletion or ceasing are deleted by the next run.",
+        "",
+        "| 項目 / Item | 説明 | Description |",
+        "|---|---|---|",
+    ]
+    from tokumei.stats.periods import ACTIVITY_SCHEMA, PURCHASES_SCHEMA
+
+    for layer, schema in (("activity", ACTIVITY_SCHEMA), ("purchases", PURCHASES_SCHEMA)):
+        for col in schema:
+            ja, en = RETAINED_COLUMNS.get(col, ("（説明なし）", "(no description)"))
+            lines.append(f"| `retained/{layer}` `{col}` | {_md(ja)} | {_md(en)} |")
+
+    lines += [
+        "",
+        "## 5. 実施した加工の方法 / Processing applied",
         "",
         "以下は加工方針（policy）から生成しています。元データの項目ごとの取扱いです。  ",
         "Generated from the processing policy; handling of each item of the source data.",
         "",
-        "### 2.1 削除した項目 / Items deleted",
+        "### 5.1 削除した項目 / Items deleted",
         "",
-        "次の項目は全部削除し、公表するデータには含まれません。  ",
-        "The following items were deleted entirely and are not contained in the released data.",
+        "次の項目は全部削除し、公表するデータにも保持するデータにも含まれません。  ",
+        "The following items were deleted entirely; neither released nor retained data "
+        "contains them.",
         "",
     ]
     for src, sp in _all_sources(policy):
@@ -528,16 +826,32 @@ def write_items_notice(policy: Policy, manifest: dict, out_path: Path) -> Path:
             cols = sp.by_role(role)
             if cols:
                 lines.append(f"- `{src}` — {ja} / {en}: {_code(cols)}")
+    special = [(s, c) for s, sp in _all_sources(policy) for c in sp.by_role(Role.SPECIAL_CARE)]
     lines += [
         "",
-        "### 2.2 仮名に置き換えた項目（公表データには含まれません）/ Items replaced by "
-        "pseudonyms (not contained in the released data)",
+        "### 5.2 要配慮個人情報 / Special-care-required personal information",
         "",
-        "次の識別子は、鍵付きハッシュ（HMAC-SHA256）による仮名に置き換えたうえで、重複を除いた人数の"
-        "集計にのみ使用しました。仮名は公表データに含まれず、鍵は実行ごとに破棄します。  ",
-        "The following identifiers were replaced by keyed pseudonyms (HMAC-SHA256) used only to "
-        "count distinct persons; the pseudonyms are not contained in the released data and the "
-        "key is destroyed after each run.",
+        "要配慮個人情報（病歴・健康診断の結果、生体情報、信条、犯罪の経歴等）に当たる項目は"
+        "読み込みません。値は処理のどの段階にも書き出されず、公表も保持もしません。  ",
+        "Items that are special-care-required personal information (medical history and "
+        "check-up results, biometric data, creed, criminal records, ...) are not read at all: "
+        "their values are never written at any stage, released or retained.",
+        "",
+    ]
+    if special:
+        lines += [f"- `{src}`: `{col}`" for src, col in special]
+    else:
+        lines.append("- 該当する項目はありません。 / The sources hold no such item.")
+    lines += [
+        "",
+        "### 5.3 仮名に置き換えた項目 / Items replaced by pseudonyms",
+        "",
+        "次の識別子は鍵付きハッシュ（HMAC-SHA256）による仮名に置き換え、人数を重複なく数える"
+        "ため、および第4節の保持データにのみ使用しました。仮名は公表データに含まれません。"
+        "鍵の扱いは第4節のとおりです。  ",
+        "The following identifiers were replaced by keyed pseudonyms (HMAC-SHA256), used only "
+        "to count distinct persons and in the retained layer of section 4; the pseudonyms are "
+        "not contained in the released data. The key is handled as section 4 says.",
         "",
     ]
     for src, sp in _all_sources(policy):
@@ -546,7 +860,7 @@ def write_items_notice(policy: Policy, manifest: dict, out_path: Path) -> Path:
             lines.append(f"- `{src}`: {_code(cols)}")
     lines += [
         "",
-        "### 2.3 一般化した項目 / Items generalized",
+        "### 5.4 一般化した項目 / Items generalized",
         "",
         "| 元データ / Source | 項目 / Item | 加工後 | Generalized to |",
         "|---|---|---|---|",
@@ -558,11 +872,12 @@ def write_items_notice(policy: Policy, manifest: dict, out_path: Path) -> Path:
                 ja, en = ("一般化（階層未指定）", "generalized (no hierarchy named)")
             else:
                 ja, en = _level_text(p.hierarchy, p.level)
-                en = f"{_md(en)} (hierarchy `{p.hierarchy}`, level {0 if p.level is None else p.level})"
+                level = 0 if p.level is None else p.level
+                en = f"{_md(en)} (hierarchy `{p.hierarchy}`, level {level})"
             lines.append(f"| `{src}` | `{col}` | {_md(ja)} | {en} |")
     lines += [
         "",
-        "### 2.4 自由記述 / Free text",
+        "### 5.5 自由記述 / Free text",
         "",
         "次の自由記述項目は、個人情報（氏名、連絡先、個人識別符号等）に当たる部分を種別名"
         "（例: `<PERSON>`）に置き換えました。URLはパステンプレートに縮約しています。  ",
@@ -583,31 +898,49 @@ def write_items_notice(policy: Policy, manifest: dict, out_path: Path) -> Path:
     if sensitive:
         lines += [
             "",
-            "### 2.5 要配慮の数値項目 / Sensitive measures",
+            "### 5.6 健康に関する測定値等 / Sensitive measures",
             "",
-            "次の数値項目は、範囲外の値を除外したうえで、個票としては公表しません。公表する"
-            "場合はセルごとの集計値（平均値・中央値）に限ります。  ",
-            "The following measures were range-checked and are never released per record; where "
-            "released at all, only as per-cell aggregates (mean, median).",
+            "次の数値項目（体重・体脂肪率等の測定値）は、範囲外の値を除外したうえで、個票として"
+            "は公表しません。公表するのは統計情報（区分ごとの人数、平均値・中央値等）に限り、"
+            "第4節の保持データには1人1日の平均値として含まれます。医師等による診断・健康診断の"
+            "結果ではないため要配慮個人情報には当たらないと判断していますが、同等に慎重に扱います。  ",
+            "The following measures (body weight, body fat, ...) were range-checked and are "
+            "never released per record: only as statistics (persons per band, means, medians, "
+            "...); the retained layer of section 4 holds one mean per person and day. They are "
+            "not results of a medical examination, so they are not treated as special-care "
+            "information, but they are handled as carefully.",
             "",
         ]
         for src, col in sensitive:
             lines.append(f"- `{src}`: `{col}`")
     lines += [
         "",
-        "### 2.6 少数セルの秘匿 / Small-cell suppression",
+        "### 5.7 少数セルの秘匿 / Small-cell suppression",
         "",
         f"人数が {t.min_cell} 人未満のセルは秘匿し、人数・数値を空欄とし `suppressed` を true と"
-        "しています。  ",
+        "しています。秘匿したセルが他の公表値から復元されないよう、補完秘匿と検証を行います。"
+        f"本書・マニフェスト・報告書に記載する人数・件数も、0 を除き {t.min_cell} 未満の値は"
+        "記載しません（丸めまたは「< 基準値」）。  ",
         f"Cells of fewer than {t.min_cell} persons are suppressed: their counts and measures are "
-        "empty and `suppressed` is true.",
+        "empty and `suppressed` is true. Complementary suppression and an audit ensure that a "
+        "suppressed cell cannot be recovered from the published values. No count of persons "
+        f"or rows below {t.min_cell}, other than 0, is printed in this notice, the manifest or "
+        "the reports (they are rounded or shown as '< base').",
         "",
-        "### 2.7 本人の求め・同意 / Data-subject requests and consent",
+        "### 5.8 本人の求め・同意 / Data-subject requests and consent",
         "",
         "利用停止・削除等の求めがあった本人、および分析目的の同意のない本人のデータは、加工前に"
-        "すべて除外しています。  ",
+        "すべて除外し、保持データからも削除しています。  ",
         "All data of persons with a deletion, ceasing or opt-out request, or without consent "
-        "to analytics, was excluded before processing.",
+        "to analytics, was excluded before processing and deleted from the retained layer.",
+        "",
+        "## 6. 第三者提供 / Provision to third parties",
+        "",
+        "匿名加工情報を第三者に提供するときは、提供する項目と方法を記録し（`provision/ledger."
+        "jsonl`）、提供先に匿名加工情報である旨を明示します（法第44条）。  ",
+        "Each provision of anonymously processed information to a third party is recorded "
+        "with its items and method (`provision/ledger.jsonl`), and the recipient is told that "
+        "the data is anonymously processed information (APPI Art. 44).",
         "",
     ]
     out_path = Path(out_path)
