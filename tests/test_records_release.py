@@ -199,6 +199,7 @@ def test_no_release_when_l_diversity_cannot_hold() -> None:
     res = release_records(df, QIS, "person", "url_template", RULES)
     assert res.frame.height == 0 and res.metrics["released"] is False
     assert res.frame.columns == ["person", *QIS, "url_template"]
+    assert all(res.frame.schema[q] == pl.String for q in QIS)  # the schema GX validates
 
 
 def test_a_column_without_a_model_is_never_published() -> None:

@@ -185,7 +185,6 @@ def assert_release(
     return {
         "classes": stats.height,
         "min_class_persons": int(stats["persons"].min()),
-        "min_class_distinct_values": int(stats["distinct"].min()),
         "max_person_share": round(float(stats["max_person_share"].max()), 4),
         "mean_max_person_share": round(float(stats["max_person_share"].mean()), 4),
         "distinct_values": per_value.height,
@@ -223,8 +222,10 @@ def release_records(
     ).collect()
     metrics: dict[str, Any] = {
         "input_records": n_in,
-        "l": rules.l,
-        "max_records_per_person_class": m,
+        # a sentence, not integers: the manifest prints every integer of this record as a count
+        "privacy_model": f"k={rules.k} persons per class; url_template distinct "
+        f"{rules.l}-diverse per class, folded to values of >= {rules.k} persons and never "
+        f"special care; <= {m} records per person per class",
         "bounded_records_share": round(1 - prepared.height / n_in, 4) if n_in else 0.0,
     }
     # 2. the search, with url_template as the sensitive column under distinct l-diversity
@@ -241,7 +242,10 @@ def release_records(
     except ValueError as exc:
         if "no transformation satisfies" not in str(exc):
             raise
-        empty = records.clear().select(person, *class_cols, value)
+        # the engine's output types (generalized QIs are strings), no rows
+        empty = records.clear().select(
+            person, *[pl.col(c).cast(pl.String) for c in class_cols], value
+        )
         metrics.update(
             {
                 "released": False,
@@ -270,3 +274,32 @@ def release_records(
         }
     )
     return RecordsResult(settled, result.transformation, metrics, result.metrics, result.seconds)
+
+
+def describe_markdown() -> str:
+    """The data dictionary section of ``anonymized/page_views`` (docs/data_dictionary.md)."""
+    docs = {
+        "age": "age in years, 5- or 10-year band, or `*` (90+ top-coded), as the search chose",
+        "gender": "gender or `*`",
+        "prefecture": "prefecture, region or `*`",
+        "device_class": "device class (from the user agent) or `*`",
+        "url_template": "page path template (ids → :id, no query); a template used by fewer "
+        "than k persons of the release, or revealing special care, is `other`",
+    }
+    lines = [
+        "## anonymized/page_views (record-level release, 匿名加工情報)",
+        "",
+        "One row per page view of a known person, k-anonymized over persons "
+        "(`tokumei/anonymize/records.py`): every class of (age, gender, prefecture, "
+        "device_class) holds at least k distinct persons and at least `records.l` distinct "
+        "url_template values; one person contributes at most "
+        "`records.max_records_per_person_class` records to a class (distinct pages first, "
+        "chosen by a keyed hash, not by time or order). Records of classes that fail after "
+        "folding are withheld; when no generalization satisfies k and l within the "
+        "suppression limit the day's dataset is published empty. Rows are shuffled.",
+        "",
+        "| column | privacy model | description |",
+        "|---|---|---|",
+        *[f"| `{c}` | {COLUMN_MODEL[c]} | {docs[c]} |" for c in COLUMN_MODEL],
+    ]
+    return "\n".join(lines)

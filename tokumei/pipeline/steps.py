@@ -955,24 +955,13 @@ ANONYMIZED_ATTRIBUTES = ("url_template",)
 ANONYMIZED_VALIDATION_NAME = f"anonymized_{ANONYMIZED_DATASET}"
 
 
-def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """The record-level release: page views k-anonymized over persons, url_template folded,
-    bounded per person and l-diverse (tokumei/anonymize/records.py; DESIGN §5).
-
-    Wiring only: read the records, run :func:`tokumei.anonymize.records.release_records`, add
-    each row's class size in persons for GX while the person key still exists, write.
-    """
-    from tokumei.anonymize.hierarchies import CategoricalHierarchy
-    from tokumei.anonymize.records import RecordRules, check_column_model, release_records
-    from tokumei.expectations.specs import add_class_persons
-
-    paths = _paths(settings, day, run_id)
-    policy = _policy(settings)
-    t = policy.thresholds
+def page_view_records(paths: RunPaths) -> pl.DataFrame:
+    """The records ``anonymize_records`` starts from: one row per page view of a known person
+    with demographics (person, device_class, url_template, age, gender, prefecture)."""
     persons = pl.scan_parquet(paths.work / "generalized" / "persons.parquet").select(
         PERSON, "age", "gender", "prefecture"
     )
-    records = (
+    return (
         pl.scan_parquet(paths.work / "scrubbed" / "events" / "*.parquet")
         .filter(pl.col("event") == "page_view")
         .select(PERSON, "device_class", pl.col("url_template").fill_null("unknown"))
@@ -982,12 +971,35 @@ def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, An
         .sort(PERSON, "url_template", "device_class")  # input order never leaks (engine shuffles)
         .collect()
     )
-    qis = {
+
+
+def anonymized_qis() -> dict[str, Any]:
+    """The quasi-identifiers of ``anonymized/page_views`` and their hierarchies."""
+    from tokumei.anonymize.hierarchies import CategoricalHierarchy
+
+    return {
         "age": AgeHierarchy(),
         "gender": CategoricalHierarchy(),
         "prefecture": PrefectureHierarchy(),
         "device_class": CategoricalHierarchy(),
     }
+
+
+def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """The record-level release: page views k-anonymized over persons, url_template folded,
+    bounded per person and l-diverse (tokumei/anonymize/records.py; DESIGN §5).
+
+    Wiring only: read the records, run :func:`tokumei.anonymize.records.release_records`, add
+    each row's class size in persons for GX while the person key still exists, write.
+    """
+    from tokumei.anonymize.records import RecordRules, check_column_model, release_records
+    from tokumei.expectations.specs import add_class_persons
+
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    t = policy.thresholds
+    records = page_view_records(paths)
+    qis = anonymized_qis()
     record: dict[str, Any] = {"input_records": records.height}
     if records.height == 0:
         save_record(paths, "anonymize_records", record)

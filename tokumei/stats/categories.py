@@ -224,5 +224,8 @@ def describe_markdown() -> str:
     for value, ja, keywords in CATEGORIES:
         kw = ", ".join(k.strip() for k in keywords).replace("|", "\\|")
         lines.append(f"| `{value}` | {ja} | {kw} |")
-    lines.append(f"| `{OTHER}` | その他 | (no keyword matched, or no text) |")
+    lines.append(
+        f"| `{OTHER}` | その他 | (no keyword matched, or no text; and any text with a "
+        "special-care keyword of the policy, `special_care_values`, whatever it also names) |"
+    )
     return "\n".join(lines)

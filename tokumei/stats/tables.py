@@ -409,8 +409,11 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     ),
     "gender": ("性別（不明は「unknown」）", "gender (unknown if not known)"),
     "url_template": (
-        "閲覧ページのパステンプレート（ID部分は「:id」、クエリ削除、少数は「other」）",
-        "page path template (ids → :id, query dropped, rare templates → other)",
+        "閲覧ページのパステンプレート（ID部分は「:id」、クエリ削除、少数および要配慮個人情報を"
+        "示すものは「other」）",
+        "page path template (ids → :id, query dropped; templates of fewer than k persons "
+        "and special-care templates (要配慮個人情報: clinic, disease, pregnancy, creed, ...; "
+        "policy special_care_values) → other)",
     ),
     "device_class": (
         "端末区分（ユーザーエージェントから判定）",
@@ -1194,4 +1197,7 @@ def data_dictionary() -> str:
                 describe_markdown(),
                 "",
             ]
+    from tokumei.anonymize.records import describe_markdown as describe_records
+
+    lines += [describe_records(), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
