@@ -85,6 +85,9 @@ class System:
     rows: list[dict[int, float]] = field(default_factory=list)
     lo: list[float] = field(default_factory=list)
     hi: list[float] = field(default_factory=list)
+    #: relation label of each row (``table: label``), for error messages and the checks
+    row_label: list[str] = field(default_factory=list)
+    adding: str = ""
     labels: dict[str, list[str]] = field(default_factory=dict)
     rounding_base: int = 1
     #: Whether this release's own counts are published rounded (False while protecting: the
@@ -128,6 +131,7 @@ class System:
             self.rows.append(coefs)
             self.lo.append(lo)
             self.hi.append(hi)
+            self.row_label.append(self.adding)
 
     @property
     def n(self) -> int:
@@ -249,6 +253,7 @@ def build(
         for rel in spec.relations:
             if name in noisy:
                 continue
+            sys_.adding = f"{name}: {rel.label}"
             _add_relation(sys_, name, df, rel, frames, specs, earlier, printed or {}, noisy)
     return sys_
 
@@ -386,6 +391,35 @@ def _member_frame(
         cache = s.add_vars(table, frame, column, current=False, owner=owner, amount=amount)
         s.ids[(f"{table}@{day.isoformat()}", column)] = cache
     return frame, cache
+
+
+def violated(s: System) -> list[str]:
+    """Relation labels whose rows the known values break (sorted, unique).
+
+    Known = the unsuppressed values where given (``truth``), else the published ones; a row
+    with an unknown variable is not checked (earlier releases' suppressed cells). A declared
+    relation that does not hold would make the attacker model wrong, so callers fail closed.
+    """
+    pub = np.asarray(s.published, dtype=float)
+    truth = np.asarray(s.truth, dtype=float)
+    x = np.where(np.isnan(truth), pub, truth)
+    amount = np.asarray(s.amount)
+    # published amounts are rounded to 1,000 JPY: allow the rounding per published amount
+    tol = np.where(amount & np.isnan(truth), AMOUNT_UNIT, 0.0)
+    if s.rounding_base > 1:
+        tol = np.where(~amount & np.isnan(truth), s.rounding_base, tol)
+    bad: set[str] = set()
+    for i, row in enumerate(s.rows):
+        ids = np.fromiter(row.keys(), dtype=np.int64)
+        vals = x[ids]
+        if np.isnan(vals).any():
+            continue
+        a = np.fromiter(row.values(), dtype=float)
+        act = float(a @ vals)
+        slack = float(np.abs(a) @ tol[ids]) + _EPS
+        if act < s.lo[i] - slack or act > s.hi[i] + slack:
+            bad.add(s.row_label[i])
+    return sorted(bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -801,6 +835,7 @@ def audit(
     pub = np.asarray(s.published, dtype=float)
     suppressed = np.isnan(pub)
     targets = np.flatnonzero(suppressed)
+    broken = violated(s)
     lo, hi = intervals(s, suppressed, targets)
     width = hi - lo + 1
     req = s.required()[targets]
@@ -820,8 +855,9 @@ def audit(
             "min_width": _finite_min(w_counts),
             "required_width": threshold,
             "relations": list(s.labels.get(name, [])),
-            "ok": bool(np.all(width[mine] >= req[mine])),
+            "relations_hold": not any(b.startswith(f"{name}: ") for b in broken),
         }
+        rec["ok"] = bool(np.all(width[mine] >= req[mine])) and rec["relations_hold"]
         if (counts & ~cur).any():
             rec["linked_earlier_cells"] = int((counts & ~cur).sum())
         if (mine & amount).any():
@@ -866,6 +902,10 @@ def protect_release(
         specs=specs,
         round_current=False,
     )
+    if bad := violated(s):
+        raise InconsistentReleaseError(
+            "declared relations do not hold on the data: " + "; ".join(bad)
+        )
     outcome = protect(s, specs)
     out, added = apply(s, frames, outcome.suppressed, specs)
     return out, added, outcome
