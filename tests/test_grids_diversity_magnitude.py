@@ -197,15 +197,16 @@ def test_after_protection_no_published_distribution_is_possibly_homogeneous(
     rules = DisclosurePolicy(l_diversity=l_div, max_band_share=share)
     bands = [f"{i * 1000}" for i in range(len(counts))]
     frame = pl.DataFrame(
-        {"date": ["d"] * len(counts), "price_band": bands, "persons": counts}
+        {"date": ["d"] * len(counts), "month": ["m"] * len(counts), "price_band": bands}
+        | {"persons": counts}
     ).with_columns(
         pl.when(pl.col("persons") < T).then(None).otherwise(pl.col("persons")).alias("persons"),
         pl.lit(None, pl.Int64).alias("total_amount_jpy"),
         (pl.col("persons") < T).alias("suppressed"),
     )
-    safe, _ = diversity.protect(frame, "revenue", rules)
+    safe, _ = diversity.protect(frame, "monthly_revenue", rules)
     published = safe["persons"].drop_nulls().to_list()
-    assert diversity.audit(safe, "revenue", rules)["ok"]
+    assert diversity.audit(safe, "monthly_revenue", rules)["ok"]
     if published:  # the attacker's view: >= l published bands, none above the share
         assert len(published) >= l_div and max(published) / sum(published) <= share
 

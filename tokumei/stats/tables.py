@@ -257,8 +257,7 @@ TABLES: dict[str, TableSpec] = {
         "when its largest purchasers dominate it: the dominance_n (default 2) largest "
         "per-person band sums make more than dominance_k (default 80 %) of it, or the rest is "
         "less than p_percent (default 10 %) of the largest (so the second largest purchaser "
-        "cannot estimate the largest). Every band of the day is suppressed when the purchasers' "
-        "distribution over bands is possibly homogeneous (see Attribute disclosure).",
+        "cannot estimate the largest).",
         ("date", "price_band"),
         ("persons",),
         ("total_amount_jpy",),
@@ -1156,8 +1155,8 @@ def data_dictionary() -> str:
         "A value outside the grid never makes a row (it counts as `unknown`/`other`).",
         "- **Attribute disclosure.** Where a table spreads a group's persons over the bands of "
         "a sensitive measure (measurement_trends: weight and body fat per month × age band × "
-        "gender; revenue and monthly_revenue: price bands of the day's or month's "
-        "purchasers), a group whose distribution is possibly homogeneous in the published "
+        "gender; monthly_revenue: price bands of the month's purchasers), a group whose "
+        "distribution is possibly homogeneous in the published "
         "counts (fewer than `l_diversity`, default 2, published bands, or a band with more "
         "than `max_band_share`, default 90 %, of the published persons; a suppressed cell may "
         "be 0) is suppressed whole, and the run fails if any published group still is "

@@ -6,9 +6,17 @@ finding 3). Count thresholds do not see it; a rule on the *distribution* within 
 
 A **distribution** is a table's persons of one group spread over the bands of a sensitive
 measure (:data:`DISTRIBUTIONS`): ``measurement_trends`` per month × age band × gender and
-measure over ``band`` (weight, body fat), ``revenue`` per day and ``monthly_revenue`` per month
-over ``price_band`` (everyone who purchased is one group: "all purchasers bought in one band"
-is the same disclosure for a person known to have purchased).
+measure over ``band`` (weight, body fat), and ``monthly_revenue`` per month over
+``price_band`` (everyone who purchased is one group: "all purchasers bought in one band" is the
+same disclosure for a person known to have purchased).
+
+The daily ``revenue`` table is *not* protected this way, on purpose: ``monthly_revenue``
+aggregates it, and the release-wide model (``tokumei.stats.disclosure.release``) relies on
+every suppressed cell of an earlier daily release being primary (under ``min_cell``, the
+attacker is told so). Suppressing a homogeneous day whole would hide cells of 10 or more and
+make that model wrong. A day's purchasers carry no quasi-identifier (the group is everyone
+who bought that day), so the disclosure is limited to a person known to have bought that day;
+the month's distribution is checked. This gap is listed in ADR 0002.
 
 The rule is stated on what the attacker sees, the *published* counts, with a suppressed cell
 unknown (it may be 0: zero cells of the public grid are suppressed too,
@@ -61,7 +69,6 @@ DISTRIBUTIONS: dict[str, Distribution] = {
     "measurement_trends": Distribution(
         ("date", "month", "age_band", "gender"), "band", ("measure",)
     ),
-    "revenue": Distribution(("date",), "price_band"),
     "monthly_revenue": Distribution(("date", "month"), "price_band"),
 }
 
