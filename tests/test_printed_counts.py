@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tokumei.release.manifest import (
     ROW_BASE,
     binned_sizes,
+    known_interval,
     printed_count,
     printed_interval,
     public_manifest,
@@ -38,6 +39,7 @@ def test_interval_holds_exactly_the_counts_that_print_the_same(n: int, base: int
     assert printed_count(lo, base) == p and printed_count(hi, base) == p
     assert lo == 0 or printed_count(lo - 1, base) != p
     assert printed_count(hi + 1, base) != p
+    assert known_interval(n, base) == (lo, hi)
 
 
 def test_public_manifest_prints_every_flow_count_by_the_rule() -> None:
@@ -97,3 +99,11 @@ def test_binned_sizes_never_show_a_size() -> None:
         ["20–49", 1],
         ["5,000+", 1],
     ]
+
+
+def test_doctests_of_the_rule() -> None:
+    import doctest
+
+    import tokumei.release.manifest as manifest
+
+    assert doctest.testmod(manifest).failed == 0

@@ -140,6 +140,9 @@ _NOT_A_HIDDEN_COUNT = frozenset(
         "rows_published",
         "classes",
         "min_class_size",
+        "min_class_persons",
+        "l",
+        "max_records_per_person_class",
         "k_min",
         "k",
         "level",
@@ -237,3 +240,15 @@ def public_manifest(manifest: dict[str, Any], min_cell: int) -> dict[str, Any]:
         "rule": PRINTED_RULE,
     }
     return out
+
+
+def known_interval(n: int, base: int = ROW_BASE) -> tuple[int, int]:
+    """What a reader of the manifest knows about an exact count ``n`` printed with ``base``.
+
+    The disclosure audit's system models a printed count with this interval (e.g. the kept
+    rows of a source bound the sum of a table's counts from above by the upper end).
+
+    >>> known_interval(5), known_interval(1234), known_interval(0)
+    ((1, 99), (1150, 1249), (0, 0))
+    """
+    return printed_interval(printed_count(n, base), base)
