@@ -310,7 +310,7 @@ def test_a_second_date_joins_the_pointer(s3: S3Env, s3_run: dict, local_run: Pat
     fs = objectstore.filesystem()
     manifest = json.loads(fs.cat_file(f"{BUCKET}/tokumei/{pointer['dates'][DAY2]['manifest']}"))
     assert manifest["steps"]["extract"]["events"]["files"] == 2
-    assert manifest["sources"]["events"]["input"] > 100
+    assert manifest["sources"]["events"]["input"] >= 100  # printed: rounded to 100s
     assert set(pointer["dates"]) == {DAY, DAY2}
     assert pointer["dates"][DAY]["run_id"] == s3_run["run_id"]
     assert pointer["previous_release"] == f"releases/{s3_run['run_id']}"

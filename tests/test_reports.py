@@ -21,6 +21,7 @@ from tokumei.anonymize.policy import DROPPED_ROLES, ColumnPolicy, Policy, Role, 
 from tokumei.release.reports import (
     HIERARCHY_LEVELS,
     OUTPUT_COLUMNS,
+    _md,
     write_items_notice,
     write_privacy_report,
 )
@@ -271,7 +272,7 @@ def test_notice_lists_items_of_published_tables(policy: Policy, tmp_path: Path) 
         assert spec.description.split(",")[0] in text
         for col in (*spec.dims, *spec.counts, *spec.measures, "suppressed"):
             ja, en = OUTPUT_COLUMNS[col]
-            assert f"| `{col}` | {ja} | {en} |" in text
+            assert f"| `{col}` | {_md(ja)} | {_md(en)} |" in text  # Markdown-escaped
     # only what this run published
     assert "### `stats/measurements_summary`" not in text
 

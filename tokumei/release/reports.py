@@ -289,8 +289,13 @@ def _anonymized(manifest: dict) -> list[dict[str, Any]]:
     anon = manifest.get("anonymized")
     if not anon:
         return []
-    keys = {"class_size_histogram", "suppressed", "granularity_loss", "max_risk", "mean_risk"}
-    datasets = {"records": anon} if keys & set(anon) else anon
+    # One step's record (any non-dict value at the top: metrics, model text, flags) or
+    # {dataset: metrics}. The record is named after the one record-level output, if one.
+    if all(isinstance(v, dict) for v in anon.values()):
+        datasets = anon
+    else:
+        names = [n for n in (manifest.get("outputs") or {}) if n.startswith("anonymized/")]
+        datasets = {names[0] if len(names) == 1 else "records": anon}
     out = []
     for name, m in sorted(datasets.items()):
         if not isinstance(m, dict):
