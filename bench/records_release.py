@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from tokumei.anonymize.folding import OTHER  # noqa: E402
 from tokumei.anonymize.hierarchy import SUPPRESSED  # noqa: E402
+from tokumei.anonymize.records import class_distances  # noqa: E402
 
 DAY = "2026-11-24"
 RESULTS = ROOT / "bench" / "results" / "kanon.md"
@@ -76,6 +77,9 @@ def measure(frame: pl.DataFrame, k: int, l: int, special: Any) -> dict[str, Any]
         "classes_half_one_person": per_class.filter(pl.col("share") >= 0.5).height,
         "max_person_share": float(per_class["share"].max()),
         "suppressed_records": star.height,
+        "max_class_distance": float(
+            class_distances(frame.lazy(), qis, "url_template").collect()["distance"].max()
+        ),
     }
 
 
@@ -180,6 +184,8 @@ def render(res: dict[str, Any]) -> str:
         row("largest share of a class's records held by one person",
             lambda x: _pct(x["max_person_share"])),
         row("records in the released all-`*` class", lambda x: f"{x['suppressed_records']:,}"),
+        row("t: largest distance of a class's url_template mix from the release's (TVD)",
+            lambda x: f"{x['max_class_distance']:.3f}"),
         row("engine + rules time", lambda x: f"{x['seconds']:.2f} s"),
     ]  # fmt: skip
     policy_m = res["m"]

@@ -16,6 +16,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from conftest import DAY, TEST_KEY, write_handmade_landing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tokumei.anonymize.folding import (
     DEFAULT_SPECIAL_CARE,
@@ -32,6 +34,7 @@ from tokumei.anonymize.records import (
     ReleaseCheckError,
     bound_contributions,
     check_column_model,
+    class_distances,
     release_records,
 )
 from tokumei.stats.categories import categorize
@@ -186,6 +189,27 @@ def test_release_records_bounds_folds_and_is_l_diverse() -> None:
     check_column_model([*cols, "url_template"])
 
 
+def test_class_distance_is_the_total_variation_from_the_release() -> None:
+    df = pl.LazyFrame({"c": ["a"] * 4 + ["b"] * 4, "v": ["x", "x", "x", "y", "y", "y", "y", "z"]})
+    got = dict(class_distances(df, ["c"], "v").collect().sort("c").iter_rows())
+    # release: x 3/8, y 4/8, z 1/8; a: x 3/4, y 1/4; b: y 3/4, z 1/4
+    assert got["a"] == pytest.approx(0.5 * (3 / 8 + 1 / 4 + 1 / 8))
+    assert got["b"] == pytest.approx(0.5 * (3 / 8 + 1 / 4 + 1 / 8))
+
+
+def test_t_closeness_when_the_policy_sets_it() -> None:
+    loose = release_records(_records(), QIS, "person", "url_template", RULES)
+    measured = loose.metrics["max_class_distance"]
+    assert 0 < measured < 1
+    t = measured / 2
+    tight = RecordRules(k=K, l=2, max_records_per_person_class=M, max_suppression=0.05, t=t)
+    res = release_records(_records(), QIS, "person", "url_template", tight)
+    if res.frame.height:
+        far = class_distances(res.frame.lazy(), list(QIS), "url_template").collect()
+        assert far["distance"].max() <= t
+    assert res.frame.height < loose.frame.height  # the far classes were withheld
+
+
 def test_no_release_when_l_diversity_cannot_hold() -> None:
     df = pl.DataFrame(
         {
@@ -303,3 +327,46 @@ def test_run_publishes_no_rare_or_special_care_template_and_bounded_l_diverse_cl
         "anonymized"
     ]
     assert 0 < rec["max_person_share"] <= M / (M + K - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# property: whatever the records, the release has the properties or is empty
+
+PAGES = [f"{HOST}/", f"{HOST}/cart", f"{HOST}/items/:id", f"{HOST}/u/x/wishlist", COMMON_CLINIC]
+
+
+@st.composite
+def record_frames(draw: st.DrawFn) -> pl.DataFrame:
+    n = draw(st.integers(12, 60))
+    rows = []
+    for i in range(n):
+        age = draw(st.sampled_from([25, 31, 38, 47, 62]))
+        gender = draw(st.sampled_from(["female", "male", "other"]))
+        views = draw(st.lists(st.sampled_from(PAGES), min_size=1, max_size=12))
+        device = draw(st.sampled_from(["mobile", "desktop"]))
+        rows += [(f"p{i:03d}", age, gender, device, v) for v in views]
+    return pl.DataFrame(
+        rows, schema=["person", "age", "gender", "device_class", "url_template"], orient="row"
+    )
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+@given(record_frames(), st.integers(1, 4), st.integers(2, 3))
+def test_release_properties_hold_for_any_records(df: pl.DataFrame, m: int, l: int) -> None:  # noqa: E741
+    rules = RecordRules(k=5, l=l, max_records_per_person_class=m, max_suppression=0.2)
+    out = release_records(df, QIS, "person", "url_template", rules).frame
+    if out.height == 0:
+        return
+    cols = list(QIS)
+    per_value = out.group_by("url_template").agg(pl.col("person").n_unique().alias("p"))
+    assert (per_value.filter(pl.col("url_template") != OTHER)["p"] >= 5).all()
+    assert not out["url_template"].is_in([COMMON_CLINIC]).any()
+    assert out.group_by("person", *cols).len()["len"].max() <= m
+    classes = out.group_by(cols).agg(
+        pl.col("person").n_unique().alias("persons"),
+        pl.col("url_template").n_unique().alias("distinct"),
+    )
+    assert classes["persons"].min() >= 5 and classes["distinct"].min() >= l
+    # every released record is one of the input's, QIs generalized: no record is invented
+    assert out.height <= df.height
+    assert set(out["person"]) <= set(df["person"])

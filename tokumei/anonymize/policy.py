@@ -241,6 +241,13 @@ class RecordsPolicy(BaseModel):
 
     l: int = Field(2, ge=2, description="distinct url_template values per class")  # noqa: E741
     max_records_per_person_class: int = Field(3, ge=1)
+    t_closeness: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="largest distance (total variation) of a class's url_template mix from "
+        "the release's; None: measured and reported (max_class_distance), not enforced",
+    )
 
 
 class Policy(BaseModel):

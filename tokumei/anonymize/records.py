@@ -61,6 +61,8 @@ class RecordRules:
     max_records_per_person_class: int
     max_suppression: float
     special_care: SpecialCare = field(default_factory=SpecialCare)
+    #: t-closeness of url_template per class (None: measured and reported, not enforced)
+    t: float | None = None
 
 
 @dataclass
@@ -131,10 +133,34 @@ def class_stats(
     )
 
 
+def class_distances(records: pl.LazyFrame, class_cols: Sequence[str], value: str) -> pl.LazyFrame:
+    """Per class: the distance between its ``value`` distribution (over records) and the
+    release's, for t-closeness. With no order between URL templates every pair of values is
+    at ground distance 1, and the earth mover's distance is the total variation distance
+    ½ Σ_v |p(v) − q(v)|; values absent from the class contribute q(v), hence the
+    ``½ (Σ_{v in class} (|p − q| − q) + 1)`` form over the class's own values only.
+    """
+    cols = list(class_cols)
+    overall = records.group_by(value).agg(pl.len().alias("_n"))
+    overall = overall.select(value, (pl.col("_n") / pl.col("_n").sum()).alias("_q"))
+    per = records.group_by([*cols, value]).agg(pl.len().alias("_c"))
+    per = per.with_columns((pl.col("_c") / pl.col("_c").sum().over(cols)).alias("_p"))
+    return (
+        per.join(overall, on=value, nulls_equal=True)
+        .group_by(cols)
+        .agg(
+            (0.5 * ((pl.col("_p") - pl.col("_q")).abs() - pl.col("_q")).sum() + 0.5).alias(
+                "distance"
+            )
+        )
+    )
+
+
 def settle(
     records: pl.DataFrame, person: str, class_cols: Sequence[str], value: str, rules: RecordRules
 ) -> tuple[pl.DataFrame, int]:
-    """Fold and withhold until every value has k persons and every class k persons and l values.
+    """Fold and withhold until every value has k persons and every class k persons, l values
+    and (when ``rules.t`` is set) a value distribution within ``t`` of the release's.
 
     Returns the records and the number of records withheld (whole classes).
     """
@@ -142,7 +168,12 @@ def settle(
     while True:
         folded = fold_rare(records.lazy(), value, person, rules.k, rules.special_care).collect()
         stats = class_stats(folded.lazy(), person, class_cols, value).collect()
-        bad = stats.filter((pl.col("persons") < rules.k) | (pl.col("distinct") < rules.l))
+        fails = (pl.col("persons") < rules.k) | (pl.col("distinct") < rules.l)
+        if rules.t is not None:
+            dist = class_distances(folded.lazy(), class_cols, value).collect()
+            stats = stats.join(dist, on=list(class_cols), nulls_equal=True)
+            fails = fails | (pl.col("distance") > rules.t + 1e-12)
+        bad = stats.filter(fails)
         changed = not folded[value].equals(records[value])
         records = folded
         if bad.height:
@@ -181,6 +212,12 @@ def assert_release(
         raise ReleaseCheckError(
             "anonymized/page_views: a class has fewer than k persons or l distinct values"
         )
+    distance = float(class_distances(records.lazy(), class_cols, value).collect()["distance"].max())
+    if rules.t is not None and distance > rules.t + 1e-12:
+        raise ReleaseCheckError(
+            f"anonymized/page_views: a class's {value} distribution is farther than t from the "
+            "release's"
+        )
     named = per_value.filter(pl.col(value) != OTHER)
     return {
         "classes": stats.height,
@@ -190,6 +227,7 @@ def assert_release(
         "distinct_values": per_value.height,
         "min_value_persons": int(named["persons"].min()) if named.height else None,
         "other_share": round(float((records[value] == OTHER).mean()), 4),
+        "max_class_distance": round(distance, 4),  # t-closeness the release has
     }
 
 
@@ -225,7 +263,8 @@ def release_records(
         # a sentence, not integers: the manifest prints every integer of this record as a count
         "privacy_model": f"k={rules.k} persons per class; url_template distinct "
         f"{rules.l}-diverse per class, folded to values of >= {rules.k} persons and never "
-        f"special care; <= {m} records per person per class",
+        f"special care; <= {m} records per person per class"
+        + (f"; {rules.t}-close per class" if rules.t is not None else ""),
         "bounded_records_share": round(1 - prepared.height / n_in, 4) if n_in else 0.0,
     }
     # 2. the search, with url_template as the sensitive column under distinct l-diversity
@@ -296,7 +335,10 @@ def describe_markdown() -> str:
         "`records.max_records_per_person_class` records to a class (distinct pages first, "
         "chosen by a keyed hash, not by time or order). Records of classes that fail after "
         "folding are withheld; when no generalization satisfies k and l within the "
-        "suppression limit the day's dataset is published empty. Rows are shuffled.",
+        "suppression limit the day's dataset is published empty. The largest distance "
+        "(total variation) of a class's url_template mix from the release's is measured "
+        "and reported as `max_class_distance` (t-closeness), and enforced when the policy "
+        "sets `records.t_closeness`. Rows are shuffled.",
         "",
         "| column | privacy model | description |",
         "|---|---|---|",

@@ -1010,6 +1010,7 @@ def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, An
         max_records_per_person_class=policy.records.max_records_per_person_class,
         max_suppression=t.max_suppression,
         special_care=policy.special_care_values.matcher(),
+        t=policy.records.t_closeness,
     )
     (attribute,) = ANONYMIZED_ATTRIBUTES
     result = release_records(records, qis, PERSON, attribute, rules)
