@@ -486,22 +486,31 @@ def test_report_ledger_section(tmp_path: Path) -> None:
 def test_report_cells_and_sizes_do_not_contradict_themselves(tmp_path: Path) -> None:
     """Issue 18: a table without a ``persons`` column is not 'all suppressed', and the
     record-level release is not a statistics table of 0 cells."""
+    # as the pipeline publishes it: a row is flagged when any of its cells is suppressed,
+    # and the other cells of the row are still published
     funnel = pl.DataFrame(
         {
             "date": [DAY] * 2,
-            "step": ["view", "cart"],
-            "sessions": [120, None],
-            "suppressed": [False, True],
+            "device_class": ["mobile", "bot"],
+            "persons_page_view": [36, None],
+            "persons_signup": [None, None],
+            "persons_purchase": [None, None],
+            "suppressed": [True, True],
         }
     )
     m = _release_manifest()
     out = write_privacy_report(m, {**_tables(), "funnel": funnel}, tmp_path / "c.html")
     html = out.read_text()
     sizes = html[html.index('id="cell-sizes"') : html.index('id="k-anonymity"')]
-    funnel_part = sizes[sizes.index("<h3>funnel</h3>") :]
-    assert "all suppressed" not in funnel_part.split("<h3>")[1]
+    funnel_part = sizes[sizes.index("<h3>funnel</h3>") :].split("<h3>")[1]
+    assert "all suppressed" not in funnel_part
+    assert "persons_page_view: min 36" in funnel_part
     cells = html[html.index('id="suppression"') : html.index('id="disclosure"')]
     assert "anonymized" not in cells
+    # 2 rows x 3 steps = 6 cells, 1 published
+    assert '<td>funnel</td><td class="num">6</td><td class="num">1</td>' in cells
+    preview = html[html.index('id="tables"') :].split("<h3>funnel</h3>")[1].split("<h3>")[0]
+    assert "<td>mobile</td>" in preview and "<td>bot</td>" not in preview
 
 
 def test_report_of_a_printed_manifest_shows_no_small_count(tmp_path: Path) -> None:

@@ -138,14 +138,35 @@ def _flow_chart(sources: dict[str, dict[str, int]]) -> Markup:
     return svg_hbar(rows, title="rows per source and step")
 
 
+def _count_columns(name: str, df: pl.DataFrame) -> list[str]:
+    """The declared count columns of a published table that the frame has."""
+    spec = TABLES.get(name)
+    return [c for c in (spec.counts if spec else ("persons",)) if c in df.columns]
+
+
 def _cells(manifest: dict, tables: dict[str, pl.DataFrame]) -> list[dict[str, Any]]:
-    """Published vs suppressed cells per table: the manifest's counts, else the table's."""
+    """Published vs suppressed count cells per statistics table.
+
+    A cell is one count value: a row of a table with several counts (funnel steps) can hold
+    published and suppressed cells at once, so counting rows by their ``suppressed`` flag
+    told "all suppressed" of a table with published cells (issue 18). Counted on the
+    published frame when given (a published value is non-null), else the manifest's figures.
+    """
     outputs = manifest.get("outputs", {})
     names = {k.removeprefix("stats/") for k in outputs if k.startswith("stats/")} | set(tables)
     out = []
     for name in sorted(names):
         rec = manifest.get("outputs", {}).get(f"stats/{name}", {})
         df = tables.get(name)
+        counts = _count_columns(name, df) if df is not None else []
+        if counts:
+            assert df is not None
+            total = df.height * len(counts)
+            supp = sum(df[c].null_count() for c in counts)
+            out.append(
+                {"table": name, "rows": total, "suppressed": supp, "published": total - supp}
+            )
+            continue
         rows = rec.get("rows", df.height if df is not None else 0)
         if "suppressed_cells" in rec:
             supp = rec["suppressed_cells"]
@@ -173,9 +194,7 @@ def _size_histogram(df: pl.DataFrame, count: str = "persons") -> list[tuple[str,
     """Published (non-suppressed) cell sizes binned by :data:`CELL_BINS`; leading empties cut."""
     if count not in df.columns:
         return []
-    values = df.filter(pl.col(count).is_not_null())[count]
-    if "suppressed" in df.columns:
-        values = df.filter(~pl.col("suppressed") & pl.col(count).is_not_null())[count]
+    values = df.filter(pl.col(count).is_not_null())[count]  # published = not null
     edges = [*CELL_BINS, None]
     bins: list[tuple[str, int]] = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
@@ -206,13 +225,12 @@ def _histograms(tables: dict[str, pl.DataFrame]) -> list[dict[str, Any]]:
             [(label, float(n), PALETTE["hist"]) for label, n in bins],
             title=f"{name}: published cells by size (persons)",
         )
-        counts = df.filter(~pl.col("suppressed")) if "suppressed" in df.columns else df
-        col = counts[count].drop_nulls() if count else pl.Series([])
+        col = df[count].drop_nulls() if count else pl.Series([])
         out.append(
             {
                 "table": name,
                 "count": count or "persons",
-                "published_cells": counts.height,
+                "published_cells": col.len(),
                 "chart": chart,
                 "bins": bins,
                 "min": int(col.min()) if col.len() else None,
@@ -358,7 +376,7 @@ def _audit(manifest: dict) -> list[dict[str, Any]]:
                         "relations",
                         "ok",
                     }
-                    and isinstance(v, int | float | str)
+                    and isinstance(v, int | float | str | dict)
                 ),
             }
         )
@@ -393,11 +411,12 @@ def _env() -> Environment:
     )
 
 
-def _preview(df: pl.DataFrame, n: int = 10) -> dict[str, Any]:
+def _preview(name: str, df: pl.DataFrame, n: int = 10) -> dict[str, Any]:
     """The largest published cells of a table (what an analyst would look at first)."""
     shown = df
-    if "suppressed" in df.columns:
-        shown = df.filter(~pl.col("suppressed"))
+    counts = _count_columns(name, df)
+    if counts:  # rows with at least one published count (a row may mix both)
+        shown = df.filter(pl.any_horizontal(pl.col(c).is_not_null() for c in counts))
     if "persons" in shown.columns:
         shown = shown.sort("persons", descending=True, nulls_last=True)
     shown = shown.head(n)
@@ -454,7 +473,7 @@ def write_privacy_report(
         "ledger": _ledger_rows(ledger),
         "ledger_given": ledger is not None,
         "printed": manifest.get("printed_counts"),
-        "previews": {name: _preview(df) for name, df in sorted(tables.items())},
+        "previews": {name: _preview(name, df) for name, df in sorted(tables.items())},
         "palette": PALETTE,
         "fmt": _fmt,
         "pct": _pct,
