@@ -602,10 +602,11 @@ RECORD_COLUMNS: dict[str, tuple[str, str]] = {
     "gender": ("性別（一般化後）", "gender (generalized)"),
     "prefecture": ("居住都道府県（一般化後）", "prefecture of residence (generalized)"),
     "device_class": ("端末区分（一般化後）", "device class (generalized)"),
-    "url_template": (
-        "閲覧したページのパステンプレート（ID部分は「:id」、クエリは削除、個人情報は種別名に置換）",
-        "path template of the page viewed (id segments → :id, query dropped, personal "
-        "information replaced by its entity type)",
+    # the record-level release folds url_template by the same rule as the page_views table
+    # (tokumei/anonymize/records.py), so the one description in tokumei.stats.tables is used
+    "url_template": COLUMN_DOCS.get(
+        "url_template",
+        ("閲覧したページのパステンプレート", "path template of the page viewed"),
     ),
 }
 RECORD_HIERARCHY: dict[str, str] = {
