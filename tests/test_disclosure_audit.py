@@ -137,6 +137,10 @@ def test_handmade_run_audit_is_ok_and_in_the_manifest(
     disc = manifest["disclosure"]
     assert set(disc) == {n for n, s in stats.TABLES.items() if s.release == "daily"}
     assert all(rec["ok"] for rec in disc.values())
-    assert disc["sessions"]["margins"] == "all over duration_band"
+    # the release model's record (tokumei/stats/disclosure/release.py): declared relations
+    for name, rec in disc.items():
+        assert {"cells", "suppressed_cells", "min_width", "required_width", "relations"} <= set(rec)
+        assert rec["relations"] == [r.label for r in stats.TABLES[name].relations or ()]
+    assert "sessions: all = sum(bands)" in disc["sessions"]["relations"]
     report = next(out.rglob("privacy_report.html")).read_text()
     assert 'id="disclosure"' in report

@@ -1,4 +1,10 @@
-"""Post-run attacker audit of the published statistics tables.
+"""Per-table attacker audit of published statistics tables (superseded in the pipeline).
+
+``stats_reduce`` now audits the whole release as one system built from the tables' declared
+relations (:func:`tokumei.stats.disclosure.release.audit`, ADR 0001): this per-table audit
+knows only the relations written below and missed the two partitions of the same persons in
+``measurement_trends`` (issue 15, finding 1; ``tests/test_disclosure_release.py`` shows it).
+It is kept for callers of the per-table API.
 
 For every published table and every count column, ``tokumei.stats.disclosure.attack`` (an LP
 attacker) takes the *published* values and the table's structure and solves, for each
