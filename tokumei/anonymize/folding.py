@@ -14,7 +14,8 @@ and a value that names a clinic, a disease or a creed reveals special-care-requi
 The statistics table ``page_views`` and the record-level release ``anonymized/page_views`` both
 fold with :func:`values_to_fold` + :func:`fold`, so a template can never be public in one and
 folded in the other for a reason the other did not know. Search categories are a closed set;
-a text that mentions special care is categorized ``other`` (:func:`special_care_text`).
+a text that mentions special care is categorized ``other``
+(:func:`tokumei.stats.categories.categorize`).
 
 Matching (:meth:`SpecialCare.matches`) is on the NFKC-normalized, lower-cased value. An ASCII
 keyword matches at the start of a token (a run of letters and digits), so ``clinic`` matches
@@ -168,8 +169,3 @@ def fold_rare(
     """Fold ``column`` on ``records`` themselves: the rule applied to the set being released."""
     folded = values_to_fold(persons_per_value(records, column, person), column, k, special_care)
     return fold(records, column, folded)
-
-
-def special_care_text(text: pl.Expr, special_care: SpecialCare = DEFAULT_SPECIAL_CARE) -> pl.Expr:
-    """True where a free text (a search query, an inquiry) mentions special care."""
-    return special_care.matches(text)

@@ -97,7 +97,9 @@ def bound_contributions(
     fixed by a hash of (person, value), so the choice depends on neither input order nor time.
 
     Rows of one (person, class, value) are identical, so numbering them within that group
-    reveals nothing about the input order either.
+    reveals nothing about the input order either. The person column is a keyed pseudonym, so
+    nobody without the key can predict which records stay. (Polars' hash is stable within a
+    Polars version; an upgrade may choose other records, never more of them.)
     """
     if m < 1:
         raise ValueError(f"max_records_per_person_class must be at least 1, got {m}")
