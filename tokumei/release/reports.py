@@ -810,8 +810,9 @@ def write_items_notice(
         "仮名は鍵付きハッシュ（HMAC-SHA256）で、鍵は日をまたいで同じ鍵を使うため破棄せず、"
         "秘密情報の保管庫で他のデータと分けて管理します（削除情報等として扱い、"
         "`retained/KEY_CHECK` は鍵そのものを含まずに鍵の同一性を確かめるためのものです）。"
-        f"保持期間は {days} 日で、その後は削除します。利用停止・削除等の求めがあった本人の行は、"
-        "その後の実行で削除します。  ",
+        f"保持期間は {days} 日で、その後は削除します。利用停止・削除等の求めがあった本人の行は"
+        "権利対応ジョブ（1時間ごと）が削除し、同意を撤回した本人を含め、以後の実行では使用"
+        "しません。  ",
         "For weekly and monthly statistics (the same person counted across days), the items "
         "below are kept internally, one row per person and day. This is internal "
         "pseudonymized data (comparable to pseudonymously processed information): it is never "
@@ -820,7 +821,9 @@ def write_items_notice(
         "every day, in the secret store, apart from the data (it is managed as the information "
         "for deletion; `retained/KEY_CHECK` verifies the key without containing it). Rows are "
         f"kept for {days} days (`TOKUMEI_RETENTION_ACTIVITY_DAYS`) and then deleted; the rows "
-        "of persons who asked for deletion or ceasing are deleted by the next run.",
+        "of persons who asked for deletion or ceasing are deleted by the rights-erasure job "
+        "(hourly), and no later run uses the rows of an excluded person (consent withdrawn "
+        "included).",
         "",
         "| 項目 / Item | 説明 | Description |",
         "|---|---|---|",
@@ -923,17 +926,19 @@ def write_items_notice(
     if sensitive:
         lines += [
             "",
-            "### 5.6 健康に関する測定値等 / Sensitive measures",
+            "### 5.6 取扱いに注意を要する数値項目 / Sensitive measures",
             "",
-            "次の数値項目（体重・体脂肪率等の測定値）は、範囲外の値を除外したうえで、個票として"
-            "は公表しません。公表するのは統計情報（区分ごとの人数、平均値・中央値等）に限り、"
-            "第4節の保持データには1人1日の平均値として含まれます。医師等による診断・健康診断の"
-            "結果ではないため要配慮個人情報には当たらないと判断していますが、同等に慎重に扱います。  ",
-            "The following measures (body weight, body fat, ...) were range-checked and are "
-            "never released per record: only as statistics (persons per band, means, medians, "
-            "...); the retained layer of section 4 holds one mean per person and day. They are "
-            "not results of a medical examination, so they are not treated as special-care "
-            "information, but they are handled as carefully.",
+            "次の数値項目（体重・体脂肪率の測定値、購入金額等）は、範囲外の値を除外したうえで、"
+            "個票としては公表しません。公表するのは統計情報（区分ごとの人数、平均値・中央値・"
+            "合計等）に限り、第4節の保持データには1人1日単位で含まれます。体重・体脂肪率は"
+            "健康に関する測定値ですが、医師等による診断・健康診断の結果ではないため要配慮"
+            "個人情報には当たらないと判断し、同等に慎重に扱います。  ",
+            "The following measures (body weight and body fat, purchase amounts, ...) were "
+            "range-checked and are never released per record: only as statistics (persons per "
+            "band, means, medians, totals, ...); the retained layer of section 4 holds them per "
+            "person and day. Body weight and body fat are health-related measurements but not "
+            "results of a medical examination, so they are not treated as special-care "
+            "information; they are handled as carefully.",
             "",
         ]
         for src, col in sensitive:
