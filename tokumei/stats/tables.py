@@ -1174,6 +1174,15 @@ def data_dictionary() -> str:
         if spec.description_ja:
             lines += [spec.description_ja, ""]
         lines += [spec.description, "", f"Released: {spec.release}.", ""]
+        # the relations the release's disclosure model holds the table to (ADR 0001)
+        labels = [r.label for r in spec.relations or ()] + [
+            f"{other}: {r.label}"
+            for other, o in TABLES.items()
+            for r in o.relations or ()
+            if getattr(r, "members", None) == name
+        ]
+        rels = "; ".join(f"`{label}`" for label in labels) or "none"
+        lines += [f"Relations used by the disclosure audit: {rels}.", ""]
         lines += [
             "| column | role | type | description | 説明 |",
             "|---|---|---|---|---|",
