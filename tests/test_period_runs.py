@@ -170,6 +170,22 @@ def test_month_end_releases_monthly_tables_checked_across_releases(week) -> None
     assert m["steps"]["period_tables_skipped"] == {}
 
 
+def test_release_model_checks_every_declared_relation_on_every_day(week) -> None:
+    """stats_reduce refuses a release whose declared relations do not hold on its unsuppressed
+    data, so a run that published proves they held; the audit lists them per table and attacks
+    the week together with the six earlier daily releases it covers."""
+    _, manifests = week
+    for day, m in manifests.items():
+        for name, verdict in m["disclosure"].items():
+            assert verdict["relations_hold"] and verdict["ok"], (day, name)
+            assert verdict["relations"] == [r.label for r in TABLES[name].relations or ()]
+            assert verdict["min_width"] is None or verdict["min_width"] >= T
+    sunday = manifests[SUNDAY.isoformat()]["disclosure"]["weekly_active_users"]
+    assert sunday["linked_earlier_cells"] > 0
+    trends = manifests[MONTH_END.isoformat()]["disclosure"]["measurement_trends"]
+    assert trends["relations"] == ["weight bands and body-fat bands: same persons"]
+
+
 def test_rerun_of_a_period_end_is_identical(week) -> None:
     settings, _ = week
     before = {
