@@ -159,3 +159,34 @@ def test_data_docs_print_no_count(release: Path) -> None:
         text = htmlmod.unescape(re.sub(r"<[^>]+>", " ", raw))
         for share in re.findall(r"(\d+(?:\.\d+)?)% unexpected", text):
             assert float(share) == 0.0, page
+
+
+def test_a_provision_is_in_the_ledger_and_in_the_next_report(
+    release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tokumei provide` on the published day, then the next release's report lists it."""
+    from typer.testing import CliRunner
+
+    from tokumei.cli import app
+    from tokumei.infra.settings import Settings
+    from tokumei.pipeline import steps
+    from tokumei.release.provision import read_ledger
+
+    args = ["provide", "--out", str(release), "--date", DAY, "--recipient", "Partner Lab K.K."]
+    done = CliRunner().invoke(app, [*args, "--datasets", "anonymized/page_views,funnel"])
+    assert done.exit_code == 0, done.output
+    (entry,) = read_ledger(release)
+    assert (
+        entry["datasets"]["anonymized/page_views"] == _published(release)["anonymized/page_views"]
+    )
+    assert entry["datasets"]["stats/funnel"] == _published(release)["stats/funnel"]
+    statement = (release / entry["statement"]).read_text()
+    assert "匿名加工情報" in statement and "Article 44" in statement
+    # the same day released again: its report lists the provision so far
+    monkeypatch.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
+    landing = release.parent / "landing"
+    settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=release)
+    steps.run_all(settings.resolved(), DAY, isolate=False)
+    report = (release / "reports" / f"date={DAY}" / "privacy_report.html").read_text()
+    section = report.split('id="provision"')[1].split("</section>")[0]
+    assert "Partner Lab K.K." in section and "anonymized/page_views, stats/funnel" in section
