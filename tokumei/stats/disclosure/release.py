@@ -88,6 +88,7 @@ class System:
     #: relation label of each row (``table: label``), for error messages and the checks
     row_label: list[str] = field(default_factory=list)
     adding: str = ""
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     labels: dict[str, list[str]] = field(default_factory=dict)
     rounding_base: int = 1
     #: Whether this release's own counts are published rounded (False while protecting: the
@@ -139,14 +140,19 @@ class System:
         return len(self.table)
 
     def matrix(self) -> sparse.csr_matrix:
-        """Rows x variables."""
-        r, c, v = [], [], []
-        for i, row in enumerate(self.rows):
-            for k, a in row.items():
-                r.append(i)
-                c.append(k)
-                v.append(a)
-        return sparse.csr_matrix((v, (r, c)), shape=(len(self.rows), self.n))
+        """Rows x variables (built once per shape; the system does not change once built)."""
+        key = (len(self.rows), self.n)
+        if self._cache.get("matrix_key") != key:
+            r, c, v = [], [], []
+            for i, row in enumerate(self.rows):
+                for k, a in row.items():
+                    r.append(i)
+                    c.append(k)
+                    v.append(a)
+            self._cache.clear()
+            self._cache["matrix_key"] = key
+            self._cache["matrix"] = sparse.csr_matrix((v, (r, c)), shape=key)
+        return self._cache["matrix"]
 
     # -- boxes ---------------------------------------------------------------------------------
 
@@ -428,6 +434,8 @@ def violated(s: System) -> list[str]:
 
 def components(s: System) -> tuple[int, np.ndarray]:
     """Connected components of the variables (two variables meet when a row holds both)."""
+    if "components" in s._cache and s._cache.get("matrix_key") == (len(s.rows), s.n):
+        return s._cache["components"]
     a = s.matrix()
     m = a.shape[0]
     inc = sparse.csr_matrix(
@@ -437,6 +445,7 @@ def components(s: System) -> tuple[int, np.ndarray]:
     if graph is None:
         return s.n, np.arange(s.n)
     k, labels = connected_components(graph, directed=False)
+    s._cache["components"] = (k, labels[m:])
     return k, labels[m:]
 
 
@@ -513,25 +522,38 @@ def intervals(
     col = np.full(s.n, -1)
     col[vars_] = np.arange(vars_.size)
     sub = a[rows_wanted][:, vars_].tocsr()
-    lp = _lp(sub, row_lo[rows_wanted], row_hi[rows_wanted])
     bounds = np.column_stack([box_lo[vars_], box_hi[vars_]])
     req = required if required is not None else np.full(targets.size, np.inf)
     req_of = np.full(s.n, np.inf)
     req_of[targets] = req
 
-    sub_coo = sub.tocoo()
-    sub_row_lo, sub_row_hi = row_lo[rows_wanted], row_hi[rows_wanted]
+    sub_lo, sub_hi = row_lo[rows_wanted], row_hi[rows_wanted]
+    row_comp = comp[vars_[sub.indices[sub.indptr[:-1]]]] if sub.shape[0] else np.zeros(0, int)
+    var_comp = comp[vars_]
 
-    def note(x: np.ndarray) -> None:
-        # x is feasible, and so is x with any one coordinate moved within its ratio-test reach
-        down, up = _reach(sub, sub_coo, sub_row_lo, sub_row_hi, x, bounds)
-        np.minimum(seen_lo[vars_], x - down, out=x_lo_buf)
-        seen_lo[vars_] = x_lo_buf
-        np.maximum(seen_hi[vars_], x + up, out=x_hi_buf)
-        seen_hi[vars_] = x_hi_buf
+    def part(keep: np.ndarray) -> tuple[np.ndarray, sparse.csr_matrix, np.ndarray, np.ndarray]:
+        """Members (positions in vars_) and rows of the components in ``keep``."""
+        members = np.flatnonzero(np.isin(var_comp, keep))
+        rsub = np.flatnonzero(np.isin(row_comp, keep))
+        return members, sub[rsub][:, members].tocsr(), sub_lo[rsub], sub_hi[rsub]
 
-    x_lo_buf = np.empty(vars_.size)
-    x_hi_buf = np.empty(vars_.size)
+    def run(
+        members: np.ndarray,
+        k_a: sparse.csr_matrix,
+        k_lo: np.ndarray,
+        k_hi: np.ndarray,
+        c: np.ndarray,
+        lp_k: _LP | None = None,
+    ) -> int:
+        """Solve on these components; note the point and its ratio-test moves as seen."""
+        status, x = _solve(lp_k or _lp(k_a, k_lo, k_hi), c, bounds[members])
+        if x is not None:
+            # x is feasible, and so is x with any one coordinate moved within its reach
+            down, up = _reach(k_a, k_a.tocoo(), k_lo, k_hi, x, bounds[members])
+            ids = vars_[members]
+            seen_lo[ids] = np.minimum(seen_lo[ids], x - down)
+            seen_hi[ids] = np.maximum(seen_hi[ids], x + up)
+        return status
 
     def open_cells(side: str) -> np.ndarray:
         t = active
@@ -541,55 +563,44 @@ def intervals(
             return t[todo & (seen_lo[t] > box_lo[t] + _EPS)]
         return t[todo & (seen_hi[t] < np.minimum(box_hi[t], BIG / 2) - _EPS)]
 
-    status, x = _solve(lp, np.zeros(vars_.size), bounds)
-    if status == 2:
-        raise InconsistentReleaseError(
-            "the published values contradict the declared relations of "
-            + ", ".join(sorted({s.table[i] for i in active.tolist()}))
-        )
-    if x is not None:
-        note(x)
+    # Batch phase: one LP over the components that still hold open cells pushes many cells to
+    # their bounds at once (min / max of their sum); the first one, over every component, also
+    # proves the publication consistent.
+    first = True
     for side, sign in (("lo", 1.0), ("hi", -1.0)):
         for _ in range(_BATCH_ROUNDS):
             cells = open_cells(side)
-            if cells.size < 2:
+            if cells.size < 2 and not first:
                 break
-            c = np.zeros(vars_.size)
-            c[col[cells]] = sign
-            status, x = _solve(lp, c, bounds)
-            if x is None:
-                break
-            note(x)
-            if open_cells(side).size > cells.size - 2:
+            keep = np.unique(comp[active if first else cells])
+            members, k_a, k_lo, k_hi = part(keep)
+            c = np.zeros(members.size)
+            c[np.searchsorted(members, col[cells])] = sign
+            status = run(members, k_a, k_lo, k_hi, c)
+            if first and status == 2:
+                raise InconsistentReleaseError(
+                    "the published values contradict the declared relations of "
+                    + ", ".join(sorted({s.table[i] for i in active.tolist()}))
+                )
+            first = False
+            if status != 0 or open_cells(side).size > cells.size - 2:
                 break
     # per-cell LPs, each on its own component only (components are independent)
-    sub_lo, sub_hi = row_lo[rows_wanted], row_hi[rows_wanted]
-    row_comp = comp[vars_[sub.indices[sub.indptr[:-1]]]] if sub.shape[0] else np.zeros(0, int)
-    var_comp = comp[vars_]
-    cache: dict[int, tuple[np.ndarray, _LP, sparse.csr_matrix, np.ndarray, np.ndarray]] = {}
+    cache: dict[int, tuple] = {}
     for side, sign in (("lo", 1.0), ("hi", -1.0)):
         for t in open_cells(side).tolist():
-            k = int(comp[t])
-            if k not in cache:
-                members = np.flatnonzero(var_comp == k)
-                rsub = np.flatnonzero(row_comp == k)
-                k_a = sub[rsub][:, members].tocsr()
-                k_lo, k_hi = sub_lo[rsub], sub_hi[rsub]
-                cache[k] = (members, _lp(k_a, k_lo, k_hi), k_a, k_lo, k_hi)
-            members, lp_k, k_a, k_lo, k_hi = cache[k]
-            ids = vars_[members]
             if side == "lo" and not seen_lo[t] > box_lo[t] + _EPS:
                 continue  # an earlier LP of this component already reached it
             if side == "hi" and not seen_hi[t] < min(box_hi[t], BIG / 2) - _EPS:
                 continue
+            k = int(comp[t])
+            if k not in cache:
+                members, k_a, k_lo, k_hi = part(np.array([k]))
+                cache[k] = (members, k_a, k_lo, k_hi, _lp(k_a, k_lo, k_hi))
+            members, k_a, k_lo, k_hi, lp_k = cache[k]
             c = np.zeros(members.size)
             c[np.searchsorted(members, col[t])] = sign
-            status, x = _solve(lp_k, c, bounds[members])
-            if x is None:
-                continue
-            down, up = _reach(k_a, k_a.tocoo(), k_lo, k_hi, x, bounds[members])
-            seen_lo[ids] = np.minimum(seen_lo[ids], x - down)
-            seen_hi[ids] = np.maximum(seen_hi[ids], x + up)
+            run(members, k_a, k_lo, k_hi, c, lp_k)
     lo_all = np.where(np.isfinite(seen_lo[targets]), seen_lo[targets], box_lo[targets])
     hi_all = np.where(np.isfinite(seen_hi[targets]), seen_hi[targets], box_hi[targets])
     passive = ~has_rows[targets]
