@@ -6,12 +6,12 @@ person key is used for counting and never appears in the output.
 
 Suppression here is primary (cells under ``min_cell`` persons): the count and every measure of
 such a cell become null and ``suppressed`` is true, so analysts can tell "suppressed" from
-"zero". The tables publish no margins, so a suppressed interior cell cannot be recovered by
-subtraction within a table — except ``sessions``, whose 'all' row is a margin of its band rows
-(additive for the session count, not for persons); ``protect_sessions`` adds the complementary
-suppression that needs (``tokumei.stats.disclosure.protect_table``, LP-verified, fail closed).
-``tokumei.stats.disclosure.audit`` re-attacks every published table after the run.
-``funnel`` suppresses each step column on its own.
+"zero". ``protect_sessions`` adds the complements its 'all' rows need. Relations that tie cells
+(within a table, across tables of a day, a period over its days, two partitions of the same
+persons) are declared per table in ``TableSpec.relations``; the release protects and audits
+all tables as one linear system built from those declarations
+(``tokumei.stats.disclosure.release``, ADR 0001), and a table without a declaration cannot be
+published. ``funnel`` suppresses each step column on its own.
 
 ``docs/data_dictionary.md`` is generated from :data:`TABLES` and :data:`COLUMN_DOCS`
 (:func:`data_dictionary`).
