@@ -182,6 +182,14 @@ def test_mesh_nests_and_outside_japan_is_null() -> None:
     _monotone(MeshHierarchy(), codes)
 
 
+def test_mesh_of_a_batch_with_one_located_row() -> None:
+    # jismesh treated a 1-element array as a scalar (numpy.asscalar, removed): generalize
+    # crashed on a partition whose events had exactly one location
+    df = pl.DataFrame({"lat": [35.6812, None, 10.0], "lon": [139.7671, None, 1.0]})
+    codes = df.select(to_mesh_1km(pl.col("lat"), pl.col("lon"))).to_series().to_list()
+    assert codes == ["53394611", None, None]
+
+
 @pytest.mark.parametrize(
     ("url", "template"),
     [

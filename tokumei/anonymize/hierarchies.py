@@ -249,7 +249,13 @@ def to_mesh_1km(lat: pl.Expr, lon: pl.Expr) -> pl.Expr:
         ok = ok.fill_null(False)
         out = pl.Series(s.name, [None] * len(s), dtype=pl.String)
         if ok.any():
-            codes = ju.to_meshcode(la.filter(ok).to_numpy(), lo.filter(ok).to_numpy(), 3)
+            la_ok, lo_ok = la.filter(ok).to_numpy(), lo.filter(ok).to_numpy()
+            # jismesh reads a 1-element array as a scalar and calls numpy.asscalar, which
+            # numpy removed: a batch with one located row crashed. Two copies, first kept.
+            one = len(la_ok) == 1
+            if one:
+                la_ok, lo_ok = la_ok.repeat(2), lo_ok.repeat(2)
+            codes = ju.to_meshcode(la_ok, lo_ok, 3)[:1] if one else ju.to_meshcode(la_ok, lo_ok, 3)
             out = out.scatter(ok.arg_true(), pl.Series(codes).cast(pl.String))
         return out
 
