@@ -48,6 +48,7 @@ COMMON_CLINIC = "/clinic/dermatology"  # 12 persons: common, but special care
 CAMPAIGN = "/campaign/black-friday"  # 12 persons once each, plus the heavy user 40 times
 HEAVY = 4
 TOKYO = [i for i in range(26) if i != 7]
+OSAKA = [i for i in range(26, 40) if i not in (30, 31, 32, 33)]  # 30-33: no consent or opt-out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,8 +236,16 @@ def test_a_column_without_a_model_is_never_published() -> None:
 # a whole run on a landing written for it
 
 
-def _event(i: int, path: str, h: int, event: str = "page_view", **extra: str) -> str:
-    ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
+MOBILE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
+DESKTOP_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+
+
+def _event(
+    i: int, path: str, h: int, event: str = "page_view", ua: str = MOBILE_UA, **extra: str
+) -> str:
     return json.dumps(
         {
             "ts": f"{DAY}T{10 + h % 12:02d}:{h % 60:02d}:00+09:00",
@@ -260,9 +269,9 @@ def write_records_landing(root: Path) -> tuple[Path, dict[str, set[int]], dict[s
     views: dict[int, int] = {}
     lines: list[str] = []
 
-    def view(i: int, path: str, times: int = 1) -> None:
+    def view(i: int, path: str, times: int = 1, desktop: bool = False) -> None:
         for h in range(times):
-            lines.append(_event(i, path, h))
+            lines.append(_event(i, path, h, ua=DESKTOP_UA if desktop else MOBILE_UA))
         users.setdefault(f"{HOST}{path}", set()).add(i)
         if path == CAMPAIGN:
             views[i] = views.get(i, 0) + times
@@ -270,6 +279,11 @@ def write_records_landing(root: Path) -> tuple[Path, dict[str, set[int]], dict[s
     for i in TOKYO:
         view(i, "/")
         view(i, "/cart")
+    for i in TOKYO[9:21]:  # a desktop class of 12 persons next to the mobile ones
+        view(i, "/", desktop=True)
+        view(i, "/cart", desktop=True)
+    # the Osaka persons view only /items/:id (the hand-made landing's page views): on their
+    # own they are a class with one url_template value, which l-diversity must not publish
     for i in TOKYO[9:21]:
         view(i, CAMPAIGN)
         view(i, COMMON_CLINIC)
@@ -281,9 +295,7 @@ def write_records_landing(root: Path) -> tuple[Path, dict[str, set[int]], dict[s
     (landing / "events" / f"date={DAY}" / "part-2.jsonl").write_text(
         "\n".join(lines) + "\n", encoding="utf-8"
     )
-    users.setdefault(f"{HOST}/items/:id", set()).update(
-        i for i in range(40) if i not in (7, 30, 31, 32, 33)
-    )
+    users.setdefault(f"{HOST}/items/:id", set()).update(TOKYO + OSAKA)
     return landing, users, views
 
 
