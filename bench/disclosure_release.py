@@ -79,8 +79,10 @@ def population(n: int, days: list[date], seed: int) -> dict[str, pl.DataFrame]:
             "gender": rng.choice(["female", "male", "other"], n, p=[0.49, 0.49, 0.02]),
             "p_active": rng.uniform(0.05, 0.6, n),
             "scale": rng.random(n) < 0.3,
-            "weight_band": rng.choice([b for b, _ in WEIGHT_BANDS], n),
-            "fat_band": rng.choice([b for b, _ in BODY_FAT_BANDS], n),
+            # skewed, realistic distributions: the tails are small bands of large groups,
+            # the situation of issue 15 finding 1
+            "weight_band": _bands(rng.normal(62.0, 11.0, n), WEIGHT_BANDS),
+            "fat_band": _bands(rng.normal(24.0, 6.5, n), BODY_FAT_BANDS),
             "no_fat": rng.random(n) < 0.05,
         }
     )
@@ -111,6 +113,12 @@ def population(n: int, days: list[date], seed: int) -> dict[str, pl.DataFrame]:
         )
     )
     return {"grid": grid, "people": people, "activity": activity}
+
+
+def _bands(values: np.ndarray, bands: tuple[tuple[str, float], ...]) -> list[str]:
+    edges = np.array([lo for _, lo in bands])
+    idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(bands) - 1)
+    return [bands[i][0] for i in idx]
 
 
 def _zipf(k: int, rng: np.random.Generator) -> np.ndarray:
