@@ -975,26 +975,27 @@ def funnel_reduce(hists: pl.LazyFrame, day: str, min_cell: int) -> pl.LazyFrame:
     )
 
 
-#: Largest per-person contributions a map keeps per cell for the dominance rules (the policy's
-#: ``dominance_n`` is at most this; the global top is within the union of the partitions' tops).
+#: Largest per-person contributions a cell keeps for the dominance rules (the policy's
+#: ``dominance_n`` is at most this).
 MAX_TOP_CONTRIBUTIONS = 5
 
 
 def revenue_map(events: pl.LazyFrame) -> pl.LazyFrame:
-    """One partition: price_band → distinct purchasing persons, the amount sum (JPY) and the
-    largest per-person band sums (``_top``, for the dominance rules; never published)."""
-    from tokumei.stats.disclosure.magnitude import top_contributions
+    """One partition: each purchasing person's amount sum (JPY) per price band.
 
-    per_person = (
+    Per person, not per band: the dominance rules need each cell's largest per-person
+    contributions, and a top-n inside a streaming aggregate falls back to the in-memory engine
+    (tests/test_streaming_plans.py). One row per purchasing person and band is small enough to
+    reduce centrally, as the measurements map does; every person is in one partition. Each row
+    also carries ``persons`` = 1, so summing ``persons`` and ``amount_jpy`` by band over all
+    partitions gives the band's distinct persons and total, as from a per-band histogram.
+    """
+    return (
         events.filter((pl.col("event") == "purchase") & pl.col("amount_jpy").is_not_null())
         .with_columns(price_band(pl.col("amount_jpy")).alias("price_band"))
         .group_by(PERSON, "price_band")
         .agg(pl.col("amount_jpy").cast(pl.Int64).sum())
-    )
-    return per_person.group_by("price_band").agg(
-        pl.len().cast(pl.Int64).alias("persons"),
-        pl.col("amount_jpy").sum().alias("amount_jpy"),
-        top_contributions(pl.col("amount_jpy"), MAX_TOP_CONTRIBUTIONS).alias("_top"),
+        .with_columns(pl.lit(1, pl.Int64).alias("persons"))
     )
 
 
@@ -1014,14 +1015,15 @@ def hide_dominated_total(table: pl.LazyFrame, rules: DisclosurePolicy) -> pl.Laz
 def revenue_reduce(
     hists: pl.LazyFrame, day: str, min_cell: int, rules: DisclosurePolicy | None = None
 ) -> pl.LazyFrame:
-    """Sum partition histograms on the price-band grid; hide a dominated total; round the total
-    to 1,000 JPY (half up); suppress both under ``min_cell``."""
-    from tokumei.stats.disclosure.magnitude import merge_top
+    """Per-person band sums of every partition → persons, total and largest contributions per
+    band on the price-band grid; hide a dominated total; round the total to 1,000 JPY (half up);
+    suppress both under ``min_cell``."""
+    from tokumei.stats.disclosure.magnitude import top_contributions
 
     table = hists.group_by("price_band").agg(
         pl.col("persons").sum(),
         pl.col("amount_jpy").sum(),
-        merge_top(pl.col("_top"), MAX_TOP_CONTRIBUTIONS).alias("_top"),
+        top_contributions(pl.col("amount_jpy"), MAX_TOP_CONTRIBUTIONS).alias("_top"),
     )
     table = complete(table, grid("revenue"), "revenue", {"persons": 0, "amount_jpy": 0})
     table = hide_dominated_total(table, rules or DisclosurePolicy()).with_columns(_total_amount())

@@ -35,8 +35,6 @@ import polars as pl
 from tokumei.anonymize.policy import DisclosurePolicy
 
 
-#: Contributions kept per cell for the dominance rules (the map side keeps as many per
-#: partition; the global top is within the union of the partitions' tops).
 def top_size(rules: DisclosurePolicy) -> int:
     """How many of a cell's largest contributions the rules need (at least two for p %)."""
     return max(rules.dominance_n, 2)
@@ -94,11 +92,6 @@ def central_median(values: pl.Expr, rules: DisclosurePolicy) -> pl.Expr:
 def top_contributions(value: pl.Expr, size: int) -> pl.Expr:
     """Aggregation: the ``size`` largest contributions of a cell, descending (a list)."""
     return value.drop_nulls().sort(descending=True).head(size)
-
-
-def merge_top(tops: pl.Expr, size: int) -> pl.Expr:
-    """Aggregation over partitions: the ``size`` largest of their top lists, descending."""
-    return tops.explode().drop_nulls().sort(descending=True).head(size)
 
 
 def dominated(total: pl.Expr, top: pl.Expr, rules: DisclosurePolicy) -> pl.Expr:
