@@ -417,3 +417,27 @@ def test_unprotected_random_release_is_caught_by_both_attackers() -> None:
     protected, added, _ = sdc.protect_release(frames, T, truth=truth, earlier=load, specs=SPECS)
     assert added["weekly"] == 1 and protected["weekly"]["persons"].null_count() >= 1
     assert min(_independent(protected, truth, extra).values()) >= T
+
+
+def test_an_earlier_cell_hidden_by_another_rule_relaxes_the_primary_assumption() -> None:
+    """Earlier releases are read as published: their suppressed cells are assumed primary
+    (< T). When that contradicts the week (80 persons > 7 days x 9), one of them was hidden by
+    another rule; the attacker then only knows them >= 0 instead of failing the release."""
+    frames = {
+        "daily": pl.DataFrame(
+            {"date": [SUNDAY], "k": ["x"], "persons": [None], "suppressed": [True]},
+            schema_overrides={"persons": pl.Int64},
+        ),
+        "weekly": pl.DataFrame(
+            {"date": [SUNDAY], "week": ["2026-W48"], "k": ["x"], "persons": [80]}
+        ).with_columns(pl.lit(False).alias("suppressed")),
+    }
+    earlier = {d: frames["daily"].with_columns(pl.lit(d).alias("date")) for d in WEEK[:-1]}
+    truth = {
+        "daily": pl.DataFrame({"k": ["x"], "persons": [5]}),
+        "weekly": pl.DataFrame({"week": ["2026-W48"], "k": ["x"], "persons": [80]}),
+    }
+    load = lambda name, d: earlier.get(d) if name == "daily" else None  # noqa: E731
+    verdict = sdc.audit(frames, T, truth=truth, earlier=load, specs=SPECS)
+    assert verdict["weekly"]["earlier_cells_assumed_primary"] is False
+    assert verdict["daily"]["ok"]  # today's 5 is in [0, 9] and the week does not bound it

@@ -94,6 +94,9 @@ class System:
     #: Whether this release's own counts are published rounded (False while protecting: the
     #: rounding comes after; earlier releases are always read as published, i.e. rounded).
     round_current: bool = True
+    #: Set when the earlier releases contradict "every suppressed cell there is primary" (a
+    #: cell hidden by another rule, e.g. diversity): their suppressed cells are then [0, inf).
+    relaxed: bool = False
     complements: dict[str, bool] = field(default_factory=dict)
 
     # -- building ------------------------------------------------------------------------------
@@ -179,6 +182,8 @@ class System:
         # primary rule: told to the attacker (worst case); unknown truth (an earlier release of a
         # table without complements) means every suppressed cell there is primary
         primary = suppressed & ~amount & ~(truth >= t)
+        if self.relaxed:  # see intervals(): an earlier cell hid more than a small count
+            primary &= ~np.isnan(truth) | np.asarray(self.current)
         hi[primary] = t - 1
         return lo, hi
 
@@ -577,6 +582,9 @@ def intervals(
             c = np.zeros(members.size)
             c[np.searchsorted(members, col[cells])] = sign
             status = run(members, k_a, k_lo, k_hi, c)
+            if first and status == 2 and not s.relaxed and _earlier_hidden(s, suppressed):
+                s.relaxed = True  # a weaker, true attacker instead of a false assumption
+                return intervals(s, suppressed, targets, required=required, seen=seen)
             if first and status == 2:
                 raise InconsistentReleaseError(
                     "the published values contradict the declared relations of "
@@ -607,6 +615,12 @@ def intervals(
     lo_all[passive] = box_lo[targets][passive]
     hi_all[passive] = box_hi[targets][passive]
     return _rounded(lo_all, hi_all)
+
+
+def _earlier_hidden(s: System, suppressed: np.ndarray) -> bool:
+    """Whether an earlier release (truth unknown) has a suppressed count."""
+    unknown = np.isnan(np.asarray(s.truth)) & ~np.asarray(s.current) & ~np.asarray(s.amount)
+    return bool((unknown & suppressed).any())
 
 
 def _reach(
@@ -873,6 +887,8 @@ def audit(
             rec["linked_earlier_cells"] = int((counts & ~cur).sum())
         if (mine & amount).any():
             rec["amounts_min_width"] = _finite_min(width[mine & amount])
+        if s.relaxed and (counts & ~cur).any():
+            rec["earlier_cells_assumed_primary"] = False
         out[name] = rec
     return out
 
