@@ -299,3 +299,34 @@ def test_revenue_hides_a_dominated_total_not_its_count_and_partitions_agree() ->
     # without the whale the band's total is published
     calm = stats.revenue(ev.filter(pl.col("person") != "whale"), "2026-11-24", T).collect()
     assert calm.filter(pl.col("price_band") == "50000+")["total_amount_jpy"].item() == 720_000
+
+
+def test_page_views_publish_every_published_template_on_every_device_class() -> None:
+    pairs = pl.LazyFrame(
+        {
+            "person": [f"p{i}" for i in range(12)] + ["q"],
+            "url_template": ["shop.example.jp/items/:id"] * 12 + ["shop.example.jp/u/someone"],
+            "device_class": ["mobile"] * 13,
+        }
+    )
+    rare = stats.rare_templates(stats.template_persons(pairs), T)
+    out = stats.page_views_reduce(stats.page_views_map(pairs, rare), "2026-11-24", T).collect()
+    templates = sorted(set(out["url_template"]))
+    assert templates == ["other", "shop.example.jp/items/:id"]  # the rare one folded
+    assert out.height == 2 * len(grids.DEVICE_CLASSES)
+    shown = out.filter(~pl.col("suppressed"))
+    assert shown.select("url_template", "device_class", "persons").rows() == [
+        ("shop.example.jp/items/:id", "mobile", 12)
+    ]
+
+
+def test_monthly_revenue_keeps_per_person_contributions_for_the_dominance_rules() -> None:
+    rows = [(f"p{i}", date(2026, 11, 1 + i), "50000+", 1, 60_000) for i in range(12)]
+    rows += [("whale", date(2026, 11, 3), "50000+", 1, 2_000_000)]
+    rows += [("whale", date(2026, 11, 9), "50000+", 1, 2_000_000)]  # one person, two days
+    purchases = pl.LazyFrame(rows, schema=periods.PURCHASES_SCHEMA, orient="row")
+    out = periods.monthly_revenue(purchases, periods.month_of(MONTH_END)).collect()
+    row = out.row(0, named=True)
+    assert row["persons"] == 13 and row["_top"][0] == 4_000_000  # summed per person first
+    hidden = out.select(mag.dominated(pl.col("amount_jpy").cast(pl.Float64), pl.col("_top"), RULES))
+    assert hidden.item()
