@@ -245,10 +245,18 @@ def test_an_outlier_of_210_kg_cannot_be_estimated_from_mean_and_median() -> None
 def test_winsorizing_bounds_hold_enough_persons_and_small_days_publish_no_measure() -> None:
     values = [float(v) for v in range(1, 101)]
     df = pl.DataFrame({"w": values})
-    rules = DisclosurePolicy(winsor_min_persons=10, winsor_lower=0.01, winsor_upper=0.99)
-    w = df.select(mag.winsorize(pl.col("w"), rules))["w"]
+    exact = DisclosurePolicy(winsor_min_persons=10, winsor_step=0)
+    w = df.select(mag.winsorize(pl.col("w"), exact))["w"]
     assert (w == w.max()).sum() >= 10 and (w == w.min()).sum() >= 10
-    assert w.max() == 91.0 and w.min() == 10.0
+    assert w.max() == 91.0 and w.min() == 10.0  # the 10th largest and smallest values
+    # rounded inward to 5: the same persons and more sit at each bound
+    rules = DisclosurePolicy(winsor_min_persons=10, winsor_step=5)
+    w = df.select(mag.winsorize(pl.col("w"), rules))["w"]
+    assert w.max() == 90.0 and w.min() == 10.0 and (w == 90.0).sum() == 11
+    # one more person near the top moves the exact bound by one rank, not the rounded one
+    more = pl.DataFrame({"w": [*values, 95.5]})
+    assert more.select(mag.winsorize(pl.col("w"), exact))["w"].max() == 92.0
+    assert more.select(mag.winsorize(pl.col("w"), rules))["w"].max() == 90.0
     small = pl.DataFrame({"w": values[:19]}).select(mag.winsorize(pl.col("w"), rules))["w"]
     assert small.null_count() == 19  # fewer than 2 x 10 persons: no bound, no measure
 

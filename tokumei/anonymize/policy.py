@@ -162,6 +162,9 @@ class DisclosurePolicy(BaseModel):
     winsor_min_persons: int = Field(
         10, ge=2, description="persons at or beyond each winsorizing bound, at least"
     )
+    winsor_step: float = Field(
+        5.0, ge=0, description="winsorizing bounds rounded inward to this step (0 = exact)"
+    )
     dominance_n: int = Field(2, ge=1, le=5, description="(n, k) rule: the n largest contributors")
     dominance_k: float = Field(0.8, gt=0, lt=1, description="(n, k) rule: their largest share")
     p_percent: float = Field(

@@ -11,9 +11,12 @@ expression, with thresholds from the policy (``disclosure:`` in policies/policy.
   together): the upper bound is the ``j``-th largest value, ``j = max(ceil((1 − upper)·n),
   winsor_min_persons)``, the lower bound likewise. So at least ``winsor_min_persons`` persons
   sit at or beyond each bound, an outlier contributes the bound (a value many persons reach)
-  instead of its own value, and ``persons × (mean − median)`` estimates that bound. When the day
-  has too few persons for both bounds (``n < 2·winsor_min_persons``) the values are null: no
-  measure is published that day (fail closed).
+  instead of its own value, and ``persons × (mean − median)`` estimates that bound. The bounds
+  are then rounded inward to ``winsor_step`` (5 kg by default): a bound is an order statistic,
+  so one person joining the day would move it by one rank and with it every cell's mean; on
+  a step it moves only on the rare day it crosses one. When the day has too few persons for
+  both bounds (``n < 2·winsor_min_persons``, or rounded bounds that cross) the values are
+  null: no measure is published that day (fail closed).
 - **Dominance** (:func:`dominated`): a cell's sum is *sensitive* when its ``n`` largest
   contributors make more than ``k`` of it (the (n, k) rule) or when the second largest could
   estimate the largest to within ``p`` of its value (the p % rule: ``total − x1 − x2 <
@@ -48,7 +51,7 @@ def winsorize(value: pl.Expr, rules: DisclosurePolicy) -> pl.Expr:
 
     Example:
         >>> import polars as pl
-        >>> rules = DisclosurePolicy(winsor_min_persons=2)
+        >>> rules = DisclosurePolicy(winsor_min_persons=2, winsor_step=0)
         >>> df = pl.DataFrame({"w": [60.0, 61, 62, 63, 64, 210]})
         >>> df.select(winsorize(pl.col("w"), rules))["w"].to_list()
         [61.0, 61.0, 62.0, 63.0, 64.0, 64.0]
@@ -61,7 +64,10 @@ def winsorize(value: pl.Expr, rules: DisclosurePolicy) -> pl.Expr:
     values = s.implode()
     hi = values.list.get((n - j_hi).clip(0), null_on_oob=True).first()
     lo = values.list.get((j_lo - 1).clip(0), null_on_oob=True).first()
-    enough = n >= j_hi + j_lo
+    if rules.winsor_step > 0:  # inward: at least as many persons at or beyond each bound
+        hi = (hi / rules.winsor_step).floor() * rules.winsor_step
+        lo = (lo / rules.winsor_step).ceil() * rules.winsor_step
+    enough = (n >= j_hi + j_lo) & (lo <= hi)
     return pl.when(enough).then(value.clip(lo, hi)).otherwise(None)
 
 
