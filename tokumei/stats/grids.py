@@ -99,8 +99,9 @@ def grid(
     from tokumei.stats.periods import MEASURES
     from tokumei.stats.tables import DIM_VALUES, TABLES
 
-    demo = demographic(policy)
-    ages_genders = demo.select("age_band", "gender").unique()
+    def ages_genders() -> pl.DataFrame:
+        return demographic(policy).select("age_band", "gender").unique()
+
     measure_bands = pl.DataFrame(
         {
             "measure": [m for m, (_, bands) in MEASURES.items() for _ in bands],
@@ -109,11 +110,11 @@ def grid(
     )
     closed = {d: _frame(d, v) for d, v in DIM_VALUES.items()}
     if name in ("daily_active_users", "weekly_active_users", "monthly_active_users"):
-        out = demo
+        out = demographic(policy)
     elif name == "measurements_summary":
-        out = ages_genders
+        out = ages_genders()
     elif name == "measurement_trends":
-        out = _cross(ages_genders, measure_bands)
+        out = _cross(ages_genders(), measure_bands)
     elif name == "sessions":
         out = _cross(closed["device_class"], closed["os_family"], closed["duration_band"])
     elif name == "search_volume":
