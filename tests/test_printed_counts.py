@@ -7,6 +7,7 @@ count and nothing outside the values that print the same.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from tokumei.release.manifest import (
     known_interval,
     printed_count,
     printed_interval,
+    printed_share,
     public_manifest,
 )
 
@@ -107,3 +109,58 @@ def test_doctests_of_the_rule() -> None:
     import tokumei.release.manifest as manifest
 
     assert doctest.testmod(manifest).failed == 0
+
+
+def test_shares_of_hidden_counts_print_from_the_printed_counts() -> None:
+    """21 withheld of 15,198 records printed as 0.0014 gave 21 back (R3, issue 15 leftovers)."""
+    exact = {
+        "anonymized": {
+            "input_records": 15198,
+            "withheld_records": 21,
+            "withheld_records_share": 0.0014,
+            "bounded_records": 3037,
+            "bounded_records_share": 0.1998,
+            "kept_records": 12140,
+            "kept_records_share": 0.7988,
+            "rows": 12140,
+            "max_person_share": 0.2143,
+            "other_share": 0.0123,
+        }
+    }
+    anon = public_manifest(exact, 10)["anonymized"]
+    assert anon["input_records"] == 15200 and anon["withheld_records"] == "< 100"
+    assert anon["withheld_records_share"] == "< 0.01"
+    assert anon["bounded_records_share"] == round(3000 / 15200, 2)
+    assert anon["kept_records_share"] == round(12100 / 15200, 2)
+    assert anon["max_person_share"] == 0.25  # an upper bound in steps of 0.05
+    assert anon["other_share"] == 0.0123  # computable from the published records
+    lo, hi = printed_interval(anon["input_records"], ROW_BASE)
+    # what the printed share and the published rows tell about the input: no narrower than
+    # the printed count's band (a 4-decimal kept share did: 12140 / 0.7988 -> 15198 +- 1)
+    share = anon["kept_records_share"]
+    implied = [n for n in range(lo - 500, hi + 500) if round(12100 / max(n, 1), 2) == share]
+    assert not implied or max(implied) - min(implied) + 1 >= ROW_BASE // 2
+
+
+def test_a_share_without_a_rule_or_its_counts_fails_closed() -> None:
+    with pytest.raises(ValueError, match="no printed-count rule"):
+        public_manifest({"anonymized": {"rows": 5, "dropped_records_share": 0.01}}, 10)
+    with pytest.raises(ValueError, match="without its counts"):
+        public_manifest({"anonymized": {"rows": 5, "withheld_records_share": 0.01}}, 10)
+
+
+@given(
+    part=st.integers(0, 10**5),
+    extra=st.integers(0, 10**5),
+    base=st.sampled_from([10, 100]),
+)
+def test_a_printed_share_is_a_function_of_the_printed_counts(
+    part: int, extra: int, base: int
+) -> None:
+    whole = part + extra
+    share = printed_share(part, whole, base)
+    # every pair of counts that prints the same prints the same share: the share adds nothing
+    for p2 in printed_interval(printed_count(part, base), base):
+        for w2 in printed_interval(printed_count(whole, base), base):
+            if p2 <= w2:
+                assert printed_share(p2, w2, base) == share

@@ -69,7 +69,9 @@ class RecordRules:
 class RecordsResult:
     """The released records (person column still present, for GX's class sizes) and metrics.
 
-    ``metrics`` holds shares and figures of at least ``k``, never a small count of persons.
+    ``metrics`` holds exact record counts next to their shares (internal run record); the
+    published manifest prints both by one rule (tokumei/release/manifest.py: printed_count,
+    printed_share), so no small count can be derived from a printed share.
     """
 
     frame: pl.DataFrame
@@ -267,6 +269,9 @@ def release_records(
         f"{rules.l}-diverse per class, folded to values of >= {rules.k} persons and never "
         f"special care; <= {m} records per person per class"
         + (f"; {rules.t}-close per class" if rules.t is not None else ""),
+        # exact counts with their shares: the manifest prints each share from the printed
+        # counts (tokumei/release/manifest.py printed_share), never this 4-decimal value
+        "bounded_records": n_in - prepared.height,
         "bounded_records_share": round(1 - prepared.height / n_in, 4) if n_in else 0.0,
     }
     # 2. the search, with url_template as the sensitive column under distinct l-diversity
@@ -292,7 +297,10 @@ def release_records(
                 "released": False,
                 "reason": "no transformation satisfies k and l-diversity within the "
                 "suppression limit; nothing released",
+                "withheld_records": n_in,
                 "withheld_records_share": 1.0 if n_in else 0.0,
+                "kept_records": 0,
+                "kept_records_share": 0.0,
                 "classes": 0,
             }
         )
@@ -306,9 +314,11 @@ def release_records(
     metrics.update(
         {
             "released": True,
+            "bounded_records": n_in - bounded.height,
             "bounded_records_share": round(1 - bounded.height / n_in, 4) if n_in else 0.0,
             "withheld_records_share": round(withheld / n_in, 4) if n_in else 0.0,
             "withheld_records": withheld,
+            "kept_records": settled.height,
             "kept_records_share": round(settled.height / n_in, 4) if n_in else 0.0,
             "suppressed_class_released": bool(settled.filter(star).height),
             **final,

@@ -131,6 +131,70 @@ def printed_interval(printed: int | str, base: int) -> tuple[int, int]:
     return (max(base, v - base // 2), v + (base + 1) // 2 - 1)
 
 
+def printed_share(part: int, whole: int, base: int) -> float | str:
+    """A share of two hidden counts as printed: a function of their *printed* values only.
+
+    A share printed to 4 decimals next to a rounded total gives the part back (21 withheld of
+    15,198 records is 0.0014; issue 15). Computed from :func:`printed_count` of both, the share
+    tells nothing the two printed counts do not, so no count below ``base`` can be derived:
+    0 -> 0.0; a part printed ``"< base"`` -> ``"< x"`` with x the largest share the printed
+    values allow; a whole below ``base`` -> ``"> 0"``; else the ratio of the printed values to
+    2 decimals.
+
+    >>> [printed_share(p, w, 100) for p, w in ((0, 40), (21, 15198), (40, 40), (3000, 15198))]
+    [0.0, '< 0.01', '> 0', 0.2]
+    """
+    import math
+
+    if part < 0 or whole < part:
+        raise ValueError("a share needs 0 <= part <= whole")
+    pp, pw = printed_count(part, base), printed_count(whole, base)
+    if pp == 0:
+        return 0.0
+    if isinstance(pw, str):
+        return "> 0"
+    if isinstance(pp, str):
+        lo_w = printed_interval(pw, base)[0]
+        return f"< {min(1.0, math.ceil(100 * base / lo_w) / 100):.2f}"
+    return round(int(pp) / int(pw), 2)
+
+
+#: Shares of hidden record counts in the record step's account: share -> (part, whole). Printed
+#: by :func:`printed_share` from the two counts of the same record (rows base).
+_SHARES_OF_COUNTS = {
+    "withheld_records_share": ("withheld_records", "input_records"),
+    "bounded_records_share": ("bounded_records", "input_records"),
+    "kept_records_share": ("kept_records", "input_records"),
+}
+#: Largest share of one person in a class (the published records have no person column): an
+#: upper bound in steps of :data:`PERSON_SHARE_STEP`, so share x class records gives no
+#: person's exact record count (it is at most the policy's per-person bound anyway).
+_PERSON_SHARES = frozenset({"max_person_share", "mean_max_person_share"})
+PERSON_SHARE_STEP = 0.05
+#: Ratios computable from the published files themselves (records of a value, distance of a
+#: class's published mix) or of published facts (1 / smallest class): printed as they are.
+_PUBLISHED_RATIOS = frozenset({"other_share", "max_class_distance", "max_risk", "granularity_loss"})
+
+
+def _print_share(key: str, value: float, siblings: dict[str, Any], base: int) -> float | str:
+    """A float of a count section: its printed form, or an error if no rule covers it."""
+    import math
+
+    if key in _SHARES_OF_COUNTS:
+        part, whole = _SHARES_OF_COUNTS[key]
+        if not isinstance(siblings.get(part), int) or not isinstance(siblings.get(whole), int):
+            raise ValueError(
+                f"manifest: share {key!r} printed without its counts {part!r}, {whole!r}"
+            )
+        return printed_share(siblings[part], siblings[whole], base)
+    if key in _PERSON_SHARES:
+        return min(1.0, math.ceil(value / PERSON_SHARE_STEP - 1e-9) * PERSON_SHARE_STEP)
+    if key in _PUBLISHED_RATIOS or not key.endswith(("_share", "_rate")):
+        return value
+    # fail closed: a new share of a hidden count must say how it prints
+    raise ValueError(f"manifest: no printed-count rule for the share {key!r} (manifest.py)")
+
+
 #: Keys whose integers are not counts of persons or rows, or are counts the published files
 #: already show (cells of a table, records of a published file, classes of those records).
 _NOT_A_HIDDEN_COUNT = frozenset(
@@ -173,7 +237,13 @@ def _print_tree(obj: Any, key: str, min_cell: int) -> Any:
     if key in _NOT_COUNTS_BELOW:
         return obj
     if isinstance(obj, dict):
-        return {k: _print_tree(v, str(k), min_cell) for k, v in obj.items()}
+        base = max(ROW_BASE, min_cell)
+        return {
+            k: _print_share(str(k), v, obj, base)
+            if isinstance(v, float)
+            else _print_tree(v, str(k), min_cell)
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [_print_tree(v, key, min_cell) for v in obj]
     if isinstance(obj, bool) or not isinstance(obj, int) or key in _NOT_A_HIDDEN_COUNT:
