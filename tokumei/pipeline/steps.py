@@ -251,10 +251,12 @@ def discover(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """
     from tokumei.anonymize.pii import discover_columns
     from tokumei.anonymize.pii.discovery import sample_rows
+    from tokumei.release.manifest import ROW_BASE, printed_share
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
     t = policy.thresholds
+    row_base = max(ROW_BASE, t.min_cell)
     record: dict[str, Any] = {}
     for source in LANDING_SOURCES:
         sp = policy.source(source)
@@ -263,8 +265,13 @@ def discover(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         report = discover_columns(
             frame, roles, sample=t.pii_sample, max_rate=t.insensitive_pii_max_rate
         )
+        # a rate of a sample is hits / sampled: printed from the printed counts of both
+        # (rows base), so 0.025 of a 40-value column no longer tells "1 value" (issue 15)
         record[source] = {
-            col: {k: round(v, 4) for k, v in info["rates"].items()}
+            col: {
+                k: printed_share(round(v * info["sampled"]), info["sampled"], row_base)
+                for k, v in info["rates"].items()
+            }
             for col, info in report.to_dict().items()
             if info["rates"]
         }

@@ -217,6 +217,7 @@ _NOT_A_HIDDEN_COUNT = frozenset(
         "rounding_base",
         "kept_hidden_from_previous_release",
         "complementary_cells",
+        "distinct_values",  # of url_template: countable in the published records
         "seconds",
     }
 )
@@ -225,7 +226,14 @@ _NOT_COUNTS_BELOW = frozenset({"transformation", "search"})
 
 #: Keys whose integers count persons (printed with base ``min_cell``); other counts are rows.
 _PERSON_KEYS = frozenset(
-    {"suppressed", "suppressed_persons", "excluded_persons", "persons", "withheld_persons"}
+    {
+        "suppressed",
+        "suppressed_persons",
+        "excluded_persons",
+        "persons",
+        "withheld_persons",
+        "min_value_persons",
+    }
 )
 
 #: Class sizes of a record-level release are printed in these bins (persons), never exactly.

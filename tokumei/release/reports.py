@@ -121,7 +121,10 @@ def svg_hbar(
     return Markup("".join(parts))
 
 
-def _pct(value: float) -> str:
+def _pct(value: float | str) -> str:
+    """A share as a percentage; a printed band (``"< 0.03"``, ``"> 0"``) as it is."""
+    if isinstance(value, str):
+        return value
     return f"{100 * value:.1f}%"
 
 
@@ -241,11 +244,16 @@ def _histograms(tables: dict[str, pl.DataFrame]) -> list[dict[str, Any]]:
     return out
 
 
+def _rate(value: Any) -> float | str:
+    """A discovery rate as printed (tokumei/release/manifest.py printed_share): number or band."""
+    return value if isinstance(value, str) else float(value)
+
+
 def _discovery(manifest: dict) -> tuple[list[dict[str, Any]], Markup | None]:
     """Flatten ``steps.discover`` ({source: {column: {entity: rate}}}) into rows and a chart."""
     disc = manifest.get("steps", {}).get("discover") or {}
     rows = [
-        {"source": src, "column": col, "entity": ent, "rate": float(rate)}
+        {"source": src, "column": col, "entity": ent, "rate": _rate(rate)}
         for src, cols in sorted(disc.items())
         if isinstance(cols, dict)
         for col, ents in sorted(cols.items())
@@ -255,9 +263,10 @@ def _discovery(manifest: dict) -> tuple[list[dict[str, Any]], Markup | None]:
     if not rows:
         return [], None
     chart = svg_hbar(
-        [
+        [  # a printed band (a sample too small to print a share) is in the table, not drawn
             (f"{r['source']}.{r['column']} · {r['entity']}", r["rate"], PALETTE["rate"])
             for r in rows
+            if isinstance(r["rate"], float)
         ],
         title="PII discovery rate per sampled column",
         value_label=_pct,
