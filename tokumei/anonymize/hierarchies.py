@@ -388,6 +388,22 @@ class UserAgentHierarchy:
         return pl.when(col.is_null()).then(None).otherwise(_star())
 
 
+@dataclass(frozen=True)
+class UserAgentOsHierarchy:
+    """User agent → OS family → ``*``: the OS facet of a user agent, its own published column."""
+
+    name: str = "user_agent_os"
+    levels: int = 3
+
+    def expr(self, col: pl.Expr, level: int) -> pl.Expr:
+        check_level(self, level)
+        if level == 0:
+            return col.cast(pl.String)
+        if level == 1:
+            return map_distinct(col, ua_os)
+        return pl.when(col.is_null()).then(None).otherwise(_star())
+
+
 # Path segments that identify one object rather than a page type: digits, long hex, UUIDs, and
 # anything carrying an @ (emails in paths). Matched per segment (split → list.eval), since the
 # regex engine has no look-ahead; still vectorized, no per-row Python.
@@ -465,6 +481,7 @@ BUILTIN: dict[str, Callable[[], Hierarchy]] = {
     "mesh": MeshHierarchy,
     "ip": IpHierarchy,
     "user_agent": UserAgentHierarchy,
+    "user_agent_os": UserAgentOsHierarchy,
     "url": UrlHierarchy,
     "categorical": CategoricalHierarchy,
 }

@@ -65,8 +65,39 @@ class UnclassifiedColumnError(SafeMessage, RuntimeError):
         )
 
 
+#: Output column names: lower-case identifiers (they become Parquet columns and notice text).
+OUTPUT_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+class OutputPolicy(BaseModel):
+    """A further generalized column one source column yields (``outputs:``): its name, and the
+    hierarchy and level that make it. A user agent, say, yields its browser family and its
+    device class; each is its own column of the work layer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=OUTPUT_NAME)
+    hierarchy: str
+    level: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> OutputPolicy:
+        if self.hierarchy not in BUILTIN:
+            raise ValueError(
+                f"unknown hierarchy {self.hierarchy!r} (known: {', '.join(sorted(BUILTIN))})"
+            )
+        return self
+
+
 class ColumnPolicy(BaseModel):
-    """One column: its landing type and its privacy role."""
+    """One column: its landing type and its privacy role.
+
+    For the sources generalized per person (events, measurements) the policy also says what the
+    generalize step writes (compiled by :mod:`tokumei.anonymize.compile`): ``output`` names the
+    column made by ``hierarchy`` at ``level``, ``outputs`` adds further ones, ``paired_with``
+    names the second input of a two-column hierarchy (mesh: longitude beside latitude), and
+    ``internal`` keeps the exact pseudonymous value in the work layer for internal use only.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -80,9 +111,15 @@ class ColumnPolicy(BaseModel):
     min: float | None = None
     max: float | None = None
     ner: bool = False
+    output: str | None = Field(None, pattern=OUTPUT_NAME)
+    outputs: list[OutputPolicy] = Field(default_factory=list)
+    paired_with: str | None = None
+    internal: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> ColumnPolicy:
+        if (self.output or self.paired_with) and self.hierarchy is None:
+            raise ValueError("output and paired_with need the column's hierarchy")
         if self.hierarchy is not None and self.hierarchy not in BUILTIN:
             raise ValueError(
                 f"unknown hierarchy {self.hierarchy!r} (known: {', '.join(sorted(BUILTIN))})"

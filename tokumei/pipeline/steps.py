@@ -28,9 +28,6 @@ from tokumei.anonymize.hierarchies import (
     AgeHierarchy,
     PrefectureHierarchy,
     builtin,
-    map_distinct,
-    to_mesh_1km,
-    ua_device_class,
 )
 from tokumei.anonymize.policy import (
     DB_TABLES,
@@ -638,46 +635,15 @@ def generalize(
 
 
 def _generalize_partition(paths: RunPaths, policy: Policy, p: int) -> dict[str, int]:
-    from tokumei.anonymize.hierarchies import ua_os
+    """Each partitioned source through its compiled plan (tokumei/anonymize/compile.py): the
+    policy names every output column, its hierarchy and level; this step names none."""
+    from tokumei.anonymize.compile import PERSON_SOURCES, compile_policy
 
     name = f"part-{p:04d}.parquet"
     record: dict[str, int] = {}
-    ev = pl.scan_parquet(paths.work / "pseudo" / "events" / name)
-    mesh = builtin("mesh").expr(
-        to_mesh_1km(pl.col("lat"), pl.col("lon")), _level(policy, "events", "lat")
-    )
-    events = ev.select(
-        PERSON,
-        "event",
-        builtin("time").expr(pl.col("ts"), _level(policy, "events", "ts")).alias("time"),
-        builtin("url").expr(pl.col("url"), _level(policy, "events", "url")).alias("url_template"),
-        builtin("url")
-        .expr(pl.col("referrer"), _level(policy, "events", "referrer"))
-        .alias("referrer_template"),
-        map_distinct(pl.col("user_agent"), ua_device_class).alias("device_class"),
-        map_distinct(pl.col("user_agent"), ua_os).alias("os_family"),
-        builtin("user_agent")
-        .expr(pl.col("user_agent"), _level(policy, "events", "user_agent"))
-        .alias("ua_family"),
-        builtin("ip").expr(pl.col("ip"), _level(policy, "events", "ip")).alias("ip_prefix"),
-        mesh.alias("mesh"),
-        "search_query",
-        "inquiry_text",
-        "app_version",
-        "amount_jpy",
-        # Work layer only, for the sessions table (never published; stats output only bands):
-        # the session pseudonym and the exact time of each event.
-        "session_id",
-        "ts",
-    )
-    record["events"] = write_parquet(events, paths.layer("generalized/events") / name)
-    ms = pl.scan_parquet(paths.work / "pseudo" / "measurements" / name).select(
-        PERSON,
-        builtin("time").expr(pl.col("ts"), _level(policy, "measurements", "ts")).alias("day"),
-        "weight_kg",
-        "body_fat_pct",
-    )
-    record["measurements"] = write_parquet(ms, paths.layer("generalized/measurements") / name)
+    for source, plan in compile_policy(policy, PERSON_SOURCES).items():
+        frame = pl.scan_parquet(paths.work / "pseudo" / source / name).select(plan.select())
+        record[source] = write_parquet(frame, paths.layer(f"generalized/{source}") / name)
     return record
 
 
@@ -693,29 +659,43 @@ def scrub(
     Only candidate values (a vectorized prefilter) reach Presidio, each distinct value once.
     URL templates are scrubbed too: a path segment can carry a name even after ids became ``:id``.
     """
+    from tokumei.anonymize.compile import PERSON_SOURCES, compile_policy
     from tokumei.anonymize.pii import Scrubber
     from tokumei.anonymize.pii.scrub import default_entities
 
     paths = _paths(settings, day, run_id)
-    policy = _policy(settings)
-    text_cols = ["search_query", "inquiry_text"]
-    ner_cols = [c for c in text_cols if policy.sources["events"].columns[c].ner]
-    # Templates are URLs by construction: scrub every personal entity in them except URL itself.
-    no_url = [e for e in default_entities(False) if e != "URL"]
+    # The columns come from the compiled policy (role free_text; NER where ner: true). A
+    # hierarchy's output keeps the entity it is made of (a URL template is a URL) and loses
+    # every other personal entity. Sources without free text are not copied.
+    plans = {
+        s: plan
+        for s, plan in compile_policy(_policy(settings), PERSON_SOURCES).items()
+        if plan.scrub
+    }
     record: dict[str, Any] = {}
     for p in _parts(settings, partition):
         name = f"part-{p:04d}.parquet"
-        # lazily: only the distinct candidates of the text columns are ever held in memory
-        events = pl.scan_parquet(paths.work / "generalized" / "events" / name)
-        scrubbed, stats = Scrubber(ner=False).scrub_lazy(
-            events, text_cols, lang="auto", ner_columns=ner_cols
-        )
-        scrubbed, t_stats = Scrubber(ner=False, entities=no_url).scrub_lazy(
-            scrubbed, ["url_template", "referrer_template"], lang="auto"
-        )
-        stats.columns.update(t_stats.columns)
-        write_parquet(scrubbed, paths.layer("scrubbed/events") / name)
-        record[str(p)] = _jsonable(stats)
+        for source, plan in plans.items():
+            # lazily: only the distinct candidates of the text columns are ever held in memory
+            scrubbed = pl.scan_parquet(paths.work / "generalized" / source / name)
+            stats = None
+            for group in plan.scrub:
+                entities = (
+                    [e for e in default_entities(False) if e not in group.kept_entities]
+                    if group.kept_entities
+                    else None
+                )
+                scrubbed, g_stats = Scrubber(ner=False, entities=entities).scrub_lazy(
+                    scrubbed, list(group.columns), lang="auto", ner_columns=group.ner_columns
+                )
+                if stats is None:
+                    stats = g_stats
+                else:
+                    stats.columns.update(g_stats.columns)
+            write_parquet(scrubbed, paths.layer(f"scrubbed/{source}") / name)
+            # one source (events) keeps the record's shape: {partition: stats}
+            key = str(p) if len(plans) == 1 else f"{source}-{p}"
+            record[key] = _jsonable(stats)
     save_record(paths, f"scrub-{partition if partition is not None else 'all'}", record)
     return record
 

@@ -547,6 +547,11 @@ HIERARCHY_LEVELS: dict[str, list[tuple[str, str]]] = {
         ("端末区分", "device class"),
         ("全面秘匿（*）", "fully suppressed (*)"),
     ],
+    "user_agent_os": [
+        ("ユーザーエージェント文字列", "user agent string"),
+        ("OS種別", "OS family"),
+        ("全面秘匿（*）", "fully suppressed (*)"),
+    ],
     "url": [
         ("URL", "URL"),
         (
@@ -902,9 +907,26 @@ def write_items_notice(
         "| 元データ / Source | 項目 / Item | 加工後 | Generalized to |",
         "|---|---|---|---|",
     ]
+    # The per-person sources are described from their compiled plan, the program generalize
+    # runs (tokumei/anonymize/compile.py): every output column a source column yields, with
+    # the hierarchy and level that make it. The DB tables from the policy.
+    from tokumei.anonymize.compile import PERSON_SOURCES, compile_policy
+
+    plans = compile_policy(policy, PERSON_SOURCES)
     for src, sp in _all_sources(policy):
         for col in sp.by_role(Role.QUASI_IDENTIFIER):
             p = sp.columns[col]
+            plan = plans.get(src)
+            gens = [g for g in plan.generalizations if col in g.inputs] if plan else []
+            if gens:
+                parts = [(*_level_text(g.hierarchy, g.level), g) for g in gens]
+                ja = "、".join(f"{_md(j)}（`{g.output}`）" for j, _, g in parts)
+                en = "; ".join(
+                    f"{_md(e)} (hierarchy `{g.hierarchy}`, level {g.level}) → `{g.output}`"
+                    for _, e, g in parts
+                )
+                lines.append(f"| `{src}` | `{col}` | {ja} | {en} |")
+                continue
             if p.hierarchy is None:
                 ja, en = ("一般化（階層未指定）", "generalized (no hierarchy named)")
             else:
