@@ -4,7 +4,8 @@ The landing gains a column ``proxy_ip``. Under the shipped policy the run stops 
 (the column is not classified); under a copy of ``policies/`` that declares it a
 quasi-identifier with hierarchy ``ip`` at level 1 and output ``proxy_net``, the run generalizes
 it (the work layer holds the /24 network, never the address) and the published items notice
-lists it with the hierarchy, level and output the compiled plan ran. No code changes.
+lists it with the hierarchy, level and output the compiled plan ran. A new ``free_text`` column
+``note`` is scrubbed by the same plan. No code changes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import DAY, TEST_KEY, write_handmade_landing
+from conftest import DAY, PLANTED, TEST_KEY, write_handmade_landing
 
 from tokumei.anonymize.policy import UnclassifiedColumnError, default_policy_dir
 from tokumei.infra.errors import TokumeiError
@@ -39,6 +40,8 @@ def _add_proxy_ip(landing: Path) -> None:
                 continue
             if isinstance(row, dict) and row.get("event") == "page_view":
                 row["proxy_ip"] = f"192.0.2.{n % 250}"
+            if isinstance(row, dict) and row.get("event") == "search":
+                row["note"] = f"返信先 {PLANTED['email2']}"
             out.append(json.dumps(row, ensure_ascii=False))
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         fh.write("\n".join(out) + "\n")
@@ -56,6 +59,7 @@ def _policy_with_proxy_ip(root: Path) -> Path:
         "level": 1,
         "output": "proxy_net",
     }
+    data["columns"]["note"] = {"type": "string", "role": "free_text"}
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return directory
 
@@ -91,6 +95,15 @@ def test_a_quasi_identifier_added_in_yaml_is_generalized_and_noticed(
                 assert nets == {"192.0.2.0/24"}
                 views = work.filter(pl.col("event") == "page_view").height
                 assert work["proxy_net"].is_not_null().sum() == views > 0
+            if name == "scrub":
+                work = pl.read_parquet(
+                    settings.out / "_work" / run_id / "scrubbed" / "events" / "*.parquet"
+                )
+                notes = work["note"].drop_nulls()
+                searches = work.filter(pl.col("event") == "search").height
+                assert notes.len() == searches > 0
+                assert notes.str.contains("<EMAIL_ADDRESS>").all()
+                assert not notes.str.contains(PLANTED["email2"], literal=True).any()
     finally:
         steps.cleanup(settings, DAY, run_id)
     notice = (out / "reports" / f"date={DAY}" / "items_notice.md").read_text(encoding="utf-8")
