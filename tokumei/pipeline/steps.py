@@ -621,8 +621,9 @@ def generalize(
     """Quasi-identifiers → the policy's hierarchy levels, for one partition (or all).
 
     Generalized columns and the pseudonymous ``person`` continue; raw IP, coordinates, user
-    agent and URL are dropped here. Two internal exceptions stay in the work layer only: the
-    exact ``ts`` and the ``session_id`` pseudonym, which session durations need. No output
+    agent and URL are dropped here. What continues is the compiled policy plan
+    (tokumei/anonymize/compile.py): columns marked ``internal: true`` (the exact event time and
+    the session pseudonym, which session durations need) stay in the work layer only. No output
     selects them, and the GX suites forbid linking-key columns in every published table.
     """
     paths = _paths(settings, day, run_id)
