@@ -190,6 +190,20 @@ def _edit_events(directory: Path, **columns: dict) -> None:
             },
             "'lat': hierarchy 'mesh' takes 2 column(s)",
         ),
+        (
+            {
+                "lat": {
+                    "type": "float",
+                    "role": "quasi_identifier",
+                    "hierarchy": "mesh",
+                    "level": 1,
+                    "output": "mesh",
+                    "paired_with": "lon",
+                    "outputs": [{"name": "lat_star", "hierarchy": "categorical", "level": 1}],
+                }
+            },
+            "'lat': hierarchy 'categorical' takes 1 column(s)",
+        ),
     ],
 )
 def test_policy_mistakes_stop_the_compile_naming_file_and_column(

@@ -137,9 +137,10 @@ def compile_source(sp: SourcePolicy) -> SourcePlan:
                 raise _fail(src, name, f"hierarchy {p.hierarchy!r} takes {arity} column(s)")
             made = [Generalization(p.output, p.hierarchy, p.level or 0, inputs)] if p.output else []
             made += [Generalization(o.name, o.hierarchy, o.level, inputs) for o in p.outputs]
-            for g in made:
-                if g.hierarchy in MULTI_INPUT and len(inputs) != MULTI_INPUT[g.hierarchy][0]:
-                    raise _fail(src, name, f"hierarchy {g.hierarchy!r} takes other inputs")
+            for g in made:  # every output's hierarchy takes exactly the column's inputs
+                takes = MULTI_INPUT.get(g.hierarchy, (1, None))[0]
+                if len(inputs) != takes:
+                    raise _fail(src, name, f"hierarchy {g.hierarchy!r} takes {takes} column(s)")
             columns += made
             if p.role is Role.FREE_TEXT:
                 for g in made:
