@@ -217,7 +217,10 @@ TABLES: dict[str, TableSpec] = {
         "Distinct persons who searched (kind 'search') or sent an inquiry (kind 'inquiry') "
         "that day, by topic category. The category comes from keyword rules applied to the "
         "scrubbed text (tokumei/stats/categories.py, first match wins, 'other' when none); the "
-        "text itself is never published. A person who searched two categories counts in both.",
+        "text itself is never published. A person who searched two categories counts in both. "
+        "Every category of a kind is suppressed when the day's distribution of that kind over "
+        "categories is possibly homogeneous (see Attribute disclosure): 'all who searched "
+        "today searched one topic' tells a searcher's topic.",
         ("date", "kind", "category"),
         ("persons",),
         description_ja="当日に検索・問い合わせをした人数（種別・話題カテゴリ別、本文は含まない）。",
@@ -1159,7 +1162,8 @@ def data_dictionary() -> str:
         "A value outside the grid never makes a row (it counts as `unknown`/`other`).",
         "- **Attribute disclosure.** Where a table spreads a group's persons over the bands of "
         "a sensitive measure (measurement_trends: weight and body fat per month × age band × "
-        "gender; monthly_revenue: price bands of the month's purchasers), a group whose "
+        "gender; monthly_revenue: price bands of the month's purchasers; search_volume: "
+        "topic categories of the day's searchers, and of its inquirers), a group whose "
         "distribution is possibly homogeneous in the published "
         "counts (fewer than `l_diversity`, default 2, published bands, or a band with more "
         "than `max_band_share`, default 90 %, of the published persons; a suppressed cell may "

@@ -6,17 +6,23 @@ finding 3). Count thresholds do not see it; a rule on the *distribution* within 
 
 A **distribution** is a table's persons of one group spread over the bands of a sensitive
 measure (:data:`DISTRIBUTIONS`): ``measurement_trends`` per month × age band × gender and
-measure over ``band`` (weight, body fat), and ``monthly_revenue`` per month over
-``price_band`` (everyone who purchased is one group: "all purchasers bought in one band" is the
-same disclosure for a person known to have purchased).
+measure over ``band`` (weight, body fat), ``monthly_revenue`` per month over ``price_band``
+(everyone who purchased is one group: "all purchasers bought in one band" is the same
+disclosure for a person known to have purchased), and ``search_volume`` per day and kind over
+``category`` ("all 35 who searched today searched electronics" tells whoever knows a person
+searched today what about; a person searching two categories counts in both, which only makes
+the rule stricter). No period table aggregates ``search_volume``, so hiding a homogeneous day
+whole changes no earlier release the release model reads.
 
-The daily ``revenue`` table is *not* protected this way, on purpose: ``monthly_revenue``
-aggregates it, and the release-wide model (``tokumei.stats.disclosure.release``) relies on
-every suppressed cell of an earlier daily release being primary (under ``min_cell``, the
-attacker is told so). Suppressing a homogeneous day whole would hide cells of 10 or more and
-make that model wrong. A day's purchasers carry no quasi-identifier (the group is everyone
-who bought that day), so the disclosure is limited to a person known to have bought that day;
-the month's distribution is checked. This gap is listed in ADR 0002.
+The daily ``revenue`` table is *not* protected this way: ``monthly_revenue`` aggregates it
+over the days of the month, and two things the release model cannot yet express would make
+a homogeneous day's suppression unsound there (precisely in ADR 0002): an earlier release
+carries no label of why its cells were hidden, so the attacker must either assume they were
+primary (false for a homogeneous day) or, when that contradicts the month, forget it for
+every earlier cell (weaker than a real attacker); and the month's band counts (month <= sum of
+its days) can give a homogeneous day's band a positive lower bound, which the count-width
+audit does not read as the band being told. A day's purchasers carry no quasi-identifier, and
+the month's distribution is checked.
 
 The rule is stated on what the attacker sees, the *published* counts, with a suppressed cell
 unknown (it may be 0: zero cells of the public grid are suppressed too,
@@ -70,6 +76,7 @@ DISTRIBUTIONS: dict[str, Distribution] = {
         ("date", "month", "age_band", "gender"), "band", ("measure",)
     ),
     "monthly_revenue": Distribution(("date", "month"), "price_band"),
+    "search_volume": Distribution(("date", "kind"), "category"),
 }
 
 
