@@ -114,6 +114,9 @@ def write_handmade_landing(root: Path, day: str = DAY) -> Path:
     )
     for i, u in enumerate(users):
         for h in range(3):
+            # two product views, then the cart: every person has the two templates the
+            # record-level release's l-diversity needs, so that release is not empty
+            page = f"items/{1000 + i}" if h < 2 else "cart"
             lines.append(
                 json.dumps(
                     {
@@ -124,7 +127,7 @@ def write_handmade_landing(root: Path, day: str = DAY) -> Path:
                         "session_id": f"s-{i}-{h}",
                         "ip": PLANTED["ip"] if i == 7 else f"198.51.100.{i}",
                         "user_agent": ua,
-                        "url": f"https://shop.example.jp/items/{1000 + i}?email={PLANTED['email2']}",
+                        "url": f"https://shop.example.jp/{page}?email={PLANTED['email2']}",
                         "referrer": "https://www.google.co.jp/search?q=x",
                         "lat": 35.66,
                         "lon": 139.75,

@@ -114,10 +114,13 @@ def test_publishes_every_statistics_table(published) -> None:
     assert sessions.height == 6 * 8 * 5  # device classes × OS families × duration bands
     ios = sessions.filter((pl.col("device_class") == "mobile") & (pl.col("os_family") == "iOS"))
     assert ios.height == 5 and ios["suppressed"].all() and ios["persons"].null_count() == 5
-    # everyone but user 3 (phone number scrubbed → other) searched for ワイヤレスイヤホン
+    # everyone but user 3 (phone number scrubbed → other) searched for ワイヤレスイヤホン: a
+    # published 35 of 36 would tell each searcher's topic, so the day's searches are hidden
+    # whole (l-diversity of search_volume, tokumei/stats/disclosure/diversity.py; it published
+    # electronics = 35 before, changed on purpose)
     sv = pl.read_parquet(out / "published/stats/search_volume")
-    hit = sv.filter((pl.col("kind") == "search") & (pl.col("category") == "electronics"))
-    assert hit["persons"].to_list() == [35]
+    searches = sv.filter(pl.col("kind") == "search")
+    assert searches["suppressed"].all() and searches["persons"].null_count() == searches.height
     assert not (set(sv.columns) & {"search_query", "inquiry_text"})
 
 
@@ -258,9 +261,12 @@ def test_manifest_records_discovery_rates(published) -> None:
     _, out, _ = published
     m = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
     rates = m["steps"]["discover"]["events"]
-    assert rates["url"]["URL"] > 0.5
-    assert rates["search_query"]["JP_PHONE"] > 0  # the full-width phone number
-    assert rates["inquiry_text"]["JP_MY_NUMBER"] > 0
+    assert rates["url"]["URL"] == 1.0  # 120 of 120 sampled page-view URLs
+    # a rate is printed from the printed counts of hits and sample (rows base 100): the one
+    # full-width phone number among 40 search texts printed 0.025 = 1/40 before; now found,
+    # no share (the sample is below the base)
+    assert rates["search_query"]["JP_PHONE"] == "> 0"
+    assert rates["inquiry_text"]["JP_MY_NUMBER"] == "> 0"
 
 
 def test_output_is_identical_for_any_number_of_partitions(published, tmp_path: Path) -> None:
@@ -292,15 +298,25 @@ def test_anonymized_records_are_k_anonymous_over_persons(published) -> None:
     m = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
     o = m["outputs"]["anonymized/page_views"]
     assert o["validation"] == "passed" and o["rows"] == records.height
-    # 36 allowed known persons x 3 page views each, all of one template: no class can hold
-    # 2 distinct url_template values (records.l), so nothing is released (fail closed) and
-    # the dataset is published empty with its schema. tests/test_records_release.py runs a
-    # landing whose records can be released and checks them.
-    assert records.height == 0 and m["anonymized"]["released"] is False
+    # 36 allowed known persons x 3 page views (two of /items/:id, then /cart): every class
+    # holds the 2 distinct url_template values records.l needs, so the records are released
+    # (before the landing's cart view, nothing could be). Tokyo's 26 and Osaka's 10 allowed
+    # persons are two classes of >= k persons once age and gender are generalized.
+    assert m["anonymized"]["released"] is True and records.height == 36 * 3
+    qis = ["age", "gender", "prefecture", "device_class"]
+    classes = records.group_by(qis).agg(
+        pl.len().alias("records"), pl.col("url_template").n_unique().alias("distinct")
+    )
+    assert classes.height == m["anonymized"]["classes"] == 2
+    assert classes["distinct"].min() >= 2 and classes["records"].min() >= 10 * 3
+    assert set(records["url_template"]) == {
+        "shop.example.jp/items/:id",
+        "shop.example.jp/cart",
+    }
+    assert m["anonymized"]["transformation"] == o["transformation"]
     from tokumei.release.manifest import ROW_BASE, printed_interval
 
     lo, hi = printed_interval(o["withheld_suppressed_records"], ROW_BASE)
     assert lo <= 36 * 3 - records.height <= hi
-    assert m["anonymized"].get("transformation") is None  # no search result was used
     con = duckdb.connect(str(out / "published" / "catalog.duckdb"), read_only=True)
     assert con.execute("select count(*) from anonymized_page_views").fetchone()[0] == records.height
