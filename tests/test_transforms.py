@@ -184,9 +184,17 @@ def test_statistics_count_distinct_persons_and_suppress_small_cells() -> None:
         }
     )
     dau = stats.daily_active_users(events, persons, "2026-11-24", 10).collect()
-    assert dau.filter(pl.col("prefecture") == "東京都")["persons"].to_list() == [12]
-    unknown = dau.filter(pl.col("prefecture") == "unknown")
-    assert unknown["suppressed"].to_list() == [True] and unknown["persons"].to_list() == [None]
+    # every cell of the public grid is a row; only the one cell of 12 persons is published
+    published = dau.filter(pl.col("persons").is_not_null())
+    assert published.select("prefecture", "age_band", "gender", "persons").rows() == [
+        ("東京都", "30-34", "female", 12)
+    ]
+    assert dau.filter(pl.col("persons").is_null())["suppressed"].all()
+    unknown = dau.filter(pl.col("prefecture") == "unknown")  # q1, q2: no demographics
+    assert unknown.height > 1 and unknown["persons"].null_count() == unknown.height
     pv = stats.page_views(events, "2026-11-24", k=10, min_cell=10).collect()
     assert set(pv["url_template"]) == {"a.jp/items/:id", "other"}  # rare template folded
-    assert pv.filter(pl.col("url_template") == "a.jp/items/:id")["persons"].to_list() == [12]
+    items = pv.filter(pl.col("url_template") == "a.jp/items/:id")
+    assert items.filter(pl.col("device_class") == "mobile")["persons"].to_list() == [12]
+    # the other device classes of the grid are rows too, suppressed zeros
+    assert items.height > 1 and items.filter(pl.col("device_class") != "mobile")["suppressed"].all()
