@@ -1,4 +1,4 @@
-"""The per-run reports: privacy_report.html and items_notice.md (DESIGN §5).
+"""The per-run reports: privacy_report.html and items_notice.md (docs/architecture.md §5).
 
 Built from a hand-made manifest and tiny published tables — no pipeline run — so the tests are
 fast and pin exactly what the reports may show: the manifest and the published tables, escaped,

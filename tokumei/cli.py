@@ -1,4 +1,4 @@
-"""``tokumei`` command line (DESIGN §6): generate, run, mirror, kanon, detect, scrub, provide.
+"""``tokumei`` command line (docs/architecture.md §6): generate, run, mirror, kanon, detect, scrub, provide.
 
 Exit codes: 0 published / done; 1 the run failed (one-line reason on stderr, nothing published);
 2 bad usage. Progress goes to stderr so stdout stays parseable.
@@ -45,7 +45,7 @@ app.command(
 
 @app.command("run")
 def run(
-    landing: Annotated[str, typer.Option(help="landing zone (DESIGN §3): a folder or s3:// URL")],
+    landing: Annotated[str, typer.Option(help="landing zone (docs/architecture.md §3): a folder or s3:// URL")],
     out: Annotated[
         str, typer.Option(help="output root: published/, reports/, quarantine/; or an s3:// URL")
     ],

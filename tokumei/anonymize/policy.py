@@ -1,7 +1,7 @@
 """The privacy policy: the YAML contract people review, compiled into what the engine runs.
 
 Like dbt's schema files, one YAML per source lists every column with its type (the landing
-contract) and its privacy *role* (DESIGN §4). The engine never guesses: a landing column missing
+contract) and its privacy *role* (docs/architecture.md §4). The engine never guesses: a landing column missing
 from the policy stops the run before anything is written (:class:`UnclassifiedColumnError`), and
 a policy that names an unknown role or hierarchy fails at load time, naming file and column.
 """
@@ -22,7 +22,7 @@ from tokumei.infra.settings import default_policy_dir as _default_policy_dir
 
 
 class Role(StrEnum):
-    """Privacy roles of DESIGN §4; each implies a fixed handling."""
+    """Privacy roles of docs/architecture.md §4; each implies a fixed handling."""
 
     DIRECT_IDENTIFIER = "direct_identifier"
     IDENTIFICATION_CODE = "identification_code"

@@ -6,7 +6,7 @@ cheaply. :mod:`tokumei.expectations.runner` turns an :class:`OutputSpec` into a 
 
 k-anonymity over persons (design)
 ---------------------------------
-DESIGN.md §5: k counts *distinct persons* per equivalence class, never rows. An anonymized output
+docs/architecture.md §5: k counts *distinct persons* per equivalence class, never rows. An anonymized output
 no longer carries a person key, so GX cannot count persons from the published frame alone. The
 caller therefore validates the published frame **plus one validation-only column** — by default
 ``_class_persons`` — that holds, on every row, the number of distinct persons in that row's

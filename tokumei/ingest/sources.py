@@ -1,4 +1,4 @@
-"""Read landing files (DESIGN §3) into typed Parquet, quarantining every malformed line with a reason.
+"""Read landing files (docs/architecture.md §3) into typed Parquet, quarantining every malformed line with a reason.
 
 Why DuckDB for the parsing: a landing file may hold invalid UTF-8, broken JSON, arrays instead of
 objects, numbers where strings belong and impossible timestamps, all mixed with good lines. Polars'
@@ -44,7 +44,7 @@ CHUNK_BYTES = 128 * 1024 * 1024
 #: a pathological file (or a large CSV, which is loaded into a temp table) from growing without
 #: bound. Spilling is switched off: DuckDB's default spill directory is ``./.tmp``, and spilled
 #: pages would be raw landing data outside the landing zone and the run's work directory
-#: (DESIGN §1), so an over-limit file fails instead. Threads: the machine's cores, at most 4.
+#: (docs/architecture.md §1), so an over-limit file fails instead. Threads: the machine's cores, at most 4.
 DUCKDB_MEMORY_LIMIT = "2GB"
 DUCKDB_THREADS = min(os.cpu_count() or 1, 4)
 
@@ -72,7 +72,7 @@ POLARS_TYPES: dict[str, pl.DataType] = {
 
 @dataclass
 class ExtractCounts:
-    """Row accounting for one source and date (DESIGN §1.3)."""
+    """Row accounting for one source and date (docs/architecture.md §1.3)."""
 
     input: int = 0
     kept: int = 0

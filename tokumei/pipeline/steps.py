@@ -1,4 +1,4 @@
-"""The steps of one daily run, one function per DAG task (DESIGN §2, §6).
+"""The steps of one daily run, one function per DAG task (docs/architecture.md §2, §6).
 
 Every step takes ``(settings, day, run_id)`` — plain values that fit in XCom — reads its inputs
 from the run's work layer on disk, writes its outputs there, and returns a small dict of counts
@@ -975,7 +975,7 @@ def anonymized_qis() -> dict[str, Any]:
 
 def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """The record-level release: page views k-anonymized over persons, url_template folded,
-    bounded per person and l-diverse (tokumei/anonymize/records.py; DESIGN §5).
+    bounded per person and l-diverse (tokumei/anonymize/records.py; docs/architecture.md §5).
 
     Wiring only: read the records, run :func:`tokumei.anonymize.records.release_records`, add
     each row's class size in persons for GX while the person key still exists, write.

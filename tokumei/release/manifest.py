@@ -1,4 +1,4 @@
-"""The run manifest (DESIGN §5): what ran, on what, and whether the books balance.
+"""The run manifest (docs/architecture.md §5): what ran, on what, and whether the books balance.
 
 Only names, counts, versions and outcomes go in; never a data value and never a key. A test
 scans every manifest for planted PII to keep it so.

@@ -1,4 +1,4 @@
-"""Per-run human-readable reports (DESIGN §5): the privacy report and the items notice.
+"""Per-run human-readable reports (docs/architecture.md §5): the privacy report and the items notice.
 
 Both are built from two inputs only — the run manifest (counts, names, versions, no values) and
 the *published* tables (already anonymized) — plus, for the notice, the policy itself. Nothing
@@ -29,7 +29,7 @@ from tokumei.stats.tables import COLUMN_DOCS, TABLES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-#: Steps of the books of one source, in flow order (DESIGN §5 manifest ``sources``).
+#: Steps of the books of one source, in flow order (docs/architecture.md §5 manifest ``sources``).
 FLOW_STEPS = ("input", "quarantined", "excluded_by_rights", "dropped_by_rule", "kept")
 
 #: Bin edges (persons) of the published cell-size histogram: roughly logarithmic, because cell

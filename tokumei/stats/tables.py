@@ -1085,7 +1085,7 @@ def page_views(
     """date × url_template × device_class → distinct persons who viewed it.
 
     Templates seen by fewer than ``k`` persons, and special-care templates, are folded into
-    ``other`` first (DESIGN §4 "rare categories"), so a one-off URL never names itself even as
+    ``other`` first (docs/architecture.md §4 "rare categories"), so a one-off URL never names itself even as
     a suppressed row.
     """
     pairs = page_view_pairs(events)
