@@ -1036,9 +1036,11 @@ def write_results(args: argparse.Namespace, findings: dict[str, Any],
         f"- machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
         f"Python {platform.python_version()}",
         f"- landing: N = {args.days} days from {args.start}, U = {args.users} users, seed "
-        f"{args.seed}, plus planted persons (210 kg man 40-44; lone 90+ 'other' on some days; "
-        "12 'other' persons 80-84 all 60-69 kg; vanity, shop-name and clinic URLs on day 14; "
-        "a 60-page-views-a-day browser; a 980,000 JPY purchase)",
+        f"{args.seed}, plus planted persons (a 210 kg man 40-44 weighing in every other day among "
+        "14 peers who weigh in daily; a lone 90+ 'other' person weighing in and active on some "
+        "days; 12 'other' persons 80-84 all 60-69 kg; 40 women 30-34 spread over bands so that "
+        "both partitions of finding 1 publish some cells; vanity, shop-name and clinic URLs on "
+        "day 14; a 60-page-views-a-day browser; a 980,000 JPY purchase)",
         f"- releases attacked: {findings['releases']}; rows read: "
         + ", ".join(f"{k} {v}" for k, v in findings["tables"].items()),
         f"- runs: {runs}; attack (truth + LP + checks): {total - sum(timings.values()):.0f} s",
@@ -1087,7 +1089,7 @@ def write_results(args: argparse.Namespace, findings: dict[str, Any],
         f"band: {len(ho['homogeneous'])}" + ("" if not ho["homogeneous"] else
                                             ": " + "; ".join(ho["homogeneous"][:10])),
         "",
-        "## 4. Means: the 210 kg man (40-44, male, every day)",
+        "## 4. Means: the 210 kg man (40-44, male, every other day)",
         "",
         f"His cell published a mean on {me['cell_days_with_mean']} days; largest published "
         f"mean in his cell {me['cell_max_mean_kg']} kg; median + persons x (mean - median) in "
