@@ -35,6 +35,7 @@ from tokumei.anonymize.records import (
     bound_contributions,
     check_column_model,
     class_distances,
+    other_rows_published,
     release_records,
 )
 from tokumei.stats.categories import categorize
@@ -382,3 +383,49 @@ def test_release_properties_hold_for_any_records(df: pl.DataFrame, m: int, l: in
     # every released record is one of the input's, QIs generalized: no record is invented
     assert out.height <= df.height
     assert set(out["person"]) <= set(df["person"])
+
+
+def test_records_of_cells_the_statistics_table_suppressed_are_withheld() -> None:
+    """Finding A of bench/results/attack.md: n records of a template on a device prove at least
+    n / m persons in that page_views cell; a suppressed cell must not get such a bound."""
+    base = _records()
+    tablet = pl.DataFrame(
+        [(f"p{i:03d}", 30 + i % 2 * 10, "female" if i % 3 else "male", "tablet", f"{HOST}{t}")
+         for i in range(12) for t in ("/", "/cart")],  # fmt: skip
+        schema=base.schema,
+        orient="row",
+    )
+    records = pl.concat([base, tablet])
+    templates = [f"{HOST}/", f"{HOST}/cart", f"{HOST}/items/:id", f"{HOST}{CAMPAIGN}", OTHER]
+    hidden = (pl.col("url_template") == f"{HOST}/") & (pl.col("device_class") == "tablet")
+    stats_table = pl.DataFrame(
+        [(t, d, 25) for t in templates for d in ("mobile", "tablet")],
+        schema={"url_template": pl.String, "device_class": pl.String, "persons": pl.Int64},
+        orient="row",
+    ).with_columns(pl.when(hidden).then(None).otherwise(pl.col("persons")).alias("persons"))
+    res = release_records(records, QIS, "person", "url_template", RULES, stats_table)
+    # the same release as if the suppressed cell's records had never been there
+    expected = release_records(records.filter(~hidden), QIS, "person", "url_template", RULES)
+    assert res.metrics["released"] and res.frame.height > 0
+    assert res.frame.sort(res.frame.columns).equals(expected.frame.sort(res.frame.columns))
+    assert not res.frame.equals(release_records(records, QIS, "person", "url_template", RULES).frame)
+    assert res.metrics["withheld_records"] >= 12
+
+
+def test_other_rows_stay_only_where_the_tables_other_cells_are_published() -> None:
+    table = pl.DataFrame(
+        {
+            "url_template": [OTHER, OTHER, "/a"],
+            "device_class": ["mobile", "tablet", "tablet"],
+            "persons": [15, None, None],
+        }
+    )
+    rows = pl.DataFrame(
+        {
+            "url_template": [OTHER, OTHER, OTHER, "/a"],
+            "device_class": ["mobile", "tablet", "*", "tablet"],
+        }
+    )
+    kept = rows.filter(other_rows_published(table, "url_template", "device_class"))
+    # other on mobile is published; on tablet and on the generalized device it is not
+    assert kept.rows() == [(OTHER, "mobile"), ("/a", "tablet")]

@@ -160,17 +160,69 @@ def class_distances(records: pl.LazyFrame, class_cols: Sequence[str], value: str
     )
 
 
+def published_cells_only(
+    records: pl.LazyFrame, stats_table: pl.DataFrame, value: str, link: str
+) -> pl.LazyFrame:
+    """Keep the records whose cell of the day's statistics table (``value`` as that table folds
+    it × ``link``) was published.
+
+    Why: a record release is a lower bound on the statistics table that counts the same persons
+    (n records of a template on a device prove at least n / m persons), so records of a cell
+    the table suppressed would narrow that suppressed cell (bench/results/attack.md, finding
+    A). Records of published cells only give bounds the published values already imply.
+    """
+    rows = stats_table.select(value, link, pl.col("persons").is_not_null().alias("_pub"))
+    named = rows.filter(pl.col(value) != OTHER)[value].unique().to_list()
+    cell = (
+        pl.when(pl.col(value).is_in(named)).then(pl.col(value)).otherwise(pl.lit(OTHER))
+    ).alias("_cell")
+    published = rows.filter(pl.col("_pub")).select(pl.col(value).alias("_cell"), link)
+    return (
+        records.with_columns(cell)
+        .join(published.lazy(), on=["_cell", link], how="semi", nulls_equal=True)
+        .drop("_cell")
+    )
+
+
+def other_rows_published(stats_table: pl.DataFrame, value: str, link: str) -> pl.Expr:
+    """Rows whose folded value is ``other`` may stay only where the table's ``other`` cells of
+    that ``link`` value (or, for a generalized ``link``, all of them) are published.
+
+    The records' ``other`` holds values the table publishes by name (a template with k persons
+    that day can have fewer in the release), so an attacker reading it as a bound on the
+    table's ``other`` cell would use a false relation that can still land on the truth.
+    """
+    other = stats_table.filter(pl.col(value) == OTHER)
+    pub = other.filter(pl.col("persons").is_not_null())[link].to_list()
+    every = other.height > 0 and len(pub) == other.height
+    return (
+        (pl.col(value) != OTHER)
+        | pl.col(link).is_in(pub)
+        | ((pl.col(link) == SUPPRESSED) & pl.lit(every))
+    )
+
+
 def settle(
-    records: pl.DataFrame, person: str, class_cols: Sequence[str], value: str, rules: RecordRules
+    records: pl.DataFrame,
+    person: str,
+    class_cols: Sequence[str],
+    value: str,
+    rules: RecordRules,
+    keep: pl.Expr | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Fold and withhold until every value has k persons and every class k persons, l values
-    and (when ``rules.t`` is set) a value distribution within ``t`` of the release's.
+    and (when ``rules.t`` is set) a value distribution within ``t`` of the release's; rows
+    outside ``keep`` (when given) are withheld too.
 
-    Returns the records and the number of records withheld (whole classes).
+    Returns the records and the number of records withheld.
     """
     withheld = 0
     while True:
         folded = fold_rare(records.lazy(), value, person, rules.k, rules.special_care).collect()
+        if keep is not None:
+            kept_rows = folded.filter(keep)
+            withheld += folded.height - kept_rows.height
+            folded = kept_rows
         stats = class_stats(folded.lazy(), person, class_cols, value).collect()
         fails = (pl.col("persons") < rules.k) | (pl.col("distinct") < rules.l)
         if rules.t is not None:
@@ -241,12 +293,16 @@ def release_records(
     person: str,
     value: str,
     rules: RecordRules,
+    stats_table: pl.DataFrame | None = None,
+    link: str = "device_class",
 ) -> RecordsResult:
     """k-anonymize ``records`` over persons with ``value`` folded, bounded and l-diverse.
 
     ``records``: one row per record with ``person``, the QI columns and ``value``. When no
     transformation satisfies k and l within the suppression limit, nothing is released (an
-    empty frame with the same columns; fail closed) and the metrics say so.
+    empty frame with the same columns; fail closed) and the metrics say so. ``stats_table``:
+    the day's published statistics table over ``value`` × ``link`` (null = suppressed); records
+    of its suppressed cells are withheld (:func:`published_cells_only`).
     """
     from tokumei.anonymize.kanon import anonymize
 
@@ -254,6 +310,12 @@ def release_records(
     check_column_model([*class_cols, value])
     n_in = records.height
     m = rules.max_records_per_person_class
+    keep = None
+    unpublished = 0
+    if stats_table is not None:
+        records = published_cells_only(records.lazy(), stats_table, value, link).collect()
+        keep = other_rows_published(stats_table, value, link)
+    unpublished = n_in - records.height  # records of cells the statistics table suppressed
     # 1. fold on the input (rare and special care), bound per level-0 class
     prepared = bound_contributions(
         fold_rare(records.lazy(), value, person, rules.k, rules.special_care),
@@ -271,8 +333,10 @@ def release_records(
         + (f"; {rules.t}-close per class" if rules.t is not None else ""),
         # exact counts with their shares: the manifest prints each share from the printed
         # counts (tokumei/release/manifest.py printed_share), never this 4-decimal value
-        "bounded_records": n_in - prepared.height,
-        "bounded_records_share": round(1 - prepared.height / n_in, 4) if n_in else 0.0,
+        "bounded_records": n_in - unpublished - prepared.height,
+        "bounded_records_share": round((n_in - unpublished - prepared.height) / n_in, 4)
+        if n_in
+        else 0.0,
     }
     # 2. the search, with url_template as the sensitive column under distinct l-diversity
     try:
@@ -308,14 +372,17 @@ def release_records(
     frame = result.frame.select(person, *class_cols, value)
     # 3. bound per published class, then fold/withhold to the fixed point, then check
     bounded = bound_contributions(frame.lazy(), person, class_cols, value, m).collect()
-    settled, withheld = settle(bounded, person, class_cols, value, rules)
+    settled, withheld = settle(bounded, person, class_cols, value, rules, keep)
+    withheld += unpublished
     final = assert_release(settled, person, class_cols, value, rules)
     star = pl.all_horizontal([pl.col(q) == SUPPRESSED for q in class_cols])
     metrics.update(
         {
             "released": True,
-            "bounded_records": n_in - bounded.height,
-            "bounded_records_share": round(1 - bounded.height / n_in, 4) if n_in else 0.0,
+            "bounded_records": n_in - unpublished - bounded.height,
+            "bounded_records_share": round((n_in - unpublished - bounded.height) / n_in, 4)
+            if n_in
+            else 0.0,
             "withheld_records_share": round(withheld / n_in, 4) if n_in else 0.0,
             "withheld_records": withheld,
             "kept_records": settled.height,
