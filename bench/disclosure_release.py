@@ -260,8 +260,11 @@ def run_days(persons: int, ndays: int, seed: int) -> list[dict[str, object]]:
     return rows
 
 
-def large_day(persons: int, templates: int, seed: int) -> dict[str, object]:
-    """page_views x funnel (union per device) + sessions + DAU grid, one day."""
+def large_day(
+    persons: int, templates: int, seed: int, with_dau: bool = True
+) -> dict[str, object]:
+    """page_views x funnel (union per device) and, with ``with_dau``, the DAU grid: every
+    page-view and funnel cell is then at most the day's active persons (``WithinDay``)."""
     rng = np.random.default_rng(seed)
     d = date(2026, 11, 30)
     devices = ["desktop", "mobile", "tablet", "bot", "other", "unknown"]
@@ -297,6 +300,11 @@ def large_day(persons: int, templates: int, seed: int) -> dict[str, object]:
     funnel = pl.DataFrame({"device_class": devices}).join(funnel, on="device_class", how="left")
     funnel = funnel.with_columns(pl.all().exclude("device_class").fill_null(0))
     truth = {"page_views": pv_truth, "funnel": funnel}
+    if with_dau:  # every person active that day, on the demographic grid (WithinDay, R3)
+        grid = demographic_grid(load_policy(default_policy_dir()))
+        cell = rng.integers(0, grid.height, persons)
+        people = grid[cell].select(DEMO)
+        truth["daily_active_users"] = _count(people, grid, DEMO)
     frames = {n: _published(f, n, d) for n, f in truth.items()}
     t0 = time.perf_counter()
     protected, added, outcome = sdc.protect_release(frames, T, truth=truth)

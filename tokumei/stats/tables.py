@@ -34,6 +34,7 @@ from tokumei.stats.disclosure.relations import (
     Printed,
     Relation,
     SamePersons,
+    WithinDay,
 )
 from tokumei.stats.disclosure.rounding import round_expr
 from tokumei.stats.grids import DEVICE_CLASSES, complete, fold_device, grid
@@ -131,6 +132,16 @@ class TableSpec:
         raise KeyError(f"{self.name}: no column {column!r}")
 
 
+#: Every persons cell of an event table (page views, sessions, searches, funnel, purchases)
+#: counts persons with an event that day, whom daily_active_users counts once each under the
+#: same pseudonym: the cell is at most the day's total of it (the release checks it on the
+#: unsuppressed data, disclosure.release.violated, fail closed). Measurements come from the
+#: scale, not from events: not declared.
+#: The same tables' persons summed over their cells are at most the kept event rows (each
+#: counted (person, cell) has an event of its own); sessions not: a session is in its band
+#: row and in the 'all' row.
+_ACTIVE = WithinDay("persons <= the day's active persons", "persons", "daily_active_users")
+
 TABLES: dict[str, TableSpec] = {
     "daily_active_users": TableSpec(
         "daily_active_users",
@@ -150,7 +161,8 @@ TABLES: dict[str, TableSpec] = {
         ("date", "url_template", "device_class"),
         ("persons",),
         description_ja="当日にページを閲覧した人数（パステンプレート・端末区分別）。",
-        relations=(),  # funnel declares persons_page_view = union of these per device
+        # funnel declares persons_page_view = union of these per device
+        relations=(_ACTIVE, Printed("sum(persons) <= events kept", "persons", "events")),
     ),
     "measurements_summary": TableSpec(
         "measurements_summary",
@@ -210,6 +222,7 @@ TABLES: dict[str, TableSpec] = {
                 total_rows=("duration_band", ALL_DURATIONS),
             ),
             Order("sessions >= persons", ("sessions", "persons")),
+            _ACTIVE,
         ),
     ),
     "search_volume": TableSpec(
@@ -224,7 +237,7 @@ TABLES: dict[str, TableSpec] = {
         ("date", "kind", "category"),
         ("persons",),
         description_ja="当日に検索・問い合わせをした人数（種別・話題カテゴリ別、本文は含まない）。",
-        relations=(),
+        relations=(_ACTIVE, Printed("sum(persons) <= events kept", "persons", "events")),
     ),
     "funnel": TableSpec(
         "funnel",
@@ -251,6 +264,8 @@ TABLES: dict[str, TableSpec] = {
                 members="page_views",
                 member_column="persons",
             ),
+            WithinDay(_ACTIVE.label, "persons_page_view", "daily_active_users"),
+            Printed("sum(page_view) <= events kept", "persons_page_view", "events"),
         ),
     ),
     "revenue": TableSpec(
@@ -269,7 +284,7 @@ TABLES: dict[str, TableSpec] = {
         int_measures=("total_amount_jpy",),
         description_ja="当日に購入した人数と購入金額の合計（千円単位に丸め、1回の購入金額帯別）。",
         magnitudes=(("total_amount_jpy", "sum"),),
-        relations=(),
+        relations=(_ACTIVE, Printed("sum(persons) <= events kept", "persons", "events")),
         complements=False,
     ),
     "weekly_active_users": TableSpec(
@@ -1187,7 +1202,7 @@ def data_dictionary() -> str:
             f"{other}: {r.label}"
             for other, o in TABLES.items()
             for r in o.relations or ()
-            if getattr(r, "members", None) == name
+            if name in (getattr(r, "members", None), getattr(r, "table", None))
         ]
         rels = "; ".join(f"`{label}`" for label in labels) or "none"
         lines += [f"Relations used by the disclosure audit: {rels}.", ""]

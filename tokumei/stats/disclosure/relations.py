@@ -26,6 +26,11 @@ Relation types (each one true of the unsuppressed data; a test checks it on gene
 - :class:`Equal` - a column repeated on several rows (the cohort size on every week of a cohort).
 - :class:`Printed` - a count printed elsewhere (manifest ``sources.<source>.kept`` rows) that is
   at least the sum of a table's count (every counted person has a kept row).
+- :class:`WithinDay` - every cell counts persons among those another table of the same day
+  counts once each: a cell of ``page_views``, ``sessions``, ``search_volume``, ``funnel`` or
+  ``revenue`` is at most the day's total of ``daily_active_users`` (all five count persons with
+  an event that day, under the same pseudonym, and every active person is in exactly one
+  demographic cell). Measurements come from the scale, not from events: not declared.
 """
 
 from __future__ import annotations
@@ -101,7 +106,18 @@ class Printed:
     source: str
 
 
-Relation = Aggregate | SamePersons | Order | Equal | Printed
+@dataclass(frozen=True)
+class WithinDay:
+    """Each cell of ``column`` <= the sum of ``table.table_column`` over that table's whole
+    day (its persons are among the persons ``table`` counts once each that day)."""
+
+    label: str
+    column: str
+    table: str
+    table_column: str = "persons"
+
+
+Relation = Aggregate | SamePersons | Order | Equal | Printed | WithinDay
 
 
 class UndeclaredRelationsError(ValueError):

@@ -47,6 +47,7 @@ from tokumei.stats.disclosure.relations import (
     Printed,
     SamePersons,
     UndeclaredRelationsError,
+    WithinDay,
 )
 from tokumei.stats.disclosure.rounding import rounding_interval
 
@@ -98,6 +99,9 @@ class System:
     #: cell hidden by another rule, e.g. diversity): their suppressed cells are then [0, inf).
     relaxed: bool = False
     complements: dict[str, bool] = field(default_factory=dict)
+    #: Latent quantities (a day's total of a table, :class:`WithinDay`): variables of the
+    #: system that are no published cell, so never a target, a complement or told primary.
+    latent: list[bool] = field(default_factory=list)
 
     # -- building ------------------------------------------------------------------------------
 
@@ -111,10 +115,12 @@ class System:
         owner: str,
         amount: bool,
         truth: np.ndarray | None = None,
+        latent: bool = False,
     ) -> np.ndarray:
         """One variable per row of ``frame[column]``; returns their ids."""
         start = len(self.table)
         n = frame.height
+        self.latent += [latent] * n
         vals = frame[column].cast(pl.Float64).fill_null(float("nan")).to_numpy()
         days = frame["date"].cast(pl.String).to_list() if "date" in frame.columns else [""] * n
         self.table += [name] * n
@@ -181,15 +187,17 @@ class System:
         hi[known] = exact[known] + up[known]
         # primary rule: told to the attacker (worst case); unknown truth (an earlier release of a
         # table without complements) means every suppressed cell there is primary
-        primary = suppressed & ~amount & ~(truth >= t)
+        primary = suppressed & ~amount & ~(truth >= t) & ~np.asarray(self.latent, dtype=bool)
         if self.relaxed:  # see intervals(): an earlier cell hid more than a small count
             primary &= ~np.isnan(truth) | np.asarray(self.current)
         hi[primary] = t - 1
         return lo, hi
 
     def required(self) -> np.ndarray:
-        """Candidate values each suppressed cell must keep: min_cell (x 1,000 JPY for amounts)."""
-        return np.where(np.asarray(self.amount), self.threshold * AMOUNT_UNIT, self.threshold)
+        """Candidate values each suppressed cell must keep: min_cell (x 1,000 JPY for amounts);
+        none for a latent quantity (it is no cell)."""
+        req = np.where(np.asarray(self.amount), self.threshold * AMOUNT_UNIT, self.threshold)
+        return np.where(np.asarray(self.latent, dtype=bool), 0, req)
 
 
 def _rowids(frame: pl.DataFrame) -> pl.DataFrame:
@@ -310,6 +318,11 @@ def _add_relation(
                 s.add_row(coefs, d, d)
     elif isinstance(rel, Aggregate):
         _add_aggregate(s, name, df, rel, frames, specs, earlier, noisy)
+    elif isinstance(rel, WithinDay):
+        total = _day_total(s, rel.table, rel.table_column, frames, noisy)
+        if total is not None:
+            for i in s.ids[(name, rel.column)].tolist():
+                s.add_row({int(i): 1.0, total: -1.0}, -math.inf, 0.0)
     else:  # pragma: no cover - a new relation type must be handled here
         raise UndeclaredRelationsError(f"table {name}: unknown relation type {type(rel).__name__}")
 
@@ -378,6 +391,45 @@ def _add_aggregate(
             if rel.kind == "union":
                 for m in mvs:
                     s.add_row({int(m): 1.0, int(t): -1.0}, -math.inf, 0.0)
+
+
+def _day_total(
+    s: System, table: str, column: str, frames: dict[str, pl.DataFrame], noisy: frozenset[str]
+) -> int | None:
+    """A latent variable ``z <= sum(table.column)`` over this release's day, or None when the
+    table is not in the release or is noisy (no exact sum).
+
+    ``cell <= z <= sum`` says exactly ``cell <= sum`` for every cell; an inequality, not
+    ``z = sum``, so that the attacker's ratio test can still move one cell of the day alone
+    (an equality row has no slack, which sent every DAU cell to its own LPs: 20x slower).
+    """
+    key = (f"{table}#day_total", column)
+    if key in s.ids:
+        return int(s.ids[key][0])
+    frame = frames.get(table)
+    if frame is None or frame.height == 0 or table in noisy:
+        return None
+    cells = s.ids[(table, column)]
+    t = np.asarray(s.truth, dtype=float)[cells]
+    total = pl.DataFrame({"date": [frame["date"][0]], column: [None]}).with_columns(
+        pl.col(column).cast(pl.Float64)
+    )
+    ids = s.add_vars(
+        key[0],
+        total,
+        column,
+        current=True,
+        owner="",
+        amount=False,
+        truth=np.array([t.sum() if not np.isnan(t).any() else np.nan]),
+        latent=True,
+    )
+    s.ids[key] = ids
+    coefs = {int(ids[0]): 1.0}
+    for c in cells.tolist():
+        coefs[int(c)] = -1.0
+    s.add_row(coefs, -math.inf, 0.0)
+    return int(ids[0])
 
 
 def _member_frame(
@@ -729,7 +781,8 @@ def protect(s: System, specs: dict[str, Any] | None = None, *, max_rounds: int =
     rows_of = [by_var.indices[by_var.indptr[v] : by_var.indptr[v + 1]] for v in range(s.n)]
     a = a.tocsr()
     seen = (np.full(s.n, np.inf), np.full(s.n, -np.inf))
-    check = np.flatnonzero(suppressed)
+    latent = np.asarray(s.latent, dtype=bool)
+    check = np.flatnonzero(suppressed & ~latent)
     added_total = 0
     rounds = 0
     while check.size and rounds < max_rounds:
@@ -753,7 +806,7 @@ def protect(s: System, specs: dict[str, Any] | None = None, *, max_rounds: int =
             break
         added_total += len(added)
         check = np.union1d(failing, np.asarray(added, dtype=np.int64))
-    targets = np.flatnonzero(suppressed)
+    targets = np.flatnonzero(suppressed & ~latent)
     lo, hi = intervals(s, suppressed, targets, seen=seen)
     return Outcome(suppressed, targets, lo, hi, required[targets], added_total, rounds)
 
@@ -859,7 +912,7 @@ def audit(
     )
     pub = np.asarray(s.published, dtype=float)
     suppressed = np.isnan(pub)
-    targets = np.flatnonzero(suppressed)
+    targets = np.flatnonzero(suppressed & ~np.asarray(s.latent, dtype=bool))
     broken = violated(s)
     lo, hi = intervals(s, suppressed, targets)
     width = hi - lo + 1
