@@ -843,12 +843,15 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     from tokumei.stats import period_tables
     from tokumei.stats.disclosure.rounding import round_expr
     # hidden; then the weekly/monthly tables closing today, checked against the daily releases.
-    daily, kept_hidden = period_tables.keep_previous(
-        paths, {name: lf.collect() for name, lf in tables.items()}
-    )
     # attribute disclosure (tokumei/stats/disclosure/diversity.py): a group whose published
     # band distribution is possibly homogeneous is suppressed whole, before the period tables
-    # are checked against the daily ones
+    # are checked against the daily ones. Before keeping the previous release's pattern (a
+    # re-run of the date then keeps nothing the rule hides anyway, so its record is the first
+    # run's) and again after it (cells kept hidden can make a group possibly homogeneous).
+    daily, _ = diversity.protect_tables(
+        {name: lf.collect() for name, lf in tables.items()}, policy.disclosure
+    )
+    daily, kept_hidden = period_tables.keep_previous(paths, daily)
     daily, _ = diversity.protect_tables(daily, policy.disclosure)
     from tokumei.stats import release_truth
     from tokumei.stats.disclosure import release as sdc
@@ -857,6 +860,7 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     period, period_rec, budget = period_tables.build(
         paths, daily, t.min_cell, policy, grid, budget, truth
     )
+    period, _ = diversity.protect_tables(period, policy.disclosure)
     period, kept_period = period_tables.keep_previous(paths, period)
     period, _ = diversity.protect_tables(period, policy.disclosure)
     kept_hidden.update(kept_period)
