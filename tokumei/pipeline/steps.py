@@ -856,7 +856,14 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     from tokumei.stats import release_truth
     from tokumei.stats.disclosure import release as sdc
 
-    truth = release_truth.daily_truth(maps, pl.concat(pv_parts))  # in memory, never published
+    truth = release_truth.daily_truth(  # in memory, never published
+        maps,
+        pl.concat(pv_parts),
+        {
+            "daily_active_users": grid,
+            "measurements_summary": grids.grid("measurements_summary", policy),
+        },
+    )
     period, period_rec, budget = period_tables.build(
         paths, daily, t.min_cell, policy, grid, budget, truth
     )

@@ -26,18 +26,36 @@ def _sum(hists: pl.LazyFrame, dims: list[str], counts: list[str]) -> pl.DataFram
     return hists.group_by(dims).agg(pl.col(c).sum() for c in counts).collect()
 
 
-def daily_truth(maps: Path, page_views: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
+def daily_truth(
+    maps: Path,
+    page_views: pl.DataFrame | None = None,
+    grids_: dict[str, pl.DataFrame] | None = None,
+) -> dict[str, pl.DataFrame]:
     """Per daily table, its counts (and exact amounts) by the table's non-date dims.
 
     ``maps`` is the run's ``stats_map`` folder; ``page_views`` the reduce-side page-view
-    histogram (rare templates already folded), since folding needs the whole day.
+    histogram (rare templates already folded), since folding needs the whole day. ``grids_``
+    (table → public grid) folds demographic values outside the grid to ``unknown`` as the
+    tables do, so the truth's cells are the published cells (a gender outside the grid would
+    otherwise be missing from the day's active persons and break the day's relations).
     """
+    from tokumei.stats import grids
+
+    grids_ = grids_ or {}
+
+    def folded(hists: pl.LazyFrame, name: str, dims: list[str]) -> pl.LazyFrame:
+        g = grids_.get(name)
+        return grids.fold_to_unknown(hists, g if g is not None else grids.grid(name), dims)
 
     def scan(name: str) -> pl.LazyFrame:
         return pl.scan_parquet(maps / name / "*.parquet")
 
     out: dict[str, pl.DataFrame] = {
-        "daily_active_users": _sum(scan("dau"), ["prefecture", "age_band", "gender"], ["persons"]),
+        "daily_active_users": _sum(
+            folded(scan("dau"), "daily_active_users", ["prefecture", "age_band", "gender"]),
+            ["prefecture", "age_band", "gender"],
+            ["persons"],
+        ),
         "sessions": _sum(
             scan("sessions"),
             ["device_class", "os_family", "duration_band"],
@@ -52,7 +70,9 @@ def daily_truth(maps: Path, page_views: pl.DataFrame | None = None) -> dict[str,
         "revenue": _sum(scan("revenue"), ["price_band"], ["persons", "amount_jpy"]).rename(
             {"amount_jpy": "total_amount_jpy"}
         ),
-        "measurements_summary": scan("measurements")
+        "measurements_summary": folded(
+            scan("measurements"), "measurements_summary", ["age_band", "gender"]
+        )
         .group_by("age_band", "gender")
         .agg(pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"))
         .collect(),
