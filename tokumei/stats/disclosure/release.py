@@ -237,10 +237,7 @@ def build(
     ``printed`` maps a source to the count the manifest prints as its kept rows. Relations
     touching a ``noisy`` (differentially private) table are not added: its values are noisy.
     """
-    if specs is None:
-        from tokumei.stats.tables import TABLES
-
-        specs = TABLES
+    specs = _specs(specs)
     sys_ = System(threshold=threshold, rounding_base=rounding_base, round_current=round_current)
     for name in frames:
         if name not in specs or specs[name].relations is None:
@@ -761,10 +758,7 @@ def protect(s: System, specs: dict[str, Any] | None = None, *, max_rounds: int =
     it. Suppressing more never narrows another interval, so cells that passed keep passing.
     Only tables declared ``complements=True`` give complements. Deterministic.
     """
-    if specs is None:
-        from tokumei.stats.tables import TABLES
-
-        specs = TABLES
+    specs = _specs(specs)
     pub = np.asarray(s.published, dtype=float)
     truth = np.asarray(s.truth, dtype=float)
     amount = np.asarray(s.amount)
@@ -896,10 +890,7 @@ def audit(
     ``required_width``, ``relations`` (labels), ``ok``; plus ``linked_earlier_cells`` and
     ``amounts_min_width`` (JPY) where amounts are suppressed.
     """
-    if specs is None:
-        from tokumei.stats.tables import TABLES
-
-        specs = TABLES
+    specs = _specs(specs)
     s = build(
         frames,
         threshold,
@@ -946,6 +937,15 @@ def audit(
     return out
 
 
+def _specs(specs: dict[str, Any] | None) -> dict[str, Any]:
+    """The table specs the declarations come from (default: every table of tokumei.stats)."""
+    if specs is not None:
+        return specs
+    from tokumei.stats.tables import TABLES
+
+    return TABLES
+
+
 def _finite_min(w: np.ndarray) -> int | None:
     w = w[np.isfinite(w)]
     return int(w.min()) if w.size else None
@@ -967,10 +967,7 @@ def protect_release(
     Returns the frames to publish (before rounding), the complements added per table and the
     protection's own outcome (its final intervals; the audit re-derives them independently).
     """
-    if specs is None:
-        from tokumei.stats.tables import TABLES
-
-        specs = TABLES
+    specs = _specs(specs)
     s = build(
         frames,
         threshold,
