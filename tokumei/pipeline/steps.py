@@ -800,12 +800,13 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         policy.special_care_values.matcher(),
     )
     rare = rare.collect().lazy()
-    pv_parts = [
+    pv_hist = pl.concat(
         stats.page_views_map(
             pl.scan_parquet(maps / "pv_pairs" / f"part-{p:04d}.parquet"), rare
         ).collect()
         for p in partitions_of(settings)
-    ]
+    )
+    ms_grid = grids.grid("measurements_summary", policy)
     budget = dp_tables.ledger(policy)
     grid = dp_tables.demographic_grid(policy)
     dau_hists = pl.scan_parquet(maps / "dau" / "*.parquet")
@@ -819,12 +820,12 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     tables = {
         # zero cells of the public grid are published (suppressed) too: see stats.on_grid
         "daily_active_users": stats.dau_reduce(dau_hists, day, t.min_cell, grid),
-        "page_views": stats.page_views_reduce(pl.concat(pv_parts).lazy(), day, t.min_cell),
+        "page_views": stats.page_views_reduce(pv_hist.lazy(), day, t.min_cell),
         "measurements_summary": stats.measurements_reduce(
             pl.scan_parquet(maps / "measurements" / "*.parquet"),
             day,
             t.min_cell,
-            grids.grid("measurements_summary", policy),
+            ms_grid,
             policy.disclosure,
         ),
         "sessions": stats.sessions_reduce(
@@ -842,8 +843,7 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     }
     from tokumei.stats import period_tables
     from tokumei.stats.disclosure.rounding import round_expr
-    # hidden; then the weekly/monthly tables closing today, checked against the daily releases.
-    # attribute disclosure (tokumei/stats/disclosure/diversity.py): a group whose published
+    # Attribute disclosure (tokumei/stats/disclosure/diversity.py): a group whose published
     # band distribution is possibly homogeneous is suppressed whole, before the period tables
     # are checked against the daily ones. Before keeping the previous release's pattern (a
     # re-run of the date then keeps nothing the rule hides anyway, so its record is the first
@@ -858,11 +858,8 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 
     truth = release_truth.daily_truth(  # in memory, never published
         maps,
-        pl.concat(pv_parts),
-        {
-            "daily_active_users": grid,
-            "measurements_summary": grids.grid("measurements_summary", policy),
-        },
+        pv_hist,
+        {"daily_active_users": grid, "measurements_summary": ms_grid},
     )
     period, period_rec, budget = period_tables.build(
         paths, daily, t.min_cell, policy, grid, budget, truth
