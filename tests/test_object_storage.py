@@ -199,7 +199,9 @@ def test_catalog_script_runs_in_duckdb(
     sql = fs.cat_file(f"{BUCKET}/tokumei/{pointer['catalog']}").decode()
     con = duckdb.connect()
     con.execute(sql.replace(f"{s3.out_url}/", f"{tmp_path / 'm'}/"))
-    local = duckdb.connect(str(local_run / "published" / "catalog.duckdb"), read_only=True)
+    from tokumei.release.catalog import connect
+
+    local = connect(local_run / "published")
     for view in s3_run["publish"]["catalog_views"]:
         query = f'select count(*) from "{view}"'
         assert con.execute(query).fetchone() == local.execute(query).fetchone(), view

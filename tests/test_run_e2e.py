@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from conftest import DAY, PLANTED, TEST_KEY, all_text_under
+
+from tokumei.release import catalog
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +86,7 @@ def test_publishes_three_tables_and_a_catalog(published) -> None:
     published_counts = dau.filter(~pl.col("suppressed"))["persons"]
     assert published_counts.min() >= 10
     assert dau.filter(pl.col("suppressed"))["persons"].null_count() == dau["suppressed"].sum()
-    con = duckdb.connect(str(out / "published" / "catalog.duckdb"), read_only=True)
+    con = catalog.connect(out / "published")
     n = con.execute("select sum(persons) from daily_active_users where not suppressed").fetchone()[
         0
     ]
@@ -318,5 +319,5 @@ def test_anonymized_records_are_k_anonymous_over_persons(published) -> None:
 
     lo, hi = printed_interval(o["withheld_suppressed_records"], ROW_BASE)
     assert lo <= 36 * 3 - records.height <= hi
-    con = duckdb.connect(str(out / "published" / "catalog.duckdb"), read_only=True)
+    con = catalog.connect(out / "published")
     assert con.execute("select count(*) from anonymized_page_views").fetchone()[0] == records.height

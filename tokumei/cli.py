@@ -148,7 +148,9 @@ def mirror(
             raise TokumeiError("--out must be an s3:// URL: a local output has no mirror")
         _, _, default_local, out_url = locations(out, out)
         assert out_url
-        result = sync_mirror(out_url, local_out or default_local)
+        from tokumei.release.catalog import view_docs
+
+        result = sync_mirror(out_url, local_out or default_local, view_docs())
     except TokumeiError as exc:
         err.print(f"[red]✗ mirror failed:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

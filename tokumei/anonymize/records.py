@@ -48,6 +48,17 @@ COLUMN_MODEL: dict[str, str] = {
 }
 
 
+#: What each published column of ``anonymized/page_views`` holds (data dictionary, catalog).
+COLUMN_DOCS: dict[str, str] = {
+    "age": "age in years, 5- or 10-year band, or `*` (90+ top-coded), as the search chose",
+    "gender": "gender or `*`",
+    "prefecture": "prefecture, region or `*`",
+    "device_class": "device class (from the user agent) or `*`",
+    "url_template": "page path template (ids → :id, no query); a template used by fewer "
+    "than k persons of the release, or revealing special care, is `other`",
+}
+
+
 class ReleaseCheckError(RuntimeError):
     """The records about to be released break a property they must have: nothing is written."""
 
@@ -396,14 +407,6 @@ def release_records(
 
 def describe_markdown() -> str:
     """The data dictionary section of ``anonymized/page_views`` (docs/data_dictionary.md)."""
-    docs = {
-        "age": "age in years, 5- or 10-year band, or `*` (90+ top-coded), as the search chose",
-        "gender": "gender or `*`",
-        "prefecture": "prefecture, region or `*`",
-        "device_class": "device class (from the user agent) or `*`",
-        "url_template": "page path template (ids → :id, no query); a template used by fewer "
-        "than k persons of the release, or revealing special care, is `other`",
-    }
     lines = [
         "## anonymized/page_views (record-level release, 匿名加工情報)",
         "",
@@ -421,6 +424,6 @@ def describe_markdown() -> str:
         "",
         "| column | privacy model | description |",
         "|---|---|---|",
-        *[f"| `{c}` | {COLUMN_MODEL[c]} | {docs[c]} |" for c in COLUMN_MODEL],
+        *[f"| `{c}` | {COLUMN_MODEL[c]} | {COLUMN_DOCS[c]} |" for c in COLUMN_MODEL],
     ]
     return "\n".join(lines)

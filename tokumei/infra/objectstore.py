@@ -75,7 +75,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,7 +86,7 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
     from tokumei.infra.settings import Settings
-    from tokumei.infra.storage import RunPaths
+    from tokumei.infra.storage import RunPaths, ViewDoc
 
 log = logging.getLogger("tokumei.objectstore")
 
@@ -885,7 +885,9 @@ def check_mirror(
     )
 
 
-def sync_mirror(url: str, local_out: Path) -> dict[str, Any]:
+def sync_mirror(
+    url: str, local_out: Path, docs: Mapping[str, ViewDoc] | None = None
+) -> dict[str, Any]:
     """Bring the local mirror in line with the pointer; return what was done (no data).
 
     For every date whose release the mirror does not hold, the objects of the release the
@@ -938,7 +940,7 @@ def sync_mirror(url: str, local_out: Path) -> dict[str, Any]:
             for part in sorted((local_out / "retained").glob(f"*/date={day}")):
                 shutil.rmtree(part)
                 removed_retained.append(f"retained/{part.parent.name}/date={day}")
-        build_catalog(local_out / "published")
+        build_catalog(local_out / "published", docs)
         record_mirror(local_out, url, done)  # last: the record never claims more than is there
         synced.update(done)
     else:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,11 +227,26 @@ def _recover(published: Path) -> None:
     shutil.rmtree(published / TRASH, ignore_errors=True)
 
 
-def build_catalog(published: Path) -> list[str]:
+@dataclass(frozen=True)
+class ViewDoc:
+    """What ``COMMENT ON`` says of one catalog view and its columns (built by the release layer)."""
+
+    comment: str
+    columns: dict[str, str]
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def build_catalog(published: Path, docs: Mapping[str, ViewDoc] | None = None) -> list[str]:
     """(Re)create ``published/catalog.duckdb`` with one view per published table.
 
-    Views use relative-free absolute globs with Hive partitioning, so ``date`` is a column and a
-    new partition shows up without touching the catalog. Built in a temp file and swapped in.
+    Views read globs *relative to* ``published/`` so the folder can be copied or mounted
+    anywhere: DuckDB resolves them against ``file_search_path`` (set by
+    ``tokumei.release.catalog.connect``) or the working directory (``cd published && duckdb
+    catalog.duckdb``). A new date partition shows up without touching the catalog. ``docs``
+    become ``COMMENT ON`` the views and their columns. Built in a temp file and swapped in.
     """
     import duckdb
 
@@ -243,6 +259,7 @@ def build_catalog(published: Path) -> list[str]:
         _remove_catalog_tmp(tmp)
         raise
     try:
+        con.execute(f"SET file_search_path = {_sql_text(str(published.resolve()))}")
         kinds = (p for p in published.iterdir() if p.is_dir() and not p.name.startswith("."))
         for kind_dir in sorted(kinds):
             for table_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
@@ -253,11 +270,13 @@ def build_catalog(published: Path) -> list[str]:
                     if kind_dir.name == "stats"
                     else f"{kind_dir.name}_{table_dir.name}"
                 )
-                glob = str(table_dir / "date=*" / "*.parquet").replace("'", "''")
+                glob = f"{kind_dir.name}/{table_dir.name}/date=*/*.parquet"
                 con.execute(
                     f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM '
-                    f"read_parquet('{glob}', hive_partitioning = false)"
+                    f"read_parquet({_sql_text(glob)}, hive_partitioning = false, "
+                    "union_by_name = true)"
                 )
+                _comment(con, name, (docs or {}).get(name))
                 views.append(name)
     except BaseException:
         con.close()
@@ -266,6 +285,17 @@ def build_catalog(published: Path) -> list[str]:
     con.close()
     os.replace(tmp, published / "catalog.duckdb")
     return views
+
+
+def _comment(con: Any, view: str, doc: ViewDoc | None) -> None:
+    """``COMMENT ON`` a view and those of its columns the doc describes."""
+    if doc is None:
+        return
+    con.execute(f'COMMENT ON VIEW "{view}" IS {_sql_text(doc.comment)}')
+    have = {r[0] for r in con.execute(f'DESCRIBE "{view}"').fetchall()}
+    for column, text in doc.columns.items():
+        if column in have:
+            con.execute(f'COMMENT ON COLUMN "{view}"."{column}" IS {_sql_text(text)}')
 
 
 def _remove_catalog_tmp(tmp: Path) -> None:

@@ -1278,12 +1278,13 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         paths.staged_reports / "items_notice.md",
         retention_days=activity_days_from_env(),
     )
+    from tokumei.release.catalog import view_docs
     from tokumei.stats.period_tables import write_retained_key
 
     if not settings.out_url:
         published = publish_tree(paths)
         write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
-        views = build_catalog(paths.published)
+        views = build_catalog(paths.published, view_docs())
         return {"published": published, "catalog_views": views}
     # Object storage: moving the pointer (inside publish_release) is the readers' commit point,
     # so the outcome reported must follow it. What may fail is done before it: the retained
@@ -1302,7 +1303,7 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     remote = publish_release(settings, paths)
     try:
         publish_tree(paths)
-        build_catalog(paths.published)
+        build_catalog(paths.published, view_docs())
         record_mirror(settings.out, settings.out_url, {day: run_id})
     except Exception as exc:
         log.warning(
