@@ -311,3 +311,24 @@ def remove_run_dirs(paths: RunPaths) -> None:
     for parent in (paths.work.parent, paths.staging.parent):
         with contextlib.suppress(OSError):
             parent.rmdir()
+
+
+def remove_dead_runs(out: Path, run_id: str) -> int:
+    """Remove the work layers and staging areas of runs other than ``run_id``; return how many.
+
+    Called by ``start`` once it holds the output's lock (``tokumei.infra.runlock``): no other
+    run can then be alive, so whatever another run left under ``_work/`` and ``_staging/`` is
+    what a killed run (SIGKILL, OOM, a lost worker) could not clean up, raw values included.
+    A publish that such a run left half done is rolled back first (its journal may point into
+    the staging area about to go).
+    """
+    _recover(out / "published")
+    dead: set[str] = set()
+    for parent in (out / "_work", out / "_staging"):
+        if not parent.is_dir():
+            continue
+        for item in parent.iterdir():
+            if item.name != run_id:
+                _remove(item)
+                dead.add(item.name)
+    return len(dead)

@@ -38,6 +38,7 @@ from tokumei.anonymize.policy import (
     load_policy,
 )
 from tokumei.anonymize.pseudonymize import pseudonymize
+from tokumei.infra import runlock
 from tokumei.infra.errors import BooksDoNotBalance, TokumeiError, ValidationFailed
 from tokumei.infra.secrets import pseudonym_key
 from tokumei.infra.settings import Settings, check_day
@@ -47,6 +48,7 @@ from tokumei.infra.storage import (
     build_catalog,
     load_record,
     publish_tree,
+    remove_dead_runs,
     remove_run_dirs,
     save_record,
     write_parquet,
@@ -103,30 +105,43 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
     check = key_check(pseudonym_key(in_airflow=in_airflow))
     run_id = run_id or new_run_id(day)
     paths = _paths(settings, day, run_id)
-    check_retained_key(paths.retained, check)
-    baseline: dict[str, Any] = {}
-    if settings.out_url:
-        from tokumei.infra.objectstore import check_mirror
+    # One run at a time per output (tokumei.infra.runlock): released by cleanup(), or below
+    # when start itself fails (under Airflow cleanup gets no run id then).
+    took_over = runlock.acquire(settings.out, run_id, in_airflow=in_airflow)
+    try:
+        # Holding the lock, any other run's work layer or staging is a killed run's leftover.
+        dead = remove_dead_runs(settings.out, run_id)
+        if dead:
+            log.warning("removed the work layer and staging area of %d dead run(s)", dead)
+        check_retained_key(paths.retained, check)
+        baseline: dict[str, Any] = {}
+        if settings.out_url:
+            from tokumei.infra.objectstore import check_mirror
 
-        # publish() checks that the pointer still names these releases (run ids, no data)
-        baseline["pointer_dates"] = check_mirror(settings.out_url, settings.out)
-    # Raw values live under _work/ and quarantine/ only (docs/architecture.md §1.4): owner-only
-    # folders, created before anything is written into them.
-    private = (paths.work.parent, settings.out / "quarantine")
-    for folder in private:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder.chmod(0o700)
-    paths.work.mkdir(mode=0o700, exist_ok=False)
-    save_record(
-        paths,
-        "start",
-        {
-            "started_at": datetime.now(UTC).isoformat(),
-            "day": day,
-            "key_check": check,
-            **baseline,
-        },
-    )
+            # publish() checks that the pointer still names these releases (run ids, no data)
+            baseline["pointer_dates"] = check_mirror(settings.out_url, settings.out)
+        # Raw values live under _work/ and quarantine/ only (docs/architecture.md §1.4):
+        # owner-only folders, created before anything is written into them.
+        private = (paths.work.parent, settings.out / "quarantine")
+        for folder in private:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.chmod(0o700)
+        paths.work.mkdir(mode=0o700, exist_ok=False)
+        save_record(
+            paths,
+            "start",
+            {
+                "started_at": datetime.now(UTC).isoformat(),
+                "day": day,
+                "key_check": check,
+                "dead_runs_removed": dead,
+                "stale_lock_taken_over": bool(took_over),
+                **baseline,
+            },
+        )
+    except BaseException:
+        runlock.release(settings.out, run_id)
+        raise
     return run_id
 
 
@@ -1350,6 +1365,7 @@ def record_failure(settings: Settings, day: str, run_id: str, reason: str) -> Pa
     )
     target = paths.reports / "failed" / f"{run_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
+    runlock.release(settings.out, run_id)  # after the work layer is gone (runlock docstring)
     target.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True))
     return target
 
@@ -1423,7 +1439,13 @@ def run_all(
             if progress:
                 progress(step, "start", None)
             if isolate:
-                with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+                # the step process (and what it forks) dies with this one, even on SIGKILL
+                with ProcessPoolExecutor(
+                    1,
+                    mp_context=get_context("spawn"),
+                    initializer=die_with_parent,
+                    initargs=(os.getpid(),),
+                ) as pool:
                     results[step] = pool.submit(_run_step, step, settings, day, run_id).result()
             else:
                 results[step] = fn(settings, day, run_id)
@@ -1433,6 +1455,7 @@ def run_all(
         reason = safe_reason(exc, step)
         started = _paths(settings, day, run_id).work.exists()
         try:
+    from tokumei.infra.processes import die_with_parent
             # A run that never started (no key, bad policy) wrote nothing and records nothing.
             if started:
                 record_failure(settings, day, run_id, reason)

@@ -1,0 +1,180 @@
+"""One run at a time per output: ``<out>/_run.lock`` (docs/architecture.md §5).
+
+Two runs writing one output interleave their publishes and the last writer wins; the lock makes
+the second run refuse to start, naming the run that holds it. The lock names a *run* (the
+tokumei run id), not a process: under Airflow one run spans many task processes, possibly on
+several workers, so ``start`` takes the lock and ``cleanup`` (a task of its own, run whatever
+happened upstream) releases it, each in a different process.
+
+Whether the holder still runs (a lock whose holder died is taken over, and the takeover is
+reported):
+
+- the process that took the lock (host, pid and the pid's start time, so a reused pid does not
+  count) is alive on this host: alive;
+- an Airflow run's lock outlives its ``start`` process: the run is alive while its work layer
+  ``_work/<run_id>`` exists (``start`` creates it, ``cleanup`` removes it before releasing) or
+  while the lock is younger than ``GRACE`` (the moment between taking the lock and creating it);
+- a holder on another host cannot be checked: alive;
+- any lock older than ``TOKUMEI_LOCK_TTL_HOURS`` (default 24: a daily run never takes that
+  long) is stale, so that a run abandoned without its cleanup does not block forever.
+
+Taking, checking and replacing the lock happen under ``flock`` on ``<out>/_run.lock.guard``,
+so two starts racing for a stale lock cannot both win.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tokumei.infra.errors import TokumeiError
+
+log = logging.getLogger("tokumei")
+
+LOCK = "_run.lock"
+GUARD = "_run.lock.guard"
+#: An Airflow run's lock without its work layer yet is still being set up by ``start``.
+GRACE = timedelta(minutes=5)
+
+
+class RunLocked(TokumeiError):
+    """Another run holds the output's lock: this one refuses to start."""
+
+
+def _ttl() -> timedelta:
+    return timedelta(hours=float(os.environ.get("TOKUMEI_LOCK_TTL_HOURS", "24")))
+
+
+def _pid_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22), or
+    None when the process does not exist or /proc is not there (then only the pid counts)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    if fields[0] == "Z":  # a zombie has finished
+        return None
+    return fields[19]
+
+
+def _pid_alive(pid: int, start: str | None) -> bool:
+    if Path("/proc").is_dir():
+        now = _pid_start(pid)
+        return now is not None and (not start or not now or now == start)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe(holder: dict[str, Any]) -> str:
+    """Who holds the lock, in words: run id, host, pid, Airflow run and start time (no data)."""
+    airflow = f", Airflow run {holder['airflow_run']}" if holder.get("airflow_run") else ""
+    return (
+        f"run {holder.get('run_id')} on host {holder.get('host')}, pid {holder.get('pid')}"
+        f"{airflow}, started {holder.get('started_at')}"
+    )
+
+
+def stale_reason(holder: dict[str, Any], out: Path, now: datetime | None = None) -> str | None:
+    """Why the holder is gone (a value-free sentence), or None while it may still run."""
+    now = now or datetime.now(UTC)
+    try:
+        started = datetime.fromisoformat(holder["started_at"])
+    except (KeyError, TypeError, ValueError):
+        return "the lock file is unreadable"
+    age = now - started
+    if age > _ttl():
+        return f"it started {age.total_seconds() / 3600:.1f} h ago, over the lock's time to live"
+    same_host = holder.get("host") == socket.gethostname()
+    if same_host and _pid_alive(int(holder.get("pid", 0)), holder.get("pid_start")):
+        return None
+    if holder.get("airflow_run") is not None or holder.get("mode") == "airflow":
+        if (out / "_work" / str(holder.get("run_id"))).is_dir() or age < GRACE:
+            return None
+        return "its work layer is gone (the Airflow run ended without releasing the lock)"
+    if not same_host:
+        return None
+    return "its process is gone"
+
+
+@contextlib.contextmanager
+def _guarded(out: Path) -> Iterator[None]:
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / GUARD, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def read(out: Path) -> dict[str, Any] | None:
+    """The holder recorded in the lock, or None when the output is not locked."""
+    try:
+        return json.loads((out / LOCK).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+def acquire(out: Path, run_id: str, in_airflow: bool = False) -> str | None:
+    """Take the output's lock for ``run_id``; :class:`RunLocked` when a live run holds it.
+
+    Returns a sentence when a stale lock was taken over (the caller reports it), else None.
+    Taking it again for the same run id (a retried ``start``) is allowed.
+    """
+    me = os.getpid()
+    holder = {
+        "run_id": run_id,
+        "host": socket.gethostname(),
+        "pid": me,
+        "pid_start": _pid_start(me),
+        "mode": "airflow" if in_airflow else "process",
+        "airflow_run": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") if in_airflow else None,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    note = None
+    with _guarded(out):
+        current = read(out)
+        if current is not None and current.get("run_id") != run_id:
+            why = stale_reason(current, out)
+            if why is None:
+                raise RunLocked(
+                    f"another run is writing to {out}: {describe(current)}; this run did not "
+                    f"start (if that run is gone for good, delete {out / LOCK})"
+                )
+            note = f"took over the lock of {describe(current)}: {why}"
+        tmp = out / f"{LOCK}.{me}.tmp"
+        tmp.write_text(json.dumps(holder, sort_keys=True))
+        os.replace(tmp, out / LOCK)
+    if note:
+        log.warning(note)
+    return note
+
+
+def release(out: Path, run_id: str) -> bool:
+    """Remove the lock if ``run_id`` holds it (a refused run must not free the holder's)."""
+    if not (out / LOCK).exists():
+        return False
+    with _guarded(out):
+        current = read(out)
+        if current is None or current.get("run_id") != run_id:
+            return False
+        (out / LOCK).unlink(missing_ok=True)
+    return True
