@@ -72,6 +72,7 @@ def run(
     from tokumei.anonymize.policy import default_policy_dir
     from tokumei.infra.errors import TokumeiError, safe_reason
     from tokumei.infra.objectstore import locations
+    from tokumei.infra.processes import children_die_with_me
     from tokumei.infra.settings import Settings
     from tokumei.pipeline.steps import run_all
 
@@ -79,7 +80,6 @@ def run(
     try:
         # s3:// URLs (tokumei.infra.objectstore): out becomes TOKUMEI_LOCAL_OUT or a temp build root
         landing_dir, landing_url, out_dir, out_url = locations(landing, out)
-    from tokumei.infra.processes import children_die_with_me
         if landing_url and not db_url:
             raise TokumeiError("--db-url is required when --landing is an s3:// URL")
         settings = Settings(
@@ -100,6 +100,7 @@ def run(
 
         # --debug keeps the steps in-process so that tracebacks show where a step failed
         isolate = isolate_steps and not debug
+        children_die_with_me()  # pools forked in-process die with us, even on SIGKILL
         result = run_all(settings, date, progress=progress, isolate=isolate)
     except TokumeiError as exc:
         if debug:
@@ -108,7 +109,6 @@ def run(
         raise typer.Exit(1) from None
     except Exception as exc:  # noqa: BLE001 - never print a raw exception message
         if debug:
-        children_die_with_me()  # pools forked in-process die with us, even on SIGKILL
             raise
         err.print(f"[red]✗ run failed:[/red] {safe_reason(exc, 'run')}", soft_wrap=True)
         raise typer.Exit(1) from None

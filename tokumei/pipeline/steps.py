@@ -1342,6 +1342,7 @@ def cleanup(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Delete the run's work layer and staging area. Safe to call twice."""
     paths = _paths(settings, day, run_id)
     remove_run_dirs(paths)
+    runlock.release(settings.out, run_id)  # after the work layer is gone (runlock docstring)
     return {"removed": True}
 
 
@@ -1365,7 +1366,6 @@ def record_failure(settings: Settings, day: str, run_id: str, reason: str) -> Pa
     )
     target = paths.reports / "failed" / f"{run_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    runlock.release(settings.out, run_id)  # after the work layer is gone (runlock docstring)
     target.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True))
     return target
 
@@ -1426,6 +1426,7 @@ def run_all(
     from multiprocessing import get_context
 
     from tokumei.infra.errors import safe_reason
+    from tokumei.infra.processes import die_with_parent
 
     # The run id exists before start() so that a failure anywhere, start included, can be
     # recorded and cleaned up under it.
@@ -1455,7 +1456,6 @@ def run_all(
         reason = safe_reason(exc, step)
         started = _paths(settings, day, run_id).work.exists()
         try:
-    from tokumei.infra.processes import die_with_parent
             # A run that never started (no key, bad policy) wrote nothing and records nothing.
             if started:
                 record_failure(settings, day, run_id, reason)
