@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import tempfile
 import unicodedata
 import urllib.parse
@@ -447,6 +448,134 @@ def test_data_docs_show_no_exception_tracebacks(gx_run: Run) -> None:
     text = page.read_text(encoding="utf-8")
     assert "Traceback (most recent call last)" not in text
     assert "does not exist" in text  # the one value-free message that is kept
+
+
+# ------------------------------------------------------------------------------------------------
+# offline Data Docs: no other host referenced, a static index that needs no JavaScript
+# ------------------------------------------------------------------------------------------------
+
+# Written independently of tokumei.expectations.offline: any src/href/url()/@import to a host.
+_OTHER_HOST = re.compile(
+    r"""(?:\b(?:src|href|srcset|poster|action|data)\s*=\s*["']?\s*(?:https?:)?//)"""
+    r"""|(?:url\(\s*["']?\s*(?:https?:)?//)|(?:@import\s+["']?(?:https?:)?//)""",
+    re.IGNORECASE,
+)
+
+
+def _pages_referencing_other_hosts(site: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(site))
+        for p in site.rglob("*")
+        if p.is_file()
+        and p.suffix in (".html", ".css", ".js")
+        and _OTHER_HOST.search(p.read_text(encoding="utf-8", errors="replace"))
+    )
+
+
+def test_data_docs_reference_no_other_host(gx_run: Run) -> None:
+    pages = list(gx_run.docs_dir.rglob("*.html"))
+    assert len(pages) > len(VIOLATIONS)  # index + suites + one page per validation
+    assert _pages_referencing_other_hosts(gx_run.docs_dir) == []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "<script" not in text.lower(), page.name
+        assert "onclick" not in text.lower(), page.name
+
+
+def test_offline_rewrite_removes_what_gx_templates_load() -> None:
+    """Negative control on GX's own markup: the independent check sees it, the rewrite drops
+    it and keeps the link text and the status."""
+    from tokumei.expectations.offline import offline_html
+
+    raw = (
+        '<html><head><link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/b.css"/>'
+        "<style>.x{background:url('https://great-expectations-web-assets.s3.amazonaws.com/l.png')}"
+        '</style></head><body><script src="https://code.jquery.com/jquery.js"></script>'
+        "<script>$('#t').bootstrapTable({})</script>"
+        '<img src="//cdn.example/logo.png" alt="x"/>'
+        '<p>made with <a href="https://greatexpectations.io">Great Expectations</a></p>'
+        '<label class="btn" onclick="showAll()">x</label>'
+        '<i class="fas fa-check-circle text-success"></i> <i class="fas fa-times text-danger"></i>'
+        "</body></html>"
+    )
+    assert _OTHER_HOST.search(raw)
+    out = offline_html(raw)
+    assert not _OTHER_HOST.search(out)
+    assert "<script" not in out and "onclick" not in out
+    assert "Great Expectations" in out and "✔" in out and "✘" in out
+
+
+def test_site_with_a_reference_left_fails_closed(tmp_path: Path) -> None:
+    """A reference the rewrite does not know (here a video poster) stops the build."""
+    from tokumei.expectations.offline import make_site_offline
+
+    (tmp_path / "validations").mkdir()
+    (tmp_path / "validations" / "p.html").write_text(
+        '<html><head></head><body><video poster="https://cdn.example/p.png"></video></body></html>'
+    )
+    with pytest.raises(RuntimeError, match="validations/p.html"):
+        make_site_offline(tmp_path, [], [], "t")
+
+
+def test_static_index_lists_every_validation(gx_run: Run) -> None:
+    index = gx_run.report.docs_index.read_text(encoding="utf-8")
+    rows = re.findall(r'<tr class="tk-validation">(.*?)</tr>', index, re.DOTALL)
+    validated = {n for n in gx_run.report.outputs if n != "no_spec_output"}
+    assert len(rows) == len(validated)
+    for name in validated:
+        (row,) = [r for r in rows if f">{name}</a>" in r]
+        status = "failed" if not gx_run.report.outputs[name].passed else "passed"
+        assert status in row, name
+        href = re.search(r'href="([^"]+)"', row)
+        assert href and (gx_run.docs_dir / html.unescape(href.group(1))).is_file()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _dump_dom_offline(url: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium with the network cut off: every host resolves to nothing and any
+    connection goes to a dead proxy."""
+    return subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--proxy-server=http://127.0.0.1:9",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed")
+def test_data_docs_index_lists_validations_in_offline_chromium(gx_run: Run, tmp_path: Path) -> None:
+    res = _dump_dom_offline(gx_run.report.docs_index.resolve().as_uri(), tmp_path / "p1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = re.findall(r'<tr class="tk-validation">(.*?)</tr>', res.stdout, re.DOTALL)
+    validated = {n for n in gx_run.report.outputs if n != "no_spec_output"}
+    assert len(rows) == len(validated)
+    assert {n for n in validated if any(f">{n}</a>" in r for r in rows)} == validated
+    page = next((gx_run.docs_dir / "validations" / "email_in_string").rglob("*.html"))
+    page_res = _dump_dom_offline(page.resolve().as_uri(), tmp_path / "p2")
+    assert page_res.returncode == 0, page_res.stderr[-2000:]
+    assert "prefecture" in page_res.stdout and "✘" in page_res.stdout  # the failed check shows
+    for err in (res.stderr, page_res.stderr):
+        assert "Uncaught" not in err
+        assert not re.search(r"CONSOLE[:(]|Refused to|ERR_", err), err[-2000:]
 
 
 def test_exception_messages_quoting_data_are_withheld() -> None:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
+from tokumei.expectations.offline import IndexEntry, make_site_offline
 from tokumei.expectations.patterns import PII_ANY, PII_PATTERNS
 from tokumei.expectations.specs import ColumnSpec, OutputSpec
 
@@ -379,6 +380,38 @@ def _failures(result: ExpectationSuiteValidationResult) -> list[FailedExpectatio
     return failed
 
 
+def _index_entries(context: AbstractDataContext) -> list[IndexEntry]:
+    """One static-index row per stored validation result (names, times and counts only)."""
+    store = context.validation_results_store
+    entries: list[IndexEntry] = []
+    for key in store.list_keys():
+        result = store.get(key)
+        meta = result.meta or {}
+        batch = meta.get("active_batch_definition") or {}
+        run = meta.get("run_id") or {}
+        run_time = str(run.get("run_time") or meta.get("validation_time") or "")
+        stats = result.statistics or {}
+        entries.append(
+            IndexEntry(
+                suite=str(result.suite_name),
+                data_asset=str(batch.get("data_asset_name") or ""),
+                run_name=str(run.get("run_name") or ""),
+                run_time=run_time.replace("T", " ")[:19],
+                success=bool(result.success),
+                evaluated=int(stats.get("evaluated_expectations", 0)),
+                successful=int(stats.get("successful_expectations", 0)),
+                page="validations/" + "/".join(key.to_tuple()) + ".html",
+            )
+        )
+    return entries
+
+
+def _finish_site(context: AbstractDataContext, docs_dir: Path) -> None:
+    """Offline pages and a static index of every validation (:mod:`.offline`)."""
+    suites = [s.name for s in context.suites.all()]
+    make_site_offline(docs_dir, _index_entries(context), suites, title=SITE_NAME)
+
+
 def validate_outputs(
     outputs: Mapping[str, pl.DataFrame],
     specs: Mapping[str, OutputSpec],
@@ -447,4 +480,5 @@ def validate_outputs(
 
     _scrub_stored_results(context)
     context.build_data_docs(site_names=[SITE_NAME])
+    _finish_site(context, docs_dir)
     return ValidationReport(run_name=run_name, outputs=results, docs_index=docs_dir / "index.html")
