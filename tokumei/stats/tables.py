@@ -277,7 +277,8 @@ TABLES: dict[str, TableSpec] = {
         "when its largest purchasers dominate it: the dominance_n (default 2) largest "
         "per-person band sums make more than dominance_k (default 80 %) of it, or the rest is "
         "less than p_percent (default 10 %) of the largest (so the second largest purchaser "
-        "cannot estimate the largest).",
+        "cannot estimate the largest). Every band is suppressed when the day's distribution "
+        "over bands is possibly homogeneous (see Attribute disclosure).",
         ("date", "price_band"),
         ("persons",),
         ("total_amount_jpy",),
@@ -1177,7 +1178,8 @@ def data_dictionary() -> str:
         "A value outside the grid never makes a row (it counts as `unknown`/`other`).",
         "- **Attribute disclosure.** Where a table spreads a group's persons over the bands of "
         "a sensitive measure (measurement_trends: weight and body fat per month × age band × "
-        "gender; monthly_revenue: price bands of the month's purchasers; search_volume: "
+        "gender; revenue and monthly_revenue: price bands of the day's and the month's "
+        "purchasers; search_volume: "
         "topic categories of the day's searchers, and of its inquirers), a group whose "
         "distribution is possibly homogeneous in the published "
         "counts (fewer than `l_diversity`, default 2, published bands, or a band with more "

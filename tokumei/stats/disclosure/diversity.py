@@ -14,15 +14,13 @@ searched today what about; a person searching two categories counts in both, whi
 the rule stricter). No period table aggregates ``search_volume``, so hiding a homogeneous day
 whole changes no earlier release the release model reads.
 
-The daily ``revenue`` table is *not* protected this way: ``monthly_revenue`` aggregates it
-over the days of the month, and two things the release model cannot yet express would make
-a homogeneous day's suppression unsound there (precisely in ADR 0002): an earlier release
-carries no label of why its cells were hidden, so the attacker must either assume they were
-primary (false for a homogeneous day) or, when that contradicts the month, forget it for
-every earlier cell (weaker than a real attacker); and the month's band counts (month <= sum of
-its days) can give a homogeneous day's band a positive lower bound, which the count-width
-audit does not read as the band being told. A day's purchasers carry no quasi-identifier, and
-the month's distribution is checked.
+The daily ``revenue`` table is one too (the group is the day's purchasers, over ``price_band``).
+``monthly_revenue`` aggregates it over the days of the month, which the release model
+(:mod:`tokumei.stats.disclosure.release`) handles in two ways (ADR 0002): an earlier day whose
+bands are all hidden is read as "small counts or homogeneous", i.e. ``[0, inf)``, not as small
+counts; and no band of a group hidden whole may be proven to hold ``min_cell`` persons or more
+(``release.told``: a month's band minus its other days could otherwise point at the band that
+made the day homogeneous), else the month's distribution is hidden whole as a complement.
 
 The rule is stated on what the attacker sees, the *published* counts, with a suppressed cell
 unknown (it may be 0: zero cells of the public grid are suppressed too,
@@ -76,6 +74,7 @@ DISTRIBUTIONS: dict[str, Distribution] = {
         ("date", "month", "age_band", "gender"), "band", ("measure",)
     ),
     "monthly_revenue": Distribution(("date", "month"), "price_band"),
+    "revenue": Distribution(("date",), "price_band"),
     "search_volume": Distribution(("date", "kind"), "category"),
 }
 

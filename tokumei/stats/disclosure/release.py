@@ -102,6 +102,11 @@ class System:
     #: Latent quantities (a day's total of a table, :class:`WithinDay`): variables of the
     #: system that are no published cell, so never a target, a complement or told primary.
     latent: list[bool] = field(default_factory=list)
+    #: Group of a band distribution (``diversity.DISTRIBUTIONS``) each count cell belongs to,
+    #: -1 for none. A group whose counts are all suppressed is *hidden whole*: the diversity
+    #: rule or small counts, which the attacker cannot tell apart (see :meth:`boxes`).
+    group: list[int] = field(default_factory=list)
+    n_groups: int = 0
 
     # -- building ------------------------------------------------------------------------------
 
@@ -121,6 +126,7 @@ class System:
         start = len(self.table)
         n = frame.height
         self.latent += [latent] * n
+        self.group += self._groups(name, frame, column)
         vals = frame[column].cast(pl.Float64).fill_null(float("nan")).to_numpy()
         days = frame["date"].cast(pl.String).to_list() if "date" in frame.columns else [""] * n
         self.table += [name] * n
@@ -133,6 +139,30 @@ class System:
         self.published += vals.tolist()
         self.truth += (truth if truth is not None else np.full(n, np.nan)).tolist()
         return np.arange(start, start + n)
+
+    def _groups(self, name: str, frame: pl.DataFrame, column: str) -> list[int]:
+        """Distribution group ids of the rows (fresh ids per frame), or -1 each."""
+        from tokumei.stats.disclosure.diversity import DISTRIBUTIONS
+
+        dist = DISTRIBUTIONS.get(name)
+        keys = [*dist.group, *dist.by] if dist is not None else []
+        if dist is None or column != dist.count or not set(keys) <= set(frame.columns):
+            return [-1] * frame.height
+        local = frame.select(pl.struct(keys).rank("dense").cast(pl.Int64) - 1).to_series()
+        ids = (local + self.n_groups).to_list()
+        self.n_groups += int(local.max() or 0) + 1 if frame.height else 0
+        return ids
+
+    def hidden_whole(self, suppressed: np.ndarray) -> np.ndarray:
+        """Per variable: a count cell of a distribution group whose counts are all suppressed."""
+        g = np.asarray(self.group, dtype=np.int64)
+        member = g >= 0
+        if not member.any():
+            return np.zeros(self.n, dtype=bool)
+        shown = np.bincount(g[member], weights=~suppressed[member], minlength=self.n_groups)
+        out = np.zeros(self.n, dtype=bool)
+        out[member] = shown[g[member]] == 0
+        return out
 
     def add_row(self, coefs: dict[int, float], lo: float, hi: float) -> None:
         """One relation row; rows without a variable are dropped."""
@@ -188,6 +218,10 @@ class System:
         # primary rule: told to the attacker (worst case); unknown truth (an earlier release of a
         # table without complements) means every suppressed cell there is primary
         primary = suppressed & ~amount & ~(truth >= t) & ~np.asarray(self.latent, dtype=bool)
+        # an earlier distribution group hidden whole was hidden either for small counts or by
+        # the diversity rule (a group with a band of min_cell or more): the attacker cannot
+        # tell which, so its cells are [0, inf), not told primary (ADR 0002)
+        primary &= ~(self.hidden_whole(suppressed) & ~np.asarray(self.current))
         if self.relaxed:  # see intervals(): an earlier cell hid more than a small count
             primary &= ~np.isnan(truth) | np.asarray(self.current)
         hi[primary] = t - 1
@@ -666,6 +700,25 @@ def intervals(
     return _rounded(lo_all, hi_all)
 
 
+def told(s: System, suppressed: np.ndarray) -> np.ndarray:
+    """Count cells of distribution groups hidden whole that the attacker proves hold at least
+    ``min_cell`` persons (ids).
+
+    A group is hidden whole either because every band is small or because the diversity rule
+    hid a homogeneous group; a band proven >= min_cell rules out the first and points at the
+    band that made the group homogeneous, the very attribute the rule hid (ADR 0002; e.g. a
+    month's band count minus the other days of the month). The width criterion does not see
+    it: such a cell's interval is [lower, inf). Exact lower bounds (no early stop).
+    """
+    _, box_hi = s.boxes(suppressed)  # a cell told primary (< min_cell) cannot be proven large
+    cand = s.hidden_whole(suppressed) & ~np.asarray(s.amount) & suppressed & (box_hi >= s.threshold)
+    whole = np.flatnonzero(cand)
+    if whole.size == 0:
+        return whole
+    lo, _ = intervals(s, suppressed, whole)
+    return whole[lo >= s.threshold]
+
+
 def _earlier_hidden(s: System, suppressed: np.ndarray) -> bool:
     """Whether an earlier release (truth unknown) has a suppressed count."""
     unknown = np.isnan(np.asarray(s.truth)) & ~np.asarray(s.current) & ~np.asarray(s.amount)
@@ -735,7 +788,17 @@ class Outcome:
 
 
 def _coupled(s: System, v: int, specs: dict[str, Any]) -> list[int]:
-    """Variables suppressed with ``v`` (its row's counts of ``_TOGETHER``, amounts of persons)."""
+    """Variables suppressed with ``v``: its row's counts of ``_TOGETHER``, amounts of persons,
+    and every band of its distribution group (a complement inside a band distribution hides
+    the group whole: hiding one band could leave the published rest possibly homogeneous)."""
+    group = s.group[v]
+    if group >= 0:
+        members = np.flatnonzero(np.asarray(s.group) == group).tolist()
+        return [u for m in members for u in _coupled_cell(s, m, specs)]
+    return _coupled_cell(s, v, specs)
+
+
+def _coupled_cell(s: System, v: int, specs: dict[str, Any]) -> list[int]:
     name, col, row = s.table[v], s.column[v], s.row[v]
     out = [v]
     cols = list(_TOGETHER.get(name, ()))
@@ -779,10 +842,13 @@ def protect(s: System, specs: dict[str, Any] | None = None, *, max_rounds: int =
     check = np.flatnonzero(suppressed & ~latent)
     added_total = 0
     rounds = 0
-    while check.size and rounds < max_rounds:
+    while rounds < max_rounds:
         rounds += 1
-        lo, hi = intervals(s, suppressed, check, required=required[check], seen=seen)
-        failing = check[(hi - lo + 1) < required[check]]
+        failing = np.zeros(0, dtype=np.int64)
+        if check.size:
+            lo, hi = intervals(s, suppressed, check, required=required[check], seen=seen)
+            failing = check[(hi - lo + 1) < required[check]]
+        failing = np.union1d(failing, told(s, suppressed))
         if failing.size == 0:
             break
         added: list[int] = []
@@ -908,6 +974,8 @@ def audit(
     lo, hi = intervals(s, suppressed, targets)
     width = hi - lo + 1
     req = s.required()[targets]
+    whole = s.hidden_whole(suppressed)[targets] & ~np.asarray(s.amount)[targets]
+    exposed = whole & (lo >= threshold)  # told(): a group hidden whole with a band proven large
     owner = np.asarray(s.owner, dtype=object)[targets]
     amount = np.asarray(s.amount)[targets]
     cur = np.asarray(s.current)[targets]
@@ -927,6 +995,10 @@ def audit(
             "relations_hold": not any(b.startswith(f"{name}: ") for b in broken),
         }
         rec["ok"] = bool(np.all(width[mine] >= req[mine])) and rec["relations_hold"]
+        if (mine & whole).any():
+            # groups of a band distribution hidden whole: no band may be proven >= min_cell
+            rec["whole_groups_bands_proven_large"] = int((mine & exposed).sum())
+            rec["ok"] = rec["ok"] and not (mine & exposed).any()
         if (counts & ~cur).any():
             rec["linked_earlier_cells"] = int((counts & ~cur).sum())
         if (mine & amount).any():
