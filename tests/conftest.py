@@ -251,7 +251,17 @@ def write_handmade_landing(root: Path, day: str = DAY) -> Path:
         rows.append(f"{dev},user-{i:04d},{day}T07:00:00+09:00,{50 + i * 0.5},{20 + i * 0.1}")
     rows.append(f"scale-1,user-0001,{day}T07:30:00+09:00,-5,20")  # impossible weight
     (ms_dir / "part-0.csv").write_text("\n".join(rows) + "\n")
+    seal_landing(root, day)
     return root
+
+
+def seal_landing(root: Path, day: str = DAY) -> None:
+    """Write the completeness markers of ``day`` as a producer does when it has finished
+    (docs/landing.md): a test that adds or changes a landing file afterwards calls it again."""
+    from tokumei.anonymize.policy import LANDING_SOURCES
+    from tokumei.ingest.landing import seal_day
+
+    seal_day(root, day, LANDING_SOURCES, producer="tests")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import DAY, TEST_KEY
+from conftest import DAY, TEST_KEY, seal_landing
 
 from tokumei.anonymize.policy import UnclassifiedColumnError
 from tokumei.infra.settings import Settings
@@ -61,7 +61,7 @@ def _extract(landing: Path, out: Path, workers: int, monkeypatch: pytest.MonkeyP
 def test_parallel_extract_equals_serial(
     landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    n_files = len(list((landing / "events" / f"date={DAY}").iterdir()))
+    n_files = len(list((landing / "events" / f"date={DAY}").glob("part-*")))
     assert n_files >= 4, "the fixture must give the threads several files to race on"
     serial = _extract(landing, tmp_path / "serial", 1, monkeypatch)
     parallel = _extract(landing, tmp_path / "parallel", 3, monkeypatch)
@@ -79,7 +79,7 @@ def test_parallel_extract_equals_serial(
     order = events_q.select("file", "line").rows()
     assert order == sorted(order)
     # part i is the i-th landing file: its row count is that file's kept lines
-    first = sorted((landing / "events" / f"date={DAY}").iterdir())[0]
+    first = sorted((landing / "events" / f"date={DAY}").glob("part-*"))[0]
     opener = gzip.open if first.name.endswith(".gz") else open
     with opener(first, "rb") as fh:
         lines = fh.read().splitlines()
@@ -95,6 +95,7 @@ def test_unknown_column_in_a_later_file_stops_the_parallel_extract(
     folder = copy / "events" / f"date={DAY}"
     row = {"ts": "2026-11-24T10:00:00+09:00", "event": "click", "cookie_id": "c", "shoe_size": 27}
     (folder / "zz-late.jsonl").write_text(json.dumps(row) + "\n")
+    seal_landing(copy)
     with pytest.raises(UnclassifiedColumnError, match="shoe_size"):
         _extract(copy, tmp_path / "out", 2, monkeypatch)
 

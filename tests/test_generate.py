@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, select
 from stdnum import luhn
 from stdnum.jp import in_ as my_number_mod
 
+from tokumei.ingest.landing import check_day
 from tokumei.ingest.opdb_schema import consents, rights_requests, users
 from tokumei.synthetic import generate
 from tokumei.synthetic.devices import RARE_MODELS
@@ -131,6 +132,9 @@ def test_partitions_follow_the_landing_layout(run) -> None:
         assert dates == ["date=2024-04-06", "date=2024-04-07"]
         for d in dates:
             parts = sorted(p.name for p in (landing / source / d).iterdir())
+            assert "_SUCCESS.json" in parts  # the completeness marker (docs/landing.md)
+            parts.remove("_SUCCESS.json")
+            assert check_day(landing, source, d.removeprefix("date=")).complete
             assert parts and all(re.fullmatch(r"part-\d{5}\.jsonl\.gz", p) for p in parts)
     assert (landing / "_generator" / "planted_pii.txt").stat().st_size > 0
     assert len(summary.files) == len(list(landing.glob("*/date=*/part-*")))
@@ -143,7 +147,7 @@ def test_every_line_is_valid_or_one_of_the_planted_malformed(run) -> None:
         for part_dir in sorted((landing / source).iterdir()):
             day = date.fromisoformat(part_dir.name.removeprefix("date="))
             bad = good = 0
-            for path in sorted(part_dir.iterdir()):
+            for path in sorted(part_dir.glob("part-*")):
                 for line in _lines(path):
                     if _problems(line, source, day):
                         bad += 1
@@ -298,7 +302,7 @@ def test_big_days_are_split_into_parts_and_plain_jsonl_works(tmp_path: Path) -> 
     summary = generate(tmp_path / "l", f"sqlite:///{tmp_path / 'o.db'}", START, 1, 100, seed=1,
                        malformed_rate=0.0, use_gzip=False, chunk_size=300,
                        max_lines_per_part=700)
-    parts = sorted((tmp_path / "l" / "events" / "date=2024-04-06").iterdir())
+    parts = sorted((tmp_path / "l" / "events" / "date=2024-04-06").glob("part-*"))
     assert len(parts) >= 3 and all(p.suffix == ".jsonl" for p in parts)
     sizes = [len(_lines(p)) for p in parts]
     assert max(sizes) <= 700 and sum(sizes) == summary.rows["events"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import DAY, PLANTED, TEST_KEY, write_handmade_landing
+from conftest import DAY, PLANTED, TEST_KEY, seal_landing, write_handmade_landing
 
 from tokumei.anonymize.policy import UnclassifiedColumnError, default_policy_dir
 from tokumei.infra.errors import TokumeiError
@@ -45,6 +45,7 @@ def _add_proxy_ip(landing: Path) -> None:
             out.append(json.dumps(row, ensure_ascii=False))
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         fh.write("\n".join(out) + "\n")
+    seal_landing(landing)
 
 
 def _policy_with_proxy_ip(root: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import DAY, TEST_KEY, write_handmade_landing
+from conftest import DAY, TEST_KEY, seal_landing, write_handmade_landing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -296,6 +296,7 @@ def write_records_landing(root: Path) -> tuple[Path, dict[str, set[int]], dict[s
     (landing / "events" / f"date={DAY}" / "part-2.jsonl").write_text(
         "\n".join(lines) + "\n", encoding="utf-8"
     )
+    seal_landing(landing)
     users.setdefault(f"{HOST}/items/:id", set()).update(TOKYO + OSAKA)
     return landing, users, views
 

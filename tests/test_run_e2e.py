@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import DAY, PLANTED, TEST_KEY, all_text_under
+from conftest import DAY, PLANTED, TEST_KEY, all_text_under, seal_landing
 
 from tokumei.release import catalog
 
@@ -199,6 +199,7 @@ def test_refuses_to_start_without_a_key(handmade_landing: Path, tmp_path: Path) 
 def test_unclassified_column_stops_before_writing(handmade_landing: Path, tmp_path: Path) -> None:
     extra = handmade_landing / "cookies" / f"date={DAY}" / "part-9.jsonl"
     extra.write_text(json.dumps({"cookie_id": "c-x", "fingerprint": "abc"}) + "\n")
+    seal_landing(handmade_landing)
     proc = tokumei(*run_args(handmade_landing, tmp_path / "out"))
     assert proc.returncode == 1
     assert "fingerprint" in proc.stderr and "cookies" in proc.stderr
@@ -221,6 +222,7 @@ def test_failed_validation_publishes_nothing(handmade_landing: Path, tmp_path: P
     ]
     extra = handmade_landing / "events" / f"date={DAY}" / "part-3.jsonl"
     extra.write_text("".join(json.dumps(e) + "\n" for e in cart))
+    seal_landing(handmade_landing)
     con.commit()
     con.close()
     out = tmp_path / "out"
@@ -250,6 +252,7 @@ def test_pii_in_an_insensitive_column_stops_the_run(handmade_landing: Path, tmp_
         )
         + "\n"
     )
+    seal_landing(handmade_landing)
     out = tmp_path / "out"
     proc = tokumei(*run_args(handmade_landing, out))
     assert proc.returncode == 1

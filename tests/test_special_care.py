@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import DAY, TEST_KEY, all_text_under, write_handmade_landing
+from conftest import DAY, TEST_KEY, all_text_under, seal_landing, write_handmade_landing
 
 from tokumei.anonymize.policy import Role, load_policy
 from tokumei.ingest.sources import read_landing_file, type_records
@@ -70,6 +70,7 @@ def _plant(landing: Path) -> None:
     out += [ln + f",{FACE}" for ln in lines[1:-1]]
     out.append(lines[-1] + f",{FACE_BAD}")  # the impossible weight: quarantined
     ms.write_text("\n".join(out) + "\n")
+    seal_landing(landing)
     con = sqlite3.connect(landing / "ops.db")
     con.execute("ALTER TABLE users ADD COLUMN creed")
     con.execute("UPDATE users SET creed = ?", (CREED,))

@@ -67,6 +67,13 @@ def run(
             "peak is then the largest step's, not what earlier steps left resident"
         ),
     ] = True,
+    allow_incomplete: Annotated[
+        bool,
+        typer.Option(
+            help="run a day whose landing is incomplete, missing or empty (docs/landing.md); "
+            "the release is marked partial and its days hold back weekly and monthly tables"
+        ),
+    ] = False,
 ) -> None:
     """Run one date end to end; exit 0 only when everything was published."""
     from tokumei.anonymize.policy import default_policy_dir
@@ -90,6 +97,7 @@ def run(
             partitions=partitions,
             landing_url=landing_url,
             out_url=out_url,
+            allow_incomplete=allow_incomplete,
         ).resolved()
 
         def progress(step: str, phase: str, seconds: float | None) -> None:

@@ -290,6 +290,25 @@ class RecordsPolicy(BaseModel):
     )
 
 
+class InputPolicy(BaseModel):
+    """Expectations on a day's input, checked by ``extract`` before anything is computed
+    (``input:`` in policy.yaml; docs/landing.md). A day far off them is a broken delivery (a
+    file in another encoding, half a day), and its statistics would be wrong, not just noisy.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_quarantine_share: float = Field(
+        0.10, ge=0, le=1, description="share of a source's lines quarantined, at most"
+    )
+    volume_history_runs: int = Field(
+        14, ge=1, description="earlier published runs whose median input a day is compared with"
+    )
+    volume_min_runs: int = Field(3, ge=1, description="earlier runs needed before checking")
+    volume_min_ratio: float = Field(0.2, ge=0, description="a source's input / median, at least")
+    volume_max_ratio: float = Field(5.0, gt=0, description="a source's input / median, at most")
+
+
 class Policy(BaseModel):
     """The whole policy: version, thresholds, landing sources and operational tables."""
 
@@ -301,6 +320,7 @@ class Policy(BaseModel):
     disclosure: DisclosurePolicy = DisclosurePolicy()
     special_care_values: SpecialCareValues = Field(default_factory=SpecialCareValues)
     records: RecordsPolicy = Field(default_factory=RecordsPolicy)
+    input: InputPolicy = Field(default_factory=InputPolicy)
     sources: dict[str, SourcePolicy]
     tables: dict[str, SourcePolicy]
 
@@ -358,6 +378,7 @@ def load_policy(directory: Path) -> Policy:
                 root.get("special_care_values") or {}
             ),
             records=RecordsPolicy.model_validate(root.get("records") or {}),
+            input=InputPolicy.model_validate(root.get("input") or {}),
             **parts,
         )
     except ValidationError as exc:

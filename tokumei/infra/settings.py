@@ -33,6 +33,8 @@ class Settings:
     # the local build root (staging, work layer, quarantine)
     landing_url: str | None = None
     out_url: str | None = None
+    # docs/landing.md: run a day whose landing is incomplete; the release is marked partial
+    allow_incomplete: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -55,6 +57,7 @@ class Settings:
             partitions=int(os.environ.get("TOKUMEI_PARTITIONS", "1")),
             landing_url=landing_url,
             out_url=out_url,
+            allow_incomplete=os.environ.get("TOKUMEI_ALLOW_INCOMPLETE", "") in ("1", "true"),
         ).resolved()
 
     def resolved(self) -> Settings:

@@ -20,10 +20,11 @@ import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from tokumei.infra.errors import TokumeiError
 
 #: The marker file of a complete source-day (written last by the producer).
 MARKER = "_SUCCESS.json"
@@ -47,6 +48,7 @@ class Problem(StrEnum):
     CHECKSUM = "checksum_differs"
     LINE_COUNT = "line_count_differs"
     EMPTY = "empty"
+    LINK_OUTSIDE = "link_outside_landing"
 
 
 @dataclass(frozen=True)
@@ -177,15 +179,17 @@ def write_marker(
     """Write ``folder/_SUCCESS.json`` for ``entries`` (default: describe every data file now).
 
     Written through a temporary name and renamed, so a reader never sees half a marker. The
-    producer calls this *after* its last data file is closed; ``tokumei generate`` does.
+    producer calls this *after* its last data file is closed; ``tokumei generate`` does. No
+    timestamp: the marker is a function of the content, so a rerun writes the same bytes.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    listed = list(entries) if entries is not None else [describe_file(p) for p in data_files(folder)]
+    listed = (
+        list(entries) if entries is not None else [describe_file(p) for p in data_files(folder)]
+    )
     body = {
         "format": MARKER_FORMAT,
         "producer": producer,
-        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": [e.as_dict() for e in sorted(listed, key=lambda e: e.name)],
     }
     tmp = folder / f".{MARKER}.tmp"
@@ -201,6 +205,27 @@ def seal_day(landing: Path, day: str, sources: Iterable[str], *, producer: str =
     """
     for source in sources:
         write_marker(day_folder(landing, source, day), producer=producer)
+
+
+def reseal_file(path: Path) -> bool:
+    """After a sanctioned rewrite of a listed file (rights erasure), update its marker entry.
+
+    Only a file the marker already lists is updated, so a stray file never becomes part of
+    the day this way; returns whether the marker changed.
+    """
+    marker = path.parent / MARKER
+    if not marker.is_file():
+        return False
+    try:
+        listed = _read_marker(marker)
+    except ValueError:
+        return False
+    if path.name not in {e.name for e in listed}:
+        return False
+    body = json.loads(marker.read_text(encoding="utf-8"))
+    new = [describe_file(path) if e.name == path.name else e for e in listed]
+    write_marker(path.parent, new, producer=str(body.get("producer", "unknown")))
+    return True
 
 
 def remove_marker(folder: Path) -> None:
@@ -244,6 +269,8 @@ def check_day(landing: Path, source: str, day: str) -> LandingStatus:
     """
     folder = day_folder(landing, source, day)
     rel = f"{source}/date={day}"
+    if escaping := links_outside(landing, source, day):
+        return LandingStatus(source, day, False, escaping[0], Problem.LINK_OUTSIDE)
 
     def bad(problem: Problem, reason: str, files: tuple[FileEntry, ...] = ()) -> LandingStatus:
         return LandingStatus(source, day, False, reason, problem, files)
@@ -290,6 +317,98 @@ def check_day(landing: Path, source: str, day: str) -> LandingStatus:
     if sum(e.lines for e in listed) == 0:
         return bad(Problem.EMPTY, f"{rel}: the producer's marker lists no lines (empty day)", files)
     return LandingStatus(source, day, True, None, None, files)
+
+
+def links_outside(landing: Path, source: str, day: str) -> list[str]:
+    """Reasons for every data file of the source-day that resolves outside the landing zone.
+
+    A symlink (of the file, or of its folder) to somewhere else would make the run read data
+    that nobody put into the landing zone, with none of its access rules; it is refused,
+    whatever ``--allow-incomplete`` says. A link inside the zone is fine (and deduplicated).
+    """
+    root = Path(landing).resolve()
+    out = []
+    for path in data_files(day_folder(landing, source, day)):
+        if not path.resolve().is_relative_to(root):
+            out.append(
+                f"{source}/date={day}/{path.name}: a symbolic link that leaves the landing zone; "
+                "refused (copy the file into the landing zone instead)"
+            )
+    return out
+
+
+@dataclass
+class Selection:
+    """The files of a source-day to read: one per distinct content, and what was skipped."""
+
+    files: list[Path]
+    duplicates: int = 0  # files whose content another file of the day already has
+    duplicate_lines: int = 0
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_READ):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def select_files(landing: Path, source: str, day: str, status: LandingStatus) -> Selection:
+    """The day's data files, each distinct content once (name order decides which copy).
+
+    A file delivered twice (a copy ``part-00000 (1).jsonl.gz``, a rename, a symlink inside the
+    zone) would double every count it holds (issue 17: revenue 357,000 -> 715,000); equal
+    bytes are the same delivery. The marker's checksums are used when the day is complete
+    (``status`` verified them just now), else each file is hashed. Raises
+    :class:`LandingError` for a link that leaves the zone.
+    """
+    if escaping := links_outside(landing, source, day):
+        raise LandingError(escaping[0])
+    known = {f.name: f for f in status.files} if status.complete else {}
+    seen: set[str] = set()
+    sel = Selection([])
+    for path in data_files(day_folder(landing, source, day)):
+        if not path.is_file():
+            raise LandingError(f"{source}/date={day}/{path.name}: a broken symbolic link")
+        entry = known.get(path.name)
+        digest = entry.sha256 if entry else sha256_of(path)
+        if digest in seen:
+            sel.duplicates += 1
+            sel.duplicate_lines += entry.lines if entry else describe_file(path).lines
+            continue
+        seen.add(digest)
+        sel.files.append(path)
+    return sel
+
+
+class LandingError(TokumeiError):
+    """The landing zone is not fit to be read (its message names files and causes, no values)."""
+
+
+class LandingIncomplete(LandingError):
+    """A source-day is not complete and the run was not told to accept that."""
+
+
+def refuse_incomplete(status: dict[str, LandingStatus], day: str, *, allow: bool) -> list[str]:
+    """The reasons the day is incomplete; raise :class:`LandingIncomplete` unless ``allow``.
+
+    A link leaving the landing zone is refused even when ``allow``: it is not a late day, it
+    is data from elsewhere.
+    """
+    reasons = [s.reason or s.source for s in status.values() if not s.complete]
+    for s in status.values():
+        if s.problem is Problem.LINK_OUTSIDE:
+            raise LandingError(s.reason or s.source)
+    if reasons and not allow:
+        more = f" (and {len(reasons) - 1} more source(s))" if len(reasons) > 1 else ""
+        raise LandingIncomplete(
+            f"the landing of {day} is not complete: {reasons[0]}{more}; nothing was read. "
+            "Run again when the producer has written its marker, or pass --allow-incomplete "
+            "to publish a release marked partial (docs/landing.md)"
+        )
+    return reasons
 
 
 def check_landing(landing: Path, day: str, sources: Iterable[str]) -> dict[str, LandingStatus]:

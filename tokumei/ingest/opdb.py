@@ -1,8 +1,9 @@
 """Read the operational database (users, consents, rights requests) into typed Polars frames.
 
 Any SQLAlchemy URL works (SQLite by default, PostgreSQL in production). Columns are checked
-against the policy exactly like landing files: an unclassified column stops the run, and a
-special-care column (role ``special_care``) is never selected.
+against the policy exactly like landing files: an unclassified column stops the run, so does a
+policy column the table no longer has, and a special-care column (role ``special_care``) is
+never selected.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def read_table(db_url: str, table: str, policy: SourcePolicy) -> tuple[pl.DataFr
                 raise DatabaseError(f"table {table!r} not found in {safe_url}")
             cols = [c["name"] for c in inspector.get_columns(table)]
             policy.check_columns(cols, where=f"table {table} of {safe_url}")
+            # A removed column stops the run like an added one: without birth_date every age
+            # band silently became 'unknown' (issue 17). Special-care columns are never read,
+            # so their absence is fine.
+            gone = [c for c in policy.readable().columns if c not in cols]
+            if gone:
+                raise DatabaseError(
+                    f"table {table!r} of {safe_url} has no column(s) {', '.join(gone)} that "
+                    f"policies/{table}.yaml classifies; a removed column stops the run like an "
+                    "added one (restore it, or remove it from the policy in a reviewed change)"
+                )
             # Special-care columns (要配慮個人情報) are classified but never selected: their
             # values do not leave the DB, not even into this process.
             readable = policy.readable().columns

@@ -32,8 +32,9 @@ import polars as pl
 import pyarrow as pa
 
 from tokumei.anonymize.policy import NOT_READ_ROLES, ColumnPolicy, SourcePolicy
+from tokumei.ingest.landing import DATA_SUFFIXES, is_data_file
 
-LANDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv", ".csv.gz", ".parquet")
+LANDING_SUFFIXES = DATA_SUFFIXES
 
 #: Decompressed bytes parsed per DuckDB query. Bounds extraction memory (the chunk, its Arrow view
 #: and DuckDB's streaming buffers) independently of the file size; 128 MiB is ~230k event lines,
@@ -82,11 +83,15 @@ class ExtractCounts:
 
 
 def landing_files(landing: Path, source: str, day: str) -> list[Path]:
-    """Landing files of one source and date, sorted for a deterministic order."""
+    """Landing files of one source and date, sorted for a deterministic order.
+
+    The producer's own files (``_SUCCESS.json``, names starting with ``_`` or ``.``) are not
+    data (docs/landing.md), though ``.json`` is a landing suffix.
+    """
     part = Path(landing) / source / f"date={day}"
     if not part.is_dir():
         return []
-    return sorted(p for p in part.iterdir() if p.is_file() and p.name.endswith(LANDING_SUFFIXES))
+    return sorted(p for p in part.iterdir() if p.is_file() and is_data_file(p.name))
 
 
 def _connect() -> duckdb.DuckDBPyConnection:

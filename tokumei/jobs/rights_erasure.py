@@ -77,6 +77,7 @@ from tokumei.anonymize.policy import Policy
 from tokumei.infra.errors import TokumeiError
 from tokumei.infra.objectstore import ObjectStoreError, is_url
 from tokumei.infra.storage import PARQUET_OPTIONS
+from tokumei.ingest.landing import reseal_file
 from tokumei.ingest.sources import LANDING_SUFFIXES, landing_files
 
 log = logging.getLogger("tokumei.rights_erasure")
@@ -430,12 +431,14 @@ def _filter_landing_file(path: Path, targets: _Targets, dry_run: bool) -> Counte
         kept, removed = _filter_parquet(frame, targets)
         if removed and not dry_run:
             _replace(path, kept)
+            reseal_file(path)
         return removed
     data = _read_bytes(path)
     fn = _filter_csv if name.endswith((".csv", ".csv.gz")) else _filter_jsonl
     new, removed = fn(data, targets)
     if removed and not dry_run:
         _replace(path, new)
+        reseal_file(path)  # the day's completeness marker follows the rewrite (docs/landing.md)
     return removed
 
 

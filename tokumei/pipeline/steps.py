@@ -169,21 +169,32 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from tokumei.infra.objectstore import stage_landing
+    from tokumei.ingest.expectations import (
+        INVALID_UTF8,
+        FileLines,
+        check_quarantine,
+        check_volume,
+    )
+    from tokumei.ingest.landing import check_landing, refuse_incomplete, select_files
     from tokumei.ingest.opdb import read_table
     from tokumei.ingest.sources import (
         LANDING_SUFFIXES,
         empty_frame,
         empty_quarantine,
-        landing_files,
         read_landing_file,
     )
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
-    # s3:// landing → verified local copy
+    # s3:// landing → verified local copy (the markers, *.json, come along)
     landing = stage_landing(
         settings, day, paths.work, sources=LANDING_SOURCES, suffixes=LANDING_SUFFIXES
     )
+    # docs/landing.md: an incomplete, missing or empty source-day stops the run before anything
+    # is read, unless --allow-incomplete (the release is then marked partial)
+    status = check_landing(landing, day, LANDING_SOURCES)
+    partial = refuse_incomplete(status, day, allow=settings.allow_incomplete)
+    chosen = {s: select_files(landing, s, day, status[s]) for s in LANDING_SOURCES}
 
     def extract_file(path: Path, source: str, out: Path) -> tuple[int, pl.DataFrame]:
         good, bad = read_landing_file(path, policy.source(source))
@@ -210,7 +221,7 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
                     source,
                     paths.layer(f"extracted/{source}") / f"part-{i:05d}.parquet",
                 )
-                for i, path in enumerate(landing_files(landing, source, day))
+                for i, path in enumerate(chosen[source].files)
             ]
             for source in LANDING_SOURCES
         }
@@ -218,10 +229,15 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             n_good = n_bad = 0
             reasons: dict[str, int] = {}
             quarantined: list[pl.DataFrame] = []
-            for future in futures:  # in file order: the quarantine keeps the landing's order
+            seen: list[FileLines] = []
+            # in file order: the quarantine keeps the landing's order
+            for path, future in zip(chosen[source].files, futures, strict=True):
                 kept, bad = future.result()
                 n_good += kept
                 n_bad += bad.height
+                not_utf8 = bad.filter(pl.col("reason") == INVALID_UTF8)["raw"].to_list()
+                rel = f"{source}/date={day}/{path.name}"
+                seen.append(FileLines(rel, kept + bad.height, bad.height, not_utf8))
                 if bad.height:
                     quarantined.append(bad)
                     for reason, n in bad.group_by("reason").len().iter_rows():
@@ -236,12 +252,19 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
                 write_parquet(pl.concat(quarantined), qdir / "part-0.parquet")
             elif qdir.exists():
                 write_parquet(empty_quarantine(), qdir / "part-0.parquet")
+            # input expectations (policy input:), with the quarantine written for the operator
+            check_quarantine(source, seen, reasons, policy.input)
             record[source] = {
                 "files": len(futures),
                 "input": n_good + n_bad,
                 "kept_after_extract": n_good,
                 "quarantined": n_bad,
                 "quarantine_reasons": dict(sorted(reasons.items())),
+                # the same content delivered twice (copy, rename, link) is read once
+                "duplicates": {
+                    "files": chosen[source].duplicates,
+                    "lines": chosen[source].duplicate_lines,
+                },
             }
         for table, future in tables.items():
             rows, bad = future.result()
@@ -251,6 +274,18 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         # flight finish into the run's work layer, which the failed run's cleanup deletes.
         pool.shutdown(wait=True, cancel_futures=True)
         db_pool.shutdown(wait=True, cancel_futures=True)
+    record["landing"] = {
+        "partial": bool(partial),
+        "sources": {s: st.as_dict() for s, st in status.items()},
+        # a day far smaller or larger than the earlier runs stops here (policy input:)
+        "volume": check_volume(
+            settings.out,
+            day,
+            {s: record[s]["input"] for s in LANDING_SOURCES},
+            policy.input,
+            skip={s for s, st in status.items() if not st.complete},
+        ),
+    }
     save_record(paths, "extract", record)
     return record
 
@@ -1215,6 +1250,14 @@ def _anonymized_outputs(paths: RunPaths, val_rec: dict[str, Any]) -> dict[str, A
     }
 
 
+def _partial_reasons(extract_rec: dict[str, Any]) -> list[str]:
+    """Why the landing was incomplete in a run with --allow-incomplete (docs/landing.md)."""
+    landing = extract_rec.get("landing") or {}
+    if not landing.get("partial"):
+        return []
+    return [r["reason"] for r in landing["sources"].values() if not r["complete"]]
+
+
 def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Check the books, write the manifest, move staged outputs into place, refresh the catalog."""
     from tokumei.infra.objectstore import check_pointer_unchanged, publish_release, record_mirror
@@ -1262,6 +1305,7 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             "period_tables_skipped": load_record(paths, "period_tables"),
         },
         status="published",
+        partial=_partial_reasons(load_record(paths, "extract")),
     )
     for out_name, out_rec in manifest["outputs"].items():  # the columns as staged, for the notice
         staged = paths.staged_table(*out_name.split("/", 1))

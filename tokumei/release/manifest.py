@@ -48,8 +48,14 @@ def build_manifest(
     anonymized: dict[str, Any] | None = None,
     disclosure: dict[str, Any] | None = None,
     privacy_budget: dict[str, Any] | None = None,
+    partial: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the manifest dict (JSON-ready)."""
+    """Assemble the manifest dict (JSON-ready).
+
+    ``partial``: why the landing was incomplete when the run was told to go on anyway
+    (``--allow-incomplete``, docs/landing.md); the release says so at its top, and the days of
+    a partial release hold back the weekly and monthly tables that would include them.
+    """
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "date": day,
@@ -61,6 +67,11 @@ def build_manifest(
         "steps": steps,
         "status": status,
     }
+    if partial:
+        manifest["partial"] = True
+        manifest["partial_reasons"] = list(partial)
+        if reason is None:
+            reason = "partial release (--allow-incomplete): " + "; ".join(partial)
     if reason is not None:
         manifest["reason"] = reason
     if anonymized is not None:

@@ -7,12 +7,15 @@ missing required field, invalid UTF-8. The pipeline must quarantine exactly thes
 
 Files are deterministic: gzip headers carry no name and ``mtime = 0``. Compression (zlib, which
 releases the GIL) runs on a background thread while the next chunk is generated; at most two
-chunks are in flight, so memory stays bounded whatever the day's size.
+chunks are in flight, so memory stays bounded whatever the day's size. When the partition is
+closed, the completeness marker ``_SUCCESS.json`` (docs/landing.md) is written last, listing
+every part with its size, line count and SHA-256, computed while writing (no second read).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import re
 from collections import Counter
@@ -23,6 +26,8 @@ from typing import BinaryIO
 
 import numpy as np
 import polars as pl
+
+from tokumei.ingest.landing import FileEntry, remove_marker, write_marker
 
 MALFORMED_KINDS = (
     "bad_json", "wrong_type_ts", "wrong_type_value", "impossible_ts", "missing_required",
@@ -79,6 +84,27 @@ class PartitionStats:
     files: list[Path] = field(default_factory=list)
 
 
+class _Hashing(io.RawIOBase):
+    """A write-only file that hashes and counts what goes through it (for the marker)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.sha.update(b)
+        self.size += len(b)
+        return self.raw.write(b)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
 class PartitionWriter:
     """Streams chunks of one ``<landing>/<source>/date=YYYY-MM-DD/`` into ``part-NNNNN`` files."""
 
@@ -96,10 +122,12 @@ class PartitionWriter:
         self.stats = PartitionStats()
         self._pool = pool
         self._pending: list[Future[None]] = []
-        self._raw: BinaryIO | None = None
+        self._raw: _Hashing | None = None
         self._out: BinaryIO | None = None
         self._part_lines = 0
+        self.entries: list[FileEntry] = []  # closed parts, for the marker
         directory.mkdir(parents=True, exist_ok=True)
+        remove_marker(directory)  # a rerun withdraws the day's marker before touching its parts
         for old in directory.glob("part-*"):  # reruns must not leave stale parts behind
             old.unlink()
 
@@ -107,10 +135,10 @@ class PartitionWriter:
         suffix = ".jsonl.gz" if self.use_gzip else ".jsonl"
         path = self.directory / f"part-{len(self.stats.files):05d}{suffix}"
         self.stats.files.append(path)
-        self._raw = path.open("wb")
+        self._raw = _Hashing(path.open("wb"))
         self._out = (gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0,
                                    compresslevel=self.compresslevel)
-                     if self.use_gzip else self._raw)
+                     if self.use_gzip else self._raw)  # type: ignore[assignment]
         self._part_lines = 0
 
     def _close_part(self) -> None:
@@ -120,6 +148,9 @@ class PartitionWriter:
                 self._out.close()
             assert self._raw is not None
             self._raw.close()
+            # every row is one line ending in a newline (corruption never adds or drops one)
+            self.entries.append(FileEntry(self.stats.files[-1].name, self._raw.size,
+                                          self._part_lines, self._raw.sha.hexdigest()))
         self._out = self._raw = None
 
     def _drain(self, keep: int) -> None:
@@ -175,8 +206,9 @@ class PartitionWriter:
             self._pending.append(self._pool.submit(_emit))
 
     def close(self) -> PartitionStats:
-        """Flush and close the last part; returns what was written."""
+        """Flush and close the last part, then write the day's marker; returns what was written."""
         if self._out is None and not self.stats.files:
             self._open()  # an empty partition still gets an (empty) part file
         self._close_part()
+        write_marker(self.directory, self.entries, producer="tokumei generate")
         return self.stats
