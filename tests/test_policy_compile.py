@@ -8,14 +8,20 @@ policy); the compiled plan of the shipped policy must write exactly the same fra
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
 
-from tokumei.anonymize.compile import PERSON, PERSON_SOURCES, compile_policy, compile_source
+from tokumei.anonymize.compile import (
+    PERSON,
+    PERSON_SOURCES,
+    PERSONS_SOURCE,
+    compile_policy,
+    compile_source,
+)
 from tokumei.anonymize.hierarchies import (
     builtin,
     map_distinct,
@@ -235,3 +241,113 @@ def test_a_new_quasi_identifier_is_a_yaml_change(tmp_path: Path) -> None:
     _edit_events(directory, proxy_ip={**spec, "level": 2})
     plan = compile_policy(load_policy(directory), PERSON_SOURCES)["events"]
     assert set(frame.select(plan.select()).collect()["proxy_net"]) == {"198.51.0.0/16"}
+
+
+# --------------------------------------------------------------------------------------------
+# users (operational DB): the same compiler, with derive / fallback / missing / output_type
+
+RUN_DAY = date(2026, 2, 28)
+
+
+def _users() -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {
+            PERSON: ["a", "b", "c", "d", "e", "f"],
+            "birth_date": [
+                date(1990, 2, 28),  # birthday on the run date: 36
+                date(1990, 3, 1),  # the day after: still 35
+                date(1988, 2, 29),  # leap-day birth on a non-leap year's Feb 28: 37
+                date(1930, 1, 1),  # 96: band 90+, exact age kept internal
+                None,
+                date(2001, 12, 31),
+            ],
+            "gender": ["female", None, "male", "other", "female", None],
+            "occupation": [None, "engineer", "x", None, "y", "z"],
+            "postal_code": ["1000001", "0600000", None, "9000000", None, "bad"],
+            "prefecture": [None, "北海道", "大阪府", None, None, None],
+            "created_at": pl.Series(
+                [
+                    "2026-01-01T14:59:59Z",  # 23:59:59 JST: still Jan 1
+                    "2026-01-01T15:00:00Z",  # 00:00 JST: Jan 2
+                    None,
+                    "2025-12-31T20:00:00Z",
+                    "2026-02-27T00:00:00Z",
+                    "2026-02-28T10:00:00Z",
+                ]
+            ).str.to_datetime(time_zone="UTC"),
+        }
+    )
+
+
+def _legacy_users(users: pl.LazyFrame, age_level: int, pref_level: int) -> pl.LazyFrame:
+    """What ``pipeline/steps.py`` hard-coded before ``users`` was compiled (session 7)."""
+    on_day = RUN_DAY
+    age = (
+        pl.lit(on_day).dt.year()
+        - pl.col("birth_date").dt.year()
+        - (
+            (pl.col("birth_date").dt.month() > on_day.month)
+            | (
+                (pl.col("birth_date").dt.month() == on_day.month)
+                & (pl.col("birth_date").dt.day() > on_day.day)
+            )
+        ).cast(pl.Int32)
+    )
+    pref = pl.coalesce(
+        builtin("prefecture").expr(pl.col("prefecture"), 0),
+        builtin("postal_code").expr(pl.col("postal_code"), 2),
+    )
+    return users.select(
+        PERSON,
+        age.alias("age"),
+        builtin("age").expr(age, age_level).alias("age_band"),
+        pl.col("gender").fill_null("unknown"),
+        builtin("prefecture").expr(pref, pref_level).alias("prefecture"),
+        pl.col("occupation").fill_null("unknown"),
+        pl.col("created_at").dt.convert_time_zone("Asia/Tokyo").dt.date().alias("signup_date"),
+    )
+
+
+def test_compiled_users_plan_writes_what_the_hard_coded_step_wrote(policy: Policy) -> None:
+    plan = compile_policy(policy, (PERSONS_SOURCE,))[PERSONS_SOURCE]
+    got = _users().select(plan.select(RUN_DAY)).collect()
+    want = _legacy_users(_users(), 1, 0).collect()
+    assert sorted(got.columns) == sorted(want.columns)
+    assert got.select(want.columns).equals(want)
+    assert got["age"].to_list()[:4] == [36, 35, 37, 96]
+    assert got["age_band"].to_list()[3] == "90+"
+    assert got["prefecture"].to_list()[:2] == ["東京都", "北海道"]  # postal fallback, then own
+    assert got["signup_date"].to_list()[:2] == [date(2026, 1, 1), date(2026, 1, 2)]
+    # no raw identifier or raw source value continues
+    assert not {"birth_date", "postal_code", "created_at"} & set(got.columns)
+
+
+def test_users_age_and_prefecture_levels_are_a_yaml_change(tmp_path: Path) -> None:
+    directory = _policy_dir(tmp_path)
+    path = directory / "users.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["columns"]["birth_date"]["level"] = 2  # 10-year bands
+    data["columns"]["prefecture"]["level"] = 1  # regions
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    plan = compile_policy(load_policy(directory), (PERSONS_SOURCE,))[PERSONS_SOURCE]
+    got = _users().select(plan.select(RUN_DAY)).collect()
+    assert got.equals(_legacy_users(_users(), 2, 1).collect().select(got.columns))
+    assert got["age_band"].to_list()[0] == "30-39"
+    assert got["prefecture"].to_list()[:2] == ["関東", "北海道"]
+
+
+def test_a_derived_value_needs_the_run_date(policy: Policy) -> None:
+    plan = compile_policy(policy, (PERSONS_SOURCE,))[PERSONS_SOURCE]
+    with pytest.raises(ValueError, match="run's date"):
+        _users().select(plan.select())
+
+
+def test_a_fallback_must_name_a_generalized_column(tmp_path: Path) -> None:
+    directory = _policy_dir(tmp_path)
+    path = directory / "users.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["columns"]["prefecture"]["fallback"] = "address"  # a direct identifier: no hierarchy
+    data["columns"]["postal_code"]["output"] = "postal_area"  # no longer only a fallback
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PolicyError, match="policies/users.yaml: column 'prefecture': fallback"):
+        compile_policy(load_policy(directory), (PERSONS_SOURCE,))

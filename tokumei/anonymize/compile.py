@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import polars as pl
 
@@ -28,6 +29,30 @@ PERSON = "person"
 #: The landing sources generalized per person partition (the others only feed joins), in the
 #: order the generalize step writes them.
 PERSON_SOURCES = ("events", "measurements")
+
+#: The operational DB table of persons, generalized once per run (not per partition): one row
+#: per person that every partition joins.
+PERSONS_SOURCE = "users"
+
+
+def age_on(birth: pl.Expr, day: date | None) -> pl.Expr:
+    """Completed years on ``day`` (the run's date) from a birth date: an age band must be the
+    age on the day the data describes, not on the day the pipeline happens to run.
+
+    >>> import polars as pl
+    >>> from datetime import date
+    >>> pl.select(age_on(pl.lit(date(1990, 6, 2)), date(2026, 6, 1))).item()
+    35
+    """
+    if day is None:
+        raise ValueError("age_on_run_date needs the run's date")
+    month, dom = birth.dt.month(), birth.dt.day()
+    before = (month > day.month) | ((month == day.month) & (dom > day.day))
+    return pl.lit(day).dt.year() - birth.dt.year() - before.cast(pl.Int32)
+
+
+#: Values a column's hierarchy reads instead of the column itself (policy ``derive``).
+DERIVATIONS: dict[str, Callable[[pl.Expr, date | None], pl.Expr]] = {"age_on_run_date": age_on}
 
 #: Hierarchies whose input is made of several source columns, and how (in ``paired_with``
 #: order). Keyed by hierarchy, not by column: the policy decides which columns feed it.
@@ -42,19 +67,58 @@ PASS_ROLES = frozenset({Role.INSENSITIVE, Role.SENSITIVE, Role.FREE_TEXT})
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """Where the input is null, ``column`` through its own ``hierarchy`` at ``level``."""
+
+    column: str
+    hierarchy: str
+    level: int
+
+
+@dataclass(frozen=True)
 class Generalization:
-    """One generalized output column: ``hierarchy`` at ``level`` over ``inputs``."""
+    """One generalized output column: ``hierarchy`` at ``level`` over ``inputs`` (or over the
+    value ``derive`` makes of them), with an optional fallback, null replacement and type."""
 
     output: str
     hierarchy: str
     level: int
     inputs: tuple[str, ...]
+    derive: str | None = None
+    fallback: Fallback | None = None
+    missing: str | None = None
+    output_type: str | None = None
 
-    def expr(self) -> pl.Expr:
-        """The Polars expression that writes this output."""
+    def expr(self, day: date | None = None) -> pl.Expr:
+        """The Polars expression that writes this output (``day``: the run's date)."""
         cols = [pl.col(c) for c in self.inputs]
         value = MULTI_INPUT[self.hierarchy][1](*cols) if len(cols) > 1 else cols[0]
-        return builtin(self.hierarchy).expr(value, self.level).alias(self.output)
+        if self.derive:
+            value = DERIVATIONS[self.derive](value, day)
+        hierarchy = builtin(self.hierarchy)
+        if self.fallback:
+            fb = self.fallback
+            value = pl.coalesce(
+                hierarchy.expr(value, 0), builtin(fb.hierarchy).expr(pl.col(fb.column), fb.level)
+            )
+        out = hierarchy.expr(value, self.level)
+        if self.missing is not None:
+            out = out.fill_null(self.missing)
+        if self.output_type == "date":
+            out = out.str.to_date("%Y-%m-%d")
+        return out.alias(self.output)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """The exact derived value of a column, kept internal (policy ``internal_as``)."""
+
+    output: str
+    derive: str
+    input: str
+
+    def expr(self, day: date | None = None) -> pl.Expr:
+        return DERIVATIONS[self.derive](pl.col(self.input), day).alias(self.output)
 
 
 @dataclass(frozen=True)
@@ -71,7 +135,7 @@ class SourcePlan:
     """What generalize writes for one source, and what scrub then replaces in it."""
 
     source: str
-    columns: tuple[str | Generalization, ...]
+    columns: tuple[str | Generalization | Derived, ...]
     scrub: tuple[ScrubGroup, ...]
 
     @property
@@ -81,13 +145,14 @@ class SourcePlan:
     @property
     def outputs(self) -> tuple[str, ...]:
         """Column names of the generalized layer, in order (``person`` first)."""
-        return (PERSON, *(c.output if isinstance(c, Generalization) else c for c in self.columns))
+        return (PERSON, *(c if isinstance(c, str) else c.output for c in self.columns))
 
-    def select(self) -> list[pl.Expr]:
-        """The generalize step's ``select`` over the pseudonymous layer."""
+    def select(self, day: date | None = None) -> list[pl.Expr]:
+        """The generalize step's ``select`` over the pseudonymous layer (``day``: the run's
+        date, for derived values such as the age on that day)."""
         return [
             pl.col(PERSON),
-            *(c.expr() if isinstance(c, Generalization) else pl.col(c) for c in self.columns),
+            *(pl.col(c) if isinstance(c, str) else c.expr(day) for c in self.columns),
         ]
 
 
@@ -99,7 +164,8 @@ def compile_source(sp: SourcePolicy) -> SourcePlan:
     """Compile one source's policy; errors name the policy file and column."""
     src, cols = sp.source, sp.columns
     paired = {p.paired_with: c for c, p in cols.items() if p.paired_with}
-    columns: list[str | Generalization] = []
+    fallbacks = {p.fallback: c for c, p in cols.items() if p.fallback}
+    columns: list[str | Generalization | Derived] = []
     plain_text: list[str] = []
     ner: list[str] = []
     structural: dict[tuple[str, ...], list[str]] = {}
@@ -125,6 +191,8 @@ def compile_source(sp: SourcePolicy) -> SourcePlan:
                         "no output and the same hierarchy and level",
                     )
                 continue
+            if name in fallbacks and not (p.output or p.outputs):
+                continue  # read only as another column's fallback, through its own level
             if p.hierarchy is None or not (p.output or p.outputs):
                 raise _fail(src, name, "is generalized but declares no hierarchy and output")
             inputs = (name,)
@@ -135,8 +203,26 @@ def compile_source(sp: SourcePolicy) -> SourcePlan:
             arity = MULTI_INPUT.get(p.hierarchy, (1, None))[0]
             if len(inputs) != arity:
                 raise _fail(src, name, f"hierarchy {p.hierarchy!r} takes {arity} column(s)")
-            made = [Generalization(p.output, p.hierarchy, p.level or 0, inputs)] if p.output else []
-            made += [Generalization(o.name, o.hierarchy, o.level, inputs) for o in p.outputs]
+            fallback = None
+            if p.fallback is not None:
+                fb = cols.get(p.fallback)
+                if fb is None or fb.hierarchy is None:
+                    raise _fail(src, name, f"fallback {p.fallback!r} is not a generalized column")
+                fallback = Fallback(p.fallback, fb.hierarchy, fb.level or 0)
+            extra = {
+                "derive": p.derive,
+                "fallback": fallback,
+                "missing": p.missing,
+                "output_type": p.output_type,
+            }
+            made = (
+                [Generalization(p.output, p.hierarchy, p.level or 0, inputs, **extra)]
+                if p.output
+                else []
+            )
+            made += [
+                Generalization(o.name, o.hierarchy, o.level, inputs, **extra) for o in p.outputs
+            ]
             for g in made:  # every output's hierarchy takes exactly the column's inputs
                 takes = MULTI_INPUT.get(g.hierarchy, (1, None))[0]
                 if len(inputs) != takes:
@@ -148,7 +234,11 @@ def compile_source(sp: SourcePolicy) -> SourcePlan:
                     structural.setdefault(kept, []).append(g.output)
                     if p.ner:
                         ner.append(g.output)
-            if p.internal:
+            if p.internal and p.derive:
+                if not p.internal_as:
+                    raise _fail(src, name, "internal derived value needs internal_as (its name)")
+                columns.append(Derived(p.internal_as, p.derive, name))
+            elif p.internal:
                 columns.append(name)
         elif p.role in PASS_ROLES:
             columns.append(name)
@@ -158,7 +248,7 @@ def compile_source(sp: SourcePolicy) -> SourcePlan:
                     ner.append(name)
         elif p.role is Role.LINKING_KEY and p.internal:
             columns.append(name)
-    names = [PERSON, *(c.output if isinstance(c, Generalization) else c for c in columns)]
+    names = [PERSON, *(c if isinstance(c, str) else c.output for c in columns)]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise PolicyError(f"policies/{src}.yaml: output column(s) {dupes} declared twice")
@@ -171,5 +261,5 @@ def compile_source(sp: SourcePolicy) -> SourcePlan:
 
 
 def compile_policy(policy: Policy, sources: tuple[str, ...]) -> dict[str, SourcePlan]:
-    """The plans of ``sources`` (the landing sources generalized per person)."""
-    return {s: compile_source(policy.source(s)) for s in sources}
+    """The plans of ``sources`` (landing sources or operational DB tables)."""
+    return {s: compile_source(policy.tables.get(s) or policy.source(s)) for s in sources}

@@ -97,6 +97,12 @@ class ColumnPolicy(BaseModel):
     column made by ``hierarchy`` at ``level``, ``outputs`` adds further ones, ``paired_with``
     names the second input of a two-column hierarchy (mesh: longitude beside latitude), and
     ``internal`` keeps the exact pseudonymous value in the work layer for internal use only.
+    The operational DB's ``users`` go through the same compiler: ``derive`` names the value the
+    hierarchy reads (``age_on_run_date``: completed years on the run's date, from a birth date;
+    with ``internal``, ``internal_as`` names that exact value), ``fallback`` names a column whose
+    own hierarchy and level give this column's values where it is null (prefecture from the
+    postal code), ``missing`` is what a null output becomes, and ``output_type: date`` reads a
+    ``YYYY-MM-DD`` output as a date.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -115,11 +121,18 @@ class ColumnPolicy(BaseModel):
     outputs: list[OutputPolicy] = Field(default_factory=list)
     paired_with: str | None = None
     internal: bool = False
+    derive: Literal["age_on_run_date"] | None = None
+    internal_as: str | None = Field(None, pattern=OUTPUT_NAME)
+    fallback: str | None = None
+    missing: str | None = None
+    output_type: Literal["date"] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ColumnPolicy:
-        if (self.output or self.paired_with) and self.hierarchy is None:
-            raise ValueError("output and paired_with need the column's hierarchy")
+        if (self.output or self.paired_with or self.fallback) and self.hierarchy is None:
+            raise ValueError("output, paired_with and fallback need the column's hierarchy")
+        if self.internal_as and not (self.internal and self.derive):
+            raise ValueError("internal_as names the derived value kept with internal: true")
         if self.hierarchy is not None and self.hierarchy not in BUILTIN:
             raise ValueError(
                 f"unknown hierarchy {self.hierarchy!r} (known: {', '.join(sorted(BUILTIN))})"

@@ -27,7 +27,6 @@ import polars as pl
 from tokumei.anonymize.hierarchies import (
     AgeHierarchy,
     PrefectureHierarchy,
-    builtin,
 )
 from tokumei.anonymize.policy import (
     DB_TABLES,
@@ -624,44 +623,17 @@ def _parts(settings: Settings, partition: int | None) -> list[int]:
 # 4. generalize
 
 
-def _level(policy: Policy, source: str, column: str) -> int:
-    all_policies = {**policy.sources, **policy.tables}
-    level = all_policies[source].columns[column].level
-    return 0 if level is None else level
-
-
 def _generalize_persons(paths: RunPaths, policy: Policy, day: str) -> int:
-    """One row per known person: age band on the run date, gender, prefecture, occupation.
+    """One row per known person: the compiled ``users`` plan (age on the run date and its band,
+    gender, prefecture with the postal-code fallback, occupation, signup day).
 
     Global (not partitioned): the users table is small, and every partition joins it.
     """
-    on_day = date.fromisoformat(day)
-    users = _scan(paths, "pseudo", "users.parquet")
-    age = (
-        pl.lit(on_day).dt.year()
-        - pl.col("birth_date").dt.year()
-        - (
-            (pl.col("birth_date").dt.month() > on_day.month)
-            | (
-                (pl.col("birth_date").dt.month() == on_day.month)
-                & (pl.col("birth_date").dt.day() > on_day.day)
-            )
-        ).cast(pl.Int32)
-    )
-    pref = pl.coalesce(
-        PrefectureHierarchy().expr(pl.col("prefecture"), 0),
-        builtin("postal_code").expr(pl.col("postal_code"), 2),
-    )
-    persons = users.select(
-        PERSON,
-        age.alias("age"),  # exact age stays internal: the k-anonymity search generalizes it
-        AgeHierarchy().expr(age, _level(policy, "users", "birth_date")).alias("age_band"),
-        pl.col("gender").fill_null("unknown"),
-        PrefectureHierarchy().expr(pref, _level(policy, "users", "prefecture")).alias("prefecture"),
-        pl.col("occupation").fill_null("unknown"),
-        # signup day (JST) for the retention cohorts; internal, published only as a month
-        pl.col("created_at").dt.convert_time_zone("Asia/Tokyo").dt.date().alias("signup_date"),
-    ).unique(PERSON, keep="first")
+    from tokumei.anonymize.compile import PERSONS_SOURCE, compile_policy
+
+    plan = compile_policy(policy, (PERSONS_SOURCE,))[PERSONS_SOURCE]
+    users = _scan(paths, "pseudo", f"{PERSONS_SOURCE}.parquet")
+    persons = users.select(plan.select(date.fromisoformat(day))).unique(PERSON, keep="first")
     return write_parquet(persons, paths.layer("generalized") / "persons.parquet")
 
 

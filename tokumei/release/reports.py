@@ -909,10 +909,11 @@ def write_items_notice(
     ]
     # The per-person sources are described from their compiled plan, the program generalize
     # runs (tokumei/anonymize/compile.py): every output column a source column yields, with
-    # the hierarchy and level that make it. The DB tables from the policy.
-    from tokumei.anonymize.compile import PERSON_SOURCES, compile_policy
+    # the hierarchy and level that make it; so is the users table. Other DB tables (only
+    # joined, never generalized) from the policy.
+    from tokumei.anonymize.compile import PERSON_SOURCES, PERSONS_SOURCE, compile_policy
 
-    plans = compile_policy(policy, PERSON_SOURCES)
+    plans = compile_policy(policy, (*PERSON_SOURCES, PERSONS_SOURCE))
     for src, sp in _all_sources(policy):
         for col in sp.by_role(Role.QUASI_IDENTIFIER):
             p = sp.columns[col]
