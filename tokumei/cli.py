@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -110,15 +111,12 @@ def run(
         isolate = isolate_steps and not debug
         children_die_with_me()  # pools forked in-process die with us, even on SIGKILL
         result = run_all(settings, date, progress=progress, isolate=isolate)
-    except TokumeiError as exc:
-        if debug:
-            raise
-        err.print(f"[red]✗ run failed:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
     except Exception as exc:  # noqa: BLE001 - never print a raw exception message
-        if debug:
-            raise
-        err.print(f"[red]✗ run failed:[/red] {safe_reason(exc, 'run')}", soft_wrap=True)
+        # one line: the step, the file or table, the cause in words (tokumei.infra.errors)
+        line = str(exc) if isinstance(exc, TokumeiError) else safe_reason(exc, "run")
+        if debug:  # the traceback may quote data: local use only
+            traceback.print_exception(exc, file=sys.stderr)
+        err.print(f"[red]✗ run failed:[/red] {line}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     base = result["publish"].get("release") or settings.out  # s3://…/releases/<run_id>
     reports = f"{base}/reports/date={date}"

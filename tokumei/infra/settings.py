@@ -60,6 +60,11 @@ class Settings:
             allow_incomplete=os.environ.get("TOKUMEI_ALLOW_INCOMPLETE", "") in ("1", "true"),
         ).resolved()
 
+    def error_roots(self) -> list[tuple[Path, str]]:
+        """How failures name files (``tokumei.infra.errors.relative``): landing files relative to
+        the landing, output files as ``<out folder name>/…``."""
+        return [(self.landing, ""), (self.out, self.out.name or "out")]
+
     def resolved(self) -> Settings:
         """Absolute paths, checked: a missing landing zone or policy is a clear error."""
         landing, out, policy = self.landing.resolve(), self.out.resolve(), self.policy_dir.resolve()

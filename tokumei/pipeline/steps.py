@@ -1418,7 +1418,7 @@ def _run_step(step: str, settings: Settings, day: str, run_id: str) -> dict[str,
     try:
         return dict(STEPS)[step](settings, day, run_id)
     except BaseException as exc:
-        reason = safe_reason(exc, step).removeprefix(f"{step}: ")
+        reason = safe_reason(exc, step, settings.error_roots()).removeprefix(f"{step}: ")
         raise StepFailed(reason) from None
 
 
@@ -1469,12 +1469,14 @@ def run_all(
             if progress:
                 progress(step, "done", time.perf_counter() - t0)
     except BaseException as exc:
-        reason = safe_reason(exc, step)
+        reason = safe_reason(exc, step, settings.error_roots())
         started = _paths(settings, day, run_id).work.exists()
         try:
             # A run that never started (no key, bad policy) wrote nothing and records nothing.
             if started:
                 record_failure(settings, day, run_id, reason)
+        except Exception as also:  # noqa: BLE001 - a full disk must not hide the first reason
+            log.error("the failure record was not written: %s", safe_reason(also, step))
         finally:
             cleanup(settings, day, run_id)
         if isinstance(exc, TokumeiError):
