@@ -200,8 +200,28 @@ def plant(landing: Path, days: list[dt.date]) -> dict[str, dict[str, Any]]:
             if rows:
                 out = landing / sub / f"date={iso}" / "part-90000.jsonl"
                 out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+                seal(out.parent)
     mark.write_text(json.dumps(people, ensure_ascii=False, indent=1))
     return people
+
+
+def seal(folder: Path) -> None:
+    """Rewrite the day's `_SUCCESS.json` as docs/landing.md specifies (written here from the
+    document, not with tokumei's code: the planted file is part of the producer's day)."""
+    import hashlib
+
+    files = []
+    for f in sorted(folder.iterdir()):
+        if f.name.startswith(("_", ".")) or not f.is_file():
+            continue
+        data = f.read_bytes()
+        text = gzip.decompress(data) if f.name.endswith(".gz") else data
+        lines = text.count(b"\n") + (1 if text and not text.endswith(b"\n") else 0)
+        files.append({"name": f.name, "bytes": len(data), "lines": lines,
+                      "sha256": hashlib.sha256(data).hexdigest()})
+    tmp = folder / "_SUCCESS.json.tmp"
+    tmp.write_text(json.dumps({"format": 1, "producer": "attack_release plant", "files": files}))
+    tmp.replace(folder / "_SUCCESS.json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -858,7 +878,39 @@ def attack_homogeneity(tables: dict[str, pl.DataFrame],
             if top["persons"] / (top["persons"] + rest_max) > 0.9:
                 found.append(f"{month} {age} {gender} {measure}: {top['band']} holds "
                              f">= {top['persons'] / (top['persons'] + rest_max):.0%}")
-    return {"published_groups": groups, "homogeneous": found}
+    # revenue, daily and monthly: the day's (month's) purchasers over price bands
+    rev_groups, rev_found, hidden_days, hidden_told = 0, [], 0, []
+    for name, key in (("stats/revenue", "rev"), ("stats/monthly_revenue", "mrev")):
+        rv = tables.get(name)
+        if rv is None:
+            continue
+        for (date,), g in rv.group_by("date"):
+            pub = g.filter(pl.col("persons").is_not_null())
+            if pub.height == 0:
+                if key == "rev":
+                    hidden_days += 1
+                    # a day hidden whole: may the LP prove one of its bands >= 10 (which
+                    # rules out "all small" and points at the band that made it homogeneous)?
+                    big = [r["price_band"] for r in g.to_dicts()
+                           if bounds.get((key, date, r["price_band"], "persons"), (0, 0))[0]
+                           >= K - 1e-6]
+                    if big:
+                        hidden_told.append(f"{date}: {big}")
+                continue
+            rev_groups += 1
+            top = pub.sort("persons", descending=True).row(0, named=True)
+            rest_max = sum(
+                bounds.get((key, date, r["price_band"], "persons"), (0, np.inf))[1]
+                for r in g.to_dicts() if r["price_band"] != top["price_band"]
+                and r["persons"] is None
+            ) + sum(r["persons"] for r in pub.to_dicts() if r["price_band"] != top["price_band"])
+            share = top["persons"] / (top["persons"] + rest_max)
+            if share > 0.9:
+                rev_found.append(f"{name} {date}: {top['price_band']} holds >= {share:.0%}")
+    return {"published_groups": groups, "homogeneous": found,
+            "revenue_published_groups": rev_groups, "revenue_homogeneous": rev_found,
+            "revenue_days_hidden_whole": hidden_days,
+            "revenue_hidden_days_with_a_band_proven_large": hidden_told}
 
 
 def attack_means(tables: dict[str, pl.DataFrame], people: dict[str, dict[str, Any]]
@@ -1088,6 +1140,15 @@ def write_results(args: argparse.Namespace, findings: dict[str, Any],
         f"published counts and the LP maxima of the hidden bands prove more than 90 % in one "
         f"band: {len(ho['homogeneous'])}" + ("" if not ho["homogeneous"] else
                                             ": " + "; ".join(ho["homogeneous"][:10])),
+        "",
+        f"revenue and monthly_revenue published groups (a day's or a month's purchasers over "
+        f"price bands): {ho.get('revenue_published_groups', 0)}; proved more than 90 % in one "
+        f"band: {len(ho.get('revenue_homogeneous', []))}"
+        + ("" if not ho.get("revenue_homogeneous") else
+           ": " + "; ".join(ho["revenue_homogeneous"][:10]))
+        + f". Revenue days hidden whole: {ho.get('revenue_days_hidden_whole', 0)}; of them with "
+        f"a band the LP proves >= {K} persons: "
+        f"{len(ho.get('revenue_hidden_days_with_a_band_proven_large', []))}.",
         "",
         "## 4. Means: the 210 kg man (40-44, male, every other day)",
         "",
