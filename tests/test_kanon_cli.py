@@ -63,8 +63,13 @@ def test_kanon_cli_csv(tmp_path: Path) -> None:
         "min_class_size",
         "granularity_loss",
         "discernibility",
+        "metric",
+        "score",
+        "quality_model",
         "seconds",
     }
+    assert report["metric"] == "granularity"
+    assert report["score"] == report["granularity_loss"]
     assert len(report["transformation"]) == 2 and report["min_class_size"] >= 3
     frame = pl.read_csv(out, separator=";", infer_schema=False)
     assert frame.columns == ["zip", "sex", "disease"]  # the person column is not published
@@ -122,3 +127,41 @@ def test_kanon_cli_errors(tmp_path: Path) -> None:
         app, [*args, "--qi", "zip", "--k", "2", "--max-suppression", "0", "--l", "2"]
     )
     assert res.exit_code == 2
+
+
+def _run(data: Path, hdir: Path, out: Path, *extra: str) -> dict:
+    base = ["--input", str(data), "--sep", ";", "--hierarchies", str(hdir), "--qi", "zip,sex"]
+    base += ["--k", "3", "--max-suppression", "0.1", "--person-id", "pid", "--out", str(out)]
+    res = CliRunner().invoke(app, [*base, *extra])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_kanon_cli_quality_models(tmp_path: Path) -> None:
+    """Every --metric runs; the score is the one of the chosen model and its parameters."""
+    data, hdir = _write_inputs(tmp_path)
+    out = tmp_path / "out.csv"
+    for m in ("granularity", "loss", "nu-entropy", "discernibility", "aecs", "height"):
+        assert _run(data, hdir, out, "--metric", m)["metric"] == m
+    for m in ("precision", "kl"):
+        assert _run(data, hdir, out, "--metric", m)["metric"] == m
+    geo = _run(data, hdir, out, "--metric", "loss")
+    assert geo["quality_model"] == {"metric": "loss", "gs_factor": 0.5, "aggregate": "geometric"}
+    mx = _run(data, hdir, out, "--metric", "loss", "--aggregate", "max", "--gs-factor", "0.3")
+    assert mx["quality_model"] == {"metric": "loss", "gs_factor": 0.3, "aggregate": "max"}
+    ent = _run(data, hdir, out, "--metric", "nu-entropy", "--monotonic")
+    assert ent["quality_model"]["monotonic"] is True and ent["quality_model"]["aggregate"] == "sum"
+    w = _run(data, hdir, out, "--metric", "loss", "--aggregate", "sum", "--weights", "zip=0")
+    assert w["score"] >= 0
+    bad = CliRunner().invoke(
+        app,
+        ["--input", str(data), "--hierarchies", str(hdir), "--qi", "zip", "--k", "2"]
+        + ["--max-suppression", "0", "--out", str(out), "--metric", "entropy"],
+    )
+    assert bad.exit_code == 2
+    bad = CliRunner().invoke(
+        app,
+        ["--input", str(data), "--sep", ";", "--hierarchies", str(hdir), "--qi", "zip"]
+        + ["--k", "2", "--max-suppression", "0", "--out", str(out), "--gs-factor", "2"],
+    )
+    assert bad.exit_code == 2

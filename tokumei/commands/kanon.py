@@ -8,6 +8,9 @@ linking key, is not written) and prints one JSON object on stdout::
     tokumei kanon --input adult.csv --sep ';' --hierarchies data/ \\
         --qi age,education,sex --k 5 --max-suppression 0.05 --out anon.csv
 
+``--metric`` picks the quality model the search minimizes (ARX 3.9.2's definitions, see
+:mod:`tokumei.anonymize.kanon.quality`); the JSON's ``score`` is the result's score under it.
+
 Exit codes: 0 done; 1 no transformation satisfies the models, or the input is unusable (one-line
 reason on stderr); 2 bad usage.
 """
@@ -16,10 +19,43 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+class Metric(StrEnum):
+    granularity = "granularity"
+    loss = "loss"
+    nu_entropy = "nu-entropy"
+    discernibility = "discernibility"
+    aecs = "aecs"
+    height = "height"
+    precision = "precision"
+    kl = "kl"
+
+
+class Aggregate(StrEnum):
+    geometric = "geometric"
+    arithmetic = "arithmetic"
+    sum = "sum"
+    max = "max"
+
+
+def _weights(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            w = float(value)
+        except ValueError:
+            w = float("nan")
+        if not sep or not name.strip() or not (w >= 0.0 and w < float("inf")):
+            raise typer.BadParameter("--weights takes column=weight pairs, weights >= 0")
+        out[name.strip()] = w
+    return out
 
 
 def _read(path: Path, sep: str):  # noqa: ANN202 - polars is imported lazily
@@ -68,6 +104,39 @@ def kanon(
     l: Annotated[  # noqa: E741 - the model's own name
         int | None, typer.Option("--l", help="distinct sensitive values per class")
     ] = None,
+    metric: Annotated[
+        Metric,
+        typer.Option(
+            "--metric",
+            help="quality model the search minimizes (ARX's definitions; granularity: the loss "
+            "ARX reports)",
+        ),
+    ] = Metric.granularity,
+    monotonic: Annotated[
+        bool,
+        typer.Option(
+            "--monotonic/--non-monotonic",
+            help="ARX's monotone variant (nu-entropy, discernibility, precision: suppression "
+            "not scored)",
+        ),
+    ] = False,
+    gs_factor: Annotated[
+        float,
+        typer.Option("--gs-factor", help="ARX's generalization/suppression weight in [0, 1]"),
+    ] = 0.5,
+    aggregate: Annotated[
+        Aggregate | None,
+        typer.Option(
+            "--aggregate",
+            help="aggregate of per-QI losses [default: geometric for loss; ARX's default of "
+            "the others: sum for nu-entropy and height, arithmetic for precision]",
+            show_default=False,
+        ),
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option("--weights", help="attribute weights, e.g. age=2,sex=0.5 (default 1)"),
+    ] = None,
 ) -> None:
     """k-anonymize a CSV/Parquet file over persons (optimal lattice search); print JSON."""
     from tokumei.anonymize.hierarchy_csv import load_hierarchies
@@ -79,11 +148,24 @@ def kanon(
     if (sensitive is None) != (l is None):
         raise typer.BadParameter("--sensitive and --l go together")
     sens = {c.strip(): int(l) for c in sensitive.split(",") if c.strip()} if sensitive else None
+    if not 0.0 <= gs_factor <= 1.0:
+        raise typer.BadParameter("--gs-factor is in [0, 1]")
+    wts = _weights(weights) if weights else None
     try:
         data = _read(input, sep)
         hs = load_hierarchies(hierarchies, qis)
         result = anonymize(
-            data, hs, k=k, max_suppression=max_suppression, person_col=person_id, sensitive=sens
+            data,
+            hs,
+            k=k,
+            max_suppression=max_suppression,
+            person_col=person_id,
+            sensitive=sens,
+            metric=metric.value,
+            monotonic=monotonic,
+            gs_factor=gs_factor,
+            aggregate=aggregate.value if aggregate else None,
+            weights=wts,
         )
     except (OSError, ValueError) as exc:
         print(f"tokumei kanon: {exc}", file=sys.stderr)
@@ -100,6 +182,9 @@ def kanon(
                 "min_class_size": m["min_class_size"],
                 "granularity_loss": round(m["granularity_loss"], 6),
                 "discernibility": m["discernibility"],
+                "metric": metric.value,
+                "score": m["score"],
+                "quality_model": m["metric"],
                 "seconds": round(result.seconds, 4),
             }
         )

@@ -7,7 +7,10 @@ ARX-style parts, each in its own module:
 - :mod:`~tokumei.anonymize.kanon.table` — frequency tables of lattice nodes and their roll-up;
 - :mod:`~tokumei.anonymize.kanon.models` — k over persons, distinct l-diversity, the suppression limit;
 - :mod:`~tokumei.anonymize.kanon.metrics` — ARX's granularity loss, discernibility, class sizes, risk;
-- :mod:`~tokumei.anonymize.kanon.search` — best-first lattice search with predictive tagging;
+- :mod:`~tokumei.anonymize.kanon.quality` — the quality model the search minimizes (ARX's Loss,
+  non-uniform entropy, discernibility, AECS, height, precision, KL divergence, granularity);
+- :mod:`~tokumei.anonymize.kanon.search` — best-first lattice search with predictive tagging, for
+  any quality model;
 - :mod:`~tokumei.anonymize.kanon.engine` — :func:`anonymize`, the one entry point.
 
 Example:

@@ -23,6 +23,8 @@ from tokumei.anonymize.kanon.encode import EncodedQI, compile_qis, encode_person
 from tokumei.anonymize.kanon.metrics import LossScale, level_share_sums, summarize
 from tokumei.anonymize.kanon.models import DistinctLDiversity, KAnonymity, Models, SuppressionLimit
 from tokumei.anonymize.kanon.projections import plain_failures
+from tokumei.anonymize.kanon.quality import Context, QualityModel
+from tokumei.anonymize.kanon.quality import make as make_quality
 from tokumei.anonymize.kanon.search import Evaluator, search
 from tokumei.anonymize.kanon.table import Table, build_base, class_keys, combine, group_ids
 
@@ -74,6 +76,11 @@ def anonymize(
     seed: int | None = None,
     transformation: Mapping[str, int] | None = None,
     cache_bytes: int = 512 << 20,
+    metric: str | QualityModel = "granularity",
+    monotonic: bool = False,
+    gs_factor: float = 0.5,
+    aggregate: str | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> KAnonResult:
     """Least-loss full-domain generalization satisfying k (over persons), optional distinct
     l-diversity and a suppression limit (a share of persons). See :mod:`tokumei.anonymize.kanon`.
@@ -81,6 +88,11 @@ def anonymize(
     ``transformation`` (level per QI) skips the search and applies those levels (with the same
     suppression and metrics); it raises if they exceed the suppression limit. ``seed`` fixes the
     shuffle; by default it is derived from the data (same input, same output).
+
+    ``metric`` (a name of :data:`quality.METRICS` or a :class:`quality.QualityModel`) is what the
+    search minimizes; ``monotonic``, ``gs_factor``, ``aggregate`` and ``weights`` (per QI, default
+    1) are ARX's parameters of that model (:func:`quality.make`). ``metrics["score"]`` is the
+    chosen node's score under it.
     """
     t0 = time.perf_counter()
     df = data.collect() if isinstance(data, pl.LazyFrame) else data
@@ -97,6 +109,21 @@ def anonymize(
     overlap = set(qi_cols) & set(sens)
     if overlap:
         raise ValueError(f"column(s) both QI and sensitive: {', '.join(sorted(overlap))}")
+    if isinstance(metric, QualityModel):
+        quality = metric
+    else:
+        unknown = set(weights or {}) - set(qi_cols)
+        if unknown:
+            raise ValueError(
+                f"weights for column(s) that are not QIs: {', '.join(sorted(unknown))}"
+            )
+        quality = make_quality(
+            metric,
+            monotonic=monotonic,
+            gs_factor=gs_factor,
+            aggregate=aggregate,
+            weights=None if weights is None else [float(weights.get(c, 1.0)) for c in qi_cols],
+        )
     kmodel = KAnonymity(int(k))
     limit = SuppressionLimit(float(max_suppression))
     n_rows = df.height
@@ -128,6 +155,7 @@ def anonymize(
     share_sums = level_share_sums(encoded, base)
     scale = LossScale.of(encoded, n_rows)
     ev = Evaluator(encoded, base, models, cache_bytes=cache_bytes)
+    quality.prepare(Context(encoded, base, share_sums, n_rows, ev.radix))
     if transformation is None:
         # rows are persons: projections give necessary conditions (k only; l is left out)
         failing = (
@@ -135,8 +163,8 @@ def anonymize(
             if person_col is None
             else ()
         )
-        found = search(ev, share_sums, failing)
-        node, share_total, evaluation = found.node, found.share_total, found.evaluation
+        found = search(ev, share_sums, failing, model=quality)
+        node, evaluation = found.node, found.evaluation
         search_info = {"nodes": found.nodes, "evaluated": found.evaluated}
     else:
         node = tuple(int(transformation[c]) for c in qi_cols)
@@ -149,11 +177,12 @@ def anonymize(
                 f"transformation {list(node)} suppresses {evaluation.stats.suppressed_persons} "
                 f"persons, over the limit of {models.max_suppressed}"
             )
-        share_total = sum(float(g[lvl]) for g, lvl in zip(share_sums, node, strict=True))
-        share_total += evaluation.stats.supp_loss
         search_info = {"nodes": 1, "evaluated": 1}
-    loss = scale.normalize(share_total)
+    share_total = sum(float(g[lvl]) for g, lvl in zip(share_sums, node, strict=True))
+    loss = scale.normalize(share_total + evaluation.stats.supp_loss)
     metrics = summarize(evaluation.table, evaluation.stats, loss)
+    metrics["metric"] = quality.describe()
+    metrics["score"] = quality.report(quality.score(node, evaluation.table, evaluation.stats))
     search_info["seconds_to_transformation"] = time.perf_counter() - t0
 
     # 3. the records: generalized codes per row, suppression per row, one shuffle

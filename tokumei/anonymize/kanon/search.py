@@ -1,23 +1,29 @@
-"""Optimal search over the full-domain generalization lattice.
+"""Optimal search over the full-domain generalization lattice, for any quality model.
 
 The lattice has one node per combination of levels (one level per QI); node ``a`` is below ``b``
 when every level of ``a`` is ≤ that of ``b``. The privacy models are monotone (see
 :mod:`tokumei.anonymize.kanon.models`): the failing nodes form a down-set and the satisfying nodes an
-up-set. The loss is *not* monotone once records are suppressed (coarser nodes suppress less), so
-"first satisfying node" is not enough; instead the search is a best-first enumeration by a lower
-bound of the loss, with predictive tagging:
+up-set. The score (a :class:`~tokumei.anonymize.kanon.quality.QualityModel`; by default the
+granularity loss) is *not* monotone once records are suppressed (coarser nodes suppress less),
+so "first satisfying node" is not enough; instead the search is a best-first enumeration by a
+lower bound of the score, with predictive tagging:
 
 0. Nodes already known to fail (from one- and two-QI projections, :mod:`.projections`) tag their
    down-sets first; the base table is then rolled up once to the meet of the remaining nodes.
-1. The generalization-only loss ``lb(node)`` (no record suppressed) is a lower bound of the loss,
-   known for every node before any data is grouped (:func:`metrics.level_share_sums`). Nodes are
-   visited in increasing ``lb``; the search stops at the first node whose bound cannot beat the
-   best satisfying node found so far.
+1. The model's static bound (the generalization-only score: no record suppressed) is known for
+   every node before any data is grouped. Nodes are visited in increasing bound; the search
+   stops at the first node whose bound cannot beat the best satisfying node found so far. A
+   model without a static bound that varies by node (discernibility, AECS, KL divergence) is
+   visited in the granularity bound's order instead, and the search ends only when every node
+   is evaluated, tagged, or bounded away by what evaluated nodes below it proved
+   (``QualityModel.up_bound``).
 2. A visited node whose status is unknown is evaluated (its frequency table rolled up from the
    smallest cached table of a node below it). If it satisfies the models, every node above it is
-   tagged satisfying, and every node below it gets the sharper bound ``lb + δ``, δ being the loss
-   its suppressed records add (the records suppressed here are suppressed below it too, and their
-   shares there are no larger). If it suppresses nothing, no node above it can be better.
+   tagged satisfying; with the granularity loss every node below it gets the sharper bound
+   ``lb + δ``, δ being the loss its suppressed records add (the records suppressed here are
+   suppressed below it too, and their shares there are no larger). If it suppresses nothing and
+   the model's score grows with generalization (``clean_up_closed``: all but KL divergence), no
+   node above it can be better.
 3. If it fails, the search climbs from it to a *maximal* failing node, raising one QI at a time
    (in a fixed order) while the result still fails, evaluating each step from the previous step's
    table; every failing node tags its whole down-set failing, and satisfying nodes met on the way
@@ -25,7 +31,7 @@ bound of the loss, with predictive tagging:
    satisfying whatever else is raised later.
 
 The result is exact: every node is either evaluated, tagged failing by a failing node above it,
-or bounded away from the optimum. Ties (equal loss within 1e-9 relative) go to the node with the
+or bounded away from the optimum. Ties (equal score within 1e-9 relative) go to the node with the
 lowest height (sum of levels), then to the lexicographically smallest levels in QI order.
 """
 
@@ -40,6 +46,7 @@ import numpy as np
 
 from tokumei.anonymize.kanon.encode import EncodedQI
 from tokumei.anonymize.kanon.models import Models
+from tokumei.anonymize.kanon.quality import Context, Granularity, QualityModel
 from tokumei.anonymize.kanon.table import NodeStats, Table, rollup, strides_of
 
 UNKNOWN, SAT, FAIL = 0, 1, -1
@@ -204,7 +211,7 @@ class Evaluator:
 @dataclass
 class SearchResult:
     node: tuple[int, ...]
-    share_total: float  # Σ of shares over records and QIs (suppressed = 1): the loss, unnormalized
+    share_total: float  # the score under the model (granularity: Σ of shares, unnormalized)
     evaluation: Evaluation
     nodes: int
     evaluated: int
@@ -215,23 +222,37 @@ def search(
     share_sums: list[np.ndarray],
     known_failing: Iterable[tuple[int, ...]] = (),
     rel_tol: float = 1e-9,
+    model: QualityModel | None = None,
 ) -> SearchResult:
-    """The satisfying node of least loss (see the module docstring for the method).
+    """The satisfying node of least score under ``model`` (default: the granularity loss; see
+    the module docstring for the method).
 
     ``known_failing``: nodes already known to fail (e.g. from projections); their down-sets are
-    tagged before the search starts.
+    tagged before the search starts. ``share_sums`` (``G[q][l]``) give the lattice's shape and,
+    for models without a static bound, the order of the visit.
     """
+    if model is None:
+        model = Granularity()
+        model.prepare(Context(ev.qis, ev.base, share_sums, int(ev.base.rows.sum())))
     shape = tuple(len(g) for g in share_sums)
     n_q = len(shape)
     grid = np.indices(shape).reshape(n_q, -1)
     n_nodes = grid.shape[1]
-    lb = np.zeros(n_nodes)
+    surrogate = np.zeros(n_nodes)
     for q in range(n_q):
-        lb += share_sums[q][grid[q]]
+        surrogate += share_sums[q][grid[q]]
+    static = model.bounds(grid)
+    # with a static lower bound the visit follows it and stops at the first bound above the best
+    # score; without one (or with a constant one) it follows the granularity bound and stops
+    # only when every node is done
+    ordered_by_bound = static is not None and bool(np.ptp(static) > 0)
+    lb = np.asarray(static, dtype=np.float64) if static is not None else np.full(n_nodes, -np.inf)
+    key = lb if ordered_by_bound else surrogate
     height = grid.sum(axis=0)
-    # stable: equal (lb, height) keep flat order, which is the lexicographic order of levels
-    order = np.lexsort((height, lb))
-    tol = rel_tol * max(1.0, float(lb.max()))
+    # stable: equal (key, height) keep flat order, which is the lexicographic order of levels
+    order = np.lexsort((height, key))
+    finite = np.abs(lb[np.isfinite(lb)])
+    tol = rel_tol * max(1.0, float(finite.max()) if len(finite) else 1.0)
 
     status = np.zeros(n_nodes, dtype=np.int8)
     done = np.zeros(n_nodes, dtype=bool)  # evaluated, or known unable to beat the best
@@ -273,17 +294,23 @@ def search(
             views["status"][down(e.node)] = FAIL
             return
         views["status"][up(e.node)] = SAT
-        total = float(lb[i]) + e.stats.supp_loss
+        total = model.score(e.node, e.table, e.stats)
         if beats(total, e.node):
             best[:] = [total, e.node, e]
+        above = model.up_bound(e.node, e.table, e.stats)
+        if above is not None:
+            su = up(e.node)
+            np.maximum(views["bound"][su], above, out=views["bound"][su])
         if e.stats.suppressed_rows == 0:
-            # above it nothing is suppressed either: loss = lb ≥ this node's, and they rank lower
-            views["done"][up(e.node)] = True
-        elif e.stats.supp_loss > 0:
-            sl = down(e.node)
-            np.maximum(
-                views["bound"][sl], views["lb"][sl] + e.stats.supp_loss, out=views["bound"][sl]
-            )
+            if model.clean_up_closed:
+                # above it nothing is suppressed either, the score only grows with
+                # generalization, and they rank lower
+                views["done"][up(e.node)] = True
+        else:
+            delta = model.down_delta(e.stats)
+            if delta > 0:
+                sl = down(e.node)
+                np.maximum(views["bound"][sl], views["lb"][sl] + delta, out=views["bound"][sl])
 
     def climb(start: tuple[int, ...], src: Table | None) -> bool:
         """Raise QIs one at a time from ``start`` while the result fails; True if it ever did.
@@ -321,11 +348,14 @@ def search(
     refloor()
     candidates = 0
 
-    lb_sorted = lb[order]
+    key_sorted = key[order]
     pos = 0
     while True:
-        # next node in lb order that is not failing, not done and whose bound may beat the best
-        stop = int(np.searchsorted(lb_sorted, best[0] + tol, side="right"))
+        # next node in key order that is not failing, not done and whose bound may beat the best
+        if ordered_by_bound:
+            stop = int(np.searchsorted(key_sorted, best[0] + tol, side="right"))
+        else:
+            stop = n_nodes
         if pos >= stop:
             break
         chunk = order[pos : min(pos + 512, stop)]
