@@ -121,3 +121,46 @@ def test_concatenated_gzip_members_are_one_file(tmp_path: Path) -> None:
     )
     ok, bad = read_landing_file(path, COOKIES)
     assert ok["cookie_id"].to_list() == ["a", "b"] and bad.height == 0
+
+
+MEASUREMENTS = POLICY.source("measurements")
+CSV_HEADER = b"device_id,user_id,ts,weight_kg,body_fat_pct"
+CSV_LINES = [
+    b"scale-1,user-0001,2026-11-24T07:00:00+09:00,60.5,20.1",
+    b"scale-2,user-0002,2026-11-24T07:00:00+09:00,61.5,20.2,extra",  # one field too many
+    b'scale-3,"user-0003,2026-11-24T07:00:00+09:00,62.5,20.3',  # unterminated quote
+    b'"scale-4","user-""0004""",2026-11-24T07:00:00+09:00,,20.4\r',  # quoting, empty, CRLF
+    b"scale-5,user-0005,2026-11-24T07:00:00+09:00,63.5",  # one field missing
+    b'scale-6,us"e"r,2026-11-24T07:00:00+09:00,64.5,20.6',  # stray quotes in a field
+    b"scale-7,user-0007,2026-11-24T07:00:00+09:00,-5,20.7",  # typed check: below minimum
+    b"scale-8,user-0008,2026-11-24T07:00:00+09:00,65.5,20.8",
+]
+
+
+@pytest.mark.parametrize("name", ["m.csv", "m.csv.gz"])
+@pytest.mark.parametrize("chunk", [None, 40])
+def test_structurally_bad_csv_lines_are_quarantined_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, chunk: int | None
+) -> None:
+    if chunk:
+        monkeypatch.setattr(sources, "CHUNK_BYTES", chunk)
+    data = b"\xef\xbb\xbf" + CSV_HEADER + b"\n" + b"\n".join(CSV_LINES) + b"\n"
+    good, bad = read_landing_file(_write(tmp_path / name, data), MEASUREMENTS)
+    assert good["device_id"].to_list() == ["scale-1", "scale-4", "scale-8"]
+    assert good["user_id"].to_list() == ["user-0001", 'user-"0004"', "user-0008"]
+    assert good["weight_kg"].to_list() == [60.5, None, 65.5]
+    assert dict(zip(bad["line"], bad["reason"], strict=True)) == {
+        3: "CSV: more fields than the header",
+        4: "CSV: unterminated quote",
+        6: "CSV: fewer fields than the header",
+        7: "CSV: stray quote inside a field",
+        8: "field weight_kg: below minimum",
+    }
+    assert bad["raw"][0] == CSV_LINES[1]  # kept as received (no special-care column)
+    assert json.loads(bad["raw"][4])["device_id"] == "scale-7"
+
+
+def test_csv_columns_are_checked_against_the_policy(tmp_path: Path) -> None:
+    path = _write(tmp_path / "m.csv", CSV_HEADER + b",shoe_size\n" + CSV_LINES[0] + b",27\n")
+    with pytest.raises(UnclassifiedColumnError, match="shoe_size"):
+        read_landing_file(path, MEASUREMENTS)

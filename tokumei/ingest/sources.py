@@ -389,6 +389,123 @@ def _read_json_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl
     return good, bad
 
 
+#: One CSV field (RFC 4180): quoted with doubled quotes inside, or unquoted without quotes.
+_CSV_FIELD = r'("(?:[^"]|"")*"|[^",]*)'
+#: A whole well-formed CSV line.
+_CSV_LINE = "^" + _CSV_FIELD + "(?:," + _CSV_FIELD + ")*$"
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's first line (UTF-8, an optional BOM)."""
+    import csv
+
+    with _open(path) as fh:
+        first = _read_block(fh, 1 << 16).split(b"\n", 1)[0]
+    try:
+        text = first.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        from tokumei.infra.errors import TokumeiError
+
+        raise TokumeiError(f"{path.name}: the CSV header line is not UTF-8") from None
+    return next(csv.reader([text]), [])
+
+
+def _csv_sql(policy: SourcePolicy, header: list[str]) -> str:
+    """The streaming SELECT over the registered ``lines`` table of one CSV chunk.
+
+    Why not DuckDB's ``read_csv``: one line with an extra field or an unterminated quote failed
+    the whole file (or, with ``ignore_errors``, an unterminated quote swallowed the lines after
+    it without a trace). Here each physical line is one record: it is checked against the
+    RFC 4180 shape, split into fields and typed like a JSON line, and a line of the wrong shape
+    is quarantined with its reason. The price: a quoted field cannot hold a newline (the landing
+    contract, docs/landing.md, says so).
+    """
+    n = len(header)
+    pos = {c: i + 1 for i, c in reversed(list(enumerate(header)))}  # first occurrence wins
+    field_re = _sql_lit(_CSV_FIELD + ",")
+    parsed = (
+        "(WITH d AS (SELECT _line, rtrim(TRY(decode(_raw)), chr(13) || chr(10)) AS _u "
+        "FROM lines WHERE _n > 0 AND _line > 1), "
+        f"s AS (SELECT *, regexp_matches(_u, {_sql_lit(_CSV_LINE)}) AS _shape FROM d) "
+        "SELECT _line, _u, _shape, "
+        "(length(_u) - length(replace(_u, '\"', ''))) % 2 = 1 AS _oddq, "
+        f"CASE WHEN _shape THEN list_transform(regexp_extract_all(_u || ',', {field_re}, 1), "
+        "lambda x: CASE WHEN starts_with(x, '\"') THEN replace(x[2:-2], '\"\"', '\"') "
+        "ELSE nullif(x, '') END) END AS _f FROM s) AS parsed"
+    )
+    pre = (
+        ("_u IS NULL", "invalid UTF-8"),
+        ("NOT _shape AND _oddq", "CSV: unterminated quote"),
+        ("NOT _shape", "CSV: stray quote inside a field"),
+        (f"len(_f) > {n}", "CSV: more fields than the header"),
+        (f"len(_f) < {n}", "CSV: fewer fields than the header"),
+    )
+    return _validation_sql(
+        policy,
+        parsed,
+        raw=lambda _, name: f"_f[{pos[name]}]" if name in pos else "NULL::VARCHAR",
+        pre=pre,
+    )
+
+
+def _csv_raws(raws: list[bytes], header: list[str], policy: SourcePolicy) -> list[bytes | None]:
+    """Quarantined CSV lines in the form an operator replays, without special-care values.
+
+    A line with the header's shape becomes a JSON object of the columns that are read (as
+    before); any other line is kept as received when the source has no special-care column,
+    else dropped (None): a value we cannot locate may be one.
+    """
+    import csv
+
+    drop = _not_read(policy)
+    out: list[bytes | None] = []
+    for raw in raws:
+        try:
+            fields = next(csv.reader([raw.decode("utf-8").rstrip("\r")]), [])
+        except (UnicodeDecodeError, csv.Error):
+            fields = []
+        if len(fields) == len(header):
+            kept = {c: (v or None) for c, v in zip(header, fields, strict=True) if c not in drop}
+            out.append(json.dumps(kept, ensure_ascii=False).encode("utf-8"))
+        else:
+            out.append(None if drop else raw)
+    return out
+
+
+def _read_csv_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """CSV (optionally gzip) with a header line, chunk by chunk like JSON Lines.
+
+    Line numbers are the file's physical lines (the header is line 1).
+    """
+    header = _csv_header(path)
+    policy.check_columns(header, where=path.name)
+    readable = policy.readable()
+    sql = _csv_sql(readable, header)
+    goods: list[pl.DataFrame] = []
+    bads: list[pl.DataFrame] = []
+    first = 1
+    con = _connect()
+    try:
+        for data in _prefetch(_chunks(path)):
+            lines = _split_lines(data, first)
+            first += len(lines.sizes)
+            con.register("lines", lines.table)
+            checked = con.sql(sql).pl()
+            con.unregister("lines")
+            good, bad = _split_checked(checked, readable)
+            del checked
+            goods.append(good)
+            if bad.height:
+                raws = _csv_raws([lines.raw(n) for n in bad["_line"].to_list()], header, policy)
+                bads.append(_quarantine(bad, pl.Series("_raw", raws, pl.Binary), path.name))
+            del lines, data
+    finally:
+        con.close()
+    good = pl.concat(goods, rechunk=False) if goods else _typed_empty(policy)
+    bad = pl.concat(bads) if bads else empty_quarantine()
+    return good, bad
+
+
 def _not_read(policy: SourcePolicy) -> set[str]:
     """Columns of ``policy`` whose role says they are never read (special care)."""
     return {c for c, p in policy.columns.items() if p.role in NOT_READ_ROLES}
@@ -429,14 +546,11 @@ def read_landing_file(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, p
     name = path.name
     if name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
         return _read_json_lines(path, policy)
+    if name.endswith((".csv", ".csv.gz")):
+        return _read_csv_lines(path, policy)
     con = _connect()
     try:
-        reader = (
-            f"read_parquet({_sql_lit(str(path))}, hive_partitioning = false)"
-            if name.endswith(".parquet")
-            else f"read_csv({_sql_lit(str(path))}, all_varchar = true, header = true, "
-            "hive_partitioning = false)"
-        )
+        reader = f"read_parquet({_sql_lit(str(path))}, hive_partitioning = false)"
         cols = con.sql(f"SELECT * FROM {reader} LIMIT 0").columns
         policy.check_columns(cols, where=name)
         # special-care columns are classified (checked above) but never selected or typed
