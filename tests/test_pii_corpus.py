@@ -57,3 +57,17 @@ def test_ginza_person_recall(records):
     for entity in STRUCTURED:  # NER never costs the pattern entities anything
         if entity in scores and scores[entity]["gold"]:
             assert scores[entity]["recall"] >= 0.99, (entity, scores[entity])
+
+
+def test_japanese_structured_figures_exact(records):
+    """Issue 19: the new recognizers (international phones, scheme-less domains, IPv6 zones
+    and prefixes, IDN e-mail) keep every structured type at precision and recall 1.0 on the
+    Japanese records, and add no finding of a type the corpus does not label."""
+    ja = [r for r in records if r["lang"] == "ja"]
+    predictions = pii_eval.predict_tokumei(ja, ner=False)
+    scores = pii_eval.score(ja, predictions)
+    for entity in STRUCTURED:
+        if scores.get(entity, {}).get("gold"):
+            assert scores[entity]["precision"] == 1.0, (entity, scores[entity])
+            assert scores[entity]["recall"] == 1.0, (entity, scores[entity])
+    assert pii_eval.unlabelled(ja, predictions) == {}

@@ -76,6 +76,18 @@ ENTITY_SAMPLES = [
     "ＭＹ ＮＡＭＥ ＩＳ Ｊｏｅ",
     "Maria Chenと申します",
     "Timothy Anderson様の代理",
+    "microsoft.com",
+    "ｍｉｃｒｏｓｏｆｔ．ｃｏｍ",
+    "google.co.il/path",
+    "a@xn--d1acufc.xn--p1ai",
+    "user@пример.рф",
+    "+1 415 555 0132",
+    "＋４４ (20) 7123 4567",
+    "(415) 555-0132",
+    "09-7625400",
+    "fe80::1%eth0/64",
+    "192.168.1.0/24",
+    "::",
 ]
 CONTEXT = [
     "マイナンバー",
@@ -89,6 +101,7 @@ CONTEXT = [
     "住所",
     "ユーザー名は",
     "Hello, my name is ",
+    "phone ",
 ]
 NOISE = st.text(
     alphabet=st.sampled_from(
@@ -96,6 +109,7 @@ NOISE = st.text(
             "0123456789０１２３４５６７８９-－ー‐ .．:：/／@＠wWｗ()（）〒あア漢①⑩⒈…aAfF+＋"
             "都道府県市区町丁目番号東京大阪北海ﾕｰｻﾞ名ログイＩＤｱｶｳﾝﾄ"
             "JRmyneisIaNMEgd,'ｍＪ\u3000様さん氏とすで申"
+            "comxnjpｃｏ㎝㏂%/"
         )
     ),
     max_size=20,
@@ -109,7 +123,7 @@ GROUP = st.tuples(
     st.text(alphabet=DIGIT, min_size=1, max_size=7), st.text(alphabet=SEP, max_size=3)
 ).map("".join)
 DIGITS = st.tuples(
-    st.sampled_from(["", "0", "〒", "+81", "＋８１ ", "(0", "T", "TK", "AB"]),
+    st.sampled_from(["", "0", "〒", "+81", "＋８１ ", "(0", "T", "TK", "AB", "+1 ", "+", "＋"]),
     st.lists(GROUP, min_size=1, max_size=5).map("".join),
 ).map("".join)
 TEXT = st.lists(
@@ -169,6 +183,9 @@ def test_prefilter_is_selective():
         "営業時間10:00〜19:00",
         "配送日 2024-05-03 12:00",
         "2024/05/03 注文 123",
+        "version 2.3.1 bug",
+        "サイズ 27.5cm",
+        "…続きは明日",
         "こんにちは",
         None,
     ]

@@ -425,13 +425,25 @@ def build_presidio_default_engine() -> AnalyzerEngine:
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
 
 
+#: Pattern entities that yield to any other pattern entity on the same span: a 7- or 12-digit
+#: number that a Japanese recognizer took with its context (postal code, licence) is also a
+#: valid phone number of some region, and the specific reading is the better one.
+GENERIC_ENTITIES = frozenset({"PHONE_NUMBER"})
+
+
 def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
     """Keep non-overlapping findings: pattern entities first (they are validated, NER spans are
     guesses that often swallow a neighbouring postal code or number), then longer spans, then
-    higher scores."""
+    specific entities before generic ones (``GENERIC_ENTITIES``), then higher scores."""
     ordered = sorted(
         findings,
-        key=lambda f: (f.entity_type in NER_ENTITIES, -(f.end - f.start), -f.score, f.start),
+        key=lambda f: (
+            f.entity_type in NER_ENTITIES,
+            -(f.end - f.start),
+            f.entity_type in GENERIC_ENTITIES,
+            -f.score,
+            f.start,
+        ),
     )
     kept: list[Finding] = []
     for f in ordered:

@@ -14,8 +14,11 @@ consists only of characters of the same kind; this is why it is exact with respe
     (8), and every 4-4-4 / 1-4-4-4 / 4-6-5 / plain 12+ digit number (My Number, licence,
     corporate number, card): ``dddd s? dddd`` contains it;
   - ``0 d (s{0,2} d){8}``: a national phone number (trunk 0, then 9-10 digits, at most two
-    separators between two digits); ``+ d d``: an international one (+81), whose grouping
-    after the country code is free.
+    separators between two digits); ``+ s? d``: an international one (``+81``, and
+    ``PHONE_NUMBER``'s ``+1 415 ...``), whose grouping after the country code is free;
+  - ``PHONE_NUMBER`` (other regions, ``international_phone.py``) reports a national number
+    only when it holds ``ddd s? dddd`` or the trunk-0 shape (its ``validate_result`` checks),
+    and an international one only after ``+ s? d``;
 
   One original character produces at most one digit unless it is an "escape" character
   (below), and at least one normalized character, so a normalized run of k separators comes
@@ -24,7 +27,10 @@ consists only of characters of the same kind; this is why it is exact with respe
   are pinned to the recognizer regexes by ``RECOGNIZER_PATTERNS_SHA256``: a changed pattern
   fails ``tests/test_pii_prefilter.py`` until the shapes above have been re-checked;
 * IPv4: four 1-3 digit groups joined by dots; IPv6: two colons with at most four hex digits in
-  between; e-mail: an at-sign; URL: ``://`` or ``www`` (either case);
+  between; e-mail: an at-sign; URL: ``://`` or ``www`` (either case); a scheme-less domain:
+  a letter or digit, a dot, two letters (``microsoft.com``, ``a.xn--p1ai``), where a
+  character counts as letters when its NFKC is only ASCII letters (``㎝`` is ``cm``), since
+  ``a.㎝`` normalizes to a domain;
 * street address, user name and person name: every text those recognizers match in contains
   one of their literals (a prefecture name, ``address.PREFECTURES``; a label such as
   ユーザー名, ``username.LABELS``; a phrase such as ``my name is`` or an honorific such as 様,
@@ -34,7 +40,8 @@ consists only of characters of the same kind; this is why it is exact with respe
   two characters under per-character NFKC, so neither the recognizer nor the prefilter reads
   them as ユーザー;
 * escape: any character whose NFKC expands to several characters including a digit, ':', '/',
-  '+', 'w' or a character of a literal (⑩, ⒈, ㏠, ℅, ㌔ ...) makes the value a candidate,
+  '+', 'w', a dot among other characters (``㏂`` is ``a.m.``; ``…`` is dots only and stays a
+  dot) or a character of a literal (⑩, ⒈, ㏠, ℅, ㌔ ...) makes the value a candidate,
   because counting inside such expansions in a regex is not worth the complexity; they are rare.
 
 NER (``ner=True``) has no such signal, so NER columns bypass the prefilter.
@@ -44,6 +51,7 @@ The class tables are computed once per process from ``unicodedata`` (about a sec
 from __future__ import annotations
 
 import hashlib
+import string
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -62,10 +70,11 @@ from .recognizers.username import LABELS
 LITERALS: tuple[str, ...] = PREFECTURES + LABELS + NAME_LABELS + NAME_SUFFIXES
 
 _HEX = set("0123456789abcdefABCDEF")
+_ASCII_ALNUM = set(string.ascii_letters + string.digits)
 _ESCAPE_TRIGGERS = set("0123456789:/+wW")
 #: SHA-256 of every recognizer regex (``recognizer_patterns_digest``) when the digit shapes in
 #: the module doc were last checked against them.
-RECOGNIZER_PATTERNS_SHA256 = "5767d21a600d736b3df5ac58b4ff6c80816ff98c9c9e20871ecc9659c0185cba"
+RECOGNIZER_PATTERNS_SHA256 = "29f85145f6617d1277141762c38c5ad0cbfef70dc6c935dcaa670db3c76d4132"
 
 
 def recognizer_patterns_digest() -> str:
@@ -100,13 +109,21 @@ def _classes() -> dict[str, str]:
         "hex": lambda n: all(ch in _HEX for ch in n),
         "w": lambda n: n in ("w", "W"),
         "at": lambda n: "@" in n,
-        "escape": lambda n: len(n) > 1 and any(ch in _ESCAPE_TRIGGERS for ch in n),
+        "alnums": lambda n: all(ch in _ASCII_ALNUM for ch in n),
+        "alphas": lambda n: all(ch in _ASCII_ALNUM and not ch.isdigit() for ch in n),
+        "alphas2": lambda n: (
+            len(n) > 1 and all(ch in _ASCII_ALNUM and not ch.isdigit() for ch in n)
+        ),
+        "escape": lambda n: (
+            len(n) > 1
+            and (any(ch in _ESCAPE_TRIGGERS for ch in n) or ("." in n and set(n) != {"."}))
+        ),
     }
     members: dict[str, list[int]] = {k: [] for k in preds}
     literal_chars = {ch for lit in LITERALS for ch in lit}
     # "=x": code points whose NFKC is exactly the literal character x
     members.update({f"={ch}": [ord(ch)] for ch in literal_chars})
-    relevant = _HEX | _ESCAPE_TRIGGERS | set(DIGIT_SEPARATORS) | set(".@+")
+    relevant = _HEX | _ASCII_ALNUM | _ESCAPE_TRIGGERS | set(DIGIT_SEPARATORS) | set(".@+")
     for cp in range(sys.maxunicode + 1):
         if 0xD800 <= cp <= 0xDFFF:
             continue
@@ -134,12 +151,13 @@ def candidate_pattern() -> str:
     rules = [
         f"{d}{{3}}{s}?{d}{{4}}",
         f"{c['zero']}{d}(?:{s}{{0,2}}{d}){{8}}",
-        f"{c['plus']}{d}{d}",
+        f"{c['plus']}{s}?{d}",
         f"{d}{{1,3}}{c['dot']}{d}{{1,3}}{c['dot']}{d}{{1,3}}{c['dot']}{d}",
         f"{c['colon']}{c['hex']}{{0,4}}{c['colon']}",
         c["at"],
         f"{c['colon']}{c['slash']}{c['slash']}",
         f"{c['w']}{{3}}",
+        f"{c['alnums']}{c['dot']}(?:{c['alphas2']}|{c['alphas']}{c['alphas']})",
         c["escape"],
         *("".join(c[f"={ch}"] for ch in lit) for lit in LITERALS),
     ]

@@ -14,6 +14,7 @@ from .corporate_number import JpCorporateNumberRecognizer
 from .credit_card import JpCreditCardRecognizer
 from .drivers_license import JpDriversLicenseRecognizer
 from .email import JpEmailRecognizer
+from .international_phone import PhoneNumberRecognizer
 from .ip_address import JpIpRecognizer
 from .my_number import JpMyNumberRecognizer
 from .passport import JpPassportRecognizer
@@ -33,6 +34,7 @@ RECOGNIZERS: dict[str, type[JpPatternRecognizer]] = {
         JpResidenceCardRecognizer,
         JpDriversLicenseRecognizer,
         JpPhoneRecognizer,
+        PhoneNumberRecognizer,
         JpPostalCodeRecognizer,
         JpBankAccountRecognizer,
         JpEmailRecognizer,
