@@ -148,14 +148,47 @@ def test_cli_detect_hides_values_unless_show():
 
 def test_cli_scrub_parquet(tmp_path):
     src, dst = tmp_path / "in.parquet", tmp_path / "out.parquet"
-    pl.DataFrame({"q": ["〒150-0002 渋谷", "hello"]}).write_parquet(src)
-    res = CliRunner().invoke(
-        app, ["scrub", "--input", str(src), "--column", "q", "--out", str(dst), "--lang", "ja"]
-    )
+    pl.DataFrame({"q": ["〒150-0002 へ", "hello", "担当の田中太郎です"]}).write_parquet(src)
+    args = ["scrub", "--input", str(src), "--column", "q", "--out", str(dst)]
+    res = CliRunner().invoke(app, [*args, "--lang", "ja", "--no-ner"])
     assert res.exit_code == 0, res.output
-    assert pl.read_parquet(dst)["q"].to_list() == ["〒<JP_POSTAL_CODE> 渋谷", "hello"]
+    assert pl.read_parquet(dst)["q"].to_list() == [
+        "〒<JP_POSTAL_CODE> へ",
+        "hello",
+        "担当の田中太郎です",
+    ]
     assert "150" not in res.stdout
+    # NER is the default (issue 19): the Japanese name goes too
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert pl.read_parquet(dst)["q"].to_list() == [
+        "〒<JP_POSTAL_CODE> へ",
+        "hello",
+        "担当の<PERSON>です",
+    ]
+    assert "田中" not in res.stdout
     bad = CliRunner().invoke(
         app, ["scrub", "--input", str(src), "--column", "x", "--out", str(dst)]
     )
     assert bad.exit_code == 2
+
+
+def test_ner_scrub_skips_only_values_ner_cannot_read():
+    """With NER on and lang 'auto', ASCII values go through the prefilter (no English NER)
+    instead of all being candidates; the scrubbed output is what analyzing every value gives."""
+    from tokumei.anonymize.pii.analyzer import replace_spans
+
+    values = [
+        "担当の田中太郎です",
+        "mail taro@example.com",
+        "plain english words",
+        "SKU-23167-JPの在庫",
+        "call +1 415 555 0132",
+        None,
+    ]
+    out, stats = Scrubber(ner=True).scrub_series(pl.Series("q", values), "auto")
+    analyzer = TokumeiAnalyzer(ner=True)
+    expected = [None if v is None else replace_spans(v, analyzer.analyze(v)) for v in values]
+    assert out.to_list() == expected
+    assert expected[0] == "担当の<PERSON>です" and expected[3] == "SKU-23167-JPの在庫"
+    assert stats.candidates == 4  # the two Japanese values, the e-mail and the phone number

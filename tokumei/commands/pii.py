@@ -52,10 +52,21 @@ def scrub(
     column: Annotated[str, typer.Option("--column", help="String column to scrub.")],
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
     lang: Annotated[Lang, typer.Option("--lang", help="ja, en or auto (by script).")] = Lang.auto,
-    ner: Annotated[bool, typer.Option("--ner/--no-ner", help="GiNZA NER (Japanese).")] = False,
+    ner: Annotated[
+        bool,
+        typer.Option(
+            "--ner/--no-ner",
+            help="GiNZA NER on Japanese values (default on: names have no pattern).",
+        ),
+    ] = True,
     workers: Annotated[int, typer.Option("--workers", help="Processes for Presidio.")] = 1,
 ) -> None:
-    """Scrub one column of a Parquet file; spans become <ENTITY_TYPE>. Prints counts only."""
+    """Scrub one column of a Parquet file; spans become <ENTITY_TYPE>. Prints counts only.
+
+    NER is on by default: a Japanese name has no pattern, so a scrub without GiNZA kept every
+    name (issue 19). It reads Japanese-script values only; ``--no-ner`` leaves them to the
+    pattern recognizers (faster, names kept).
+    """
     from tokumei.anonymize.pii import Scrubber
 
     df = pl.read_parquet(input)

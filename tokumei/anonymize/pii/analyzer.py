@@ -84,7 +84,7 @@ from .masking import Masked, mask_spans
 from .normalize import Normalized, detect_language, normalize
 from .recognizers import PATTERN_ENTITIES, RECOGNIZERS, JpPatternRecognizer, pattern_recognizers
 from .recognizers.email import offline_tld_extractor
-from .recognizers.ginza import GINZA_LABEL_MAP, NER_ENTITIES, ginza_recognizer
+from .recognizers.ginza import GINZA_LABEL_MAP, NER_ENTITIES, ginza_recognizer, is_code_span
 
 LANGUAGES = ("en", "ja")
 #: Entities that identify companies, not people: detected and reported, not scrubbed by default.
@@ -536,6 +536,10 @@ class TokumeiAnalyzer:
                 for (i, norm), res in zip(members, results, strict=True):
                     found = []
                     for r in res:
+                        if r.entity_type in NER_ENTITIES and is_code_span(
+                            norm.text, r.start, r.end
+                        ):
+                            continue
                         s, e = norm.to_original(r.start, r.end)
                         found.append(Finding(r.entity_type, s, e, float(r.score)))
                     out[i] = resolve_overlaps(found)
@@ -572,7 +576,11 @@ class TokumeiAnalyzer:
         for k, (i, norm) in enumerate(zip(members, norms, strict=True)):
             raw = patterns[k]
             if ner_found is not None and ner_found[k]:
-                ner_raw = [r for r in ner_found[k] if r[3] >= threshold]
+                ner_raw = [
+                    r
+                    for r in ner_found[k]
+                    if r[3] >= threshold and not is_code_span(norm.text, r[1], r[2])
+                ]
                 raw = _remove_duplicates(raw + ner_raw)
             if not raw:
                 continue

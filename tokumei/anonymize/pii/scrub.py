@@ -10,8 +10,9 @@ Running Presidio on every value costs ~1 ms each (hours per day of logs). Instea
    distinct masked text (``masking.py``);
 4. spans are replaced by ``<ENTITY_TYPE>`` and mapped back to all rows with a Polars
    ``replace`` (hash join), so per-row work stays in Rust.
-NER (GiNZA) has no cheap prefilter, so it runs on every distinct value of the columns where it
-is asked for (``ner=True`` / ``ner_columns``), and only on Japanese-script values. It takes the
+NER (GiNZA) has no cheap prefilter, so it runs on every distinct Japanese-script value of the
+columns where it is asked for (``ner=True`` / ``ner_columns``); other values of those columns
+still go through the prefilter (there is no English NER model). It takes the
 analyzer's direct batched path (``nlp.pipe``, pipeline cut after ``ner``), and with
 ``workers > 1`` and enough distinct values it runs in worker processes that each hold one copy
 of the model (see ``analyze_distinct``).
@@ -43,7 +44,7 @@ from .analyzer import (
     ner_spans,
     replace_spans,
 )
-from .normalize import detect_language
+from .normalize import JA_SCRIPT_CLASS, detect_language
 from .prefilter import candidate_expr
 
 #: Below this many distinct candidates, worker processes cost more than they save.
@@ -253,9 +254,17 @@ class Scrubber:
         stats.entities = dict(entity_counts)
         return old, new, stats
 
-    def _candidates(self, column: pl.Expr, use_ner: bool) -> pl.Expr:
-        """Rows worth analyzing: every non-null value with NER, else the prefilter's superset."""
-        return column.is_not_null() if use_ner else candidate_expr(column)
+    def _candidates(self, column: pl.Expr, use_ner: bool, lang: str = "auto") -> pl.Expr:
+        """Rows worth analyzing: the prefilter's superset, and with NER every value NER reads
+        (Japanese-script values under ``lang='auto'``, all under ``'ja'``). NER never reads
+        an English value (no English model), so with NER on, an ASCII-only value still needs
+        the prefilter's signal: ``tokumei scrub`` has NER on by default, and a column of URLs
+        or codes should not pay for it."""
+        if not use_ner or lang == "en":
+            return candidate_expr(column)
+        if lang == "ja":
+            return column.is_not_null()
+        return candidate_expr(column) | column.str.contains(JA_SCRIPT_CLASS).fill_null(False)
 
     def scrub_series(
         self, values: pl.Series, lang: str = "auto", ner: bool | None = None
@@ -264,7 +273,7 @@ class Scrubber:
         use_ner = self.ner if ner is None else ner
         s = values.cast(pl.String)
         frame = s.to_frame("v")
-        idx = frame.select(self._candidates(pl.col("v"), use_ner).arg_true()).to_series()
+        idx = frame.select(self._candidates(pl.col("v"), use_ner, lang).arg_true()).to_series()
         cand = s.gather(idx)
         counts = cand.to_frame("v").group_by("v").len()
         old, new, stats = self.replacements(counts, lang, use_ner)
@@ -308,7 +317,7 @@ class Scrubber:
             col = pl.col(name).cast(pl.String)
             counts = (
                 frame.select(col.alias("v"))
-                .filter(self._candidates(pl.col("v"), use_ner))
+                .filter(self._candidates(pl.col("v"), use_ner, lang))
                 .group_by("v")
                 .len()
                 .sort("v")  # deterministic analysis order (and worker chunks)
