@@ -578,6 +578,82 @@ def test_data_docs_index_lists_validations_in_offline_chromium(gx_run: Run, tmp_
         assert not re.search(r"CONSOLE[:(]|Refused to|ERR_", err), err[-2000:]
 
 
+# ------------------------------------------------------------------------------------------------
+# one Data Docs site with the history of runs
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class History:
+    runs: list[Run]
+    site: Path
+
+
+@pytest.fixture(scope="module")
+def history_run(gx_loaded: None, tmp_path_factory: pytest.TempPathFactory) -> History:
+    """Three runs (two dates, the second date twice) share one history site; the first run
+    has a failing output with a canary."""
+    from tokumei.expectations.runner import validate_outputs
+
+    root = tmp_path_factory.mktemp("history")
+    site = root / "reports" / "data_docs"
+    leaky, leaky_spec, _ = VIOLATIONS["email_in_string"]
+    plan = [
+        ("2024-01-05", {"daily_active_users": stats_frame(), "email_in_string": leaky}),
+        ("2024-01-06", {"daily_active_users": stats_frame()}),
+        ("2024-01-06", {"daily_active_users": stats_frame()}),
+    ]
+    specs = {"daily_active_users": stats_spec(), "email_in_string": leaky_spec}
+    runs = []
+    for i, (run_name, outputs) in enumerate(plan):
+        docs = root / f"run{i}" / "data_docs"
+        report = validate_outputs(outputs, specs, docs, run_name, history_dir=site)
+        runs.append(Run(report, root, docs, []))
+    return History(runs, site)
+
+
+def _index_rows(index: Path) -> list[str]:
+    return re.findall(
+        r'<tr class="tk-validation">(.*?)</tr>', index.read_text(encoding="utf-8"), re.DOTALL
+    )
+
+
+def test_history_site_accumulates_every_run(history_run: History) -> None:
+    index = history_run.site / "index.html"
+    assert all(r.report.history_index == index for r in history_run.runs)
+    rows = _index_rows(index)
+    assert len(rows) == 4  # 2 + 1 + 1 validations, the re-run of a date kept as its own row
+    assert sum("2024-01-05" in r for r in rows) == 2
+    assert sum("2024-01-06" in r for r in rows) == 2
+    assert sum("failed" in r for r in rows) == 1
+    for row in rows:
+        href = re.search(r'href="([^"]+)"', row)
+        assert href and (history_run.site / html.unescape(href.group(1))).is_file()
+    assert (history_run.site / "expectations" / "email_in_string.html").is_file()
+    # each run's own docs list that run only
+    assert len(_index_rows(history_run.runs[1].report.docs_index)) == 1
+
+
+def test_history_site_is_offline_and_value_free(history_run: History) -> None:
+    assert _pages_referencing_other_hosts(history_run.site) == []
+    assert _leaks(history_run.site, CANARIES) == []
+    pages = list(history_run.site.rglob("*.html"))
+    assert len(pages) >= 4 + 2 + 1  # validations, suites, index
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed")
+def test_history_index_lists_every_run_in_offline_chromium(
+    history_run: History, tmp_path: Path
+) -> None:
+    res = _dump_dom_offline((history_run.site / "index.html").resolve().as_uri(), tmp_path / "p")
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = re.findall(r'<tr class="tk-validation">(.*?)</tr>', res.stdout, re.DOTALL)
+    assert len(rows) == 4
+    assert {"2024-01-05", "2024-01-06"} <= {n for r in rows for n in re.findall(r"2024-01-0\d", r)}
+    assert "Uncaught" not in res.stderr
+    assert not re.search(r"CONSOLE[:(]|Refused to|ERR_", res.stderr), res.stderr[-2000:]
+
+
 def test_exception_messages_quoting_data_are_withheld() -> None:
     from tokumei.expectations.runner import WITHHELD, _scrub_exception_info
 

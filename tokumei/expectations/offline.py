@@ -23,9 +23,14 @@ external survived (fail closed: a page that would phone a CDN is a bug, not a wa
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
 import html
+import json
 import re
-from collections.abc import Iterable, Sequence
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -211,3 +216,74 @@ def make_site_offline(
         raise RuntimeError(
             f"Data Docs page {page} still references another host ({len(left)} references)"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# one site with the history of runs
+
+
+HISTORY_FILE: Final[str] = "validations.json"
+"""The history site's list of every validation (index rows), newest appended last."""
+
+
+def _read_history(site_dir: Path) -> list[IndexEntry]:
+    path = site_dir / HISTORY_FILE
+    if not path.exists():
+        return []
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        return [IndexEntry(**row) for row in rows]
+    except (ValueError, TypeError) as exc:
+        raise RuntimeError(
+            f"Data Docs history {path} is unreadable ({type(exc).__name__})"
+        ) from None
+
+
+@contextlib.contextmanager
+def _locked(site_dir: Path) -> Iterator[None]:
+    """Runs of different dates may validate at once on one host: one merge at a time."""
+    site_dir.mkdir(parents=True, exist_ok=True)
+    with open(site_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def merge_into_history(
+    run_site: Path, history_site: Path, entries: Sequence[IndexEntry], title: str
+) -> Path:
+    """Add one run's (already offline) pages to the history site and rewrite its index.
+
+    Why copy instead of rebuilding: GX's site builder renders every result in its store, so a
+    rebuild grows with the history; the run's pages are already rendered and scrubbed, so the
+    history only needs them copied (validation pages never collide: their path holds the run
+    name and run time) plus the newest rendering of each suite. The index rows are kept in
+    ``validations.json`` so the index is rewritten without reading old pages.
+    """
+    run_site, history_site = Path(run_site), Path(history_site)
+    with _locked(history_site):
+        if (run_site / "static").is_dir():
+            shutil.copytree(run_site / "static", history_site / "static", dirs_exist_ok=True)
+        for entry in entries:
+            target = history_site / entry.page
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_site / entry.page, target)
+        (history_site / "expectations").mkdir(parents=True, exist_ok=True)
+        for suite_page in (run_site / "expectations").glob("*.html"):
+            shutil.copy2(suite_page, history_site / "expectations" / suite_page.name)
+        pages = {e.page for e in entries}
+        rows = [e for e in _read_history(history_site) if e.page not in pages] + list(entries)
+        tmp = history_site / (HISTORY_FILE + ".tmp")
+        tmp.write_text(
+            json.dumps([dataclasses.asdict(r) for r in rows], ensure_ascii=False, indent=0),
+            encoding="utf-8",
+        )
+        tmp.replace(history_site / HISTORY_FILE)
+        suites = sorted(p.stem for p in (history_site / "expectations").glob("*.html"))
+        index = history_site / "index.html"
+        tmp = history_site / "index.html.tmp"
+        tmp.write_text(render_index(rows, suites, title), encoding="utf-8")
+        tmp.replace(index)
+    return index

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
-from tokumei.expectations.offline import IndexEntry, make_site_offline
+from tokumei.expectations.offline import IndexEntry, make_site_offline, merge_into_history
 from tokumei.expectations.patterns import PII_ANY, PII_PATTERNS
 from tokumei.expectations.specs import ColumnSpec, OutputSpec
 
@@ -109,6 +109,8 @@ class ValidationReport:
     run_name: str
     outputs: dict[str, OutputResult]
     docs_index: Path
+    history_index: Path | None = None
+    """The Data Docs site with every run's validations, when one was given."""
 
     @property
     def passed(self) -> bool:
@@ -406,10 +408,17 @@ def _index_entries(context: AbstractDataContext) -> list[IndexEntry]:
     return entries
 
 
-def _finish_site(context: AbstractDataContext, docs_dir: Path) -> None:
-    """Offline pages and a static index of every validation (:mod:`.offline`)."""
+def _finish_site(
+    context: AbstractDataContext, docs_dir: Path, history_dir: Path | None
+) -> Path | None:
+    """Offline pages and a static index of every validation (:mod:`.offline`); then the run's
+    pages join the history site, if one is given."""
     suites = [s.name for s in context.suites.all()]
-    make_site_offline(docs_dir, _index_entries(context), suites, title=SITE_NAME)
+    entries = _index_entries(context)
+    make_site_offline(docs_dir, entries, suites, title=SITE_NAME)
+    if history_dir is None:
+        return None
+    return merge_into_history(docs_dir, Path(history_dir), entries, title=SITE_NAME)
 
 
 def validate_outputs(
@@ -417,8 +426,13 @@ def validate_outputs(
     specs: Mapping[str, OutputSpec],
     docs_dir: Path,
     run_name: str,
+    history_dir: Path | None = None,
 ) -> ValidationReport:
     """Validate every output against its spec's suite and build Data Docs into ``docs_dir``.
+
+    ``docs_dir`` gets this run's validations only (it travels with the release); with
+    ``history_dir`` the same pages are added to one Data Docs site whose index lists every
+    run's validations, passed or failed (:func:`tokumei.expectations.offline.merge_into_history`).
 
     An output without a spec fails closed (``failed_expectations`` names ``missing_spec``);
     specs without an output are not evaluated (the caller publishes only what it validated).
@@ -480,5 +494,10 @@ def validate_outputs(
 
     _scrub_stored_results(context)
     context.build_data_docs(site_names=[SITE_NAME])
-    _finish_site(context, docs_dir)
-    return ValidationReport(run_name=run_name, outputs=results, docs_index=docs_dir / "index.html")
+    history_index = _finish_site(context, docs_dir, history_dir)
+    return ValidationReport(
+        run_name=run_name,
+        outputs=results,
+        docs_index=docs_dir / "index.html",
+        history_index=history_index,
+    )

@@ -1138,8 +1138,16 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         anon_name = ANONYMIZED_VALIDATION_NAME
         specs[anon_name] = _anonymized_spec(policy, anon_name)
         outputs[anon_name] = pl.read_parquet(anon_path)
+    # The day's Data Docs travel with the release; the same pages join one site with every
+    # run's validations, passed or failed (docs/architecture.md §5). On object storage the
+    # local out dir is a mirror of the releases, so the site is not kept there.
+    history = None if settings.out_url else settings.out / "reports" / "data_docs"
     report = validate_outputs(
-        outputs, specs, docs_dir=paths.staged_reports / "data_docs", run_name=run_id
+        outputs,
+        specs,
+        docs_dir=paths.staged_reports / "data_docs",
+        run_name=run_id,
+        history_dir=history,
     )
     record = {
         name: {
@@ -1165,7 +1173,8 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         shutil.move(paths.staged_reports / "data_docs", target)
         raise ValidationFailed(
             f"validation failed for {', '.join(failed)}; nothing was published "
-            f"(Data Docs: {target / 'index.html'})"
+            f"(Data Docs: {target / 'index.html'}"
+            + (f"; all runs: {report.history_index})" if report.history_index else ")")
         )
     return record
 
