@@ -1,178 +1,118 @@
 """usage_analytics — the daily run: raw usage data → validated, published statistics.
 
-Wiring only (Astronomer-style): every task calls one function of ``tokumei.pipeline.steps`` with the
-settings from ``TOKUMEI_*`` environment variables, the JST date and the run id. Only the run id and
-small count dicts travel through XCom; data moves through the shared output volume. Heavy
-imports happen inside the tasks so that parsing this file stays fast.
+Wiring only: every task body is a function of ``tokumei.pipeline.airflow_tasks`` (which calls
+one step of ``tokumei.pipeline.steps``), and so are the timeouts, pools, the failure notifier,
+the landing sensor and the published Assets (docs/deploy.md, "Operating under Airflow"). Only
+the run id and small count dicts travel through XCom; data moves through the shared output
+volume.
+
+``start`` is the setup and ``cleanup`` its teardown: cleanup deletes the run's work layer (raw
+data) whether the run succeeded or failed. The run fails when any step fails; the notifier then
+sends one alert. A failed cleanup alerts on its own (raw data was left behind) but does not
+fail a run whose release is published. ``publish`` emits one Asset event per
+published table with the date in ``extra``, so downstream DAGs can be scheduled on the data.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
-
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
-# Retries absorb transient storage/DB hiccups; every step is idempotent on its work layer.
-DEFAULT_ARGS = {
-    "retries": int(os.environ.get("TOKUMEI_TASK_RETRIES", "2")),
-    "retry_delay": timedelta(minutes=5),
-}
-
-
-def _day() -> str:
-    """The JST calendar day this run processes.
-
-    Scheduled runs cover the data interval [D 00:00 JST, D+1 00:00 JST) whose logical date is
-    D 00:00 JST; ``airflow dags test usage_analytics D`` passes D itself. Both give D in JST.
-    The ``date`` param overrides it for backfills of a single day.
-    """
-    ctx = get_current_context()
-    override = ctx["params"].get("date")
-    if override:
-        return override
-    return ctx["logical_date"].in_timezone("Asia/Tokyo").strftime("%Y-%m-%d")
-
-
-def _settings():  # noqa: ANN202 - imported lazily on purpose
-    from tokumei.infra.settings import Settings
-
-    return Settings.from_env()
+from tokumei.pipeline import airflow_tasks as at
 
 
 @dag(
     dag_id="usage_analytics",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="Asia/Tokyo"),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Tokyo"),
+    # No automatic catch-up: unpausing after a gap runs only the latest day; missed days are
+    # run on purpose with `airflow backfill create` (docs/deploy.md, "Backfill and catchup").
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=at.default_args(),
+    on_failure_callback=at.FailureNotifier(),
     params={"date": Param(None, type=["null", "string"], description="override the date")},
     tags=["tokumei", "privacy"],
     doc_md=__doc__,
 )
 def usage_analytics() -> None:
-    """Extract → discover → rights → pseudonymize → [generalize → scrub → stats_map] per
-    partition (dynamic task mapping) → stats_reduce → anonymize_records → validate → publish
-    → cleanup."""
+    """start → landing_complete → extract → discover → rights → pseudonymize → [generalize →
+    scrub → stats_map] per partition (dynamic task mapping) → stats_reduce → anonymize_records
+    → validate → publish; cleanup is the teardown of start."""
 
-    @task(retries=0)
+    @task(**at.task_args("start", retries=0))
     def start() -> str:
-        from tokumei.pipeline import steps
+        return at.start()
 
-        return steps.start(_settings(), _day(), in_airflow=True)
-
-    @task
+    @task(**at.task_args("extract"))
     def extract(tokumei_run: str) -> str:
-        from tokumei.pipeline import steps
+        return at.extract(tokumei_run)
 
-        steps.extract(_settings(), _day(), tokumei_run)
-        return tokumei_run
-
-    @task
+    @task(**at.task_args("discover"))
     def discover(tokumei_run: str) -> str:
-        from tokumei.pipeline import steps
+        return at.discover(tokumei_run)
 
-        steps.discover(_settings(), _day(), tokumei_run)
-        return tokumei_run
-
-    @task
+    @task(**at.task_args("filter_rights"))
     def filter_rights(tokumei_run: str) -> str:
-        from tokumei.pipeline import steps
+        return at.filter_rights(tokumei_run)
 
-        steps.filter_rights(_settings(), _day(), tokumei_run)
-        return tokumei_run
-
-    @task
+    @task(**at.task_args("pseudonymize"))
     def pseudonymize(tokumei_run: str) -> str:
-        from tokumei.pipeline import steps
+        return at.pseudonymize(tokumei_run)
 
-        steps.pseudonymize_step(_settings(), _day(), tokumei_run, in_airflow=True)
-        return tokumei_run
-
-    @task
+    @task(**at.task_args("plan"))
     def plan(tokumei_run: str) -> list[int]:
-        """The partitions to fan out over (TOKUMEI_PARTITIONS); XCom carries only numbers."""
-        from tokumei.pipeline import steps
+        return at.plan()
 
-        return steps.partitions_of(_settings())
-
-    @task
+    @task(**at.task_args("generalize"))
     def generalize(tokumei_run: str, partition: int) -> int:
-        from tokumei.pipeline import steps
+        return at.generalize(tokumei_run, partition)
 
-        steps.generalize(_settings(), _day(), tokumei_run, partition)
-        return partition
-
-    @task
+    @task(**at.task_args("scrub"))
     def scrub(tokumei_run: str, partition: int) -> int:
-        from tokumei.pipeline import steps
+        return at.scrub(tokumei_run, partition)
 
-        steps.scrub(_settings(), _day(), tokumei_run, partition)
-        return partition
-
-    @task
+    @task(**at.task_args("stats_map"))
     def stats_map(tokumei_run: str, partition: int) -> int:
-        from tokumei.pipeline import steps
+        return at.stats_map(tokumei_run, partition)
 
-        steps.stats_map(_settings(), _day(), tokumei_run, partition)
-        return partition
-
-    @task
+    @task(**at.task_args("stats_reduce"))
     def stats_reduce(tokumei_run: str) -> str:
-        from tokumei.pipeline import steps
+        return at.stats_reduce(tokumei_run)
 
-        steps.stats_reduce(_settings(), _day(), tokumei_run)
-        return tokumei_run
-
-    @task
+    @task(**at.task_args("anonymize_records"))
     def anonymize_records(tokumei_run: str) -> str:
-        from tokumei.pipeline import steps
+        return at.anonymize_records(tokumei_run)
 
-        steps.anonymize_records(_settings(), _day(), tokumei_run)
-        return tokumei_run
-
-    @task(retries=0)
+    @task(**at.task_args("validate", retries=0))
     def validate(tokumei_run: str) -> str:
-        from tokumei.pipeline import steps
+        return at.validate(tokumei_run)
 
-        steps.validate(_settings(), _day(), tokumei_run)
-        return tokumei_run
-
-    @task
+    @task(**at.task_args("publish", outlets=[at.PUBLISHED_ALIAS]))
     def publish(tokumei_run: str) -> list[str]:
-        from tokumei.pipeline import steps
+        return at.publish(tokumei_run)
 
-        return steps.publish(_settings(), _day(), tokumei_run)["published"]
-
-    @task(trigger_rule="all_done", retries=0)
-    def cleanup(tokumei_run: str | None) -> None:
-        """Delete the work layer and staging, whatever happened upstream."""
-        if not tokumei_run:  # start itself failed: nothing was created
-            return
-        from tokumei.pipeline import steps
-
-        steps.cleanup(_settings(), _day(), tokumei_run)
-
-    @task(trigger_rule="one_failed", retries=0)
-    def fail_run() -> None:
-        """Leaf that fails the DAG run when any step failed (cleanup alone would succeed)."""
-        raise RuntimeError("a tokumei step failed; nothing was published for this date")
+    # a failed cleanup leaves raw data in the work layer: alert, even if the release is out
+    @task(**at.task_args("cleanup", on_failure_callback=at.FailureNotifier()))
+    def cleanup(tokumei_run: str) -> None:
+        at.cleanup(tokumei_run)
 
     tokumei_run = start()
-    ready = pseudonymize(filter_rights(discover(extract(tokumei_run))))
+    landing = at.LandingCompleteSensor(**at.task_args("landing_complete"))
+    extracted = extract(tokumei_run)
+    tokumei_run >> landing >> extracted
+    ready = pseudonymize(filter_rights(discover(extracted)))
     parts = plan(ready)
     generalized = generalize.partial(tokumei_run=tokumei_run).expand(partition=parts)
     scrubbed = scrub.partial(tokumei_run=tokumei_run).expand(partition=generalized)
     mapped = stats_map.partial(tokumei_run=tokumei_run).expand(partition=scrubbed)
     reduced = stats_reduce(tokumei_run)
     mapped >> reduced
-    chain_end = publish(validate(anonymize_records(reduced)))
-    done = cleanup(tokumei_run)
-    chain_end >> done
-    [chain_end, done] >> fail_run()
+    published = publish(validate(anonymize_records(reduced)))
+    # teardown: runs when start succeeded, whatever happened in between; the run's state is
+    # that of publish (a teardown does not count), so a failed step fails the run
+    published >> cleanup(tokumei_run).as_teardown(setups=tokumei_run)
 
 
 usage_analytics()

@@ -1,0 +1,576 @@
+"""What the tokumei DAGs do and how they are operated; the DAG files in ``dags/`` only wire it.
+
+Each task body is a function here that reads the JST day and the settings and calls one step of
+``tokumei.pipeline.steps`` (docs/architecture.md §2, "How a task maps to a function"), so the DAG
+files stay declarations and ``tokumei run`` and Airflow run the same code. The operating
+settings live here too: per-task ``execution_timeout`` and pools (overridable from the
+environment), the failure notifier, the landing sensor and the Assets ``publish`` emits
+(docs/deploy.md, "Operating under Airflow").
+
+The DAG processor imports this module on every parse, so it imports only the standard library
+and ``airflow.sdk`` at top level; Polars, DuckDB, GX and spaCy load inside the task bodies.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import urllib.request
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, AssetAlias, BaseNotifier, BaseSensorOperator, get_current_context
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------
+# Operating settings: timeouts, pools, retries
+
+
+#: Default ``execution_timeout`` per task, in minutes. A hung task (a child process blocked on a
+#: pipe, a stalled mount) fails and is retried instead of holding a worker slot and the run's
+#: ``max_active_runs=1`` forever. Sized from the 10M-event day on 2 shared cores
+#: (bench/results/scale.md: extract ~1 min, the whole run ~4 min) with a wide margin for larger
+#: days and busier workers; NER (scrub) is the slowest step per row. Override one task with
+#: ``TOKUMEI_TIMEOUT_<TASK>`` (minutes, e.g. ``TOKUMEI_TIMEOUT_SCRUB=360``).
+TIMEOUT_MINUTES: dict[str, int] = {
+    "start": 10,
+    # one poke (reschedule mode; it hashes the day's files once the marker is there); the wait
+    # itself is the sensor's own timeout, TOKUMEI_LANDING_WAIT_MINUTES
+    "landing_complete": 30,
+    "extract": 120,
+    "discover": 60,
+    "filter_rights": 60,
+    "pseudonymize": 60,
+    "plan": 5,
+    "generalize": 60,
+    "scrub": 180,
+    "stats_map": 60,
+    "stats_reduce": 60,
+    "anonymize_records": 60,
+    "validate": 60,
+    "publish": 60,
+    "cleanup": 30,
+    "apply_retention": 60,
+    "apply_rights_requests": 50,  # the hourly DAG has dagrun_timeout=55 min
+}
+
+#: Tasks that hold a lot of memory, and the pool that bounds how many run at once across all
+#: workers: extract holds one typed frame per landing file in flight (~1 GiB per 1M-line part,
+#: TOKUMEI_EXTRACT_WORKERS at once), scrub loads Presidio and GiNZA per process (~0.5 GiB each,
+#: TOKUMEI_PII_WORKERS processes). The pools are declared in ``dags/pools.json`` (create them with
+#: ``airflow pools import dags/pools.json``); ``TOKUMEI_POOL_<NAME>`` renames one, e.g. to
+#: ``default_pool`` on a machine where the limit is not wanted.
+POOLS: dict[str, str] = {"extract": "tokumei_extract", "scrub": "tokumei_ner"}
+
+
+def _positive_int(name: str, default: int, minimum: int = 1) -> int:
+    """An environment setting in whole units ≥ ``minimum``; anything else is a DAG import error
+    naming the variable (a typo must not silently become "no timeout")."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number ≥ {minimum}, got a non-integer") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be a whole number ≥ {minimum}")
+    return value
+
+
+def execution_timeout(task_id: str) -> timedelta:
+    """The task's ``execution_timeout``: ``TOKUMEI_TIMEOUT_<TASK>`` minutes, else the default."""
+    default = TIMEOUT_MINUTES.get(task_id, 60)
+    return timedelta(minutes=_positive_int(f"TOKUMEI_TIMEOUT_{task_id.upper()}", default))
+
+
+def pool(task_id: str) -> str | None:
+    """The pool of a memory-heavy task (``TOKUMEI_POOL_<POOL NAME>`` overrides), else None."""
+    name = POOLS.get(task_id)
+    if name is None:
+        return None
+    return os.environ.get(f"TOKUMEI_POOL_{name.upper()}") or name
+
+
+def task_args(task_id: str, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments of one ``@task``: its id, timeout and pool (plus ``extra``)."""
+    args: dict[str, Any] = {"task_id": task_id, "execution_timeout": execution_timeout(task_id)}
+    if (name := pool(task_id)) is not None:
+        args["pool"] = name
+    return {**args, **extra}
+
+
+def default_args() -> dict[str, Any]:
+    """Retries absorb transient storage/DB hiccups; every step is idempotent on its work layer."""
+    return {
+        "retries": int(os.environ.get("TOKUMEI_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(minutes=5),
+        "execution_timeout": timedelta(minutes=60),  # for a task not in TIMEOUT_MINUTES
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The day and the settings of a task
+
+
+def day() -> str:
+    """The JST calendar day this run processes.
+
+    Scheduled runs and backfills cover the data interval [D 00:00 JST, D+1 00:00 JST) whose
+    logical date is D 00:00 JST; ``airflow dags test usage_analytics D`` passes D itself. Both
+    give D in JST. The ``date`` param overrides it for a manual run of a single day.
+    """
+    ctx = get_current_context()
+    override = (ctx.get("params") or {}).get("date")
+    if override:
+        return str(override)
+    return ctx["logical_date"].in_timezone("Asia/Tokyo").strftime("%Y-%m-%d")
+
+
+def _settings():  # noqa: ANN202 - imported lazily on purpose
+    from tokumei.infra.settings import Settings
+
+    return Settings.from_env()
+
+
+# --------------------------------------------------------------------------------------------
+# usage_analytics: task bodies (one step each; only run ids and small dicts go through XCom)
+
+
+def start() -> str:
+    """Setup task: check key, policy and mirror; create the run's private work directory."""
+    from tokumei.pipeline import steps
+
+    return steps.start(_settings(), day(), in_airflow=True)
+
+
+def extract(tokumei_run: str) -> str:
+    from tokumei.pipeline import steps
+
+    steps.extract(_settings(), day(), tokumei_run)
+    return tokumei_run
+
+
+def discover(tokumei_run: str) -> str:
+    from tokumei.pipeline import steps
+
+    steps.discover(_settings(), day(), tokumei_run)
+    return tokumei_run
+
+
+def filter_rights(tokumei_run: str) -> str:
+    from tokumei.pipeline import steps
+
+    steps.filter_rights(_settings(), day(), tokumei_run)
+    return tokumei_run
+
+
+def pseudonymize(tokumei_run: str) -> str:
+    from tokumei.pipeline import steps
+
+    steps.pseudonymize_step(_settings(), day(), tokumei_run, in_airflow=True)
+    return tokumei_run
+
+
+def plan() -> list[int]:
+    """The partitions to fan out over (TOKUMEI_PARTITIONS); XCom carries only numbers."""
+    from tokumei.pipeline import steps
+
+    return steps.partitions_of(_settings())
+
+
+def generalize(tokumei_run: str, partition: int) -> int:
+    from tokumei.pipeline import steps
+
+    steps.generalize(_settings(), day(), tokumei_run, partition)
+    return partition
+
+
+def scrub(tokumei_run: str, partition: int) -> int:
+    from tokumei.pipeline import steps
+
+    steps.scrub(_settings(), day(), tokumei_run, partition)
+    return partition
+
+
+def stats_map(tokumei_run: str, partition: int) -> int:
+    from tokumei.pipeline import steps
+
+    steps.stats_map(_settings(), day(), tokumei_run, partition)
+    return partition
+
+
+def stats_reduce(tokumei_run: str) -> str:
+    from tokumei.pipeline import steps
+
+    steps.stats_reduce(_settings(), day(), tokumei_run)
+    return tokumei_run
+
+
+def anonymize_records(tokumei_run: str) -> str:
+    from tokumei.pipeline import steps
+
+    steps.anonymize_records(_settings(), day(), tokumei_run)
+    return tokumei_run
+
+
+def validate(tokumei_run: str) -> str:
+    from tokumei.pipeline import steps
+
+    steps.validate(_settings(), day(), tokumei_run)
+    return tokumei_run
+
+
+def publish(tokumei_run: str) -> list[str]:
+    """Publish the release, then emit one Asset event per published table (see below)."""
+    from tokumei.pipeline import steps
+
+    the_day = day()
+    published = steps.publish(_settings(), the_day, tokumei_run)["published"]
+    emit_published_assets(get_current_context()["outlet_events"], published, the_day, tokumei_run)
+    return published
+
+
+def cleanup(tokumei_run: str) -> None:
+    """Teardown: delete the run's work layer (raw data) and staging, whatever happened."""
+    from tokumei.pipeline import steps
+
+    steps.cleanup(_settings(), day(), tokumei_run)
+
+
+# --------------------------------------------------------------------------------------------
+# Assets: one event per published table and date
+
+#: ``publish`` declares this alias as its outlet and attaches one event per table it actually
+#: published: which tables a day publishes is only known at run time (weekly tables on a
+#: week's Sunday, monthly ones on a month's last day), and a statically declared outlet gets
+#: an event on every successful run, published or not.
+PUBLISHED_ALIAS = AssetAlias("tokumei_published")
+
+_PUBLISHED_PATH = re.compile(
+    r"(?:^|/)published/(?P<kind>stats|anonymized)/(?P<table>[A-Za-z0-9_]+)/date=(?P<date>\d{4}-\d{2}-\d{2})$"
+)
+
+
+def table_asset(kind: str, table: str) -> Asset:
+    """The Asset of one published table (all dates; the date is in each event's ``extra``).
+
+    A downstream DAG schedules on it with ``schedule=[table_asset("stats", "page_views")]`` or
+    ``Asset.ref(name="tokumei.stats.page_views")`` and reads the date from
+    ``triggering_asset_events``. The ``x-tokumei`` URI names the table, not a location, so it
+    is the same for a folder and an ``s3://`` output (Airflow leaves ``x-`` schemes as written).
+    """
+    return Asset(
+        name=f"tokumei.{kind}.{table}",
+        uri=f"x-tokumei://published/{kind}/{table}",
+        group="tokumei",
+    )
+
+
+def published_tables(published: Iterable[str]) -> list[tuple[str, str, str]]:
+    """``(kind, table, date)`` of every published partition path, in order, once each."""
+    seen: dict[tuple[str, str, str], None] = {}
+    for path in published:
+        if m := _PUBLISHED_PATH.search(str(path)):
+            seen[(m["kind"], m["table"], m["date"])] = None
+    return list(seen)
+
+
+def emit_published_assets(outlet_events: Any, published: Iterable[str], day: str, run: str) -> int:
+    """Attach one Asset event per published table to the ``publish`` task's alias outlet.
+
+    ``extra`` carries the partition (``date``, and ``path`` relative to the output root) and the
+    tokumei run id: enough for a consumer to read exactly the new partition; no data value.
+    Returns the number of events.
+    """
+    accessor = outlet_events[PUBLISHED_ALIAS]
+    tables = published_tables(published)
+    for kind, table, date in tables:
+        accessor.add(
+            table_asset(kind, table),
+            extra={
+                "date": date,
+                "path": f"published/{kind}/{table}/date={date}",
+                "tokumei_run": run,
+                "run_day": day,
+            },
+        )
+    return len(tables)
+
+
+# --------------------------------------------------------------------------------------------
+# Landing completeness: wait for every source-day before extract
+
+
+def landing_wait() -> timedelta:
+    """How long ``landing_complete`` waits in total: ``TOKUMEI_LANDING_WAIT_MINUTES``, default
+    360 (the producers' delivery window); 0 checks once and fails at once when incomplete
+    (useful for backfills of old days, whose landing will not change any more)."""
+    return timedelta(minutes=_positive_int("TOKUMEI_LANDING_WAIT_MINUTES", 360, minimum=0))
+
+
+class LandingCompleteSensor(BaseSensorOperator):
+    """Waits until every landing source of the day is complete (docs/landing.md).
+
+    Reschedule mode: between pokes the task gives its worker slot back, and each poke is one
+    cheap marker check per source (``tokumei.ingest.landing.check_day``), so a deferrable
+    trigger would add a triggerer dependency for no gain. On timeout the task fails, not
+    retried, with the day and, per incomplete source, the reason ``check_day`` gave (file names
+    relative to the landing, never data values), so the operator knows which producer to chase.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", timedelta(minutes=5))
+        kwargs.setdefault("timeout", landing_wait())
+        super().__init__(**kwargs)
+        self._pending: dict[str, str] = {}
+        self._day = ""
+
+    def poke(self, context: Any) -> bool:
+        from tokumei.ingest.landing import check_day
+
+        settings = _settings()
+        self._day = day()
+        allow = bool(getattr(settings, "allow_incomplete", False))
+        if allow or settings.landing_url:
+            # TOKUMEI_ALLOW_INCOMPLETE: extract runs the day anyway and marks it partial; an
+            # s3:// landing is checked by extract on its verified local copy (same contract)
+            log.warning(
+                "landing_complete: not waiting for %s (%s); extract checks the markers",
+                self._day,
+                "TOKUMEI_ALLOW_INCOMPLETE" if allow else "s3:// landing",
+            )
+            return True
+        self._pending = {}
+        for source in landing_sources(settings):
+            status = check_day(settings.landing, source, self._day)
+            if not status.complete:
+                self._pending[source] = status.reason or "incomplete"
+        if self._pending:
+            log.info(
+                "landing for %s not complete yet: %s",
+                self._day,
+                "; ".join(f"{s}: {r}" for s, r in sorted(self._pending.items())),
+            )
+        return not self._pending
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout:
+            waited = timedelta(seconds=int(self.timeout))
+            reasons = "; ".join(f"{s}: {r}" for s, r in sorted(self._pending.items()))
+            raise AirflowSensorTimeout(
+                f"landing for {self._day} still incomplete after waiting {waited} "
+                f"(TOKUMEI_LANDING_WAIT_MINUTES): {reasons or 'no source reported'}; nothing was "
+                "extracted. Have the producer finish the day (docs/landing.md), then clear the run"
+            ) from None
+
+
+def landing_sources(settings: Any) -> list[str]:
+    """The sources read from the landing zone (the policy's ``sources``; DB tables are not)."""
+    from tokumei.anonymize.policy import load_policy
+
+    return sorted(load_policy(settings.policy_dir).sources)
+
+
+# --------------------------------------------------------------------------------------------
+# Failure notifier
+
+
+def failure_alert(context: Any) -> dict[str, Any]:
+    """The value-free facts of a failed DAG run: DAG, run, failed task, Airflow's reason.
+
+    Only identifiers Airflow made (ids, dates, try number, the log URL) and the failure reason
+    Airflow gives (``task_failure``, ``all_tasks_deadlocked``, a timeout): never an exception
+    message, which could quote a value, and never a parameter or XCom.
+    """
+    ti = context.get("ti") or context.get("task_instance")
+    dag = context.get("dag")
+    dag_run = context.get("dag_run")
+    dag_id = getattr(dag, "dag_id", None) or getattr(dag_run, "dag_id", None) or "unknown"
+    run_id = context.get("run_id") or getattr(dag_run, "run_id", None) or "unknown"
+    logical = getattr(dag_run, "logical_date", None) or context.get("logical_date")
+    alert: dict[str, Any] = {
+        "dag_id": str(dag_id),
+        "run_id": str(run_id),
+        "logical_date": logical.isoformat() if hasattr(logical, "isoformat") else None,
+        "task_id": str(getattr(ti, "task_id", None) or "unknown"),
+        "map_index": getattr(ti, "map_index", -1),
+        "try_number": getattr(ti, "try_number", None),
+        "reason": str(context.get("reason") or "task_failure"),
+        "log_url": getattr(ti, "log_url", None),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if alert["map_index"] is None or alert["map_index"] < 0:
+        alert.pop("map_index")
+    return alert
+
+
+def alert_text(alert: dict[str, Any]) -> tuple[str, str]:
+    """Subject and plain-text body of an alert."""
+    task = alert["task_id"] + (f"[{alert['map_index']}]" if "map_index" in alert else "")
+    subject = f"[tokumei] {alert['dag_id']} failed at {task} ({alert['run_id']})"
+    lines = [
+        f"DAG:     {alert['dag_id']}",
+        f"run:     {alert['run_id']}",
+        f"date:    {alert['logical_date'] or '-'}",
+        f"task:    {task} (try {alert['try_number'] or '-'})",
+        f"reason:  {alert['reason']}",
+        f"log:     {alert['log_url'] or '-'}",
+        "",
+        "Nothing was published for this run. The task log names the step, the file or table and",
+        "the cause; fix it and clear the run (docs/deploy.md, 'When a run fails').",
+    ]
+    return subject, "\n".join(lines)
+
+
+class FailureNotifier(BaseNotifier):
+    """Sends one alert per failed DAG run by e-mail (SMTP) and/or to a webhook.
+
+    Configured from the environment of the process that runs DAG callbacks (the dag-processor;
+    ``dag.test()`` runs them in-process), read when a run fails, so changing a recipient needs
+    no DAG change:
+
+    * ``TOKUMEI_ALERT_EMAIL_TO`` (comma-separated) — sent through the Airflow SMTP connection
+      ``TOKUMEI_ALERT_SMTP_CONN_ID`` (default ``smtp_default``) with the provider's ``SmtpHook``,
+      so server, TLS and credentials stay in Airflow's connection store.
+    * ``TOKUMEI_ALERT_WEBHOOK_CONN_ID`` — an Airflow connection whose ``host`` (or extra ``url``)
+      is the webhook URL (it often embeds a token, hence a connection, not a variable); gets a
+      JSON POST ``{"text": ..., **alert}`` (Slack-compatible ``text``). Standard library
+      ``urllib``: one POST does not justify an HTTP provider.
+
+    A channel that fails raises (Airflow logs it as a failed callback); with no channel set the
+    notifier logs a warning.
+    """
+
+    def __init__(
+        self,
+        *,
+        email_to: str | None = None,
+        smtp_conn_id: str | None = None,
+        webhook_conn_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.email_to = email_to
+        self.smtp_conn_id = smtp_conn_id
+        self.webhook_conn_id = webhook_conn_id
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Nothing to render: the message is built from the context's ids, never templated.
+
+        Skipping Jinja also keeps the notifier working under ``dag.test()``, which (Airflow
+        3.3.2) passes a ``SerializedDAG`` without ``get_template_env`` as the context's DAG.
+        """
+
+    def notify(self, context: Any) -> None:
+        alert = failure_alert(context)
+        subject, body = alert_text(alert)
+        to = self.email_to or os.environ.get("TOKUMEI_ALERT_EMAIL_TO", "")
+        recipients = [a.strip() for a in to.split(",") if a.strip()]
+        webhook = self.webhook_conn_id or os.environ.get("TOKUMEI_ALERT_WEBHOOK_CONN_ID")
+        if not recipients and not webhook:
+            log.warning(
+                "%s: no alert channel configured (TOKUMEI_ALERT_EMAIL_TO, "
+                "TOKUMEI_ALERT_WEBHOOK_CONN_ID)",
+                subject,
+            )
+            return
+        if recipients:
+            self._send_email(recipients, subject, body)
+        if webhook:
+            self._post_webhook(webhook, {"text": f"{subject}\n{body}", **alert})
+
+    def _send_email(self, recipients: list[str], subject: str, body: str) -> None:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        conn_id = self.smtp_conn_id or os.environ.get("TOKUMEI_ALERT_SMTP_CONN_ID", "smtp_default")
+        with SmtpHook(smtp_conn_id=conn_id) as hook:
+            hook.send_email_smtp(
+                to=recipients,
+                subject=subject,
+                html_content=f"<pre>{html.escape(body)}</pre>",
+                from_email=os.environ.get("TOKUMEI_ALERT_EMAIL_FROM") or hook.from_email,
+            )
+
+    def _post_webhook(self, conn_id: str, payload: dict[str, Any]) -> None:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(conn_id)
+        url = conn.extra_dejson.get("url") or conn.host
+        if not url or not str(url).startswith(("http://", "https://")):
+            raise ValueError(f"connection {conn_id!r}: host or extra 'url' must be an http(s) URL")
+        request = urllib.request.Request(
+            str(url),
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - http(s) only
+            if response.status >= 300:
+                raise RuntimeError(f"webhook {conn_id!r} answered HTTP {response.status}")
+
+
+# --------------------------------------------------------------------------------------------
+# retention and rights_requests: task bodies
+
+
+def apply_retention(ctx: Any) -> dict:
+    """Idempotent (a rerun finds nothing left to delete), so retries are safe. ``ctx`` is the
+    task's context (``params``, ``ds``), passed in by the DAG so tests can hand one in."""
+    from datetime import date
+
+    from tokumei.infra.settings import Settings, check_day
+    from tokumei.jobs.retention import activity_days_from_env, days_from_env
+    from tokumei.jobs.retention import apply_retention as sweep
+
+    settings = Settings.from_env()
+    landing_days, quarantine_days = days_from_env()
+    the_day = check_day(ctx["params"].get("today") or ctx["ds"])
+    report = sweep(
+        settings.landing_url or settings.landing,  # an s3:// landing is swept by key
+        settings.out,
+        today=date.fromisoformat(the_day),
+        landing_days=landing_days,
+        quarantine_days=quarantine_days,
+        activity_days=activity_days_from_env(),
+        dry_run=bool(ctx["params"].get("dry_run")),
+        out_url=settings.out_url,
+    )
+    return report.to_dict()
+
+
+def apply_rights_requests(ctx: Any) -> dict:
+    """Idempotent (applied requests are in the audit log and never applied twice), so
+    retries are safe; an interrupted run leaves no audit entry and is simply redone. ``ctx``
+    is the task's context (``params``), passed in by the DAG."""
+    from tokumei.anonymize.policy import load_policy
+    from tokumei.infra.secrets import pseudonym_key
+    from tokumei.infra.settings import Settings
+    from tokumei.jobs.rights_erasure import apply_rights_requests as apply
+
+    params = ctx["params"]
+    settings = Settings.from_env()
+    # The retained activity layer holds persons by pseudonym only: finding them needs the
+    # key (from the secret store; it never goes into XCom or the log).
+    has_retained = (settings.out / "retained").is_dir()
+    key = pseudonym_key(in_airflow=True) if has_retained else None
+    report = apply(
+        settings.landing_url or settings.landing,  # s3:// objects are rewritten via copies
+        settings.out,
+        settings.db_url,
+        load_policy(settings.policy_dir),
+        now=datetime.now(UTC),
+        dry_run=bool(params.get("dry_run")),
+        max_requests=int(params.get("max_requests") or 1000),
+        key=key,
+        out_url=settings.out_url,
+    )
+    return report.to_dict()
