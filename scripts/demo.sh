@@ -12,16 +12,35 @@ $RUN tokumei generate --landing "$DIR/landing" --db-url "sqlite:///$DIR/landing/
 
 export TOKUMEI_LANDING="$DIR/landing" TOKUMEI_OUT="$DIR/out" \
        TOKUMEI_DB_URL="sqlite:///$DIR/landing/ops.db"
-# A fresh random key for the demo only; in production it lives in an Airflow connection.
-TOKUMEI_PSEUDONYM_KEY="$($RUN python -c 'import secrets; print(secrets.token_hex(32))')"
+# The demo's own random key, made once and kept in $DIR/pseudonym.key (owner-only), so that
+# `make demo` runs again and again: the retained layers of earlier runs are tied to the key
+# (retained/KEY_CHECK) and a new key would be refused. In production the key lives in an
+# Airflow connection, never in a file.
+KEY_FILE="$DIR/pseudonym.key"
+if [ ! -s "$KEY_FILE" ]; then
+  (umask 077; $RUN python -c 'import secrets; print(secrets.token_hex(32))' > "$KEY_FILE")
+fi
+TOKUMEI_PSEUDONYM_KEY="$(cat "$KEY_FILE")"
 export TOKUMEI_PSEUDONYM_KEY
 export AIRFLOW_HOME="$DIR/airflow" AIRFLOW__CORE__DAGS_FOLDER="$PWD/dags" \
        AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__UNIT_TEST_MODE=False \
        AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING
 echo "== 2/3 running the usage_analytics DAG for $DAY with Airflow (airflow dags test)"
 $RUN airflow db migrate >/dev/null
+touch "$DIR/.run_started"
 $RUN airflow dags test usage_analytics "$DAY" > "$DIR/airflow_dags_test.log" 2>&1 || {
-  echo "the DAG run failed; see $DIR/airflow_dags_test.log"; tail -20 "$DIR/airflow_dags_test.log"; exit 1; }
+  echo "the DAG run failed; full log: $DIR/airflow_dags_test.log"
+  # the run's one-line, value-free reason (tokumei.infra.errors), from its failure record
+  reason="$(find "$DIR/out/reports/date=$DAY/failed" -name '*.json' -newer "$DIR/.run_started" \
+    2>/dev/null | head -1)"
+  if [ -n "$reason" ]; then
+    $RUN python -c 'import json,sys; print("reason:", json.load(open(sys.argv[1]))["reason"])' "$reason"
+  else
+    # only tokumei's own errors: their messages carry names and counts, never data values
+    grep -oE "tokumei\.[a-z_.]+\.[A-Za-z]+(Error|Failed|Locked|Balance): .*" \
+      "$DIR/airflow_dags_test.log" | tail -1
+  fi
+  exit 1; }
 
 echo "== 3/3 results"
 $RUN python - "$DIR/out" "$DAY" <<'PY'
