@@ -133,6 +133,18 @@ def read(out: Path) -> dict[str, Any] | None:
         return {}
 
 
+def _airflow_run() -> str | None:
+    """The Airflow run id of the task taking the lock, for the operator's message."""
+    if os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"):
+        return os.environ["AIRFLOW_CTX_DAG_RUN_ID"]
+    try:
+        from airflow.sdk import get_current_context
+
+        return str(get_current_context()["run_id"])
+    except Exception:  # noqa: BLE001 - outside a task, or another Airflow version: not needed
+        return None
+
+
 def acquire(out: Path, run_id: str, in_airflow: bool = False) -> str | None:
     """Take the output's lock for ``run_id``; :class:`RunLocked` when a live run holds it.
 
@@ -146,7 +158,7 @@ def acquire(out: Path, run_id: str, in_airflow: bool = False) -> str | None:
         "pid": me,
         "pid_start": _pid_start(me),
         "mode": "airflow" if in_airflow else "process",
-        "airflow_run": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") if in_airflow else None,
+        "airflow_run": _airflow_run() if in_airflow else None,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     note = None
