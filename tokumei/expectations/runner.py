@@ -12,10 +12,15 @@ Why it is built this way (GX 1.24.1):
 * **One checkpoint per output, one run.** A GX 1.x ``Checkpoint.run`` passes a single
   ``batch_parameters`` dict — hence a single ``dataframe`` — to all its validation definitions,
   so a checkpoint holding several dataframe-asset definitions cannot validate several frames.
-  Each output gets its own checkpoint; all share one ``RunIdentifier(run_name=...)``. Data Docs
-  are built once at the end with ``context.build_data_docs()`` rather than by an
-  ``UpdateDataDocsAction`` per checkpoint: each build recompiles GX's Jinja templates (~1 s),
-  so one build per run instead of one per output.
+  Each output gets its own checkpoint, which runs the output's generated suite and the
+  data-quality team's hand-written suites for it (``gx/``, :mod:`tokumei.expectations.suites`);
+  all share one ``RunIdentifier(run_name=...)``. Data Docs are built once at the end with
+  ``context.build_data_docs()`` rather than by an ``UpdateDataDocsAction`` per checkpoint:
+  each build recompiles GX's Jinja templates, 13 outputs cost 7.4 s of builds instead of 1.8 s
+  (bench/results/gx_docs.md; docs/adr/0006-gx-project-and-data-docs.md).
+* **Offline, with history.** The built site is rewritten to need no CDN and no JavaScript
+  (:mod:`tokumei.expectations.offline`), and the run's pages are added to one site with every
+  run's validations when a ``history_dir`` is given.
 * **No raw values anywhere.** The checkpoint result format is ``SUMMARY`` with
   ``partial_unexpected_count: 0`` and no unexpected rows / index lists, and every expectation
   carries the same format (GX defaults an expectation to ``BASIC``, which would list up to 20
@@ -26,8 +31,9 @@ Why it is built this way (GX 1.24.1):
   of expectations that could not be evaluated (they may quote a value) and an MD5 "pandas data
   fingerprint" of each batch (confirms a guessed value on a tiny table), so stored results are
   rewritten (:func:`_scrub_stored_results`) before the single Data Docs build.
-* **Nothing written outside ``docs_dir``, nothing phoned home.** An ephemeral context with
-  in-memory stores; the only filesystem store is the Data Docs site in ``docs_dir``.
+* **Nothing written outside ``docs_dir`` (and ``history_dir``), nothing phoned home.** An
+  ephemeral context with in-memory stores, suites loaded from ``gx/`` JSON; the only filesystem
+  store is the Data Docs site in ``docs_dir``.
   ``GX_ANALYTICS_ENABLED=False`` is set before GX is imported and ``analytics_enabled=False`` in
   the context config (GX 1.24 ships no analytics client, so this is belt and braces).
 * GX is imported lazily (~9 s): importing this module for :class:`ValidationReport` is cheap.
@@ -49,6 +55,7 @@ import polars as pl
 from tokumei.expectations.offline import IndexEntry, make_site_offline, merge_into_history
 from tokumei.expectations.patterns import PII_ANY, PII_PATTERNS
 from tokumei.expectations.specs import ColumnSpec, OutputSpec
+from tokumei.expectations.suites import OUTPUT_META, HandSuite, SuiteFileError, load_hand_suites
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,6 +97,7 @@ class FailedExpectation:
     columns: tuple[str, ...] = ()
     raised: bool = False
     """True when GX could not evaluate it (e.g. the column is missing): failed closed."""
+    suite: str | None = None
 
 
 @dataclass
@@ -100,6 +108,8 @@ class OutputResult:
     passed: bool
     evaluated: int
     failed_expectations: list[FailedExpectation] = field(default_factory=list)
+    suites: list[str] = field(default_factory=list)
+    """The suites run on it: the generated one first, then the hand-written ones."""
 
 
 @dataclass
@@ -263,6 +273,29 @@ def build_expectations(spec: OutputSpec) -> list[Expectation]:
     return exps
 
 
+def hand_expectations(suite: HandSuite) -> list[Expectation]:
+    """A hand-written suite's expectations, each with the value-free result format forced."""
+    _import_gx()
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    exps: list[Any] = []
+    for i, e in enumerate(suite.expectations):
+        kwargs = {**dict(e.get("kwargs") or {}), "result_format": dict(RESULT_FORMAT)}
+        try:
+            config = ExpectationConfiguration(
+                type=e["type"], kwargs=kwargs, meta=dict(e.get("meta") or {})
+            )
+            exps.append(config.to_domain_obj())
+        except Exception as exc:  # GX/pydantic messages quote the JSON, not data, but stay terse
+            raise SuiteFileError(
+                f"{suite.path.name}: expectation {i + 1} ({e['type']}) has invalid arguments"
+                f" ({type(exc).__name__})"
+            ) from None
+    return exps
+
+
 # --------------------------------------------------------------------------------------------
 # context, checkpoint, docs
 # --------------------------------------------------------------------------------------------
@@ -377,6 +410,7 @@ def _failures(result: ExpectationSuiteValidationResult) -> list[FailedExpectatio
                 column=kwargs.get("column"),
                 columns=tuple(str(c) for c in cols),
                 raised=raised,
+                suite=str(result.suite_name),
             )
         )
     return failed
@@ -427,12 +461,15 @@ def validate_outputs(
     docs_dir: Path,
     run_name: str,
     history_dir: Path | None = None,
+    gx_dir: Path | None = None,
 ) -> ValidationReport:
     """Validate every output against its spec's suite and build Data Docs into ``docs_dir``.
 
     ``docs_dir`` gets this run's validations only (it travels with the release); with
     ``history_dir`` the same pages are added to one Data Docs site whose index lists every
     run's validations, passed or failed (:func:`tokumei.expectations.offline.merge_into_history`).
+    With ``gx_dir`` (the GX project, :func:`tokumei.expectations.suites.default_gx_dir`), each
+    output's hand-written suites run in the same Checkpoint as its generated suite.
 
     An output without a spec fails closed (``failed_expectations`` names ``missing_spec``);
     specs without an output are not evaluated (the caller publishes only what it validated).
@@ -448,6 +485,7 @@ def validate_outputs(
     datasource = context.data_sources.add_pandas(name=DATASOURCE_NAME)
     run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
     results: dict[str, OutputResult] = {}
+    hand = load_hand_suites(gx_dir, outputs=list(outputs)) if gx_dir is not None else {}
 
     for name, frame in outputs.items():
         spec = specs.get(name)
@@ -458,18 +496,36 @@ def validate_outputs(
             continue
         # Expectations go in at construction: suite.add_expectation() on a stored suite re-saves
         # the whole suite each time (quadratic; ~40 ms per expectation).
-        suite = context.suites.add(
-            gx.ExpectationSuite(name=name, expectations=build_expectations(spec))
-        )
+        suites = [
+            context.suites.add(
+                gx.ExpectationSuite(name=name, expectations=build_expectations(spec))
+            )
+        ]
+        suites += [
+            context.suites.add(
+                gx.ExpectationSuite(
+                    name=h.name,
+                    expectations=hand_expectations(h),
+                    notes=h.notes,
+                    meta={OUTPUT_META: name},
+                )
+            )
+            for h in hand.get(name, [])
+        ]
         asset = datasource.add_dataframe_asset(name=name)
         batch_def = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
-        vd = context.validation_definitions.add(
-            gx.ValidationDefinition(name=name, data=batch_def, suite=suite)
-        )
+        # One Checkpoint per output runs the generated suite and the hand-written ones on the
+        # same frame (a GX checkpoint passes one dataframe to all its definitions).
+        vds = [
+            context.validation_definitions.add(
+                gx.ValidationDefinition(name=suite.name, data=batch_def, suite=suite)
+            )
+            for suite in suites
+        ]
         checkpoint = context.checkpoints.add(
             gx.Checkpoint(
                 name=f"{run_name}__{name}",
-                validation_definitions=[vd],
+                validation_definitions=vds,
                 actions=[],
                 result_format=dict(RESULT_FORMAT),
             )
@@ -477,13 +533,16 @@ def validate_outputs(
         cp_result = checkpoint.run(
             batch_parameters={"dataframe": to_validation_frame(frame)}, run_id=run_id
         )
-        (suite_result,) = cp_result.run_results.values()
-        failed = _failures(suite_result)
+        suite_results = list(cp_result.run_results.values())
+        failed = [f for r in suite_results for f in _failures(r)]
         results[name] = OutputResult(
             name=name,
-            passed=bool(suite_result.success) and not failed,
-            evaluated=int(suite_result.statistics.get("evaluated_expectations", 0)),
+            passed=all(bool(r.success) for r in suite_results) and not failed,
+            evaluated=sum(
+                int(r.statistics.get("evaluated_expectations", 0)) for r in suite_results
+            ),
             failed_expectations=failed,
+            suites=[r.suite_name for r in suite_results],
         )
         logger.info(
             "validated %s: %s (%d failed)",
