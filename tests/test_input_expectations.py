@@ -82,13 +82,14 @@ def test_a_day_far_below_the_median_of_earlier_runs_stops(landing: Path, tmp_pat
     out = tmp_path / "out"
     for i, n in enumerate((5_000, 5_200, 4_800)):
         _manifest(out, f"2026-11-{20 + i}", n)
-    with pytest.raises(InputExpectationFailed, match="events: the day.s input is 3.62 % of the median of the 3 earlier runs"):
+    with pytest.raises(
+        InputExpectationFailed,
+        match="events: the day.s input is 3.62 % of the median of the 3 earlier runs",
+    ):
         _extract(landing, out)
 
 
-def test_partial_and_too_few_earlier_runs_are_not_a_baseline(
-    landing: Path, tmp_path: Path
-) -> None:
+def test_partial_and_too_few_earlier_runs_are_not_a_baseline(landing: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     _manifest(out, "2026-11-20", 5_000)
     _manifest(out, "2026-11-21", 5_000)

@@ -191,7 +191,7 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     )
     # docs/landing.md: an incomplete, missing or empty source-day stops the run before anything
     # is read, unless --allow-incomplete (the release is then marked partial)
-    status = check_landing(landing, day, LANDING_SOURCES)
+    status = check_landing(landing, day, LANDING_SOURCES, lines=False)  # checksums, sizes
     partial = refuse_incomplete(status, day, allow=settings.allow_incomplete)
     chosen = {s: select_files(landing, s, day, status[s]) for s in LANDING_SOURCES}
 
