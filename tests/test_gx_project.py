@@ -62,6 +62,18 @@ def test_repo_gx_dir_is_this_checkout() -> None:
     assert (GX / "great_expectations.yml").is_file()
 
 
+def test_gx_dir_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokumei.expectations.suites import GX_DIR_ENV, default_gx_dir
+
+    monkeypatch.setenv(GX_DIR_ENV, str(_copy_gx(tmp_path)))
+    assert default_gx_dir() == tmp_path / "gx"
+    monkeypatch.setenv(GX_DIR_ENV, str(tmp_path / "missing"))
+    with pytest.raises(SuiteFileError, match="no expectations/ folder"):
+        default_gx_dir()
+    monkeypatch.delenv(GX_DIR_ENV)
+    assert default_gx_dir() == GX
+
+
 def test_generated_suites_are_in_sync() -> None:
     gen = _script()
     files = gen.generated_files()

@@ -22,6 +22,7 @@ whatever the file says. A suite that breaks these rules stops the run with a
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from tokumei.infra.errors import SafeMessage
+
+logger = logging.getLogger(__name__)
 
 GX_DIR_ENV: Final[str] = "TOKUMEI_GX_DIR"
 """Where the GX project is when tokumei does not run from a checkout (deployments)."""
@@ -103,7 +106,15 @@ def default_gx_dir() -> Path | None:
             raise SuiteFileError(f"{GX_DIR_ENV}={path}: no expectations/ folder there")
         return path
     repo = repo_gx_dir()
-    return repo if (repo / "expectations").is_dir() else None
+    if (repo / "expectations").is_dir():
+        return repo
+    # An installed package has no checkout beside it: say so, the team's suites are not run.
+    logger.warning(
+        "no GX project found (%s unset, no gx/ beside the package): hand-written suites are"
+        " not run",
+        GX_DIR_ENV,
+    )
+    return None
 
 
 def suite_file_text(
