@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -236,3 +237,74 @@ def test_missing_days_skip_a_period_with_a_reason(week, tmp_path: Path) -> None:
     }
     assert "29 of 30 days of 2026-11" in skipped["monthly_active_users"]["reason"]
     assert not (out / "published/stats/monthly_active_users").exists()
+
+
+def test_a_week_with_a_partial_day_is_held_back_then_released_once_it_is_complete(
+    week, tmp_path: Path
+) -> None:
+    """docs/landing.md: a week is released only when every day of it was published from a
+    complete landing; the re-run that completes it releases it, once."""
+    settings, _ = week
+    src, out = settings.out, tmp_path / "out"
+    hole = FIRST + timedelta(days=2)  # Wednesday 2026-11-25
+    # The state after the runs of Monday to Saturday but the hole (tokumei's own formats)
+    (out / "retained").mkdir(parents=True)
+    shutil.copy(src / "retained" / "KEY_CHECK", out / "retained" / "KEY_CHECK")
+    for day in _days(FIRST, SUNDAY - timedelta(days=1)):
+        if day == hole:
+            continue
+        part = f"date={day.isoformat()}"
+        for dataset in ("activity", "purchases"):
+            shutil.copytree(src / "retained" / dataset / part, out / "retained" / dataset / part)
+        for table in (src / "published" / "stats").iterdir():
+            if (table / part).is_dir():
+                shutil.copytree(table / part, out / "published" / "stats" / table.name / part)
+        shutil.copytree(src / "reports" / part, out / "reports" / part)
+    # the hole's measurements never finished landing: published partial (--allow-incomplete)
+    late = tmp_path / "landing"
+    shutil.copytree(settings.landing, late)
+    (late / "measurements" / f"date={hole.isoformat()}" / "_SUCCESS.json").unlink()
+    partial = Settings(
+        landing=late, db_url=settings.db_url, out=out, allow_incomplete=True
+    ).resolved()
+    complete = Settings(landing=settings.landing, db_url=settings.db_url, out=out).resolved()
+
+    def run(s: Settings, day: date) -> dict:
+        steps.run_all(s, day.isoformat())
+        return json.loads(
+            (out / "reports" / f"date={day.isoformat()}" / "manifest.json").read_text()
+        )
+
+    weekly = out / "published" / "stats" / "weekly_active_users"
+    os.environ["TOKUMEI_PSEUDONYM_KEY"] = TEST_KEY
+    try:
+        assert run(partial, hole)["partial"] is True
+        sunday = run(complete, SUNDAY)
+        held = sunday["steps"]["period_tables_skipped"]["weekly_active_users"]
+        assert held["period"] == "2026-W48"
+        expected_reason = (
+            "1 of 7 days of 2026-W48 were published from an incomplete landing "
+            f"(first: {hole.isoformat()})"
+        )
+        assert expected_reason in held["reason"]
+        assert "stats/weekly_active_users" not in sunday["outputs"] and not weekly.exists()
+        # the hole re-run from the complete landing releases the week with its own release
+        again = run(complete, hole)
+        assert "partial" not in again
+        rec = again["outputs"]["stats/weekly_active_users"]
+        assert rec["release"] == "weekly" and rec["period"]["period"] == "2026-W48"
+        assert again["disclosure"]["weekly_active_users"]["ok"]
+        wau = _table(out, "weekly_active_users", hole)
+        expected = _expected_active(out, _days(FIRST, SUNDAY))
+        key = ["prefecture", "age_band", "gender"]
+        shown = wau.filter(pl.col("persons").is_not_null()).join(expected, on=key, suffix="_sql")
+        assert shown.height > 0 and (shown["persons"] == shown["persons_sql"]).all()
+        # a later re-run of the Sunday does not release the same week a second time
+        sunday = run(complete, SUNDAY)
+        assert (
+            "already released"
+            in sunday["steps"]["period_tables_skipped"]["weekly_active_users"]["reason"]
+        )
+    finally:
+        os.environ.pop("TOKUMEI_PSEUDONYM_KEY", None)
+    assert sorted(p.name for p in weekly.iterdir()) == [f"date={hole.isoformat()}"]

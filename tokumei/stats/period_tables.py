@@ -9,6 +9,7 @@ what and why of the mechanism is in :mod:`tokumei.stats.periods` and
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date, timedelta
 from pathlib import Path
@@ -84,15 +85,120 @@ def _release(
     return published_release(paths.published, name, day)
 
 
-def _first_covered(layer: Path, today: date) -> date:
-    """First day of the contiguous run of retained days ending today."""
-    d = today
-    while (today - d).days < MAX_HISTORY_DAYS:
+def _first_covered(layer: Path, last: date, today: date) -> date:
+    """First day of the contiguous run of retained days ending on ``last`` (``today``, this
+    run's day, counts as retained: its partition is staged)."""
+    d = last
+    while (last - d).days < MAX_HISTORY_DAYS:
         prev = d - timedelta(days=1)
-        if not (layer / f"date={prev.isoformat()}").is_dir():
+        if prev != today and not (layer / f"date={prev.isoformat()}").is_dir():
             break
         d = prev
     return d
+
+
+#: The tables of each kind of period (the first one marks whether the period was released).
+PERIOD_TABLES = {
+    "week": ["weekly_active_users"],
+    "month": ["monthly_active_users", "measurement_trends", "monthly_revenue", "retention_cohorts"],
+}
+
+
+def _released_on(paths: RunPaths, name: str, period: periods.Period) -> list[date]:
+    """Days of ``period`` under whose date ``name`` is published (for that period)."""
+    stats_dir = paths.published / "stats" / name
+    return [d for d in period.days() if (stats_dir / f"date={d.isoformat()}").is_dir()]
+
+
+def _partial_days(paths: RunPaths, days: list[date], today: date) -> list[date]:
+    """Days of ``days`` whose current release is partial (docs/landing.md).
+
+    Read from each day's published manifest; this run's own day from its extract record. A
+    retained day without a manifest (history older than the manifests) counts as complete; an
+    unreadable manifest does not (fail closed).
+    """
+    from tokumei.infra.storage import load_record
+
+    out: list[date] = []
+    for d in days:
+        if d == today:
+            landing = load_record(paths, "extract").get("landing") or {}
+            partial = bool(landing.get("partial"))
+        else:
+            path = paths.settings.out / "reports" / f"date={d.isoformat()}" / "manifest.json"
+            if not path.is_file():
+                continue
+            try:
+                partial = json.loads(path.read_text(encoding="utf-8")).get("partial") is True
+            except (OSError, ValueError):
+                partial = True
+        if partial:
+            out.append(d)
+    return out
+
+
+def _due(
+    paths: RunPaths, today: date, activity_dir: Path
+) -> list[tuple[periods.Period, list[str], str | None]]:
+    """The periods this run releases or holds back: (period, its tables, why held back).
+
+    A period closing today is due; so is an earlier-ending period of today's week or month
+    whose last day has run and which was never released (the run completing a held-back
+    period releases it). A period is held back while a day of it is missing from the retained
+    layer or was published partial. A period already released with another date's release is
+    not released again (two releases of one period invite differencing); a re-run of the day
+    that released it re-releases it, under the re-release rule.
+    """
+    due: list[tuple[periods.Period, list[str], str | None]] = []
+    for period in periods.candidate_periods(today):
+        names = PERIOD_TABLES[period.kind]
+        closing = period.last == today
+        if not closing and not (activity_dir / f"date={period.last.isoformat()}").is_dir():
+            continue  # not over yet: its last day's run releases it
+        elsewhere = [d for d in _released_on(paths, names[0], period) if d != today]
+        if elsewhere:
+            if closing:
+                due.append(
+                    (
+                        period,
+                        names,
+                        f"{period.label} was already released with the release of "
+                        f"{elsewhere[0].isoformat()} (a period is released once)",
+                    )
+                )
+            continue
+        days = period.days()
+        missing = periods.missing_days(activity_dir, days, today)
+        partial = _partial_days(paths, days, today)
+        held = None
+        if missing:
+            held = (
+                f"{len(missing)} of {len(days)} days of {period.label} are not in the retained "
+                f"activity layer (first missing: {missing[0].isoformat()}); held back until "
+                "they are run"
+            )
+        elif partial:
+            held = (
+                f"{len(partial)} of {len(days)} days of {period.label} were published from an "
+                f"incomplete landing (first: {partial[0].isoformat()}); held back until they "
+                "are re-run complete"
+            )
+        due.append((period, names, held))
+    return due
+
+
+def _week_release(
+    paths: RunPaths, built: dict[str, pl.DataFrame], last: date
+) -> pl.DataFrame | None:
+    """The release of the week ending ``last``: built by this run, else as published (with the
+    release of its Sunday, or of the day that completed it later)."""
+    week = periods.week_of(last)
+    mine = built.get("weekly_active_users")
+    if mine is not None and mine.height and mine["week"][0] == week.label:
+        return mine
+    for d in reversed(_released_on(paths, "weekly_active_users", week)):
+        return published_release(paths.published, "weekly_active_users", d)
+    return None
 
 
 def build(
@@ -127,27 +233,12 @@ def build(
     )
     out: dict[str, pl.DataFrame] = {}
     record: dict[str, Any] = {}
-    for period in periods.periods_closing_on(today):
+    for period, names, held in _due(paths, today, activity_dir):
         days = period.days()
-        names = (
-            ["weekly_active_users"]
-            if period.kind == "week"
-            else [
-                "monthly_active_users",
-                "measurement_trends",
-                "monthly_revenue",
-                "retention_cohorts",
-            ]
-        )
-        missing = periods.missing_days(activity_dir, days, today)
-        if missing:
-            reason = (
-                f"{len(missing)} of {len(days)} days of {period.label} are not in the retained "
-                f"activity layer (first missing: {missing[0].isoformat()})"
-            )
-            log.warning("period tables of %s skipped: %s", period.label, reason)
+        if held:
+            log.warning("period tables of %s held back: %s", period.label, held)
             for name in names:
-                record[name] = {"status": "skipped", "period": period.label, "reason": reason}
+                record[name] = {"status": "skipped", "period": period.label, "reason": held}
             continue
         act = periods.without_excluded(
             periods.scan_layer(activity_dir, days, staged_act, today, periods.ACTIVITY_SCHEMA),
@@ -159,8 +250,8 @@ def build(
         families: list[list[pl.DataFrame | None]] = [day_releases]
         if period.kind == "month":
             weeks = sorted({periods.week_of(d).last for d in days})
-            both = {**frames, **out}  # the week closing today was built just above
-            families.append([_release(paths, both, "weekly_active_users", w) for w in weeks])
+            # the week built just above (this run), else wherever that week was released
+            families.append([_week_release(paths, out, w) for w in weeks])
         name = f"{'weekly' if period.kind == 'week' else 'monthly'}_active_users"
         exact = periods.active_users(act, period).drop(period.kind).collect()
         truth[name] = exact.with_columns(pl.lit(period.label).alias(period.kind))
@@ -232,8 +323,8 @@ def build(
             "period": period.label,
             "cross_release": {"amounts_hidden_by_daily_suppression": int(hide.sum())},
         }
-        first = _first_covered(activity_dir, today)
-        cells = periods.cohort_cells(today, first)
+        first = _first_covered(activity_dir, period.last, today)
+        cells = periods.cohort_cells(period.last, first)
         if not cells:
             record["retention_cohorts"] = {
                 "status": "skipped",
@@ -242,7 +333,7 @@ def build(
                 f"since {first.isoformat()} and old enough for a final week",
             }
             continue
-        history = [first + timedelta(days=i) for i in range((today - first).days + 1)]
+        history = [first + timedelta(days=i) for i in range((period.last - first).days + 1)]
         hist = periods.without_excluded(
             periods.scan_layer(activity_dir, history, staged_act, today, periods.ACTIVITY_SCHEMA),
             excluded,

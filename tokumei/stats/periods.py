@@ -17,7 +17,11 @@ Sunday, the month by the run of its last day. There are no "period to date" rele
 releases of a period table never overlap partially (the classic differencing attack on rolling
 windows), and a period is released only when every one of its days is in the activity layer
 (otherwise it is skipped with a reason in the manifest: a table missing days would be wrong, not
-just late). Cohort cells are published only once they are final (every person of the signup
+just late). A day published from an incomplete landing (``--allow-incomplete``, a *partial*
+release, docs/landing.md) holds its periods back too; the run that later publishes the missing
+or partial day complete releases the held-back period (once: a period released with one date's
+release is not released again with another's, which would be a second release of the same
+period). Cohort cells are published only once they are final (every person of the signup
 month has passed that week), so a later release repeats them instead of revising them.
 
 Parts 2 and 3 (period cells vs. the daily releases, and re-releases of the same table and date)
@@ -131,6 +135,15 @@ def month_of(day: date) -> Period:
 def periods_closing_on(day: date) -> list[Period]:
     """The periods whose last day is ``day`` (a Sunday closes a week, a month end a month)."""
     return [p for p in (week_of(day), month_of(day)) if p.last == day]
+
+
+def candidate_periods(day: date) -> list[Period]:
+    """The week and the month containing ``day``: the periods a run of ``day`` may release.
+
+    A period closes on its last day; a run of an earlier day of it releases it only when that
+    run completes a period held back before (docs/landing.md, "Weekly and monthly tables").
+    """
+    return [week_of(day), month_of(day)]
 
 
 def missing_days(layer: Path, days: list[date], present: date) -> list[date]:
