@@ -441,3 +441,43 @@ def test_an_earlier_cell_hidden_by_another_rule_relaxes_the_primary_assumption()
     verdict = sdc.audit(frames, T, truth=truth, earlier=load, specs=SPECS)
     assert verdict["weekly"]["earlier_cells_assumed_primary"] is False
     assert verdict["daily"]["ok"]  # today's 5 is in [0, 9] and the week does not bound it
+
+
+def test_the_relaxation_stays_in_the_contradicted_component() -> None:
+    """Key x contradicts the primary reading (80 in the week > 7 x 9), key y does not: y's
+    earlier cells stay 'small' to the attacker, so today's hidden y (5) is proven >= 4 by the
+    week (58 - 6 x 9) and the release is refused. Relaxing every earlier cell, as the first
+    version of the fallback did, would have called it safe."""
+    frames = {
+        "daily": pl.DataFrame(
+            {
+                "date": [SUNDAY] * 2,
+                "k": ["x", "y"],
+                "persons": [None, None],
+                "suppressed": [True, True],
+            },
+            schema_overrides={"persons": pl.Int64},
+        ),
+        "weekly": pl.DataFrame(
+            {"date": [SUNDAY] * 2, "week": ["2026-W48"] * 2, "k": ["x", "y"], "persons": [80, 58]}
+        ).with_columns(pl.lit(False).alias("suppressed")),
+    }
+    earlier = {d: frames["daily"].with_columns(pl.lit(d).alias("date")) for d in WEEK[:-1]}
+    truth = {
+        "daily": pl.DataFrame({"k": ["x", "y"], "persons": [5, 5]}),
+        "weekly": pl.DataFrame(
+            {"week": ["2026-W48"] * 2, "k": ["x", "y"], "persons": [80, 58]}
+        ),
+    }
+    load = lambda name, d: earlier.get(d) if name == "daily" else None  # noqa: E731
+    s = sdc.build(frames, T, truth=truth, earlier=load, specs=SPECS)
+    suppressed = np.isnan(np.asarray(s.published, dtype=float))
+    today = np.asarray(s.ids[("daily", "persons")])
+    lo, hi = sdc.intervals(s, suppressed, today)
+    assert s.relaxed and s.relaxed_vars is not None
+    earlier_y = [i for i in range(s.n) if not s.current[i] and s.row[i] == 1]
+    assert earlier_y and not s.relaxed_vars[earlier_y].any()
+    assert (lo[1], hi[1]) == (58 - 6 * (T - 1), T - 1)  # y: [4, 9]
+    assert lo[0] == 0 and hi[0] == T - 1  # x: the week bounds nothing once relaxed
+    verdict = sdc.audit(frames, T, truth=truth, earlier=load, specs=SPECS)
+    assert not verdict["daily"]["ok"]

@@ -95,9 +95,11 @@ class System:
     #: Whether this release's own counts are published rounded (False while protecting: the
     #: rounding comes after; earlier releases are always read as published, i.e. rounded).
     round_current: bool = True
-    #: Set when the earlier releases contradict "every suppressed cell there is primary" (a
-    #: cell hidden by another rule, e.g. diversity): their suppressed cells are then [0, inf).
-    relaxed: bool = False
+    #: Variables of the connected components where the earlier releases contradict "every
+    #: suppressed cell there is primary" (a cell hidden by another rule, e.g. kept from an
+    #: earlier run of the day): the earlier suppressed cells *of those components only* are
+    #: then [0, inf); elsewhere the attacker keeps the primary reading (see :func:`intervals`).
+    relaxed_vars: np.ndarray | None = None
     complements: dict[str, bool] = field(default_factory=dict)
     #: Latent quantities (a day's total of a table, :class:`WithinDay`): variables of the
     #: system that are no published cell, so never a target, a complement or told primary.
@@ -139,6 +141,11 @@ class System:
         self.published += vals.tolist()
         self.truth += (truth if truth is not None else np.full(n, np.nan)).tolist()
         return np.arange(start, start + n)
+
+    @property
+    def relaxed(self) -> bool:
+        """Whether some earlier suppressed cells are no longer read as primary."""
+        return self.relaxed_vars is not None and bool(self.relaxed_vars.any())
 
     def _groups(self, name: str, frame: pl.DataFrame, column: str) -> list[int]:
         """Distribution group ids of the rows (fresh ids per frame), or -1 each."""
@@ -222,8 +229,9 @@ class System:
         # the diversity rule (a group with a band of min_cell or more): the attacker cannot
         # tell which, so its cells are [0, inf), not told primary (ADR 0002)
         primary &= ~(self.hidden_whole(suppressed) & ~np.asarray(self.current))
-        if self.relaxed:  # see intervals(): an earlier cell hid more than a small count
-            primary &= ~np.isnan(truth) | np.asarray(self.current)
+        if self.relaxed_vars is not None:  # see intervals(): an earlier cell hid more
+            unknown = np.isnan(truth) & ~np.asarray(self.current)
+            primary &= ~(unknown & self.relaxed_vars)
         hi[primary] = t - 1
         return lo, hi
 
@@ -665,9 +673,19 @@ def intervals(
             c = np.zeros(members.size)
             c[np.searchsorted(members, col[cells])] = sign
             status = run(members, k_a, k_lo, k_hi, c)
-            if first and status == 2 and not s.relaxed and _earlier_hidden(s, suppressed):
-                s.relaxed = True  # a weaker, true attacker instead of a false assumption
-                return intervals(s, suppressed, targets, required=required, seen=seen)
+            if first and status == 2 and _earlier_hidden(s, suppressed):
+                # a weaker, true attacker instead of a false assumption, on the components
+                # the assumption contradicts (each solved alone for feasibility)
+                bad = [
+                    k
+                    for k in keep.tolist()
+                    if _infeasible(s, comp, k, part, bounds, suppressed)
+                ]
+                mask = np.isin(comp, bad) if bad else np.zeros(s.n, dtype=bool)
+                prev = s.relaxed_vars if s.relaxed_vars is not None else np.zeros(s.n, bool)
+                if (mask & ~prev).any():
+                    s.relaxed_vars = prev | mask
+                    return intervals(s, suppressed, targets, required=required, seen=seen)
             if first and status == 2:
                 raise InconsistentReleaseError(
                     "the published values contradict the declared relations of "
@@ -717,6 +735,23 @@ def told(s: System, suppressed: np.ndarray) -> np.ndarray:
         return whole
     lo, _ = intervals(s, suppressed, whole)
     return whole[lo >= s.threshold]
+
+
+def _infeasible(
+    s: System,
+    comp: np.ndarray,
+    k: int,
+    part: Callable[[np.ndarray], tuple[np.ndarray, sparse.csr_matrix, np.ndarray, np.ndarray]],
+    bounds: np.ndarray,
+    suppressed: np.ndarray,
+) -> bool:
+    """Whether component ``k`` holds an earlier hidden cell and has no feasible point."""
+    unknown = np.isnan(np.asarray(s.truth)) & ~np.asarray(s.current) & ~np.asarray(s.amount)
+    if not (unknown & suppressed & (comp == k)).any():
+        return False
+    members, k_a, k_lo, k_hi = part(np.array([k]))
+    status, _ = _solve(_lp(k_a, k_lo, k_hi), np.zeros(members.size), bounds[members])
+    return status == 2
 
 
 def _earlier_hidden(s: System, suppressed: np.ndarray) -> bool:
