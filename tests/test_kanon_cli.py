@@ -165,3 +165,23 @@ def test_kanon_cli_quality_models(tmp_path: Path) -> None:
         + ["--k", "2", "--max-suppression", "0", "--out", str(out), "--gs-factor", "2"],
     )
     assert bad.exit_code == 2
+
+
+def test_kanon_cli_privacy_models(tmp_path: Path) -> None:
+    """--l-variant entropy/recursive and --t run (no person column: they count records)."""
+    data, hdir = _write_inputs(tmp_path)
+    (hdir / "demo_hierarchy_disease.csv").write_text("d0;g0;*\nd1;g0;*\nd2;g1;*\n")
+    out = tmp_path / "out.csv"
+    base = ["--input", str(data), "--sep", ";", "--hierarchies", str(hdir), "--qi", "zip,sex"]
+    base += ["--k", "2", "--max-suppression", "0.1", "--out", str(out), "--sensitive", "disease"]
+    runs = [
+        ["--l", "2", "--l-variant", "entropy"],
+        ["--l", "2", "--l-variant", "recursive", "--c", "3"],
+        ["--t", "0.2"],
+        ["--t", "0.2", "--t-distance", "hierarchical"],
+    ]
+    for extra in runs:
+        res = CliRunner().invoke(app, [*base, *extra])
+        assert res.exit_code == 0, (extra, res.output)
+    for extra in (["--l", "2", "--l-variant", "recursive"], ["--l", "2", "--c", "2"], []):
+        assert CliRunner().invoke(app, [*base, *extra]).exit_code == 2, extra

@@ -37,6 +37,17 @@ class Metric(StrEnum):
     kl = "kl"
 
 
+class LVariant(StrEnum):
+    distinct = "distinct"
+    entropy = "entropy"
+    recursive = "recursive"
+
+
+class TDistance(StrEnum):
+    equal = "equal"
+    hierarchical = "hierarchical"
+
+
 class Aggregate(StrEnum):
     geometric = "geometric"
     arithmetic = "arithmetic"
@@ -102,8 +113,25 @@ def kanon(
         str | None, typer.Option("--sensitive", help="sensitive column(s) for l-diversity")
     ] = None,
     l: Annotated[  # noqa: E741 - the model's own name
-        int | None, typer.Option("--l", help="distinct sensitive values per class")
+        float | None, typer.Option("--l", help="l of l-diversity on each sensitive column")
     ] = None,
+    l_variant: Annotated[
+        LVariant,
+        typer.Option("--l-variant", help="distinct values, entropy ≥ ln l, or recursive (c, l)"),
+    ] = LVariant.distinct,
+    c: Annotated[float | None, typer.Option("--c", help="c of recursive (c, l)-diversity")] = None,
+    t: Annotated[
+        float | None,
+        typer.Option("--t", help="t-closeness on each sensitive column (earth mover's distance)"),
+    ] = None,
+    t_distance: Annotated[
+        TDistance,
+        typer.Option(
+            "--t-distance",
+            help="ground distance of t-closeness; hierarchical uses the sensitive column's "
+            "hierarchy from --hierarchies",
+        ),
+    ] = TDistance.equal,
     metric: Annotated[
         Metric,
         typer.Option(
@@ -145,15 +173,27 @@ def kanon(
     qis = [c.strip() for c in qi.split(",") if c.strip()]
     if not qis:
         raise typer.BadParameter("--qi needs at least one column")
-    if (sensitive is None) != (l is None):
-        raise typer.BadParameter("--sensitive and --l go together")
-    sens = {c.strip(): int(l) for c in sensitive.split(",") if c.strip()} if sensitive else None
+    if sensitive is None and (l is not None or t is not None):
+        raise typer.BadParameter("--l and --t need --sensitive")
+    if sensitive is not None and l is None and t is None:
+        raise typer.BadParameter("--sensitive needs --l or --t")
+    if l_variant is LVariant.recursive and c is None:
+        raise typer.BadParameter("--l-variant recursive needs --c")
+    if c is not None and l_variant is not LVariant.recursive:
+        raise typer.BadParameter("--c goes with --l-variant recursive")
+    sens_cols = [s.strip() for s in sensitive.split(",") if s.strip()] if sensitive else []
+    sens = {col: l for col in sens_cols} or None
     if not 0.0 <= gs_factor <= 1.0:
         raise typer.BadParameter("--gs-factor is in [0, 1]")
     wts = _weights(weights) if weights else None
     try:
         data = _read(input, sep)
         hs = load_hierarchies(hierarchies, qis)
+        t_hs = (
+            load_hierarchies(hierarchies, sens_cols)
+            if t is not None and t_distance is TDistance.hierarchical
+            else None
+        )
         result = anonymize(
             data,
             hs,
@@ -161,6 +201,10 @@ def kanon(
             max_suppression=max_suppression,
             person_col=person_id,
             sensitive=sens,
+            l_variant=l_variant.value,
+            c=c,
+            t=t,
+            t_hierarchies=t_hs,
             metric=metric.value,
             monotonic=monotonic,
             gs_factor=gs_factor,

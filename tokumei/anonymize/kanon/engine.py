@@ -21,7 +21,16 @@ import polars as pl
 from tokumei.anonymize.hierarchy import SUPPRESSED, Hierarchy
 from tokumei.anonymize.kanon.encode import EncodedQI, compile_qis, encode_persons, encode_values
 from tokumei.anonymize.kanon.metrics import LossScale, level_share_sums, summarize
-from tokumei.anonymize.kanon.models import DistinctLDiversity, KAnonymity, Models, SuppressionLimit
+from tokumei.anonymize.kanon.models import (
+    DistinctLDiversity,
+    EntropyLDiversity,
+    FrequencyModel,
+    KAnonymity,
+    Models,
+    RecursiveCLDiversity,
+    SuppressionLimit,
+    TCloseness,
+)
 from tokumei.anonymize.kanon.projections import plain_failures
 from tokumei.anonymize.kanon.quality import Context, QualityModel
 from tokumei.anonymize.kanon.quality import make as make_quality
@@ -71,8 +80,12 @@ def anonymize(
     k: int,
     max_suppression: float,
     person_col: str | None = None,
-    sensitive: Mapping[str, int] | None = None,
+    sensitive: Mapping[str, float | None] | None = None,
     *,
+    l_variant: str = "distinct",
+    c: float | None = None,
+    t: float | None = None,
+    t_hierarchies: Mapping[str, Hierarchy] | None = None,
     seed: int | None = None,
     transformation: Mapping[str, int] | None = None,
     cache_bytes: int = 512 << 20,
@@ -88,6 +101,12 @@ def anonymize(
     ``transformation`` (level per QI) skips the search and applies those levels (with the same
     suppression and metrics); it raises if they exceed the suppression limit. ``seed`` fixes the
     shuffle; by default it is derived from the data (same input, same output).
+
+    ``sensitive`` maps each sensitive column to its ``l`` (None: no l-diversity on it), of the
+    ``l_variant`` distinct, entropy or recursive (with ``c``); ``t`` adds t-closeness on every
+    sensitive column, with the hierarchical ground distance where ``t_hierarchies`` has the
+    column's hierarchy, else the equal one. Entropy, recursive and t need records as persons
+    (no ``person_col``).
 
     ``metric`` (a name of :data:`quality.METRICS` or a :class:`quality.QualityModel`) is what the
     search minimizes; ``monotonic``, ``gs_factor``, ``aggregate`` and ``weights`` (per QI, default
@@ -147,8 +166,22 @@ def anonymize(
     n_persons = n_rows
     if person_col is not None:
         pid, n_persons = encode_persons(df, person_col)
-    ldiv = [DistinctLDiversity(c, int(lv), i) for i, (c, lv) in enumerate(sens.items())]
-    models = Models(kmodel, ldiv, limit, n_persons, n_sid, sid_maps, sid_sizes)
+    ldiv, freq = _sensitive_models(
+        df,
+        sens,
+        enc_codes[len(qi_cols) :],
+        enc_values[len(qi_cols) :],
+        l_variant,
+        c,
+        t,
+        dict(t_hierarchies or {}),
+    )
+    if freq and person_col is not None:
+        raise ValueError(
+            "entropy and recursive l-diversity and t-closeness count records per class; "
+            "they are not available with a person column"
+        )
+    models = Models(kmodel, ldiv, limit, n_persons, n_sid, sid_maps, sid_sizes, freq)
 
     # 2. the level-0 frequency table, then the search over it
     base = build_base(codes0, [q.sizes[0] for q in encoded], sid, n_sid, pid, n_persons)
@@ -200,6 +233,50 @@ def anonymize(
         seconds=seconds,
         search=search_info,
     )
+
+
+def _sensitive_models(
+    df: pl.DataFrame,
+    sens: dict[str, float | None],
+    codes: list[np.ndarray],
+    values: list[pl.Series],
+    variant: str,
+    c: float | None,
+    t: float | None,
+    t_hierarchies: dict[str, Hierarchy],
+) -> tuple[list[DistinctLDiversity], list[FrequencyModel]]:
+    """The l-diversity and t-closeness models of the sensitive columns (see ``anonymize``)."""
+    if variant not in ("distinct", "entropy", "recursive"):
+        raise ValueError(f"unknown l-diversity variant {variant!r} (distinct, entropy, recursive)")
+    if variant == "recursive" and c is None:
+        raise ValueError("recursive (c, l)-diversity needs c")
+    extra = set(t_hierarchies) - set(sens)
+    if extra:
+        raise ValueError(f"t-closeness hierarchy for non-sensitive column(s): {sorted(extra)}")
+    ldiv: list[DistinctLDiversity] = []
+    freq: list[FrequencyModel] = []
+    for i, (col, lv) in enumerate(sens.items()):
+        if lv is not None:
+            if variant == "distinct":
+                ldiv.append(DistinctLDiversity(col, int(lv), i))
+            elif variant == "entropy":
+                freq.append(EntropyLDiversity(col, float(lv), i))
+            else:
+                freq.append(RecursiveCLDiversity(col, int(lv), float(c), i))  # type: ignore[arg-type]
+        if t is not None:
+            overall = np.bincount(codes[i], minlength=len(values[i])) / max(1, df.height)
+            groups = None
+            h = t_hierarchies.get(col)
+            if h is not None:
+                frame = pl.DataFrame({"v": values[i]})
+                groups = []
+                for lvl in range(1, h.levels):
+                    lab = frame.select(h.expr(pl.col("v"), lvl).cast(pl.String)).to_series()
+                    if lab.null_count():
+                        raise ValueError(f"hierarchy of sensitive column {col!r} misses values")
+                    groups.append(lab.rank("dense").cast(pl.Int64).to_numpy() - 1)
+            freq.append(TCloseness(col, float(t), i, overall, groups))
+    return ldiv, freq
 
 
 def _sensitive_ids(

@@ -8,16 +8,40 @@
   (every QI ``*``); the transformation is acceptable only if the persons so touched — persons with
   at least one suppressed record — are at most ``floor(share × all persons)``.
 
-All three are monotone under full-domain generalization: a class of a coarser node is a union of
+Over the frequencies of a sensitive column's values in a class (records; ARX's definitions in
+``org.deidentifier.arx.criteria``), only for data without a person column:
+
+- :class:`EntropyLDiversity`: at least ``ceil(l)`` values and Shannon entropy ≥ ``ln l``
+  (``EntropyLDiversity``, Shannon estimator: ``Σ f·ln f ≤ N·(ln N − ln l)``);
+- :class:`RecursiveCLDiversity`: with counts ``r1 ≥ r2 ≥ … ≥ rm``, ``m ≥ l`` and
+  ``r1 < c·(r_l + … + r_m)`` (``RecursiveCLDiversity``);
+- :class:`TCloseness`: the earth mover's distance between the class's distribution and the whole
+  data's is at most ``t``, with the equal ground distance (``EqualDistanceTCloseness``: half the
+  L1 distance) or the hierarchical one of a hierarchy on the sensitive column
+  (``HierarchicalDistanceTCloseness``: ``Σ`` over inner nodes of ``level/height ·
+  min(positive, negative extra)``, computed here per level as ``½ Σ_j (j/H)·(A_{j−1} − A_j)``
+  with ``A_j`` the L1 distance of the two distributions rolled up to level ``j``).
+
+With a person column these are refused: a person's records would be counted once per record in a
+class but once in a merged class, which breaks the monotonicity below.
+
+k and distinct l are monotone under full-domain generalization: a class of a coarser node is a union of
 classes of a finer node, so if it violates k (or l), every class it is made of did too. The set of
 suppressed records, and so of suppressed persons, can therefore only shrink as a node gets coarser
-(ARX's "practical monotonicity" with a suppression limit). The search prunes with that.
+(ARX's "practical monotonicity" with a suppression limit). The search prunes with that. For the
+frequency models a merged class's distribution is a mixture of its parts': entropy of a mixture
+is at least the smallest part's, the recursive condition is closed under sums (Machanavajjhala et
+al.), and an earth mover's distance to a fixed distribution is convex. So merged *passing*
+classes pass, but a merged class fails as soon as one part fails, taking its passing parts into
+suppression: with a suppression limit they are not monotone (``Models.monotone``), and the search
+tags failing down-sets only from the monotone models (a brute-force test found the
+counterexample).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +51,7 @@ from tokumei.anonymize.kanon.table import (
     class_persons,
     distinct_per_class,
     suppressed_persons,
+    value_counts,
 )
 
 
@@ -53,6 +78,103 @@ class DistinctLDiversity:
             raise ValueError(f"l for {self.column!r} must be at least 1, got {self.l}")
 
 
+_TOL = 1e-9  # relative: a condition met with equality (uniform over l values) holds
+
+
+@dataclass(frozen=True)
+class EntropyLDiversity:
+    column: str
+    l: float  # noqa: E741 - the model's own name
+    index: int
+
+    def __post_init__(self) -> None:
+        if not self.l >= 1:
+            raise ValueError(f"entropy l for {self.column!r} must be at least 1, got {self.l}")
+
+    def violations(self, cls: np.ndarray, val: np.ndarray, cnt: np.ndarray, n: int) -> np.ndarray:
+        f = cnt.astype(np.float64)
+        tot = np.bincount(cls, weights=f, minlength=n)
+        distinct = np.bincount(cls, minlength=n)
+        flogf = np.bincount(cls, weights=f * np.log(f), minlength=n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = tot * (np.log(np.maximum(tot, 1.0)) - math.log(self.l))
+        return (distinct < math.ceil(self.l)) | (flogf > bound + _TOL * np.maximum(tot, 1.0))
+
+
+@dataclass(frozen=True)
+class RecursiveCLDiversity:
+    column: str
+    l: int  # noqa: E741 - the model's own name
+    c: float
+    index: int
+
+    def __post_init__(self) -> None:
+        if self.l < 1 or not self.c > 0:
+            raise ValueError(f"recursive (c, l) for {self.column!r} needs l >= 1 and c > 0")
+
+    def violations(self, cls: np.ndarray, val: np.ndarray, cnt: np.ndarray, n: int) -> np.ndarray:
+        order = np.lexsort((cnt, cls))  # per class, counts ascending
+        c_s, f_s = cls[order], cnt[order].astype(np.float64)
+        m = np.bincount(cls, minlength=n)
+        start = np.concatenate([[0], np.cumsum(m)[:-1]])
+        rank = np.arange(len(c_s)) - start[c_s]
+        # the m − l + 1 smallest counts are r_l … r_m
+        tail = np.bincount(c_s, weights=np.where(rank <= m[c_s] - self.l, f_s, 0.0), minlength=n)
+        top = np.zeros(n)
+        np.maximum.at(top, c_s, f_s)
+        return (m < self.l) | ~(top < self.c * tail)
+
+
+@dataclass
+class TCloseness:
+    """``groups[j][v]``: the level-(j+1) group of value ``v`` of the sensitive hierarchy (none:
+    equal ground distance); ``overall[v]``: the value's share of all records."""
+
+    column: str
+    t: float
+    index: int
+    overall: np.ndarray
+    groups: list[np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.t <= 1.0:
+            raise ValueError(f"t for {self.column!r} is in [0, 1], got {self.t}")
+
+    def distance(self, cls: np.ndarray, val: np.ndarray, cnt: np.ndarray, n: int) -> np.ndarray:
+        f = cnt.astype(np.float64)
+        q = f / np.bincount(cls, weights=f, minlength=n)[cls]
+
+        def l1(g: np.ndarray | None, p_all: np.ndarray) -> np.ndarray:
+            # Σ_g |P_g − Q_g| = 1 + Σ over groups present in the class of (|P_g − Q_g| − P_g)
+            if g is None:
+                key, q_g, p_g = cls, q, p_all[val]
+            else:
+                width = int(g.max()) + 1
+                key_all = cls * width + g[val]
+                uniq, inv = np.unique(key_all, return_inverse=True)
+                q_g = np.bincount(inv, weights=q)
+                key = uniq // width
+                p_g = np.bincount(g, weights=p_all, minlength=width)[uniq % width]
+            return 1.0 + np.bincount(key, weights=np.abs(p_g - q_g) - p_g, minlength=n)
+
+        a0 = l1(None, self.overall)
+        if not self.groups:
+            return np.maximum(a0 / 2.0, 0.0)
+        h = len(self.groups)
+        prev, cost = a0, np.zeros(n)
+        for j, g in enumerate(self.groups, start=1):
+            cur = l1(g, self.overall)
+            cost += (j / h) * (prev - cur) / 2.0
+            prev = cur
+        return np.maximum(cost, 0.0)
+
+    def violations(self, cls: np.ndarray, val: np.ndarray, cnt: np.ndarray, n: int) -> np.ndarray:
+        return self.distance(cls, val, cnt, n) > self.t + _TOL
+
+
+FrequencyModel = EntropyLDiversity | RecursiveCLDiversity | TCloseness
+
+
 @dataclass(frozen=True)
 class SuppressionLimit:
     share: float
@@ -77,6 +199,20 @@ class Models:
     n_sid: int  # distinct combinations of the sensitive columns' values (1 without any)
     sid_maps: list[np.ndarray]  # per sensitive column: sid → value code
     sid_sizes: list[int]  # per sensitive column: number of values
+    freq: list[FrequencyModel] = field(default_factory=list)  # entropy/recursive l, t-closeness
+
+    @property
+    def monotone(self) -> bool:
+        """Is "acceptable within the suppression limit" monotone under generalization?
+
+        k and distinct l are: a coarser class that violates them is made of violating classes
+        only, so the suppressed records can only shrink. Entropy-l, recursive-(c,l) and
+        t-closeness are not: a merged class violates them as soon as one part does (a mixture
+        is never better than its worst part), and then its passing parts are suppressed with
+        it, so a coarser node can suppress *more*. Without suppression (limit 0) they are:
+        merged passing classes pass. The search then tags only with the monotone models.
+        """
+        return not self.freq or self.max_suppressed == 0
 
     @property
     def max_suppressed(self) -> int:
@@ -92,14 +228,27 @@ class Models:
         for m in self.ldiv:
             distinct = distinct_per_class(t, self.sid_maps[m.index], self.sid_sizes[m.index])
             fail |= distinct < m.l
+        mono_supp = None
+        if not self.monotone:
+            mono_supp = int(t.rows[fail].sum()) if t.plain else suppressed_persons(t, fail)
+        counts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for m in self.freq:
+            if m.index not in counts:
+                counts[m.index] = value_counts(t, self.sid_maps[m.index], self.sid_sizes[m.index])
+            fail |= m.violations(*counts[m.index], t.n_classes)
         idx = np.flatnonzero(fail)
         if len(idx) == 0:
-            return NodeStats(persons, fail, 0, 0, 0.0)
+            return NodeStats(persons, fail, 0, 0, 0.0, mono_supp)
         rows_f = t.rows[idx]
         supp_p = int(rows_f.sum()) if t.plain else suppressed_persons(t, fail)
         if supp_p > self.max_suppressed:
-            return NodeStats(persons, fail, supp_p, int(rows_f.sum()), float("nan"))
+            return NodeStats(persons, fail, supp_p, int(rows_f.sum()), float("nan"), mono_supp)
         kept_share = shares[t.codes[idx]].sum(axis=1)
         return NodeStats(
-            persons, fail, supp_p, int(rows_f.sum()), float(rows_f @ (len(t.offsets) - kept_share))
+            persons,
+            fail,
+            supp_p,
+            int(rows_f.sum()),
+            float(rows_f @ (len(t.offsets) - kept_share)),
+            mono_supp,
         )

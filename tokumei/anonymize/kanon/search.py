@@ -287,13 +287,24 @@ def search(
             return True
         return bnd <= best[0] + tol and rank(node) < rank(best[1])
 
+    monotone = ev.models.monotone
+
+    def fails_down(e: Evaluation) -> bool:
+        """Does every node below ``e.node`` fail? (Without monotone models: if the monotone
+        ones alone already exceed the limit.)"""
+        if monotone:
+            return not e.sat
+        return e.stats.mono_suppressed_persons > ev.models.max_suppressed
+
     def record(e: Evaluation) -> None:
         i = flat(e.node)
         done[i] = True
         if not e.sat:
-            views["status"][down(e.node)] = FAIL
+            if fails_down(e):
+                views["status"][down(e.node)] = FAIL
             return
-        views["status"][up(e.node)] = SAT
+        if monotone:
+            views["status"][up(e.node)] = SAT
         total = model.score(e.node, e.table, e.stats)
         if beats(total, e.node):
             best[:] = [total, e.node, e]
@@ -306,7 +317,7 @@ def search(
                 # above it nothing is suppressed either, the score only grows with
                 # generalization, and they rank lower
                 views["done"][up(e.node)] = True
-        else:
+        elif monotone:  # below it, at least these records are suppressed
             delta = model.down_delta(e.stats)
             if delta > 0:
                 sl = down(e.node)
@@ -332,7 +343,7 @@ def search(
                     continue
                 ez = ev.evaluate(tuple(nxt), source=src)
                 record(ez)
-                if ez.sat:
+                if not fails_down(ez):
                     break
                 cur, src, failed = nxt, ez.table, True
         return failed

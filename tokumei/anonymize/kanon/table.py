@@ -207,6 +207,9 @@ class NodeStats:
     supp_loss: (
         float  # Σ over suppressed classes of rows × (Q − Σ_q share): loss added by suppression
     )
+    # with privacy models that are not monotone under suppression: the persons the monotone
+    # ones alone (k, distinct l) would suppress; None when every model is monotone
+    mono_suppressed_persons: int | None = None
 
 
 def offsets_of(sizes: list[int]) -> np.ndarray:
@@ -423,6 +426,26 @@ def distinct_per_class(t: Table, sid_to_value: np.ndarray, n_values: int) -> np.
         seen[key] = True
         return seen.reshape(n, n_values).sum(axis=1)
     return np.bincount(_unique_sorted(key) // n_values, minlength=n)
+
+
+def value_counts(
+    t: Table, sid_to_value: np.ndarray, n_values: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Records per (class, value) of one sensitive column, for the non-zero pairs only, sorted by
+    class then value: ``(cls, value, count)``. Without a person column only (the aggregated
+    entries then count records; the engine refuses these models with one)."""
+    if t.e_cls is not None:  # explicit entries exist only with a person column
+        raise ValueError("value frequencies need records as persons (no person column)")
+    if t.sid_counts is not None:
+        onehot = np.zeros((len(sid_to_value), n_values))
+        onehot[np.arange(len(sid_to_value)), sid_to_value] = 1.0
+        m = t.sid_counts @ onehot
+        cls, val = np.nonzero(m)
+        return cls.astype(np.int64), val.astype(np.int64), m[cls, val].astype(np.int64)
+    key = t.a_cls * n_values + sid_to_value[t.a_sid]
+    uniq, inv = np.unique(key, return_inverse=True)
+    cnt = np.bincount(inv.reshape(-1), weights=t.a_persons).astype(np.int64)
+    return uniq // n_values, uniq % n_values, cnt
 
 
 def suppressed_persons(t: Table, fail: np.ndarray) -> int:
