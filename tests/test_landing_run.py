@@ -100,3 +100,17 @@ def test_allow_incomplete_publishes_a_release_marked_partial(landing: Path, tmp_
         "no_marker"
     )
     assert "partial release" in (reports / "privacy_report.html").read_text()
+
+
+def test_tokumei_run_refuses_an_incomplete_day_in_one_line(landing: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tokumei.cli import app
+
+    (landing / "events" / f"date={DAY}" / MARKER).unlink()
+    args = ["run", "--landing", str(landing), "--out", str(tmp_path / "out"), "--date", DAY]
+    result = CliRunner().invoke(app, [*args, "--no-isolate-steps"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"events/date={DAY}: no {MARKER} marker" in text and "--allow-incomplete" in text
+    assert not (tmp_path / "out" / "published").exists()
