@@ -319,6 +319,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             timeout=STARTUP_TIMEOUT,
         )
         assert migrate.returncode == 0, (migrate.stdout + migrate.stderr)[-3000:]
+        # the pools of the memory-heavy tasks, as docs/deploy.md says (a task whose pool does
+        # not exist is never scheduled)
+        pools = subprocess.run(
+            [sys.executable, "-m", "airflow", "pools", "import", str(ROOT / "dags" / "pools.json")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
+        )
+        assert pools.returncode == 0, (pools.stdout + pools.stderr)[-3000:]
 
         _start("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env, logs, c)  # fmt: skip
         _start("scheduler", ["scheduler"], env, logs, c)
