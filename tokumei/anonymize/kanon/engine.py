@@ -31,8 +31,8 @@ from tokumei.anonymize.kanon.models import (
     SuppressionLimit,
     TCloseness,
 )
-from tokumei.anonymize.kanon.projections import plain_failures
-from tokumei.anonymize.kanon.quality import Context, QualityModel
+from tokumei.anonymize.kanon.projections import plain_deltas, plain_failures
+from tokumei.anonymize.kanon.quality import Context, Granularity, QualityModel
 from tokumei.anonymize.kanon.quality import make as make_quality
 from tokumei.anonymize.kanon.search import Evaluator, search
 from tokumei.anonymize.kanon.table import Table, build_base, class_keys, combine, group_ids
@@ -187,7 +187,7 @@ def anonymize(
     base = build_base(codes0, [q.sizes[0] for q in encoded], sid, n_sid, pid, n_persons)
     share_sums = level_share_sums(encoded, base)
     scale = LossScale.of(encoded, n_rows)
-    ev = Evaluator(encoded, base, models, cache_bytes=cache_bytes)
+    ev = Evaluator(encoded, base, models, cache_bytes=cache_bytes, share_sums=share_sums)
     quality.prepare(Context(encoded, base, share_sums, n_rows, ev.radix))
     if transformation is None:
         # rows are persons: projections give necessary conditions (k only; l is left out)
@@ -196,7 +196,12 @@ def anonymize(
             if person_col is None
             else ()
         )
-        found = search(ev, share_sums, failing, model=quality)
+        deltas = (
+            plain_deltas(encoded, base, kmodel.k)
+            if person_col is None and isinstance(quality, Granularity)
+            else ()
+        )
+        found = search(ev, share_sums, failing, model=quality, down_deltas=deltas)
         node, evaluation = found.node, found.evaluation
         search_info = {"nodes": found.nodes, "evaluated": found.evaluated}
     else:

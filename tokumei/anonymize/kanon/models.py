@@ -218,10 +218,13 @@ class Models:
     def max_suppressed(self) -> int:
         return self.limit.max_persons(self.total_persons)
 
-    def evaluate(self, t: Table, shares: np.ndarray) -> NodeStats:
+    def evaluate(self, t: Table, shares: np.ndarray, gen_total: float | None = None) -> NodeStats:
         """Violating classes, suppressed persons and the loss suppression adds, for table ``t``.
 
         ``shares[c]`` is the domain share of the value with (offset) code ``c`` at ``t``'s levels.
+        ``gen_total``: Σ over all records of Σ_q share at these levels; when given and the
+        failing classes outnumber the kept ones, the added loss is computed from the kept ones
+        (``rows_failing·Q − (gen_total − kept part)``), which is the cheap side with large k.
         """
         persons = class_persons(t)
         fail = self.k.violations(persons)
@@ -243,12 +246,11 @@ class Models:
         supp_p = int(rows_f.sum()) if t.plain else suppressed_persons(t, fail)
         if supp_p > self.max_suppressed:
             return NodeStats(persons, fail, supp_p, int(rows_f.sum()), float("nan"), mono_supp)
-        kept_share = shares[t.codes[idx]].sum(axis=1)
-        return NodeStats(
-            persons,
-            fail,
-            supp_p,
-            int(rows_f.sum()),
-            float(rows_f @ (len(t.offsets) - kept_share)),
-            mono_supp,
-        )
+        n_q = len(t.offsets)
+        if gen_total is not None and 2 * len(idx) > len(fail):
+            keep = np.flatnonzero(~fail)
+            kept_gen = float(t.rows[keep] @ shares[t.codes[keep]].sum(axis=1)) if len(keep) else 0.0
+            supp_loss = float(rows_f.sum()) * n_q - (gen_total - kept_gen)
+        else:
+            supp_loss = float(rows_f @ (n_q - shares[t.codes[idx]].sum(axis=1)))
+        return NodeStats(persons, fail, supp_p, int(rows_f.sum()), supp_loss, mono_supp)

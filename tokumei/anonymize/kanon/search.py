@@ -70,6 +70,9 @@ class Evaluator:
     models: Models
     cache_bytes: int = 512 << 20
     evaluations: int = 0
+    # G[q][l] (records × share, all records): lets the suppression loss be computed from the
+    # kept classes when they are fewer than the failing ones (loose limits, large k)
+    share_sums: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self._level_sizes = [list(q.sizes) for q in self.qis]
@@ -203,7 +206,10 @@ class Evaluator:
 
     def evaluate(self, node: tuple[int, ...], source: Table | None = None) -> Evaluation:
         t = self.table(node, source)
-        st = self.models.evaluate(t, self.shares(node))
+        gen = None
+        if self.share_sums is not None:
+            gen = sum(float(g[lvl]) for g, lvl in zip(self.share_sums, node, strict=True))
+        st = self.models.evaluate(t, self.shares(node), gen)
         self.evaluations += 1
         return Evaluation(node, t, st, st.suppressed_persons <= self.models.max_suppressed)
 
@@ -223,12 +229,15 @@ def search(
     known_failing: Iterable[tuple[int, ...]] = (),
     rel_tol: float = 1e-9,
     model: QualityModel | None = None,
+    down_deltas: Iterable[tuple[int, int, np.ndarray]] = (),
 ) -> SearchResult:
     """The satisfying node of least score under ``model`` (default: the granularity loss; see
     the module docstring for the method).
 
     ``known_failing``: nodes already known to fail (e.g. from projections); their down-sets are
-    tagged before the search starts. ``share_sums`` (``G[q][l]``) give the lattice's shape and,
+    tagged before the search starts. ``down_deltas`` (granularity only, see
+    :func:`.projections.plain_deltas`): per QI pair, loss that suppression adds below each
+    projection node, raised into the bounds of its down-set. ``share_sums`` (``G[q][l]``) give the lattice's shape and,
     for models without a static bound, the order of the visit.
     """
     if model is None:
@@ -356,6 +365,17 @@ def search(
 
     for node in known_failing:
         views["status"][down(node)] = FAIL
+    if ev.models.max_suppressed >= ev.models.total_persons:
+        status[:] = SAT  # anything may be suppressed: every node satisfies, nothing to climb
+    for q, r, delta in down_deltas:
+        for lq in range(delta.shape[0]):
+            for lr in range(delta.shape[1]):
+                d = float(delta[lq, lr])
+                if d > 0:
+                    sl = [slice(None)] * n_q
+                    sl[q], sl[r] = slice(0, lq + 1), slice(0, lr + 1)
+                    sl = tuple(sl)
+                    np.maximum(views["bound"][sl], views["lb"][sl] + d, out=views["bound"][sl])
     refloor()
     candidates = 0
 
