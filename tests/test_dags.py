@@ -461,16 +461,21 @@ def test_backfill_of_two_dates_publishes_both_and_emits_asset_events(tmp_path: P
 
 
 @pytest.mark.slow
-def test_a_failed_run_alerts_once_cleans_up_and_publishes_nothing(
+def test_failed_runs_alert_once_each_clean_up_and_publish_nothing(
     tmp_path: Path, smtp_sink: Any
 ) -> None:
-    """A source-day without its marker: the landing sensor (no waiting: 0 minutes) fails with
-    the reason, nothing downstream runs, the teardown still removes the work directory, and
-    the notifier sends exactly one e-mail naming DAG, run, task and reason."""
+    """Two failing days. DAY: a source-day without its marker; the sensor waits (here 0
+    minutes) and times out naming it. DAY2: a file changed after its producer sealed the day;
+    the sensor fails at once (waiting cannot fix a finished delivery). Either way nothing
+    downstream runs, the teardown still removes the work directory, nothing is published, and
+    the notifier sends exactly one e-mail per failed run naming DAG, run, task and reason."""
     from tokumei.ingest.landing import MARKER
 
-    landing = _landing(tmp_path, (DAY,))
+    landing = _landing(tmp_path, (DAY, DAY2))
     (landing / "cookies" / f"date={DAY}" / MARKER).unlink()
+    changed = next(p for p in (landing / "cookies" / f"date={DAY2}").iterdir() if p.name != MARKER)
+    with changed.open("ab") as fh:  # a byte more than the marker lists
+        fh.write(b"\n")
     out = tmp_path / "out"
     env = _env(
         tmp_path,
@@ -481,25 +486,28 @@ def test_a_failed_run_alerts_once_cleans_up_and_publishes_nothing(
         TOKUMEI_ALERT_SMTP_CONN_ID="tokumei_alert_smtp",
         TOKUMEI_ALERT_EMAIL_TO="ops@example.org",
     )
-    result = _run_python(_DAG_TEST.format(dags=str(DAGS), days=(DAY,)), env, timeout=900)
-    (run,) = result["runs"]
-    assert run["state"].endswith("failed"), run
-    tasks = run["tasks"]
-    assert tasks["landing_complete[-1]"].endswith("failed")
-    assert tasks["extract[-1]"].endswith("upstream_failed")
-    assert tasks["cleanup[-1]"].endswith("success")  # the teardown ran on failure
+    result = _run_python(_DAG_TEST.format(dags=str(DAGS), days=(DAY, DAY2)), env, timeout=900)
+    runs = result["runs"]
+    for run in runs:
+        assert run["state"].endswith("failed"), run
+        tasks = run["tasks"]
+        assert tasks["landing_complete[-1]"].endswith("failed")
+        assert tasks["extract[-1]"].endswith("upstream_failed")
+        assert tasks["cleanup[-1]"].endswith("success")  # the teardown ran on failure
     assert result["events"] == []  # nothing published, no Asset event
     assert not (out / "published").exists() or not any((out / "published").rglob("*.parquet"))
     assert not (out / "_work").exists() or not any((out / "_work").iterdir())
-    # the sensor's failure names the source-day and why, in the task log (dag.test prints it)
+    # each failure names the source-day and why, in the task log (dag.test prints it)
     logs = result["_logs"]
-    assert "still incomplete after waiting 0:00:00" in logs
+    assert f"landing for {DAY} still incomplete after waiting 0:00:00" in logs
     assert f"cookies/date={DAY}: no {MARKER} marker" in logs
-    # one alert, for this run and the failed task, with Airflow's value-free reason
-    assert len(smtp_sink.handler.messages) == 1
-    msg = smtp_sink.handler.messages[0].msg
-    text = msg["Subject"] + _body(msg)
-    for fact in ("usage_analytics", run["run_id"], "landing_complete", "task_failure"):
-        assert fact in text, fact
-    for needle in [*PLANTED.values(), TEST_KEY]:
-        assert needle not in text
+    assert f"landing for {DAY2} was delivered but does not match its marker" in logs
+    assert f"cookies/date={DAY2}/{changed.name}: " in logs
+    # one alert per failed run, for that run and the failed task, with Airflow's reason
+    assert len(smtp_sink.handler.messages) == 2
+    for run, sent in zip(runs, smtp_sink.handler.messages, strict=True):
+        text = sent.msg["Subject"] + _body(sent.msg)
+        for fact in ("usage_analytics", run["run_id"], "landing_complete", "task_failure"):
+            assert fact in text, fact
+        for needle in [*PLANTED.values(), TEST_KEY]:
+            assert needle not in text

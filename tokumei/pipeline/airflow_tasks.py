@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseNotifier, BaseSensorOperator, get_current_context
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 log = logging.getLogger(__name__)
 
@@ -318,11 +318,17 @@ def landing_wait() -> timedelta:
 class LandingCompleteSensor(BaseSensorOperator):
     """Waits until every landing source of the day is complete (docs/landing.md).
 
-    Reschedule mode: between pokes the task gives its worker slot back, and each poke is one
-    cheap marker check per source (``tokumei.ingest.landing.check_day``), so a deferrable
-    trigger would add a triggerer dependency for no gain. On timeout the task fails, not
-    retried, with the day and, per incomplete source, the reason ``check_day`` gave (file names
-    relative to the landing, never data values), so the operator knows which producer to chase.
+    Reschedule mode: between pokes the task gives its worker slot back. A poke is
+    ``tokumei.ingest.landing.check_day`` per source: cheap while a producer has not written
+    its marker (the only thing worth waiting for), a read of the day's files once it has. So a
+    deferrable trigger would add a triggerer dependency for no gain. Two ways to fail, both
+    without retry and naming the day and, per source, the reason ``check_day`` gave (file
+    names relative to the landing, never data values):
+
+    * the wait (``TOKUMEI_LANDING_WAIT_MINUTES``) runs out while a marker or folder is missing;
+    * at once, when a producer *has* written its marker but the day does not match it (a file
+      missing, unlisted or changed, a broken marker, an empty day, a link out of the landing):
+      waiting cannot fix a finished delivery, and re-reading it every poke would only cost I/O.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -334,7 +340,7 @@ class LandingCompleteSensor(BaseSensorOperator):
         self._day = ""
 
     def poke(self, context: Any) -> bool:
-        from tokumei.ingest.landing import check_day
+        from tokumei.ingest.landing import Problem, check_day
 
         settings = _settings()
         self._day = day()
@@ -349,10 +355,23 @@ class LandingCompleteSensor(BaseSensorOperator):
             )
             return True
         self._pending = {}
+        broken: dict[str, str] = {}
         for source in landing_sources(settings):
             status = check_day(settings.landing, source, self._day)
-            if not status.complete:
-                self._pending[source] = status.reason or "incomplete"
+            if status.complete:
+                continue
+            reason = status.reason or "incomplete"
+            if status.problem in (Problem.NO_FOLDER, Problem.NO_MARKER):
+                self._pending[source] = reason
+            else:
+                broken[source] = reason
+        if broken:
+            raise AirflowFailException(
+                f"landing for {self._day} was delivered but does not match its marker: "
+                + "; ".join(f"{s}: {r}" for s, r in sorted(broken.items()))
+                + "; nothing was extracted. The producer must deliver the day again (withdraw "
+                "the marker, rewrite, write the marker: docs/landing.md), then clear the run"
+            )
         if self._pending:
             log.info(
                 "landing for %s not complete yet: %s",
