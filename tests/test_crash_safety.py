@@ -1,4 +1,4 @@
-"""Crash safety and idempotency of a run (in-process, no subprocesses).
+"""Crash safety and idempotency of a run (in-process; the SIGKILL tests use real processes).
 
 A failure injected in any step leaves nothing partial under ``published/``: the published tree is,
 as a whole, either the previous complete release or the new complete release — never a mix of
@@ -14,7 +14,12 @@ the same date, so that a mix of old and new tables would be visible; the mid-pub
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -357,3 +362,156 @@ def test_two_runs_of_one_date_are_identical(
     assert manifest1["sources"] == manifest2["sources"]
     assert manifest1["outputs"] == manifest2["outputs"]
     assert manifest1["run_id"] != manifest2["run_id"]
+
+
+# --------------------------------------------------------------------------------------------
+# SIGKILL of a real process: no child survives, the next run cleans up (issue 17)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc; zombies count as gone)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if state != "Z":
+            parents.setdefault(int(ppid), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
+
+
+def _wait_for(what: Callable[[], Any], seconds: float, message: str) -> Any:
+    """Poll until ``what()`` is truthy; a generous bound only so that a hang fails the test."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = what()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(message)
+
+
+TREE = """
+import multiprocessing as mp
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from tokumei.infra.processes import die_with_parent
+
+
+def step() -> None:
+    # like the scrub step's NER pool: a forked grandchild blocked for a long time
+    child = mp.get_context("fork").Process(target=time.sleep, args=(600,))
+    child.start()
+    print(os.getpid(), child.pid, flush=True)
+    time.sleep(600)
+
+
+if __name__ == "__main__":
+    guarded = sys.argv[1] == "guarded"
+    with ProcessPoolExecutor(
+        1,
+        mp_context=mp.get_context("spawn"),
+        initializer=die_with_parent if guarded else None,
+        initargs=(os.getpid(),) if guarded else (),
+    ) as pool:
+        pool.submit(step).result()
+"""
+
+
+@pytest.mark.parametrize("mode", ["guarded", "unguarded"])
+def test_step_processes_and_their_forks_die_with_the_parent(mode: str, tmp_path: Path) -> None:
+    """The mechanism run_all uses, on a small tree: spawned step process + forked pool worker.
+    Without the guard (today's code before issue 17) both outlive a SIGKILLed parent."""
+    script = tmp_path / "tree.py"
+    script.write_text(TREE)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert parent.stdout is not None
+    pids = [int(p) for p in parent.stdout.readline().split()]
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    try:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        if mode == "guarded":
+            _wait_for(lambda: not any(_alive(p) for p in pids), 60, "a child outlived its parent")
+        else:
+            time.sleep(1.0)
+            assert all(_alive(p) for p in pids)
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_killed_tokumei_run_leaves_no_process_and_the_next_run_cleans_up(
+    landing: Path,
+    reference: Release,
+    tmp_path: Path,
+    keyed: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SIGKILL of ``tokumei run`` while a step runs in its own process: the step process dies
+    with it; the next run takes over the dead run's lock, removes its work layer and staging
+    (saying how many runs it removed, no values) and publishes the same release."""
+    out = tmp_path / "out"
+    env = {**os.environ, "TOKUMEI_PSEUDONYM_KEY": TEST_KEY}
+    cmd = [sys.executable, "-m", "tokumei.cli", "run", "--landing", str(landing)]
+    cmd += ["--out", str(out), "--date", DAY]
+    run = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    seen: set[int] = set()
+    try:
+
+        def step_running() -> bool:
+            seen.update(_descendants(run.pid))
+            work = list((out / "_work").glob("*/extracted"))
+            return bool(work) and bool(seen)
+
+        _wait_for(step_running, 300, "the run never reached a step process")
+        seen.update(_descendants(run.pid))
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        _wait_for(
+            lambda: not any(_alive(p) for p in seen), 60, "a step process outlived tokumei run"
+        )
+    finally:
+        for pid in seen:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if run.poll() is None:
+            run.kill()
+    assert list((out / "_work").iterdir())  # the killed run's raw work layer is left behind
+    with caplog.at_level("WARNING", logger="tokumei"):
+        steps.run_all(_settings(landing, out), DAY)
+    assert "took over the lock of run" in caplog.text
+    assert "removed the work layer and staging area of 1 dead run(s)" in caplog.text
+    for d in ("_work", "_staging"):
+        assert not (out / d).exists() or not any((out / d).iterdir()), d
+    assert _same(_release(out), reference), _describe(_release(out), {}, reference)
