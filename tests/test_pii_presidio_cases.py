@@ -70,3 +70,21 @@ def test_japanese_text_keeps_japanese_types() -> None:
 def test_no_phone_or_domain_in(text: str) -> None:
     found = ANALYZER.analyze(text, "auto", ["PHONE_NUMBER", "URL"])
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("連絡先 a@xn--d1acufc.xn--p1ai まで", ("EMAIL_ADDRESS", "a@xn--d1acufc.xn--p1ai")),
+        ("user@пример.рфに送信", ("EMAIL_ADDRESS", "user@пример.рф")),
+        ("see https://пример.рф/путь ok", ("URL", "https://пример.рф/путь")),
+        ("http://xn--d1acufc.xn--p1ai/ ok", ("URL", "http://xn--d1acufc.xn--p1ai/")),
+        ("xn--d1acufc.xn--p1aiです", ("URL", "xn--d1acufc.xn--p1ai")),
+        ("接続元 fe80::1%eth0 から", ("IP_ADDRESS", "fe80::1%eth0")),
+        ("社内網 10.0.0.0/8 内", ("IP_ADDRESS", "10.0.0.0/8")),
+        ("番号は+44 (20) 7123 4567です", ("PHONE_NUMBER", "+44 (20) 7123 4567")),
+    ],
+)
+def test_idn_ipv6_and_international_in_japanese_text(text: str, expected: tuple[str, str]) -> None:
+    found = [(f.entity_type, text[f.start : f.end]) for f in ANALYZER.analyze(text)]
+    assert found == [expected]

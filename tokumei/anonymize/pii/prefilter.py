@@ -74,7 +74,7 @@ _ASCII_ALNUM = set(string.ascii_letters + string.digits)
 _ESCAPE_TRIGGERS = set("0123456789:/+wW")
 #: SHA-256 of every recognizer regex (``recognizer_patterns_digest``) when the digit shapes in
 #: the module doc were last checked against them.
-RECOGNIZER_PATTERNS_SHA256 = "29f85145f6617d1277141762c38c5ad0cbfef70dc6c935dcaa670db3c76d4132"
+RECOGNIZER_PATTERNS_SHA256 = "c63f66ed78fd2847df57d575bf96074ac50dc683f83d77305d3bb1b9fe739468"
 
 
 def recognizer_patterns_digest() -> str:

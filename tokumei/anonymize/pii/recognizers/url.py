@@ -15,6 +15,9 @@ What Presidio's own URL tests asked for (``tests/data/presidio_cases``), and how
   URLs (``.microsoft`` is a brand TLD, but ``www.<suffix>`` is nobody's host); a host that is an
   IP address is one (``http://192.168.0.1/admin``).
 * a URL in quotes is reported with its quotes, as Presidio does (``"https://..."``).
+* internationalized hosts: punycode (``http://xn--d1acufc.xn--p1ai/``, also without a
+  scheme) and, after a scheme, Unicode letters of alphabetic scripts (``https://пример.рф``);
+  a Japanese IDN (``https://日本語.jp``) is not matched: kana and kanji end a URL.
 
 Scheme-less domains are where false positives come from, so they are held tighter than URLs
 with a scheme: not glued to ``@``, ``/``, ``:`` or a word (an e-mail's domain is the e-mail's),
@@ -32,8 +35,11 @@ import regex
 from .base import JpPatternRecognizer
 from .email import offline_tld_extractor
 
-_CH = r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]"
-_END = r"[A-Za-z0-9\-_~/#=&%+]"
+#: A Unicode letter of an alphabetic script (an IDN host or path written out:
+#: ``https://пример.рф/``); kana and kanji end a URL (``https://example.comをご覧``).
+_INTL = r"(?![\p{Han}\p{Hiragana}\p{Katakana}ー々])[\p{L}\p{M}]"
+_CH = rf"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|{_INTL})"
+_END = rf"(?:[A-Za-z0-9\-_~/#=&%+]|{_INTL})"
 _SCHEME_URL = rf"(?:(?:https?|ftp)://|www\.){_CH}*{_END}"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _TLD = r"(?:xn--[A-Za-z0-9-]{1,59}[A-Za-z0-9]|[A-Za-z]{2,24})"
