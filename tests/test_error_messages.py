@@ -159,3 +159,28 @@ def test_full_disk_names_the_step_and_the_cause(
         assert reason.startswith("extract: no space left on device writing out/"), reason
         work = out / "_work"
         assert not work.exists() or not any(work.iterdir())  # cleanup still ran
+
+
+def test_library_tracebacks_are_dropped_from_the_log() -> None:
+    """GX logged a traceback on a full disk; without --debug the log line stays, the
+    traceback (whose text may quote data) goes."""
+    import io
+    import logging
+
+    from tokumei.infra.errors import without_traceback
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(without_traceback)
+    logger = logging.getLogger("great_expectations.test_only")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise OSError(errno.ENOSPC, f"No space left on device: {PLANTED['email']}")
+        except OSError:
+            logger.exception("could not write Data Docs")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "could not write Data Docs" in text
+    assert "Traceback" not in text and PLANTED["email"] not in text

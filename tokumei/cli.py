@@ -78,13 +78,17 @@ def run(
 ) -> None:
     """Run one date end to end; exit 0 only when everything was published."""
     from tokumei.anonymize.policy import default_policy_dir
-    from tokumei.infra.errors import TokumeiError, safe_reason
+    from tokumei.infra.errors import TokumeiError, safe_reason, without_traceback
     from tokumei.infra.objectstore import locations
     from tokumei.infra.processes import children_die_with_me
     from tokumei.infra.settings import Settings
     from tokumei.pipeline.steps import run_all
 
-    logging.basicConfig(level=logging.WARNING)
+    if not logging.getLogger().handlers:  # as basicConfig: leave a configured logging alone
+        handler = logging.StreamHandler()
+        if not debug:
+            handler.addFilter(without_traceback)
+        logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
         # s3:// URLs (tokumei.infra.objectstore): out becomes TOKUMEI_LOCAL_OUT or a temp build root
         landing_dir, landing_url, out_dir, out_url = locations(landing, out)

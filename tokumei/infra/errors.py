@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import re
 import zlib
@@ -206,3 +207,12 @@ def about_file(path: str | os.PathLike[str], roots: Roots = ()) -> Iterator[None
         with contextlib.suppress(AttributeError, TypeError):
             exc.tokumei_file = where  # type: ignore[attr-defined]
         raise
+
+
+def without_traceback(record: logging.LogRecord) -> bool:
+    """Logging filter for ``tokumei run`` without ``--debug``: libraries (GX on a full disk,
+    say) log tracebacks whose text may quote data; the run's one-line reason says what failed."""
+    record.exc_info = None
+    record.exc_text = None
+    record.stack_info = None
+    return True
