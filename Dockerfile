@@ -33,9 +33,12 @@ RUN pip install --no-cache-dir --no-deps . && rm -rf build
 
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 policies/ /opt/airflow/policies/
+# The data-quality team's GX project (generated and hand-written suites, docs/adr/0006).
+COPY --chown=airflow:0 gx/ /opt/airflow/gx/
 
 WORKDIR /opt/airflow
 ENV TOKUMEI_POLICY=/opt/airflow/policies \
+    TOKUMEI_GX_DIR=/opt/airflow/gx \
     TOKUMEI_LANDING=/data/landing \
     TOKUMEI_OUT=/data/out \
     GX_ANALYTICS_ENABLED=false \

@@ -276,7 +276,7 @@ def test_dockerfile_installs_from_the_lock_and_bakes_no_secret() -> None:
         for src in parts[:-1]:
             assert (ROOT / src).exists(), src
             assert src.rstrip("/") not in ignored, f"{src} is in .dockerignore"
-    for needed in ("dags/", "policies/"):
+    for needed in ("dags/", "policies/", "gx/"):
         assert re.search(rf"^COPY .*\b{needed}", text, re.MULTILINE), needed
 
 
