@@ -184,3 +184,22 @@ def test_library_tracebacks_are_dropped_from_the_log() -> None:
     text = stream.getvalue()
     assert "could not write Data Docs" in text
     assert "Traceback" not in text and PLANTED["email"] not in text
+
+
+def test_tokumei_run_names_step_file_and_cause_from_a_step_process(
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default run (each step in its own process): a truncated gzip that its producer
+    sealed as it is. The step process's reason crosses the process boundary with its step."""
+    from conftest import seal_landing
+
+    monkeypatch.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
+    path = landing / EVENTS
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    seal_landing(landing)
+    args = ["run", "--landing", str(landing), "--out", str(tmp_path / "out"), "--date", DAY]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[-1] == f"✗ run failed: extract: truncated gzip stream in {EVENTS}", result.output

@@ -1491,6 +1491,8 @@ def run_all(
             log.error("the failure record was not written: %s", safe_reason(also, step))
         finally:
             cleanup(settings, day, run_id)
+        if isinstance(exc, StepFailed):  # from a step process: its message lacks the step
+            raise StepFailed(reason) from None
         if isinstance(exc, TokumeiError):
             raise
         raise TokumeiError(reason) from exc
