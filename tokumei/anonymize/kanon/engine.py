@@ -31,7 +31,7 @@ from tokumei.anonymize.kanon.models import (
     SuppressionLimit,
     TCloseness,
 )
-from tokumei.anonymize.kanon.projections import plain_deltas, plain_failures
+from tokumei.anonymize.kanon.projections import plain_failures
 from tokumei.anonymize.kanon.quality import Context, Granularity, QualityModel
 from tokumei.anonymize.kanon.quality import make as make_quality
 from tokumei.anonymize.kanon.search import Evaluator, search
@@ -191,17 +191,16 @@ def anonymize(
     quality.prepare(Context(encoded, base, share_sums, n_rows, ev.radix))
     if transformation is None:
         # rows are persons: projections give necessary conditions (k only; l is left out)
+        # and, for the granularity loss under a limit, the loss suppression adds below them
+        deltas: list | None = (
+            [] if isinstance(quality, Granularity) and models.max_suppressed else None
+        )
         failing = (
-            plain_failures(encoded, base, kmodel.k, models.max_suppressed)
+            list(plain_failures(encoded, base, kmodel.k, models.max_suppressed, deltas))
             if person_col is None
-            else ()
+            else []
         )
-        deltas = (
-            plain_deltas(encoded, base, kmodel.k)
-            if person_col is None and isinstance(quality, Granularity)
-            else ()
-        )
-        found = search(ev, share_sums, failing, model=quality, down_deltas=deltas)
+        found = search(ev, share_sums, failing, model=quality, down_deltas=deltas or ())
         node, evaluation = found.node, found.evaluation
         search_info = {"nodes": found.nodes, "evaluated": found.evaluated}
     else:
