@@ -66,10 +66,12 @@ def test_kanon_cli_csv(tmp_path: Path) -> None:
         "metric",
         "score",
         "quality_model",
+        "optimal",
         "seconds",
     }
     assert report["metric"] == "granularity"
     assert report["score"] == report["granularity_loss"]
+    assert report["optimal"] is True
     assert len(report["transformation"]) == 2 and report["min_class_size"] >= 3
     frame = pl.read_csv(out, separator=";", infer_schema=False)
     assert frame.columns == ["zip", "sex", "disease"]  # the person column is not published
@@ -153,6 +155,7 @@ def test_kanon_cli_quality_models(tmp_path: Path) -> None:
     assert ent["quality_model"]["monotonic"] is True and ent["quality_model"]["aggregate"] == "sum"
     w = _run(data, hdir, out, "--metric", "loss", "--aggregate", "sum", "--weights", "zip=0")
     assert w["score"] >= 0
+    assert _run(data, hdir, out, "--budget-nodes", "1")["optimal"] is False
     bad = CliRunner().invoke(
         app,
         ["--input", str(data), "--hierarchies", str(hdir), "--qi", "zip", "--k", "2"]

@@ -165,6 +165,18 @@ def kanon(
         str | None,
         typer.Option("--weights", help="attribute weights, e.g. age=2,sex=0.5 (default 1)"),
     ] = None,
+    budget_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--budget-seconds",
+            help="heuristic search: stop after this long with the best node found (JSON "
+            "'optimal' false if cut short); automatic on lattices over 2,000,000 nodes",
+        ),
+    ] = None,
+    budget_nodes: Annotated[
+        int | None,
+        typer.Option("--budget-nodes", help="heuristic search: at most this many node evaluations"),
+    ] = None,
 ) -> None:
     """k-anonymize a CSV/Parquet file over persons (optimal lattice search); print JSON."""
     from tokumei.anonymize.hierarchy_csv import load_hierarchies
@@ -210,6 +222,8 @@ def kanon(
             gs_factor=gs_factor,
             aggregate=aggregate.value if aggregate else None,
             weights=wts,
+            budget_seconds=budget_seconds,
+            budget_evaluations=budget_nodes,
         )
     except (OSError, ValueError) as exc:
         print(f"tokumei kanon: {exc}", file=sys.stderr)
@@ -229,6 +243,7 @@ def kanon(
                 "metric": metric.value,
                 "score": m["score"],
                 "quality_model": m["metric"],
+                "optimal": result.search["optimal"],
                 "seconds": round(result.seconds, 4),
             }
         )

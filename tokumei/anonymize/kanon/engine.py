@@ -37,6 +37,9 @@ from tokumei.anonymize.kanon.quality import make as make_quality
 from tokumei.anonymize.kanon.search import Evaluator, search
 from tokumei.anonymize.kanon.table import Table, build_base, class_keys, combine, group_ids
 
+AUTO_BUDGET_NODES = 2_000_000  # above this many lattice nodes the search gets a time budget
+AUTO_BUDGET_SECONDS = 60.0
+
 
 @dataclass
 class KAnonResult:
@@ -94,6 +97,8 @@ def anonymize(
     gs_factor: float = 0.5,
     aggregate: str | None = None,
     weights: Mapping[str, float] | None = None,
+    budget_evaluations: int | None = None,
+    budget_seconds: float | None = None,
 ) -> KAnonResult:
     """Least-loss full-domain generalization satisfying k (over persons), optional distinct
     l-diversity and a suppression limit (a share of persons). See :mod:`tokumei.anonymize.kanon`.
@@ -112,6 +117,11 @@ def anonymize(
     search minimizes; ``monotonic``, ``gs_factor``, ``aggregate`` and ``weights`` (per QI, default
     1) are ARX's parameters of that model (:func:`quality.make`). ``metrics["score"]`` is the
     chosen node's score under it.
+
+    ``budget_evaluations`` / ``budget_seconds`` bound the search (greedy descent, then the exact
+    search until the budget is spent; ``search["optimal"]`` says whether it finished). Lattices
+    of more than :data:`AUTO_BUDGET_NODES` nodes get a budget of :data:`AUTO_BUDGET_SECONDS`
+    unless one is given.
     """
     t0 = time.perf_counter()
     df = data.collect() if isinstance(data, pl.LazyFrame) else data
@@ -200,9 +210,24 @@ def anonymize(
             if person_col is None
             else []
         )
-        found = search(ev, share_sums, failing, model=quality, down_deltas=deltas or ())
+        n_nodes = int(np.prod([q.levels for q in encoded], dtype=np.float64))
+        if budget_evaluations is None and budget_seconds is None and n_nodes > AUTO_BUDGET_NODES:
+            budget_seconds = AUTO_BUDGET_SECONDS
+        found = search(
+            ev,
+            share_sums,
+            failing,
+            model=quality,
+            down_deltas=deltas or (),
+            budget_evaluations=budget_evaluations,
+            budget_seconds=budget_seconds,
+        )
         node, evaluation = found.node, found.evaluation
-        search_info = {"nodes": found.nodes, "evaluated": found.evaluated}
+        search_info = {
+            "nodes": found.nodes,
+            "evaluated": found.evaluated,
+            "optimal": found.optimal,
+        }
     else:
         node = tuple(int(transformation[c]) for c in qi_cols)
         for q, lvl in zip(encoded, node, strict=True):
@@ -214,7 +239,7 @@ def anonymize(
                 f"transformation {list(node)} suppresses {evaluation.stats.suppressed_persons} "
                 f"persons, over the limit of {models.max_suppressed}"
             )
-        search_info = {"nodes": 1, "evaluated": 1}
+        search_info = {"nodes": 1, "evaluated": 1, "optimal": True}
     share_total = sum(float(g[lvl]) for g, lvl in zip(share_sums, node, strict=True))
     loss = scale.normalize(share_total + evaluation.stats.supp_loss)
     metrics = summarize(evaluation.table, evaluation.stats, loss)

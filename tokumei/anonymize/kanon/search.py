@@ -38,6 +38,7 @@ lowest height (sum of levels), then to the lexicographically smallest levels in 
 from __future__ import annotations
 
 import operator
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -221,6 +222,7 @@ class SearchResult:
     evaluation: Evaluation
     nodes: int
     evaluated: int
+    optimal: bool = True  # False: a budget stopped the search (best node found so far)
 
 
 def search(
@@ -230,6 +232,8 @@ def search(
     rel_tol: float = 1e-9,
     model: QualityModel | None = None,
     down_deltas: Iterable[tuple[int, int, np.ndarray]] = (),
+    budget_evaluations: int | None = None,
+    budget_seconds: float | None = None,
 ) -> SearchResult:
     """The satisfying node of least score under ``model`` (default: the granularity loss; see
     the module docstring for the method).
@@ -237,7 +241,14 @@ def search(
     ``known_failing``: nodes already known to fail (e.g. from projections); their down-sets are
     tagged before the search starts. ``down_deltas`` (granularity only, see
     :func:`.projections.plain_deltas`): per QI pair, loss that suppression adds below each
-    projection node, raised into the bounds of its down-set. ``share_sums`` (``G[q][l]``) give the lattice's shape and,
+    projection node, raised into the bounds of its down-set.
+
+    With a budget (``budget_evaluations`` node evaluations or ``budget_seconds``), the search is
+    a heuristic for lattices too large to search optimally: a greedy descent from the top node
+    (repeatedly the best-scoring satisfying child, one QI one level down) gives a satisfying node
+    first, then the exact search runs until the budget is spent and returns the best node found;
+    ``SearchResult.optimal`` says whether the search finished (then the result is exact).
+    ``share_sums`` (``G[q][l]``) give the lattice's shape and,
     for models without a static bound, the order of the visit.
     """
     if model is None:
@@ -376,8 +387,39 @@ def search(
                     sl[q], sl[r] = slice(0, lq + 1), slice(0, lr + 1)
                     sl = tuple(sl)
                     np.maximum(views["bound"][sl], views["lb"][sl] + d, out=views["bound"][sl])
+    t_start = time.perf_counter()
+    budgeted = budget_evaluations is not None or budget_seconds is not None
+
+    def spent() -> bool:
+        if budget_evaluations is not None and ev.evaluations >= budget_evaluations:
+            return True
+        return budget_seconds is not None and time.perf_counter() - t_start >= budget_seconds
+
+    if budgeted:
+        # greedy descent: a satisfying node (and an incumbent that bounds the rest) quickly
+        cur = tuple(s - 1 for s in shape)
+        e = ev.evaluate(cur)
+        record(e)
+        while e.sat:
+            children = []
+            for q in range(n_q):
+                if cur[q] == 0:
+                    continue
+                child = cur[:q] + (cur[q] - 1,) + cur[q + 1 :]
+                if status[flat(child)] == FAIL:
+                    continue
+                ec = ev.evaluate(child)
+                record(ec)
+                if ec.sat:
+                    children.append((model.score(ec.node, ec.table, ec.stats), rank(child), ec))
+            if not children:
+                break
+            e = min(children, key=lambda c: c[:2])[2]
+            cur = e.node
+
     refloor()
     candidates = 0
+    optimal = True
 
     key_sorted = key[order]
     pos = 0
@@ -388,6 +430,9 @@ def search(
         else:
             stop = n_nodes
         if pos >= stop:
+            break
+        if budgeted and best[1] is not None and spent():
+            optimal = False
             break
         chunk = order[pos : min(pos + 512, stop)]
         live = (status[chunk] != FAIL) & ~done[chunk] & (bound[chunk] <= best[0] + tol)
@@ -415,4 +460,4 @@ def search(
             "no transformation satisfies the privacy models within the suppression limit "
             "(k larger than the number of persons, or l larger than a sensitive column's values?)"
         )
-    return SearchResult(best[1], best[0], best[2], n_nodes, ev.evaluations)
+    return SearchResult(best[1], best[0], best[2], n_nodes, ev.evaluations, optimal)
