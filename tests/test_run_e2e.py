@@ -365,3 +365,15 @@ def test_every_cell_count_the_report_prints_matches_the_published_files(publishe
     else:
         lo, hi = printed_interval(printed, ROW_BASE)
         assert lo <= records.height <= hi
+
+
+def test_long_steps_print_progress_without_values(published) -> None:
+    """Issue 16: `tokumei run` prints progress within long steps (files read, lines,
+    partitions), counts and landing-relative names only."""
+    _, _, proc = published
+    lines = [ln for ln in proc.stderr.splitlines() if ln.lstrip().startswith("· ")]
+    assert any(ln.strip().startswith("· extract: events: ") and "files read" in ln for ln in lines)
+    assert any("· generalize: partition 0: 1/1 done" in ln for ln in lines)
+    assert any("· scrub: events partition 0: 1/1 scrubbed" in ln for ln in lines)
+    for needle in PLANTED.values():
+        assert all(needle not in ln for ln in lines)

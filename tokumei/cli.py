@@ -81,6 +81,7 @@ def run(
     from tokumei.infra.errors import TokumeiError, safe_reason, without_traceback
     from tokumei.infra.objectstore import locations
     from tokumei.infra.processes import children_die_with_me
+    from tokumei.infra.progress import ENV as PROGRESS_ENV
     from tokumei.infra.settings import Settings
     from tokumei.pipeline.steps import run_all
 
@@ -113,6 +114,7 @@ def run(
 
         # --debug keeps the steps in-process so that tracebacks show where a step failed
         isolate = isolate_steps and not debug
+        os.environ.setdefault(PROGRESS_ENV, "1")  # lines within long steps (tokumei.infra.progress)
         children_die_with_me()  # pools forked in-process die with us, even on SIGKILL
         result = run_all(settings, date, progress=progress, isolate=isolate)
     except Exception as exc:  # noqa: BLE001 - never print a raw exception message

@@ -39,6 +39,7 @@ from tokumei.anonymize.policy import (
 from tokumei.anonymize.pseudonymize import pseudonymize
 from tokumei.infra import runlock
 from tokumei.infra.errors import BooksDoNotBalance, TokumeiError, ValidationFailed
+from tokumei.infra.progress import Progress
 from tokumei.infra.secrets import pseudonym_key
 from tokumei.infra.settings import Settings, check_day
 from tokumei.infra.storage import (
@@ -207,6 +208,7 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         return frame.height, bad
 
     record: dict[str, Any] = {}
+    read_progress = Progress("extract")
     pool = ThreadPoolExecutor(max(1, EXTRACT_WORKERS), thread_name_prefix="tokumei-extract")
     # The DB tables in a thread of their own, beside the files from the start.
     db_pool = ThreadPoolExecutor(1, thread_name_prefix="tokumei-extract-db")
@@ -230,10 +232,14 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             quarantined: list[pl.DataFrame] = []
             seen: list[FileLines] = []
             # in file order: the quarantine keeps the landing's order
-            for path, future in zip(chosen[source].files, futures, strict=True):
+            for k, (path, future) in enumerate(zip(chosen[source].files, futures, strict=True)):
                 kept, bad = future.result()
                 n_good += kept
                 n_bad += bad.height
+                read_progress(
+                    f"{source}: {k + 1}/{len(futures)} files read, {n_good + n_bad:,} lines",
+                    last=k + 1 == len(futures),
+                )
                 not_utf8 = bad.filter(pl.col("reason") == INVALID_UTF8)["raw"].to_list()
                 rel = f"{source}/date={day}/{path.name}"
                 seen.append(FileLines(rel, kept + bad.height, bad.height, not_utf8))
@@ -651,8 +657,11 @@ def generalize(
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
     record: dict[str, Any] = {}
-    for p in _parts(settings, partition):
+    parts = _parts(settings, partition)
+    done = Progress("generalize")
+    for i, p in enumerate(parts, 1):
         record[str(p)] = _generalize_partition(paths, policy, p)
+        done(f"partition {p}: {i}/{len(parts)} done", last=i == len(parts))
     save_record(paths, f"generalize-{partition if partition is not None else 'all'}", record)
     return record
 
@@ -696,7 +705,9 @@ def scrub(
         if plan.scrub
     }
     record: dict[str, Any] = {}
-    for p in _parts(settings, partition):
+    parts = _parts(settings, partition)
+    done = Progress("scrub")
+    for i, p in enumerate(parts, 1):
         name = f"part-{p:04d}.parquet"
         for source, plan in plans.items():
             # lazily: only the distinct candidates of the text columns are ever held in memory
@@ -719,6 +730,7 @@ def scrub(
             # one source (events) keeps the record's shape: {partition: stats}
             key = str(p) if len(plans) == 1 else f"{source}-{p}"
             record[key] = _jsonable(stats)
+            done(f"{source} partition {p}: {i}/{len(parts)} scrubbed", last=i == len(parts))
     save_record(paths, f"scrub-{partition if partition is not None else 'all'}", record)
     return record
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from tokumei.anonymize.streaming import per_batch
+from tokumei.infra.progress import Progress
 
 from .analyzer import (
     ALL_ENTITIES,
@@ -128,10 +129,15 @@ def _pooled_ner(workers: int) -> NerRunner:
             ner_engine()  # load before forking: every worker gets this copy
         size = max(64, min(_NER_CHUNK, -(-len(texts) // (workers * 4))))
         chunks = [(texts[i : i + size], entities) for i in range(0, len(texts), size)]
+        progress = Progress("scrub")
+        parts: list[list[list[tuple[str, int, int, float]]]] = []
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_warm_ner
         ) as pool:
-            parts = list(pool.map(_ner_chunk, chunks))
+            for part in pool.map(_ner_chunk, chunks):
+                parts.append(part)
+                done = sum(len(p) for p in parts)
+                progress(f"NER: {len(texts) - done:,} of {len(texts):,} texts left")
         return [r for part in parts for r in part]
 
     return run
