@@ -202,6 +202,10 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 
     def extract_table(table: str) -> tuple[int, pl.DataFrame]:
         frame, bad = read_table(settings.db_url, table, policy.tables[table])
+        # direct identifiers, identification codes and card numbers of the operational DB have
+        # no use past this point: they are dropped in memory and never reach the work layer
+        # (issue 16: no raw identifier at rest; pseudonymize used to drop them one step later)
+        frame = frame.drop(policy.tables[table].by_role(*DROPPED_ROLES), strict=False)
         write_parquet(frame, paths.layer("extracted/db") / f"{table}.parquet")
         if bad.height:
             write_parquet(bad, paths.quarantine(f"db_{table}") / "part-0.parquet")
@@ -472,8 +476,9 @@ def pseudonymize_step(
     for name in ("events", "measurements", "devices", "cookies", "users"):
         sp = all_policies[name]
         frame = _scan(paths, "filtered", name if name == "events" else f"{name}.parquet")
-        dropped = [c for c in sp.by_role(*DROPPED_ROLES) if c in frame.collect_schema()]
-        frame = frame.drop(dropped)
+        # the DB tables lost theirs at extract already; both are recorded as dropped
+        dropped = sp.by_role(*DROPPED_ROLES)
+        frame = frame.drop(dropped, strict=False)
         person_src = {"events": ("_user", "cookie_id"), "measurements": ("_user", "device_id")}
         linking = [c for c in sp.by_role(Role.LINKING_KEY) if c in frame.collect_schema()]
         frame = frame.with_columns(
