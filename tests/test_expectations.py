@@ -27,6 +27,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from headless import CHROMIUM, chromium
 
 from tokumei.expectations.patterns import PII_ANY, PII_PATTERNS, find_pii_kinds
 from tokumei.expectations.specs import (
@@ -530,35 +531,9 @@ def test_static_index_lists_every_validation(gx_run: Run) -> None:
         assert href and (gx_run.docs_dir / html.unescape(href.group(1))).is_file()
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 def _dump_dom_offline(url: str, profile: Path) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium with the network cut off: every host resolves to nothing and any
-    connection goes to a dead proxy."""
-    return subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--proxy-server=http://127.0.0.1:9",
-            f"--user-data-dir={profile}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=2000",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """Headless Chromium with the network cut off (tests/headless.py)."""
+    return chromium(["--dump-dom", url], profile)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed")

@@ -8,16 +8,14 @@ DNS and the proxy cut off.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from headless import CHROMIUM, chromium
 from test_reports import _manifest, _tables
 
 from tokumei.expectations.offline import external_references
 from tokumei.release.reports import write_privacy_report
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -35,28 +33,7 @@ def test_privacy_report_references_no_other_host(report: Path) -> None:
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed")
 def test_privacy_report_renders_with_the_network_cut(report: Path, tmp_path: Path) -> None:
-    res = subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--proxy-server=http://127.0.0.1:9",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=2000",
-            "--dump-dom",
-            report.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = chromium(["--dump-dom", report.resolve().as_uri()], tmp_path / "profile")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "tokumei privacy report" in res.stdout and "<svg" in res.stdout
     assert not re.search(r"CONSOLE[:(]|Refused to|ERR_", res.stderr), res.stderr[-2000:]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from headless import CHROMIUM, chromium
 
 from tokumei.anonymize.hierarchies import BUILTIN
 from tokumei.anonymize.policy import DROPPED_ROLES, ColumnPolicy, Policy, Role, load_policy
@@ -333,30 +334,8 @@ def test_vocabularies_cover_engine() -> None:
 # --------------------------------------------------------------------------------------------
 # headless browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=2000",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return chromium(args, profile, offline=False)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed")
