@@ -44,5 +44,10 @@ class JpEmailRecognizer(JpPatternRecognizer):
 
     def validate_result(self, pattern_text: str) -> bool:
         """True when the domain has a registrable public suffix."""
-        domain = pattern_text.rsplit("@", 1)[1]
-        return bool(offline_tld_extractor()(domain).suffix)
+        return has_public_suffix(pattern_text.rsplit("@", 1)[1])
+
+
+@lru_cache(maxsize=8192)
+def has_public_suffix(domain: str) -> bool:
+    """Whether ``domain`` ends in a public suffix (cached: domains repeat across addresses)."""
+    return bool(offline_tld_extractor()(domain).suffix)

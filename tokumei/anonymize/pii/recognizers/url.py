@@ -29,6 +29,7 @@ a letter in the registrable label, and not a file name whose extension is also a
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 import regex
 
@@ -82,24 +83,30 @@ class JpUrlRecognizer(JpPatternRecognizer):
     def validate_result(self, pattern_text: str) -> bool:
         """A host that is an IP address, or a registrable domain under a public suffix (more
         conditions without a scheme: see the module doc)."""
-        host, scheme_less = _url_host(pattern_text)
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-            return not scheme_less
-        except ValueError:
-            pass
-        ext = offline_tld_extractor()(host)
-        # a registrable domain, or a multi-label public suffix that is a site itself
-        # (``ishikawa.jp``, a prefecture's domain, is on the public-suffix list)
-        if not ext.suffix or not (ext.domain or "." in ext.suffix):
-            return False
-        if ext.domain.lower() == "www" and not ext.subdomain and "." not in ext.suffix:
-            return False
-        if not scheme_less:
-            return True
-        top = host.rsplit(".", 1)[-1]
-        return (
-            (top.islower() or top.isupper())
-            and top.lower() not in FILE_EXTENSIONS
-            and any(ch.isalpha() for ch in ext.domain or ext.suffix)
-        )
+        return host_ok(*_url_host(pattern_text))
+
+
+@lru_cache(maxsize=8192)
+def host_ok(host: str, scheme_less: bool) -> bool:
+    """``validate_result`` for one host; cached, since hosts repeat across URLs (one site's
+    pages) and the public-suffix look-up is most of a URL candidate's cost."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return not scheme_less
+    except ValueError:
+        pass
+    ext = offline_tld_extractor()(host)
+    # a registrable domain, or a multi-label public suffix that is a site itself
+    # (``ishikawa.jp``, a prefecture's domain, is on the public-suffix list)
+    if not ext.suffix or not (ext.domain or "." in ext.suffix):
+        return False
+    if ext.domain.lower() == "www" and not ext.subdomain and "." not in ext.suffix:
+        return False
+    if not scheme_less:
+        return True
+    top = host.rsplit(".", 1)[-1]
+    return (
+        (top.islower() or top.isupper())
+        and top.lower() not in FILE_EXTENSIONS
+        and any(ch.isalpha() for ch in ext.domain or ext.suffix)
+    )
