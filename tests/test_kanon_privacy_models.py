@@ -99,6 +99,8 @@ def problems(draw: st.DrawFn) -> dict:
             st.tuples(
                 st.just("recursive"), st.integers(1, 3), st.sampled_from([0.5, 1.0, 2.0, 3.0])
             ),
+            st.tuples(st.just("avg"), st.sampled_from([0.05, 0.1, 0.2, 0.34, 0.5, 1.0])),
+            st.tuples(st.just("uniq"), st.sampled_from([0.0, 0.05, 0.1, 0.25, 0.5])),
             st.tuples(
                 st.just("t"),
                 st.sampled_from([0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]),
@@ -122,6 +124,10 @@ def engine_kwargs(p: dict) -> dict:
         return {"sensitive": {"s": m[1]}, "l_variant": "entropy"}
     if m[0] == "recursive":
         return {"sensitive": {"s": m[1]}, "l_variant": "recursive", "c": m[2]}
+    if m[0] == "avg":
+        return {"avg_risk": m[1]}
+    if m[0] == "uniq":
+        return {"max_uniqueness": m[1]}
     return {
         "sensitive": {"s": None},
         "t": m[1],
@@ -129,8 +135,25 @@ def engine_kwargs(p: dict) -> dict:
     }
 
 
+def risk_prefix(model: tuple, sizes: list[int]) -> int:
+    """ARX's enforcement: how many of the smallest published classes to suppress (fewest first)
+    until the average risk (classes / records) or the unique share meets the threshold."""
+    sizes = sorted(sizes)
+    for x in range(len(sizes) + 1):
+        rest = sizes[x:]
+        if not rest:
+            return x
+        if model[0] == "avg" and len(rest) / sum(rest) <= model[1] + TOL:
+            return x
+        if model[0] == "uniq" and sum(1 for s in rest if s == 1) / sum(rest) <= model[1] + TOL:
+            return x
+    return len(sizes)
+
+
 def class_ok(p: dict, vals: list[str]) -> bool:
     m = p["model"]
+    if m[0] in ("avg", "uniq"):
+        return True
     if m[0] == "entropy":
         return entropy_ok(Counter(vals), m[1])
     if m[0] == "recursive":
@@ -149,6 +172,9 @@ def acceptable(p: dict, node: tuple[int, ...]) -> bool:
             r["s"]
         )
     bad = sum(len(v) for v in members.values() if len(v) < p["k"] or not class_ok(p, v))
+    if p["model"][0] in ("avg", "uniq"):
+        sizes = sorted(len(v) for v in members.values() if len(v) >= p["k"])
+        bad += sum(sizes[: risk_prefix(p["model"], sizes)])
     return bad <= math.floor(p["limit"] * len(rows) + 1e-9)
 
 
@@ -182,9 +208,13 @@ def test_privacy_models_match_brute_force(p: dict) -> None:
     starred = pl.all_horizontal(pl.col(c) == "*" for c in cols)
     top = all(r.transformation[c] == p["qis"][c].levels - 1 for c in cols)
     kept = frame if top else frame.filter(~starred)
+    sizes = []
     for _, grp in kept.group_by(cols):
         assert grp.height >= p["k"]
         assert class_ok(p, grp["s"].to_list())
+        sizes.append(grp.height)
+    if p["model"][0] in ("avg", "uniq") and not top and sizes:
+        assert risk_prefix(p["model"], sizes) == 0  # the published records meet the threshold
 
 
 def test_entropy_request_is_not_distinct() -> None:
@@ -227,3 +257,20 @@ def test_t_closeness_by_hand() -> None:
     assert ok_h.transformation == {"q": 0}
     no_h = anonymize(df, {"q": qi}, 1, 0.0, sensitive={"s": None}, t=0.29, t_hierarchies=hier)
     assert no_h.transformation == {"q": 1}
+
+
+def test_risk_thresholds_by_hand() -> None:
+    """Classes of 1, 2 and 7 records (10): average risk 3/10, unique share 1/10. A threshold of
+    0.25 suppresses the single record (2/9 = 0.22); 0.2 must also suppress the pair (1/7)."""
+    qi = CsvHierarchy("q", [["a", "*"], ["b", "*"], ["c", "*"]])
+    df = pl.DataFrame({"q": ["a"] + ["b"] * 2 + ["c"] * 7})
+    r = anonymize(df, {"q": qi}, 1, 0.1, avg_risk=0.25)
+    assert r.transformation == {"q": 0} and r.metrics["suppressed"] == 1
+    r = anonymize(df, {"q": qi}, 1, 0.3, avg_risk=0.2)
+    assert r.transformation == {"q": 0} and r.metrics["suppressed"] == 3
+    r = anonymize(df, {"q": qi}, 1, 0.2, avg_risk=0.2)  # 3 records over the limit: generalize
+    assert r.transformation == {"q": 1}
+    r = anonymize(df, {"q": qi}, 1, 0.1, max_uniqueness=0.0)
+    assert r.transformation == {"q": 0} and r.metrics["suppressed"] == 1
+    r = anonymize(df, {"q": qi}, 1, 0.0, max_uniqueness=0.1)
+    assert r.transformation == {"q": 0} and r.metrics["suppressed"] == 0

@@ -165,6 +165,16 @@ def kanon(
         str | None,
         typer.Option("--weights", help="attribute weights, e.g. age=2,sex=0.5 (default 1)"),
     ] = None,
+    avg_risk: Annotated[
+        float | None,
+        typer.Option(
+            "--avg-risk", help="average re-identification risk of published records at most"
+        ),
+    ] = None,
+    max_uniqueness: Annotated[
+        float | None,
+        typer.Option("--max-uniqueness", help="share of published records unique in their class"),
+    ] = None,
     budget_seconds: Annotated[
         float | None,
         typer.Option(
@@ -224,6 +234,8 @@ def kanon(
             weights=wts,
             budget_seconds=budget_seconds,
             budget_evaluations=budget_nodes,
+            avg_risk=avg_risk,
+            max_uniqueness=max_uniqueness,
         )
     except (OSError, ValueError) as exc:
         print(f"tokumei kanon: {exc}", file=sys.stderr)

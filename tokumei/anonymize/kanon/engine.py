@@ -28,6 +28,7 @@ from tokumei.anonymize.kanon.models import (
     KAnonymity,
     Models,
     RecursiveCLDiversity,
+    RiskThresholds,
     SuppressionLimit,
     TCloseness,
 )
@@ -99,6 +100,8 @@ def anonymize(
     weights: Mapping[str, float] | None = None,
     budget_evaluations: int | None = None,
     budget_seconds: float | None = None,
+    avg_risk: float | None = None,
+    max_uniqueness: float | None = None,
 ) -> KAnonResult:
     """Least-loss full-domain generalization satisfying k (over persons), optional distinct
     l-diversity and a suppression limit (a share of persons). See :mod:`tokumei.anonymize.kanon`.
@@ -117,6 +120,9 @@ def anonymize(
     search minimizes; ``monotonic``, ``gs_factor``, ``aggregate`` and ``weights`` (per QI, default
     1) are ARX's parameters of that model (:func:`quality.make`). ``metrics["score"]`` is the
     chosen node's score under it.
+
+    ``avg_risk`` / ``max_uniqueness``: ARX's average re-identification risk and sample
+    uniqueness thresholds (:class:`models.RiskThresholds`), without a person column.
 
     ``budget_evaluations`` / ``budget_seconds`` bound the search (greedy descent, then the exact
     search until the budget is spent; ``search["optimal"]`` says whether it finished). Lattices
@@ -186,12 +192,13 @@ def anonymize(
         t,
         dict(t_hierarchies or {}),
     )
-    if freq and person_col is not None:
+    risk = RiskThresholds(avg_risk, max_uniqueness)
+    if (freq or risk.active) and person_col is not None:
         raise ValueError(
-            "entropy and recursive l-diversity and t-closeness count records per class; "
-            "they are not available with a person column"
+            "entropy and recursive l-diversity, t-closeness and the risk thresholds count "
+            "records per class; they are not available with a person column"
         )
-    models = Models(kmodel, ldiv, limit, n_persons, n_sid, sid_maps, sid_sizes, freq)
+    models = Models(kmodel, ldiv, limit, n_persons, n_sid, sid_maps, sid_sizes, freq, risk)
 
     # 2. the level-0 frequency table, then the search over it
     base = build_base(codes0, [q.sizes[0] for q in encoded], sid, n_sid, pid, n_persons)

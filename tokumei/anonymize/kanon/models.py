@@ -176,6 +176,58 @@ FrequencyModel = EntropyLDiversity | RecursiveCLDiversity | TCloseness
 
 
 @dataclass(frozen=True)
+class RiskThresholds:
+    """ARX's sample-based risk models, enforced the way ARX does (``HashGroupifyDistribution
+    .suppressWhileNotFulfilledBinary``): the smallest classes still published are suppressed,
+    fewest first, until the condition holds; then the suppression limit decides.
+
+    - ``average``: average re-identification risk of the published records (prosecutor: each
+      record's risk is 1 / its class size, so the average is classes / records) ≤ ``average``
+      (``AverageReidentificationRisk``);
+    - ``uniqueness``: share of published records that are alone in their class ≤ ``uniqueness``
+      (``SampleUniqueness``).
+
+    Suppressing the smallest class never raises either (a smallest class is at most the mean
+    size, and a unique record's removal lowers the unique share), so the fewest classes to
+    suppress is the first prefix of the classes sorted by size that meets both; found for all
+    prefixes at once. Records are persons here (refused with a person column).
+    """
+
+    average: float | None = None
+    uniqueness: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, v in (("average risk", self.average), ("uniqueness", self.uniqueness)):
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} threshold is a share in [0, 1], got {v}")
+
+    @property
+    def active(self) -> bool:
+        return self.average is not None or self.uniqueness is not None
+
+    def enforce(self, rows: np.ndarray, fail: np.ndarray) -> np.ndarray:
+        """``fail`` plus the classes to suppress so that the published records meet both."""
+        keep = np.flatnonzero(~fail)
+        order = keep[np.argsort(rows[keep], kind="stable")]
+        sizes = rows[order].astype(np.float64)
+        c = len(sizes)
+        x = np.arange(c + 1, dtype=np.float64)  # classes suppressed, smallest first
+        removed = np.concatenate([[0.0], np.cumsum(sizes)])
+        left = sizes.sum() - removed
+        ok = np.ones(c + 1, dtype=bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.average is not None:
+                ok &= (left == 0) | ((c - x) <= self.average * left * (1 + _TOL))
+            if self.uniqueness is not None:
+                uniques = max(0, int(np.count_nonzero(sizes == 1)))
+                ok &= (left == 0) | (np.maximum(uniques - x, 0) <= self.uniqueness * left + _TOL)
+        n_supp = int(np.argmax(ok))
+        out = fail.copy()
+        out[order[:n_supp]] = True
+        return out
+
+
+@dataclass(frozen=True)
 class SuppressionLimit:
     share: float
 
@@ -200,6 +252,7 @@ class Models:
     sid_maps: list[np.ndarray]  # per sensitive column: sid → value code
     sid_sizes: list[int]  # per sensitive column: number of values
     freq: list[FrequencyModel] = field(default_factory=list)  # entropy/recursive l, t-closeness
+    risk: RiskThresholds = field(default_factory=RiskThresholds)
 
     @property
     def monotone(self) -> bool:
@@ -212,7 +265,7 @@ class Models:
         it, so a coarser node can suppress *more*. Without suppression (limit 0) they are:
         merged passing classes pass. The search then tags only with the monotone models.
         """
-        return not self.freq or self.max_suppressed == 0
+        return (not self.freq and not self.risk.active) or self.max_suppressed == 0
 
     @property
     def max_suppressed(self) -> int:
@@ -239,6 +292,8 @@ class Models:
             if m.index not in counts:
                 counts[m.index] = value_counts(t, self.sid_maps[m.index], self.sid_sizes[m.index])
             fail |= m.violations(*counts[m.index], t.n_classes)
+        if self.risk.active:
+            fail = self.risk.enforce(t.rows, fail)
         idx = np.flatnonzero(fail)
         if len(idx) == 0:
             return NodeStats(persons, fail, 0, 0, 0.0, mono_supp)
