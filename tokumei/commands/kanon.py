@@ -156,8 +156,8 @@ def kanon(
         Aggregate | None,
         typer.Option(
             "--aggregate",
-            help="aggregate of per-QI losses [default: geometric for loss; ARX's default of "
-            "the others: sum for nu-entropy and height, arithmetic for precision]",
+            help="aggregate of per-QI losses (default: geometric for loss; ARX's default of "
+            "the others: sum for nu-entropy and height, arithmetic for precision)",
             show_default=False,
         ),
     ] = None,
