@@ -90,15 +90,23 @@ def _whole_match(text: str, region: str, leniency: Leniency = Leniency.VALID) ->
     return False
 
 
-def _with_country_code(text: str, region: str) -> bool:
-    """A valid number of ``region`` written with its country code but no ``+``
-    (``91-415-555-0132``): the country code says what the digits are."""
-    if not digits_only(text).startswith(str(phonenumbers.country_code_for_region(region))):
-        return False
-    if not _whole_match(text, region):
-        return False
-    number = phonenumbers.parse(text, region, keep_raw_input=True)
-    return number.country_code_source == CountryCodeSource.FROM_NUMBER_WITHOUT_PLUS_SIGN
+#: Each default region's country code as written (``1``, ``44``, ``972`` ...).
+_COUNTRY_CODES: tuple[tuple[str, str], ...] = tuple(
+    (r, str(phonenumbers.country_code_for_region(r))) for r in DEFAULT_REGIONS
+)
+
+
+def _with_country_code(text: str, digits: str) -> bool:
+    """A valid number of a default region written with its country code but no ``+``
+    (``91-415-555-0132``): the country code says what the digits are. Only the regions whose
+    code the digits start with are tried (a string test; most digit runs start with none)."""
+    for region, code in _COUNTRY_CODES:
+        if not digits.startswith(code) or not _whole_match(text, region):
+            continue
+        number = phonenumbers.parse(text, region, keep_raw_input=True)
+        if number.country_code_source == CountryCodeSource.FROM_NUMBER_WITHOUT_PLUS_SIGN:
+            return True
+    return False
 
 
 #: North American numbers as written: ``(415) 555-0132``, ``415-555-0132``, ``415.555.0132``.
@@ -149,7 +157,7 @@ def classify(text: str) -> str | None:
         _whole_match(text, r, Leniency.STRICT_GROUPING) for r in ("US", "CA")
     ):
         return "national"
-    if grouped and any(_with_country_code(text, r) for r in DEFAULT_REGIONS):
+    if grouped and _with_country_code(text, digits_only(text)):
         return "national"
     if (
         grouped
