@@ -250,12 +250,22 @@ def test_rights_erasure_on_s3_equals_the_local_erasure(
     # the same objects, with exactly the bytes the local code leaves in the same files (gzip
     # members compared decompressed: their header holds the time they were written)
     assert _unzipped(after) == _unzipped(_local_files(landings["ref_landing"]))
+    # the erased days still pass their completeness check (the markers followed the rewrites)
+    from tokumei.ingest.landing import MARKER, check_day
+
+    sealed = sorted(landings["ref_landing"].glob(f"*/date=*/{MARKER}"))
+    assert sealed
+    for marker in sealed:
+        day = marker.parent.name.removeprefix("date=")
+        assert check_day(landings["ref_landing"], marker.parent.parent.name, day).complete
     assert report.to_dict() | {"seconds": 0} == ref.to_dict() | {"seconds": 0}
     assert report.applied[0]["rows_removed"] == ref.applied[0]["rows_removed"]
     assert report.to_dict()["rows_removed"] == 16 and report.to_dict()["files_rewritten"] == 9
     # read back: the person's rows are gone, everyone else's rows are intact
     before = landings["before"]
     for rel, data in after.items():
+        if rel.endswith("/_SUCCESS.json"):
+            continue  # the completeness markers: equal to the local erasure's (above)
         old, new = _rows(rel, before[rel]), _rows(rel, data)
         if rel.endswith(".parquet"):
             assert new == [r for r in old if r["user_id"] != "user-0032"], rel

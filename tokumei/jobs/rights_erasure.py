@@ -77,8 +77,8 @@ from tokumei.anonymize.policy import Policy
 from tokumei.infra.errors import TokumeiError
 from tokumei.infra.objectstore import ObjectStoreError, is_url
 from tokumei.infra.storage import PARQUET_OPTIONS
-from tokumei.ingest.landing import reseal_file
-from tokumei.ingest.sources import LANDING_SUFFIXES, landing_files
+from tokumei.ingest.landing import MARKER, is_data_file, reseal_file
+from tokumei.ingest.sources import landing_files
 
 log = logging.getLogger("tokumei.rights_erasure")
 
@@ -310,7 +310,9 @@ def _replace(path: Path, data: bytes | pl.DataFrame) -> None:
         if isinstance(data, pl.DataFrame):
             data.write_parquet(tmp, **PARQUET_OPTIONS)
         elif path.name.endswith(".gz"):
-            with gzip.open(tmp, "wb", compresslevel=6) as fh:
+            # no name and mtime 0: the same rewrite gives the same bytes wherever it runs, so
+            # the day's marker (docs/landing.md) gets the same checksum locally and on S3
+            with open(tmp, "wb") as raw, gzip.GzipFile("", "wb", 6, raw, mtime=0) as fh:
                 fh.write(data)
         else:
             tmp.write_bytes(data)
@@ -546,7 +548,7 @@ class _RemoteLanding:
         found = []
         for rel, info in self.store.list_landing(self.url, self.fs):
             parts = rel.split("/")
-            if len(parts) == 3 and parts[1].startswith("date=") and rel.endswith(LANDING_SUFFIXES):
+            if len(parts) == 3 and parts[1].startswith("date=") and is_data_file(parts[2]):
                 found.append((f"landing/{parts[0]}/{parts[1]}", parts[0], info))
         return found
 
@@ -582,7 +584,22 @@ class _RemoteLanding:
             removed = _filter_landing_file(path, targets, dry_run)
             if removed and not dry_run:
                 self.store.replace_object(self.fs, path, info, f"a landing object of {dataset}")
+                self._reseal(dataset, info, path)
         return removed
+
+    def _reseal(self, dataset: str, info: dict[str, Any], path: Path) -> None:
+        """The folder's completeness marker follows the rewrite (docs/landing.md), replaced
+        like the object: verified, and only if nobody changed it meanwhile."""
+        key = info["name"].rsplit("/", 1)[0] + "/" + MARKER
+        self.fs.invalidate_cache(key)  # resealed after an earlier file of the same folder
+        try:
+            marker = self.fs.info(key)
+        except FileNotFoundError:
+            return
+        what = f"the completeness marker of {dataset}"
+        self.store.download_object(self.fs, marker, path.parent / MARKER, what)
+        if reseal_file(path):
+            self.store.replace_object(self.fs, path.parent / MARKER, marker, what)
 
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
