@@ -298,6 +298,45 @@ def assert_release(
     }
 
 
+def release_risks(
+    records: pl.DataFrame,
+    person: str,
+    qis: Mapping[str, Hierarchy],
+    transformation: Mapping[str, int],
+    population: pl.DataFrame | None,
+    threshold: float,
+) -> dict[str, Any]:
+    """Prosecutor, journalist and marketer risk of the released ``records`` (ARX's definitions,
+    :func:`tokumei.anonymize.kanon.risk.risk_summary`), classes counted in distinct persons.
+
+    ``population``: one row per person of the population with the QI columns it has (the run's
+    persons table: age, gender, prefecture), generalized here to ``transformation``. A QI the
+    population lacks (``device_class``: a person uses several devices, the register has none)
+    is not matched, so a class's population is every person sharing its other values; the
+    suppressed class (every QI ``*``) has the whole population. ``None``: the release is its
+    own population (ARX's default).
+    """
+    from tokumei.anonymize.kanon.risk import risk_summary
+
+    class_cols = list(qis)
+    sample = records.group_by(class_cols).agg(pl.col(person).n_unique().alias("_f"))
+    pop_sizes = None
+    if population is not None:
+        cols = [c for c in class_cols if c in population.columns]
+        gen = population.select(
+            person,
+            *[qis[c].expr(pl.col(c), transformation[c]).cast(pl.String).alias(c) for c in cols],
+        )
+        per = gen.group_by(cols).agg(pl.col(person).n_unique().alias("_F"))
+        star = pl.all_horizontal([pl.col(q) == SUPPRESSED for q in class_cols])
+        everyone = gen[person].n_unique()
+        sample = sample.join(per, on=cols, how="left", nulls_equal=True).with_columns(
+            pl.when(star).then(pl.lit(everyone)).otherwise(pl.col("_F")).fill_null(0).alias("_F")
+        )
+        pop_sizes = sample["_F"].to_numpy()
+    return risk_summary(sample["_f"].to_numpy(), pop_sizes, threshold)
+
+
 def release_records(
     records: pl.DataFrame,
     qis: Mapping[str, Hierarchy],
@@ -306,6 +345,7 @@ def release_records(
     rules: RecordRules,
     stats_table: pl.DataFrame | None = None,
     link: str = "device_class",
+    population: pl.DataFrame | None = None,
 ) -> RecordsResult:
     """k-anonymize ``records`` over persons with ``value`` folded, bounded and l-diverse.
 
@@ -313,7 +353,8 @@ def release_records(
     transformation satisfies k and l within the suppression limit, nothing is released (an
     empty frame with the same columns; fail closed) and the metrics say so. ``stats_table``:
     the day's published statistics table over ``value`` × ``link`` (null = suppressed); records
-    of its suppressed cells are withheld (:func:`published_cells_only`).
+    of its suppressed cells are withheld (:func:`published_cells_only`). ``population``: the
+    persons the journalist and marketer risks are measured against (:func:`release_risks`).
     """
     from tokumei.anonymize.kanon import anonymize
 
@@ -400,6 +441,10 @@ def release_records(
             "kept_records_share": round(settled.height / n_in, 4) if n_in else 0.0,
             "suppressed_class_released": bool(settled.filter(star).height),
             **final,
+            # threshold 1/k: a pair above it is in a class the policy would not accept
+            "reidentification_risk": release_risks(
+                settled, person, qis, result.transformation, population, 1.0 / rules.k
+            ),
         }
     )
     return RecordsResult(settled, result.transformation, metrics, result.metrics, result.seconds)
@@ -421,6 +466,17 @@ def describe_markdown() -> str:
         "(total variation) of a class's url_template mix from the release's is measured "
         "and reported as `max_class_distance` (t-closeness), and enforced when the policy "
         "sets `records.t_closeness`. Rows are shuffled.",
+        "",
+        "Re-identification risk (manifest and privacy report, `reidentification_risk`): "
+        "ARX's prosecutor, journalist and marketer models over classes counted in distinct "
+        "persons (a person in two classes counts in both). The journalist and marketer "
+        "population is the run's own persons table (every known person with an age), "
+        "generalized to the release's transformation and matched on age, gender and "
+        "prefecture; it has no device class (a person uses several), so a class's population "
+        "is every person sharing its other values, and an attacker who also knows the "
+        "target's device class is bounded by the prosecutor risk. Printed as shares: "
+        "highest and lowest risk and success rates rounded up to two significant digits, "
+        "records at risk (risk above 1/k) as a share of printed counts.",
         "",
         "| column | privacy model | description |",
         "|---|---|---|",

@@ -1049,7 +1049,16 @@ def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, An
     # the day's page_views table as it will be published: records of its suppressed cells are
     # withheld, else they would be lower bounds on those cells (bench/results/attack.md)
     stats_table = pl.read_parquet(paths.staged_table("stats", "page_views"))
-    result = release_records(records, qis, PERSON, attribute, rules, stats_table)
+    # journalist/marketer risk population: the run's known persons with demographics
+    population = (
+        pl.scan_parquet(paths.work / "generalized" / "persons.parquet")
+        .select(PERSON, "age", "gender", "prefecture")
+        .filter(pl.col("age").is_not_null())
+        .collect()
+    )
+    result = release_records(
+        records, qis, PERSON, attribute, rules, stats_table, population=population
+    )
     frame = add_class_persons(result.frame, list(ANONYMIZED_QIS), PERSON).drop(PERSON)
     frame = frame.select(*ANONYMIZED_QIS, *ANONYMIZED_ATTRIBUTES, "_class_persons")
     check_column_model([c for c in frame.columns if c != "_class_persons"])

@@ -289,6 +289,38 @@ def binned_sizes(histogram: list[list[int]], min_cell: int) -> list[list[int | s
     return out
 
 
+def printed_risk(r: float) -> float:
+    """A re-identification risk as printed: rounded *up* to two significant digits (never
+    understated; ``c / n`` to more digits would give the hidden person-class count ``n``).
+
+    >>> [printed_risk(r) for r in (0.0, 0.1, 1 / 12, 3 / 107, 1.0)]
+    [0.0, 0.1, 0.084, 0.029, 1.0]
+    """
+    import math
+
+    if r <= 0:
+        return 0.0
+    e = math.floor(math.log10(r)) - 1
+    return min(1.0, round(math.ceil(r / 10**e - 1e-9) * 10**e, 12))
+
+
+def printed_risks(risk: dict[str, Any], base: int) -> dict[str, Any]:
+    """``reidentification_risk`` of a record release (tokumei/anonymize/kanon/risk.py) as
+    printed: every risk by :func:`printed_risk`, records at risk as :func:`printed_share` of
+    the person-class count ``records`` (which is not printed)."""
+    n = int(risk.get("records", 0))
+    out: dict[str, Any] = {"threshold": printed_risk(float(risk.get("threshold", 0.0)))}
+    for model in ("prosecutor", "journalist", "marketer"):
+        rec = risk.get(model) or {}
+        printed: dict[str, Any] = {
+            k: printed_risk(float(v)) for k, v in rec.items() if k != "records_at_risk"
+        }
+        if "records_at_risk" in rec:
+            printed["records_at_risk_share"] = printed_share(int(rec["records_at_risk"]), n, base)
+        out[model] = printed
+    return out
+
+
 def public_manifest(manifest: dict[str, Any], min_cell: int) -> dict[str, Any]:
     """The manifest as published: every count of persons or rows printed by the rule.
 
@@ -306,6 +338,7 @@ def public_manifest(manifest: dict[str, Any], min_cell: int) -> dict[str, Any]:
     if isinstance(anon, dict):
         anon = dict(anon)
         hist = anon.pop("class_size_histogram", None)
+        risk = anon.pop("reidentification_risk", None)
         if "rows" in anon:
             anon["rows_published"] = anon.pop("rows")
         anon = _print_tree(anon, "anonymized", min_cell)
@@ -314,6 +347,8 @@ def public_manifest(manifest: dict[str, Any], min_cell: int) -> dict[str, Any]:
                 anon[k] = float(f"{anon[k]:.2g}")
         if hist:
             anon["class_size_histogram"] = binned_sizes(hist, min_cell)
+        if isinstance(risk, dict):
+            anon["reidentification_risk"] = printed_risks(risk, max(ROW_BASE, min_cell))
         out["anonymized"] = anon
     outputs = dict(out.get("outputs") or {})
     for name, rec in outputs.items():
