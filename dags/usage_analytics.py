@@ -11,6 +11,8 @@ data) whether the run succeeded or failed. The run fails when any step fails; th
 sends one alert. A failed cleanup alerts on its own (raw data was left behind) but does not
 fail a run whose release is published. ``publish`` emits one Asset event per
 published table with the date in ``extra``, so downstream DAGs can be scheduled on the data.
+Every task declares the datasets it reads and writes (``airflow_tasks.LINEAGE``) for the
+OpenLineage provider, which is off unless a transport is configured (docs/deploy.md, "Lineage").
 """
 
 from __future__ import annotations

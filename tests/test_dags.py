@@ -122,8 +122,15 @@ def test_dagbag_imports_with_timeouts_pools_teardown_and_assets(tmp_path: Path) 
     assert set(tasks["cleanup"]["upstream"]) == {"start", "publish"}
     assert info["teardown_fails_run"] is False
     assert info["cleanup_alerts"] == ["FailureNotifier"]
-    # 4. publish emits through the alias of published tables
-    assert tasks["publish"]["outlets"] == ["AssetAlias:tokumei_published"]
+    # 4. publish emits through the alias of published tables (and writes the retained layer)
+    assert tasks["publish"]["outlets"] == [
+        "Asset:tokumei.retained.activity",
+        "Asset:tokumei.retained.purchases",
+        "AssetAlias:tokumei_published",
+    ]
+    # lineage: the tasks name the datasets they write (tests/test_lineage.py has the rest)
+    assert tasks["pseudonymize"]["outlets"] == ["Asset:tokumei.work.pseudo"]
+    assert tasks["plan"]["outlets"] == [] and tasks["cleanup"]["outlets"] == []
     # 7. the landing sensor gives its slot back between pokes and gates extract
     assert tasks["landing_complete"]["mode"] == "reschedule"
     assert set(tasks["extract"]["upstream"]) == {"start", "landing_complete"}
@@ -201,7 +208,7 @@ def test_published_paths_become_one_asset_event_per_table_and_date() -> None:
         "published/catalog.duckdb",  # not a table partition
     ]
     events = OutletEventAccessors()  # what Airflow hands a task as outlet_events
-    assert at.emit_published_assets(events, published, DAY, "run-1") == 4
+    assert at.emit_published_assets(events, published, DAY) == 4
     emitted = events[at.PUBLISHED_ALIAS].asset_alias_events
     assert [(e.dest_asset_key.name, e.extra["date"]) for e in emitted] == [
         ("tokumei.stats.page_views", DAY),
@@ -210,7 +217,11 @@ def test_published_paths_become_one_asset_event_per_table_and_date() -> None:
         ("tokumei.stats.weekly_active_users", DAY),
     ]
     assert emitted[0].dest_asset_key.uri == "x-tokumei://published/stats/page_views"
-    assert emitted[0].extra["path"] == f"published/stats/page_views/date={DAY}"
+    assert emitted[0].extra == {
+        "date": DAY,
+        "path": f"published/stats/page_views/date={DAY}",
+        "run_day": DAY,
+    }  # no run id: the OpenLineage provider copies extras into its events
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,15 +410,112 @@ _DAG_TEST = """
 """
 
 
+def _check_lineage(
+    ol_events: Path, runs: list[dict[str, Any]], landing: Path, out: Path, published: dict
+) -> None:
+    """The OpenLineage events of the runs (file transport): a START and a COMPLETE per task
+    instance, inputs and outputs naming the datasets each task declares (resolved to this
+    test's folders, written out here by hand) plus, for publish, the tables it published that
+    day; and no raw value, key or tokumei run id anywhere in them."""
+    from tokumei.pipeline import airflow_tasks as at
+
+    text = ol_events.read_text()
+    events = [json.loads(line) for line in text.splitlines() if line.strip()]
+    roots = {
+        "landing": landing,
+        "work": out / "_work",
+        "staging": out / "_staging",
+        "published": out / "published",
+        "retained": out / "retained",
+        "quarantine": out / "quarantine",
+        "opsdb": landing / "ops.db",  # TOKUMEI_DB_URL=sqlite:///<landing>/ops.db
+    }
+
+    def named(path: str) -> tuple[str, str]:
+        root, _, rest = path.partition("/")
+        if root == "policy":
+            return "file", str(ROOT / "policies")
+        return "file", str(roots[root] / rest) if rest else str(roots[root])
+
+    for run, day in zip(runs, (DAY, DAY2), strict=True):
+        mine = [
+            e
+            for e in events
+            if e["run"]["facets"].get("airflow", {}).get("dagRun", {}).get("run_id")
+            == run["run_id"]
+            and e["job"]["name"].startswith("usage_analytics.")
+        ]
+        for key in run["tasks"]:  # "task[map_index]"
+            task_id = key.split("[")[0]
+            instances = sum(1 for k in run["tasks"] if k.split("[")[0] == task_id)
+            job = [e for e in mine if e["job"]["name"] == f"usage_analytics.{task_id}"]
+            kinds = sorted(e["eventType"] for e in job)
+            assert kinds == ["COMPLETE"] * instances + ["START"] * instances, (day, key, kinds)
+            inputs, outputs = at.LINEAGE.get(task_id, ((), ()))
+            want_out = {named(p) for p in outputs}
+            if task_id == "publish":
+                want_out |= {named(f"published/{t}") for t in published[day]}
+            for e in job:
+                got_in = {(d["namespace"], d["name"]) for d in e.get("inputs", [])}
+                got_out = {(d["namespace"], d["name"]) for d in e.get("outputs", [])}
+                assert got_in == {named(p) for p in inputs}, (task_id, e["eventType"], got_in)
+                if e["eventType"] == "COMPLETE" or task_id != "publish":
+                    assert got_out == want_out, (task_id, e["eventType"], got_out)
+                else:  # at START publish has not published yet: only its static outlets
+                    assert got_out == {named(p) for p in outputs}, got_out
+    manifests = [
+        json.loads((out / "reports" / f"date={day}" / "manifest.json").read_text())
+        for day in (DAY, DAY2)
+    ]
+    needles = [*PLANTED.values(), TEST_KEY, *(m["run_id"] for m in manifests)]
+    leaks = [
+        (e["eventType"], e["job"]["name"], where)
+        for e in events
+        for where, value in _strings(e)
+        if any(n in value for n in needles)
+    ]
+    assert leaks == []
+    assert not any(n in text for n in needles)  # keys too, and anything _strings missed
+
+
+def _strings(obj: Any, where: str = "") -> list[tuple[str, str]]:
+    """Every (path, string) of a JSON document, keys included: where a leak sits."""
+    if isinstance(obj, dict):
+        return [(f"{where}.{k}", k) for k in obj] + [
+            item for k, v in obj.items() for item in _strings(v, f"{where}.{k}")
+        ]
+    if isinstance(obj, list):
+        return [item for i, v in enumerate(obj) for item in _strings(v, f"{where}[{i}]")]
+    return [(where, str(obj))]
+
+
 @pytest.mark.slow
 def test_backfill_of_two_dates_publishes_both_and_emits_asset_events(tmp_path: Path) -> None:
     """What `airflow backfill create` does for two days, as dag.test(): one run per logical
-    date (00:00 JST), each publishing its JST day and emitting one Asset event per table."""
+    date (00:00 JST), each publishing its JST day and emitting one Asset event per table; the
+    OpenLineage provider writes the runs' lineage to a file (see _check_lineage)."""
     landing = _landing(tmp_path, (DAY, DAY2))
     out = tmp_path / "out"
-    env = _env(tmp_path, landing, out, TOKUMEI_PARTITIONS="2")  # exercises dynamic task mapping
+    ol_events = tmp_path / "openlineage.jsonl"
+    env = _env(
+        tmp_path,
+        landing,
+        out,
+        TOKUMEI_PARTITIONS="2",  # exercises dynamic task mapping
+        AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps(
+            {"type": "file", "log_file_path": str(ol_events), "append": True}
+        ),
+        AIRFLOW__OPENLINEAGE__NAMESPACE="tokumei-test",
+        # the provider emits from a forked process and kills it after this many seconds
+        AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT="120",
+    )
+    for var in [v for v in env if v.startswith("OPENLINEAGE")]:
+        env.pop(var)  # nothing from the caller's environment may redirect the events
     result = _run_python(_DAG_TEST.format(dags=str(DAGS), days=(DAY, DAY2)), env, timeout=1200)
     runs, events = result["runs"], result["events"]
+    # Airflow's Asset events of the published tables (the lineage outlets of the other tasks
+    # are Assets too and have their own events, without extra)
+    events = [e for e in events if e["uri"].startswith("x-tokumei://published/")]
     assert [r["state"].rsplit(".", 1)[-1] for r in runs] == ["success", "success"], runs
     assert runs[0]["tasks"]["scrub[1]"].endswith("success")  # two mapped partitions ran
     assert runs[0]["tasks"]["cleanup[-1]"].endswith("success")
@@ -430,6 +538,14 @@ def test_backfill_of_two_dates_publishes_both_and_emits_asset_events(tmp_path: P
         assert all(e["uri"].startswith("x-tokumei://published/") for e in mine)
     # the teardown removed both work layers
     assert not (out / "_work").exists() or not any((out / "_work").iterdir())
+    published_by_day = {
+        day: sorted(
+            f"{p.parent.parent.name}/{p.parent.name}"
+            for p in (out / "published").glob(f"*/*/date={day}")
+        )
+        for day in (DAY, DAY2)
+    }
+    _check_lineage(ol_events, runs, landing, out, published_by_day)
     # the documented backfill command picks exactly these JST days (dry run on the same metadata
     # DB; `completed` because dag.test() already made runs for both dates, which `none` skips)
     dry = subprocess.run(

@@ -99,10 +99,17 @@ def pool(task_id: str) -> str | None:
 
 
 def task_args(task_id: str, **extra: Any) -> dict[str, Any]:
-    """Keyword arguments of one ``@task``: its id, timeout and pool (plus ``extra``)."""
+    """Keyword arguments of one ``@task``: its id, timeout, pool and lineage (plus ``extra``;
+    outlets in ``extra`` are added to the task's lineage outlets)."""
     args: dict[str, Any] = {"task_id": task_id, "execution_timeout": execution_timeout(task_id)}
     if (name := pool(task_id)) is not None:
         args["pool"] = name
+    inlets, outlets = lineage(task_id)
+    if inlets:
+        args["inlets"] = inlets
+    outlets = outlets + list(extra.pop("outlets", []))
+    if outlets:
+        args["outlets"] = outlets
     return {**args, **extra}
 
 
@@ -233,7 +240,7 @@ def publish(tokumei_run: str) -> list[str]:
 
     the_day = day()
     published = steps.publish(_settings(), the_day, tokumei_run)["published"]
-    emit_published_assets(get_current_context()["outlet_events"], published, the_day, tokumei_run)
+    emit_published_assets(get_current_context()["outlet_events"], published, the_day)
     return published
 
 
@@ -282,26 +289,89 @@ def published_tables(published: Iterable[str]) -> list[tuple[str, str, str]]:
     return list(seen)
 
 
-def emit_published_assets(outlet_events: Any, published: Iterable[str], day: str, run: str) -> int:
+def emit_published_assets(outlet_events: Any, published: Iterable[str], day: str) -> int:
     """Attach one Asset event per published table to the ``publish`` task's alias outlet.
 
-    ``extra`` carries the partition (``date``, and ``path`` relative to the output root) and the
-    tokumei run id: enough for a consumer to read exactly the new partition; no data value.
-    Returns the number of events.
+    ``extra`` carries the partition (``date``, and ``path`` relative to the output root) and
+    the run's day: enough for a consumer to read exactly the new partition; no data value and
+    no tokumei run id (the OpenLineage provider copies event extras into its events, which
+    name datasets and dates only; the day's manifest has the run id). Returns the number of
+    events.
     """
     accessor = outlet_events[PUBLISHED_ALIAS]
     tables = published_tables(published)
     for kind, table, date in tables:
         accessor.add(
             table_asset(kind, table),
-            extra={
-                "date": date,
-                "path": f"published/{kind}/{table}/date={date}",
-                "tokumei_run": run,
-                "run_day": day,
-            },
+            extra={"date": date, "path": f"published/{kind}/{table}/date={date}", "run_day": day},
         )
     return len(tables)
+
+
+# --------------------------------------------------------------------------------------------
+# Lineage: what each task reads and writes, by dataset (never a value)
+
+#: Datasets read and written per task, as ``x-tokumei://`` paths (tokumei/pipeline/lineage.py):
+#: layers and tables, not files or runs. The OpenLineage provider reports a task's inlets as
+#: its input datasets and its outlets as its outputs; the converter registered for
+#: ``x-tokumei`` resolves them to the worker's storage locations. ``plan`` only counts
+#: partitions and reads nothing. The tables ``publish`` writes are known only at run time
+#: (weekly on a week's Sunday, monthly on a month's last day): they reach OpenLineage as the
+#: alias events it emits (``published/<kind>/<table>``). Outlets are Assets, so Airflow also
+#: records one Asset event per successful task and work layer (no ``extra``, no data);
+#: ``retention`` and ``rights_requests`` declare inlets only, as an hourly event on the landing
+#: would tell a downstream DAG nothing.
+LANDING_DATASETS = ("events", "devices", "measurements", "cookies")  # policy.LANDING_SOURCES
+DB_DATASETS = ("users", "consents", "rights_requests")  # policy.DB_TABLES
+_STAGED = ("staging/stats", "staging/anonymized", "staging/retained")
+LINEAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "start": (("policy",), ()),
+    "landing_complete": (tuple(f"landing/{s}" for s in LANDING_DATASETS), ()),
+    "extract": (
+        (*(f"landing/{s}" for s in LANDING_DATASETS), *(f"opsdb/{t}" for t in DB_DATASETS)),
+        ("work/extracted", *(f"quarantine/{s}" for s in LANDING_DATASETS)),
+    ),
+    "discover": (("work/extracted",), ()),
+    "filter_rights": (("work/extracted",), ("work/filtered",)),
+    "pseudonymize": (("work/filtered",), ("work/pseudo",)),
+    "generalize": (("work/pseudo",), ("work/generalized",)),
+    "scrub": (("work/generalized",), ("work/scrubbed",)),
+    "stats_map": (("work/scrubbed",), ("work/stats_map", "staging/retained")),
+    "stats_reduce": (
+        ("work/stats_map", "retained/activity", "retained/purchases"),
+        ("staging/stats",),
+    ),
+    "anonymize_records": (
+        ("work/generalized", "work/scrubbed", "staging/stats"),
+        ("work/anonymized",),
+    ),
+    "validate": (("staging/stats", "work/anonymized"), ("staging/anonymized",)),
+    "publish": (_STAGED, ("retained/activity", "retained/purchases")),
+    "cleanup": (("work", "staging"), ()),
+    "apply_retention": ((*(f"landing/{s}" for s in LANDING_DATASETS), "quarantine"), ()),
+    "apply_rights_requests": (("opsdb/rights_requests",), ()),
+}
+
+
+def dataset_asset(path: str) -> Asset:
+    """The Asset of one logical dataset, e.g. ``work/pseudo`` → ``x-tokumei://work/pseudo``.
+
+    The URI names the dataset, not its location (which the DAG processor does not need to
+    know), so it can carry no path, credential or run id; published tables keep the
+    ``tokumei.<kind>.<table>`` names of :func:`table_asset`.
+    """
+    kind, _, rest = path.partition("/")
+    if kind == "published" and rest.count("/") == 1:
+        return table_asset(*rest.split("/"))
+    return Asset(
+        name="tokumei." + path.replace("/", "."), uri=f"x-tokumei://{path}", group="tokumei"
+    )
+
+
+def lineage(task_id: str) -> tuple[list[Asset], list[Asset]]:
+    """The inlets and outlets of a task (empty for a task that reads and writes nothing)."""
+    inputs, outputs = LINEAGE.get(task_id, ((), ()))
+    return [dataset_asset(p) for p in inputs], [dataset_asset(p) for p in outputs]
 
 
 # --------------------------------------------------------------------------------------------
