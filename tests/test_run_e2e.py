@@ -326,6 +326,31 @@ def test_anonymized_records_are_k_anonymous_over_persons(published) -> None:
     assert con.execute("select count(*) from anonymized_page_views").fetchone()[0] == records.height
 
 
+def test_record_release_reports_reidentification_risk(published) -> None:
+    """Issue 19: prosecutor, journalist and marketer risk of anonymized/page_views in the
+    manifest and the privacy report. Classes: Tokyo's 26 and Osaka's 10 released persons; the
+    population is the persons table (Osaka has at most 14 known persons with demographics)."""
+    from tokumei.release.manifest import printed_risk
+
+    _, out, _ = published
+    reports = out / "reports" / f"date={DAY}"
+    m = json.loads((reports / "manifest.json").read_text())
+    r = m["anonymized"]["reidentification_risk"]
+    assert "records" not in r  # the person-class count is not printed
+    p, j, mk = r["prosecutor"], r["journalist"], r["marketer"]
+    assert p["highest"] == printed_risk(1 / 10) and p["lowest"] == printed_risk(1 / 26)
+    assert p["average"] == printed_risk(2 / 36) and p["records_at_risk_share"] == 0.0
+    assert printed_risk(1 / 14) <= j["highest"] <= p["highest"]
+    assert j["records_at_risk_share"] == 0.0
+    assert printed_risk((26 / 26 + 10 / 14) / 36) <= mk["average"] <= p["average"]
+    html = (reports / "privacy_report.html").read_text()
+    table = html[html.index('id="reidentification-risk"') :]
+    table = table[: table.index("</table>")]
+    for model in ("prosecutor", "journalist", "marketer"):
+        assert model in table
+    assert f">{p['highest']:.3g}<" in table and f">{mk['average']:.3g}<" in table
+
+
 def test_every_cell_count_the_report_prints_matches_the_published_files(published) -> None:
     """Issue 18: the privacy report's cells table and record-level figures tell the truth,
     checked against the published Parquet (not against the manifest the report reads)."""
