@@ -359,9 +359,20 @@ def _unknown_keys(con: duckdb.DuckDBPyConnection, policy: SourcePolicy, path: Pa
     policy.check_columns([k for (k,) in keys], where=path.name)
 
 
-def _read_json_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """JSON Lines (optionally gzip): chunk by chunk, so memory follows the chunk, not the file."""
-    sql = _json_sql(policy)
+def _read_chunks(
+    path: Path,
+    policy: SourcePolicy,
+    sql: str,
+    check: Callable[[duckdb.DuckDBPyConnection, pl.DataFrame], pl.DataFrame],
+    raws: Callable[[list[bytes]], list[bytes | None]],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A text file (optionally gzip) chunk by chunk, so memory follows the chunk, not the file.
+
+    Each chunk's lines go through ``sql`` in DuckDB (registered as ``lines``); ``check`` sees the
+    checked frame while ``lines`` is registered (and may stop the file); failing lines go to the
+    quarantine with ``raws`` made of their bytes (special-care values redacted).
+    """
+    readable = policy.readable()
     goods: list[pl.DataFrame] = []
     bads: list[pl.DataFrame] = []
     first = 1
@@ -371,22 +382,34 @@ def _read_json_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl
             lines = _split_lines(data, first)
             first += len(lines.sizes)
             con.register("lines", lines.table)
-            checked = con.sql(sql).pl()
-            if checked["_known"].eq(False).any():
-                _unknown_keys(con, policy, path)
+            checked = check(con, con.sql(sql).pl())
             con.unregister("lines")
-            good, bad = _split_checked(checked.drop("_known"), policy.readable())
+            good, bad = _split_checked(checked, readable)
             del checked
             goods.append(good)
             if bad.height:
-                raws = _redact_raw([lines.raw(n) for n in bad["_line"].to_list()], policy)
-                bads.append(_quarantine(bad, pl.Series("_raw", raws, pl.Binary), path.name))
+                raw = raws([lines.raw(n) for n in bad["_line"].to_list()])
+                bads.append(_quarantine(bad, pl.Series("_raw", raw, pl.Binary), path.name))
             del lines, data
     finally:
         con.close()
     good = pl.concat(goods, rechunk=False) if goods else _typed_empty(policy)
     bad = pl.concat(bads) if bads else empty_quarantine()
     return good, bad
+
+
+def _read_json_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """JSON Lines (optionally gzip); a key the policy does not classify stops the file."""
+
+    def check(con: duckdb.DuckDBPyConnection, checked: pl.DataFrame) -> pl.DataFrame:
+        if checked["_known"].eq(False).any():
+            _unknown_keys(con, policy, path)
+        return checked.drop("_known")
+
+    return _read_chunks(
+        path, policy, _json_sql(policy), check, lambda raws: _redact_raw(raws, policy)
+    )
+
 
 
 #: One CSV field (RFC 4180): quoted with doubled quotes inside, or unquoted without quotes.
@@ -482,31 +505,14 @@ def _read_csv_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.
     """
     header = _csv_header(path)
     policy.check_columns(header, where=path.name)
-    readable = policy.readable()
-    sql = _csv_sql(readable, header)
-    goods: list[pl.DataFrame] = []
-    bads: list[pl.DataFrame] = []
-    first = 1
-    con = _connect()
-    try:
-        for data in _prefetch(_chunks(path)):
-            lines = _split_lines(data, first)
-            first += len(lines.sizes)
-            con.register("lines", lines.table)
-            checked = con.sql(sql).pl()
-            con.unregister("lines")
-            good, bad = _split_checked(checked, readable)
-            del checked
-            goods.append(good)
-            if bad.height:
-                raws = _csv_raws([lines.raw(n) for n in bad["_line"].to_list()], header, policy)
-                bads.append(_quarantine(bad, pl.Series("_raw", raws, pl.Binary), path.name))
-            del lines, data
-    finally:
-        con.close()
-    good = pl.concat(goods, rechunk=False) if goods else _typed_empty(policy)
-    bad = pl.concat(bads) if bads else empty_quarantine()
-    return good, bad
+    return _read_chunks(
+        path,
+        policy,
+        _csv_sql(policy.readable(), header),
+        lambda _con, checked: checked,
+        lambda raws: _csv_raws(raws, header, policy),
+    )
+
 
 
 def _not_read(policy: SourcePolicy) -> set[str]:
