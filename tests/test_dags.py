@@ -369,8 +369,12 @@ def _landing(root: Path, days: tuple[str, ...]) -> Path:
 
 
 def _env(tmp_path: Path, landing: Path, out: Path, **extra: str) -> dict[str, str]:
-    env = airflow_env(
-        tmp_path / "af",
+    env = {  # nothing from the caller's environment may turn on or redirect lineage events
+        k: v
+        for k, v in airflow_env(tmp_path / "af").items()
+        if not k.startswith(("OPENLINEAGE", "AIRFLOW__OPENLINEAGE__"))
+    }
+    env.update(
         TOKUMEI_LANDING=str(landing),
         TOKUMEI_OUT=str(out),
         TOKUMEI_DB_URL=f"sqlite:///{landing / 'ops.db'}",
@@ -408,6 +412,22 @@ _DAG_TEST = """
                   for e in s.scalars(select(AssetEvent).order_by(AssetEvent.id))]
     print("RESULT", json.dumps({{"runs": runs, "events": events}}))
 """
+
+
+def _lineage_env(events: Path) -> dict[str, str]:
+    """OpenLineage on, as docs/deploy.md recommends, into a file: the client's ``transform``
+    transport with tokumei's transformer around a file transport."""
+    transport = {
+        "type": "transform",
+        "transformer_class": "tokumei.pipeline.lineage_transform.WithoutErrorText",
+        "transport": {"type": "file", "log_file_path": str(events), "append": True},
+    }
+    return {
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "tokumei-test",
+        # the provider emits from a forked process and kills it after this many seconds
+        "AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT": "120",
+    }
 
 
 def _check_lineage(
@@ -502,15 +522,8 @@ def test_backfill_of_two_dates_publishes_both_and_emits_asset_events(tmp_path: P
         landing,
         out,
         TOKUMEI_PARTITIONS="2",  # exercises dynamic task mapping
-        AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps(
-            {"type": "file", "log_file_path": str(ol_events), "append": True}
-        ),
-        AIRFLOW__OPENLINEAGE__NAMESPACE="tokumei-test",
-        # the provider emits from a forked process and kills it after this many seconds
-        AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT="120",
+        **_lineage_env(ol_events),
     )
-    for var in [v for v in env if v.startswith("OPENLINEAGE")]:
-        env.pop(var)  # nothing from the caller's environment may redirect the events
     result = _run_python(_DAG_TEST.format(dags=str(DAGS), days=(DAY, DAY2)), env, timeout=1200)
     runs, events = result["runs"], result["events"]
     # Airflow's Asset events of the published tables (the lineage outlets of the other tasks
@@ -601,6 +614,7 @@ def test_failed_runs_alert_once_each_clean_up_and_publish_nothing(
         AIRFLOW_CONN_TOKUMEI_ALERT_SMTP=_smtp_conn(smtp_sink.port),
         TOKUMEI_ALERT_SMTP_CONN_ID="tokumei_alert_smtp",
         TOKUMEI_ALERT_EMAIL_TO="ops@example.org",
+        **_lineage_env(tmp_path / "openlineage.jsonl"),
     )
     result = _run_python(_DAG_TEST.format(dags=str(DAGS), days=(DAY, DAY2)), env, timeout=900)
     runs = result["runs"]
@@ -619,6 +633,27 @@ def test_failed_runs_alert_once_each_clean_up_and_publish_nothing(
     assert f"cookies/date={DAY}: no {MARKER} marker" in logs
     assert f"landing for {DAY2} was delivered but does not match its marker" in logs
     assert f"cookies/date={DAY2}/{changed.name}: " in logs
+    # lineage: the failed sensor has a FAIL event naming the landing datasets it read, without
+    # the failure's text (file names here; a library's message could quote a value)
+    from tokumei.pipeline.lineage_transform import WITHHELD
+
+    ol_text = (tmp_path / "openlineage.jsonl").read_text()
+    ol = [json.loads(line) for line in ol_text.splitlines() if line.strip()]
+    for run in runs:
+        sensor = [
+            e
+            for e in ol
+            if e["job"]["name"] == "usage_analytics.landing_complete"
+            and e["run"]["facets"]["airflow"]["dagRun"]["run_id"] == run["run_id"]
+        ]
+        assert sorted(e["eventType"] for e in sensor) == ["FAIL", "START"]
+        (fail,) = [e for e in sensor if e["eventType"] == "FAIL"]
+        assert fail["run"]["facets"]["errorMessage"]["message"] == WITHHELD
+        assert {d["name"] for d in fail["inputs"]} == {
+            str(landing / s) for s in ("events", "devices", "measurements", "cookies")
+        }
+    for needle in [*PLANTED.values(), TEST_KEY, "incomplete", "marker", changed.name]:
+        assert needle not in ol_text, needle
     # one alert per failed run, for that run and the failed task, with Airflow's reason
     assert len(smtp_sink.handler.messages) == 2
     for run, sent in zip(runs, smtp_sink.handler.messages, strict=True):

@@ -163,3 +163,50 @@ def test_openlineage_is_off_unless_a_transport_is_configured(tmp_path) -> None:
     assert probe(
         AIRFLOW__OPENLINEAGE__TRANSPORT=transport, AIRFLOW__OPENLINEAGE__DISABLED="true"
     ) == [True, 0]
+
+
+def test_failure_text_is_withheld_from_events_by_the_transform_transport(tmp_path) -> None:
+    """The transport docs/deploy.md recommends: the client's ``transform`` transport around a
+    file transport, with tokumei's transformer. A FAIL event keeps its datasets and the fact it
+    failed; the exception text and traceback (which could quote a value) are gone."""
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.event_v2 import InputDataset, Job, Run, RunEvent, RunState
+    from openlineage.client.facet_v2 import error_message_run
+
+    from tokumei.pipeline.lineage_transform import WITHHELD
+
+    path = tmp_path / "events.jsonl"
+    client = OpenLineageClient(
+        config={
+            "transport": {
+                "type": "transform",
+                "transformer_class": "tokumei.pipeline.lineage_transform.WithoutErrorText",
+                "transport": {"type": "file", "log_file_path": str(path), "append": True},
+            }
+        }
+    )
+    secret = "hanako.yamada@example.co.jp"  # what a library's message could quote
+    event = RunEvent(
+        eventType=RunState.FAIL,
+        eventTime="2026-11-24T00:00:00+00:00",
+        run=Run(
+            runId="01932f6e-0000-7000-8000-000000000000",
+            facets={
+                "errorMessage": error_message_run.ErrorMessageRunFacet(
+                    message=f"could not parse {secret!r}",
+                    programmingLanguage="python",
+                    stackTrace=f"Traceback ...\nValueError: {secret}",
+                )
+            },
+        ),
+        job=Job(namespace="tokumei", name="usage_analytics.extract"),
+        producer="https://example.org/test",
+        inputs=[InputDataset(namespace="file", name="/srv/landing/events")],
+    )
+    client.emit(event)
+    (written,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert secret not in path.read_text()
+    assert written["eventType"] == "FAIL"
+    assert written["run"]["facets"]["errorMessage"]["message"] == WITHHELD
+    assert "stackTrace" not in written["run"]["facets"]["errorMessage"]
+    assert written["inputs"][0]["name"] == "/srv/landing/events"
