@@ -8,6 +8,10 @@ linking key, is not written) and prints one JSON object on stdout::
     tokumei kanon --input adult.csv --sep ';' --hierarchies data/ \\
         --qi age,education,sex --k 5 --max-suppression 0.05 --out anon.csv
 
+``--population FILE`` with ``--k-map K`` or ``--delta-min D --delta-max D`` adds k-map and
+δ-presence against a population table with the same QI columns (ARX's ``KMap`` with a subset
+and ``DPresence``).
+
 ``--metric`` picks the quality model the search minimizes (ARX 3.9.2's definitions, see
 :mod:`tokumei.anonymize.kanon.quality`); the JSON's ``score`` is the result's score under it.
 
@@ -187,6 +191,26 @@ def kanon(
         int | None,
         typer.Option("--budget-nodes", help="heuristic search: at most this many node evaluations"),
     ] = None,
+    population: Annotated[
+        Path | None,
+        typer.Option(
+            "--population",
+            help="population table (.csv/.parquet, one row per individual, the same QI "
+            "columns; must contain the input) for --k-map and --delta-min/--delta-max",
+        ),
+    ] = None,
+    k_map: Annotated[
+        int | None,
+        typer.Option("--k-map", help="k-map: every class's population holds >= K individuals"),
+    ] = None,
+    delta_min: Annotated[
+        float | None,
+        typer.Option("--delta-min", help="delta-presence: records / population per class >= D"),
+    ] = None,
+    delta_max: Annotated[
+        float | None,
+        typer.Option("--delta-max", help="delta-presence: records / population per class <= D"),
+    ] = None,
 ) -> None:
     """k-anonymize a CSV/Parquet file over persons (optimal lattice search); print JSON."""
     from tokumei.anonymize.hierarchy_csv import load_hierarchies
@@ -208,8 +232,14 @@ def kanon(
     if not 0.0 <= gs_factor <= 1.0:
         raise typer.BadParameter("--gs-factor is in [0, 1]")
     wts = _weights(weights) if weights else None
+    pop_models = k_map is not None or delta_min is not None or delta_max is not None
+    if pop_models and population is None:
+        raise typer.BadParameter("--k-map and --delta-min/--delta-max need --population")
+    if population is not None and not pop_models:
+        raise typer.BadParameter("--population needs --k-map or --delta-min/--delta-max")
     try:
         data = _read(input, sep)
+        pop = _read(population, sep) if population is not None else None
         hs = load_hierarchies(hierarchies, qis)
         t_hs = (
             load_hierarchies(hierarchies, sens_cols)
@@ -236,6 +266,10 @@ def kanon(
             budget_evaluations=budget_nodes,
             avg_risk=avg_risk,
             max_uniqueness=max_uniqueness,
+            population=pop,
+            k_map=k_map,
+            delta_min=delta_min,
+            delta_max=delta_max,
         )
     except (OSError, ValueError) as exc:
         print(f"tokumei kanon: {exc}", file=sys.stderr)

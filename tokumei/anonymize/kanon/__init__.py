@@ -6,7 +6,9 @@ ARX-style parts, each in its own module:
   shares (CSV and built-in hierarchies alike, through the Hierarchy protocol);
 - :mod:`~tokumei.anonymize.kanon.table` — frequency tables of lattice nodes and their roll-up;
 - :mod:`~tokumei.anonymize.kanon.models` — k over persons, distinct/entropy/recursive l-diversity,
-  t-closeness, ARX's average-risk and uniqueness thresholds, the suppression limit;
+  t-closeness, ARX's average-risk and uniqueness thresholds, k-map and δ-presence against a
+  population table, the suppression limit;
+- :mod:`~tokumei.anonymize.kanon.risk` — prosecutor, journalist and marketer risk of a release;
 - :mod:`~tokumei.anonymize.kanon.metrics` — ARX's granularity loss, discernibility, class sizes, risk;
 - :mod:`~tokumei.anonymize.kanon.quality` — the quality model the search minimizes (ARX's Loss,
   non-uniform entropy, discernibility, AECS, height, precision, KL divergence, granularity);

@@ -27,6 +27,7 @@ from tokumei.anonymize.kanon.models import (
     FrequencyModel,
     KAnonymity,
     Models,
+    Population,
     RecursiveCLDiversity,
     RiskThresholds,
     SuppressionLimit,
@@ -102,6 +103,10 @@ def anonymize(
     budget_seconds: float | None = None,
     avg_risk: float | None = None,
     max_uniqueness: float | None = None,
+    population: pl.LazyFrame | pl.DataFrame | None = None,
+    k_map: int | None = None,
+    delta_min: float | None = None,
+    delta_max: float | None = None,
 ) -> KAnonResult:
     """Least-loss full-domain generalization satisfying k (over persons), optional distinct
     l-diversity and a suppression limit (a share of persons). See :mod:`tokumei.anonymize.kanon`.
@@ -123,6 +128,11 @@ def anonymize(
 
     ``avg_risk`` / ``max_uniqueness``: ARX's average re-identification risk and sample
     uniqueness thresholds (:class:`models.RiskThresholds`), without a person column.
+
+    ``population`` (one row per individual, the QI columns; it must contain the data): k-map
+    (``k_map``: every class's population holds at least k individuals) and δ-presence
+    (``delta_min`` ≤ records / population of every class ≤ ``delta_max``; without a person
+    column), ARX's ``KMap`` with a subset and ``DPresence`` (:class:`models.Population`).
 
     ``budget_evaluations`` / ``budget_seconds`` bound the search (greedy descent, then the exact
     search until the budget is spent; ``search["optimal"]`` says whether it finished). Lattices
@@ -198,10 +208,26 @@ def anonymize(
             "entropy and recursive l-diversity, t-closeness and the risk thresholds count "
             "records per class; they are not available with a person column"
         )
-    models = Models(kmodel, ldiv, limit, n_persons, n_sid, sid_maps, sid_sizes, freq, risk)
+    pop = _population(population, qis, encoded, k_map, delta_min, delta_max)
+    if pop is not None and pop.presence and person_col is not None:
+        raise ValueError(
+            "delta-presence compares records per class with the population; it is not "
+            "available with a person column"
+        )
+    models = Models(kmodel, ldiv, limit, n_persons, n_sid, sid_maps, sid_sizes, freq, risk, pop)
 
     # 2. the level-0 frequency table, then the search over it
     base = build_base(codes0, [q.sizes[0] for q in encoded], sid, n_sid, pid, n_persons)
+    if pop is not None:
+        from tokumei.anonymize.kanon.table import class_persons
+
+        short = int(np.count_nonzero(pop.class_counts(base) < class_persons(base)))
+        if short:
+            raise ValueError(
+                f"population table: {short} class(es) of the data have more persons than the "
+                "population has individuals with those values (the population must contain "
+                "the data)"
+            )
     share_sums = level_share_sums(encoded, base)
     scale = LossScale.of(encoded, n_rows)
     ev = Evaluator(encoded, base, models, cache_bytes=cache_bytes, share_sums=share_sums)
@@ -269,6 +295,61 @@ def anonymize(
         seconds=seconds,
         search=search_info,
     )
+
+
+def _population(
+    population: pl.LazyFrame | pl.DataFrame | None,
+    qis: Mapping[str, Hierarchy],
+    encoded: list[EncodedQI],
+    k_map: int | None,
+    d_min: float | None,
+    d_max: float | None,
+) -> Population | None:
+    """The population's distinct QI tuples, coded at every level against the data's labels.
+
+    Population values are generalized by the same hierarchies and matched by label, so values
+    the data does not have need no code of their own: a tuple whose label at a level is no
+    data value's label belongs to no class of the data at that level.
+    """
+    wants = k_map is not None or d_min is not None or d_max is not None
+    if population is None:
+        if wants:
+            raise ValueError("k-map and delta-presence need a population table")
+        return None
+    if not wants:
+        raise ValueError("a population table needs k-map or delta-presence")
+    pop = population.collect() if isinstance(population, pl.LazyFrame) else population
+    cols = [q.name for q in encoded]
+    missing = [c for c in cols if c not in pop.columns]
+    if missing:
+        raise ValueError(f"population table: quasi-identifier column(s) missing: {missing}")
+    agg = pop.group_by(cols).agg(pl.len().alias("__n"))
+    codes: list[list[np.ndarray]] = []
+    for q in encoded:
+        h = qis[q.name]
+        gen = agg.select(
+            [h.expr(pl.col(q.name), lvl).cast(pl.String).alias(str(lvl)) for lvl in range(q.levels)]
+        )
+        per_level = []
+        for lvl in range(q.levels):
+            lookup = pl.DataFrame(
+                {
+                    "lab": pl.Series(q.labels[lvl], dtype=pl.String),
+                    "code": np.arange(len(q.labels[lvl]), dtype=np.int64),
+                }
+            )
+            code = (
+                gen.select(pl.col(str(lvl)).alias("lab"))
+                .join(lookup, on="lab", how="left", nulls_equal=True, maintain_order="left")
+                .get_column("code")
+                .fill_null(-1)
+                .to_numpy()
+                .astype(np.int64)
+            )
+            per_level.append(code)
+        codes.append(per_level)
+    counts = agg.get_column("__n").to_numpy().astype(np.int64)
+    return Population(codes, counts, k_map, d_min, d_max)
 
 
 def _sensitive_models(

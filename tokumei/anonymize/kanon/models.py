@@ -48,8 +48,10 @@ import numpy as np
 from tokumei.anonymize.kanon.table import (
     NodeStats,
     Table,
+    class_keys,
     class_persons,
     distinct_per_class,
+    group_ids,
     suppressed_persons,
     value_counts,
 )
@@ -227,6 +229,77 @@ class RiskThresholds:
         return out
 
 
+@dataclass
+class Population:
+    """k-map and δ-presence against a population table (ARX's ``KMap`` with a ``DataSubset``,
+    and ``DPresence``): for each class of the release, ``F`` = individuals of the population
+    (one per row of the population table) who share the class's generalized values.
+
+    - ``k_map``: ``F ≥ k`` (``KMap.isAnonymous``: ``pcount >= k``);
+    - ``d_min``/``d_max``: ``d_min ≤ f / F ≤ d_max`` with ``f`` the class's records
+      (``DPresence``).
+
+    Only classes of the release are judged (a population-only class has nothing to suppress).
+    ``codes[q][l]``: for each distinct population tuple, the level-``l`` code of QI ``q`` among
+    the *release's* labels at that level (-1: no released value has that label, so the tuple
+    belongs to no class of the release at that level); ``counts``: individuals per tuple.
+
+    k-map is monotone (populations of merged classes add up, so a failing merged class is made
+    of failing classes). δ-presence is not: ``Σf / ΣF`` of a merged class lies between its
+    parts' ratios, so it may fail while a part passes, or pass while parts fail; and a
+    population-only part (ratio 0) can pull a passing class under ``d_min``. Without
+    suppression and with ``d_min = 0`` it is monotone (a mediant of ratios ≤ ``d_max`` is).
+    """
+
+    codes: list[list[np.ndarray]]
+    counts: np.ndarray
+    k_map: int | None = None
+    d_min: float | None = None
+    d_max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.k_map is not None and self.k_map < 1:
+            raise ValueError(f"k-map k must be at least 1, got {self.k_map}")
+        lo = 0.0 if self.d_min is None else self.d_min
+        hi = 1.0 if self.d_max is None else self.d_max
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"delta-presence needs 0 <= d_min <= d_max <= 1, got {lo}, {hi}")
+
+    @property
+    def presence(self) -> bool:
+        return self.d_min is not None or self.d_max is not None
+
+    @property
+    def lower(self) -> float:
+        return 0.0 if self.d_min is None else self.d_min
+
+    def class_counts(self, t: Table) -> np.ndarray:
+        """``F`` per class of ``t``: population individuals with the class's codes."""
+        pop = np.column_stack([self.codes[q][lvl] for q, lvl in enumerate(t.node)])
+        ok = (pop >= 0).all(axis=1)
+        pop, w = pop[ok], self.counts[ok]
+        lc = t.level_codes
+        n = len(lc)
+        sizes = [
+            int(max(lc[:, q].max(initial=-1), pop[:, q].max(initial=-1))) + 1
+            for q in range(lc.shape[1])
+        ]
+        key, space = class_keys(np.vstack([lc, pop]).astype(np.int64), sizes)
+        ids, n_groups, _ = group_ids(key, space)
+        cnt = np.bincount(ids[n:], weights=w.astype(np.float64), minlength=n_groups)
+        return cnt[ids[:n]].astype(np.int64)
+
+    def monotone_violations(self, counts: np.ndarray) -> np.ndarray:
+        if self.k_map is None:
+            return np.zeros(len(counts), dtype=bool)
+        return counts < self.k_map
+
+    def presence_violations(self, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        delta = rows / np.maximum(counts, 1)
+        hi = 1.0 if self.d_max is None else self.d_max
+        return (delta < self.lower - _TOL) | (delta > hi + _TOL)
+
+
 @dataclass(frozen=True)
 class SuppressionLimit:
     share: float
@@ -253,6 +326,7 @@ class Models:
     sid_sizes: list[int]  # per sensitive column: number of values
     freq: list[FrequencyModel] = field(default_factory=list)  # entropy/recursive l, t-closeness
     risk: RiskThresholds = field(default_factory=RiskThresholds)
+    population: Population | None = None  # k-map, δ-presence
 
     @property
     def monotone(self) -> bool:
@@ -264,8 +338,13 @@ class Models:
         is never better than its worst part), and then its passing parts are suppressed with
         it, so a coarser node can suppress *more*. Without suppression (limit 0) they are:
         merged passing classes pass. The search then tags only with the monotone models.
+        k-map is monotone; δ-presence is not, not even without suppression when
+        ``d_min > 0`` (:class:`Population`).
         """
-        return (not self.freq and not self.risk.active) or self.max_suppressed == 0
+        presence = self.population is not None and self.population.presence
+        if self.max_suppressed == 0:
+            return not (presence and self.population.lower > 0)  # type: ignore[union-attr]
+        return not self.freq and not self.risk.active and not presence
 
     @property
     def max_suppressed(self) -> int:
@@ -284,6 +363,10 @@ class Models:
         for m in self.ldiv:
             distinct = distinct_per_class(t, self.sid_maps[m.index], self.sid_sizes[m.index])
             fail |= distinct < m.l
+        pop_counts = None
+        if self.population is not None:
+            pop_counts = self.population.class_counts(t)
+            fail |= self.population.monotone_violations(pop_counts)
         mono_supp = None
         if not self.monotone:
             mono_supp = int(t.rows[fail].sum()) if t.plain else suppressed_persons(t, fail)
@@ -292,6 +375,8 @@ class Models:
             if m.index not in counts:
                 counts[m.index] = value_counts(t, self.sid_maps[m.index], self.sid_sizes[m.index])
             fail |= m.violations(*counts[m.index], t.n_classes)
+        if pop_counts is not None and self.population.presence:  # type: ignore[union-attr]
+            fail |= self.population.presence_violations(t.rows, pop_counts)  # type: ignore[union-attr]
         if self.risk.active:
             fail = self.risk.enforce(t.rows, fail)
         idx = np.flatnonzero(fail)
