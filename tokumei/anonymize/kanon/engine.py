@@ -37,7 +37,14 @@ from tokumei.anonymize.kanon.projections import plain_failures
 from tokumei.anonymize.kanon.quality import Context, Granularity, QualityModel
 from tokumei.anonymize.kanon.quality import make as make_quality
 from tokumei.anonymize.kanon.search import Evaluator, search
-from tokumei.anonymize.kanon.table import Table, build_base, class_keys, combine, group_ids
+from tokumei.anonymize.kanon.table import (
+    Table,
+    build_base,
+    class_keys,
+    combine,
+    group_ids,
+    strides_of,
+)
 
 AUTO_BUDGET_NODES = 2_000_000  # above this many lattice nodes the search gets a time budget
 AUTO_BUDGET_SECONDS = 60.0
@@ -349,7 +356,8 @@ def _population(
             per_level.append(code)
         codes.append(per_level)
     counts = agg.get_column("__n").to_numpy().astype(np.int64)
-    return Population(codes, counts, k_map, d_min, d_max)
+    st = strides_of([q.sizes[0] for q in encoded])
+    return Population(codes, counts, k_map, d_min, d_max, None if st is None else st[0])
 
 
 def _sensitive_models(

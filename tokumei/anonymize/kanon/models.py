@@ -256,6 +256,12 @@ class Population:
     k_map: int | None = None
     d_min: float | None = None
     d_max: float | None = None
+    # per QI, the radix of a class key over level-0 sizes (level codes only shrink, so one
+    # radix serves every node); None when such keys would overflow
+    radix: np.ndarray | None = None
+    _parts: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.k_map is not None and self.k_map < 1:
@@ -275,6 +281,27 @@ class Population:
 
     def class_counts(self, t: Table) -> np.ndarray:
         """``F`` per class of ``t``: population individuals with the class's codes."""
+        if self.radix is not None:
+            # keys with one radix for all nodes: each (QI, level)'s share of a key is cached
+            key = np.zeros(len(self.counts), dtype=np.int64)
+            valid = np.ones(len(self.counts), dtype=bool)
+            for q, lvl in enumerate(t.node):
+                part = self._parts.get((q, lvl))
+                if part is None:
+                    c = self.codes[q][lvl]
+                    part = self._parts[(q, lvl)] = (np.maximum(c, 0) * int(self.radix[q]), c >= 0)
+                key += part[0]
+                valid &= part[1]
+            pk, w = key[valid], self.counts[valid]
+            sk = t.level_codes @ self.radix
+            if len(sk) == 0:
+                return np.zeros(0, dtype=np.int64)
+            order = np.argsort(sk)
+            sks = sk[order]  # searching a sorted copy beats a ``sorter`` (random access)
+            pos = np.minimum(np.searchsorted(sks, pk), len(sk) - 1)
+            hit = sks[pos] == pk
+            out = np.bincount(order[pos[hit]], weights=w[hit].astype(np.float64), minlength=len(sk))
+            return out.astype(np.int64)
         pop = np.column_stack([self.codes[q][lvl] for q, lvl in enumerate(t.node)])
         ok = (pop >= 0).all(axis=1)
         pop, w = pop[ok], self.counts[ok]
