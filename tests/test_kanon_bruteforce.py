@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import polars as pl
 import pytest
@@ -19,6 +21,48 @@ from hypothesis import strategies as st
 
 from tokumei.anonymize.hierarchy_csv import CsvHierarchy
 from tokumei.anonymize.kanon import anonymize
+
+
+class Searched(NamedTuple):
+    """The search's pick on a brute-forced problem: result, node, whether it is the top node,
+    and the published rows (the records of classes not suppressed to ``*``)."""
+
+    result: Any
+    node: tuple[int, ...]
+    top: bool
+    kept: pl.DataFrame
+
+
+def search_against_brute_force(
+    p: dict, acceptable: Callable[[dict, tuple[int, ...]], bool], kw: dict
+) -> Searched | None:
+    """Every node of the lattice: the engine accepts it exactly when the reference
+    ``acceptable`` does, and the search picks the accepted node of least loss. None when no
+    node is acceptable (the search must then refuse). Shared by the privacy-model tests."""
+    cols = list(p["qis"])
+    args = (p["df"], p["qis"], p["k"], p["limit"])
+    losses = {}
+    for node in itertools.product(*(range(p["qis"][c].levels) for c in cols)):
+        ref = acceptable(p, node)
+        try:
+            r = anonymize(*args, transformation=dict(zip(cols, node, strict=True)), **kw)
+        except ValueError as exc:
+            assert "suppresses" in str(exc)
+            assert not ref, f"engine refuses {node}, the reference accepts it"
+            continue
+        assert ref, f"engine accepts {node}, the reference refuses it"
+        losses[node] = r.metrics["granularity_loss"]
+    if not losses:
+        with pytest.raises(ValueError, match="no transformation satisfies"):
+            anonymize(*args, **kw)
+        return None
+    r = anonymize(*args, **kw)
+    node = tuple(r.transformation.values())
+    assert node in losses
+    assert losses[node] <= min(losses.values()) + 1e-9
+    top = all(r.transformation[c] == p["qis"][c].levels - 1 for c in cols)
+    starred = pl.all_horizontal(pl.col(c) == "*" for c in cols)
+    return Searched(r, node, top, r.frame if top else r.frame.filter(~starred))
 
 
 @st.composite

@@ -11,7 +11,6 @@ node, and the published classes must satisfy the models.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections import Counter, defaultdict
@@ -22,7 +21,7 @@ import pytest
 import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_kanon_bruteforce import hierarchies
+from test_kanon_bruteforce import hierarchies, search_against_brute_force
 from typer.testing import CliRunner
 
 from tokumei.anonymize.hierarchy_csv import CsvHierarchy
@@ -128,31 +127,10 @@ def test_presence_matches_brute_force(p: dict) -> None:
 
 def check_against_brute_force(p: dict) -> None:
     cols = list(p["qis"])
-    args = (p["df"], p["qis"], p["k"], p["limit"])
-    kw = engine_kwargs(p)
-    losses = {}
-    for node in itertools.product(*(range(p["qis"][c].levels) for c in cols)):
-        ref = acceptable(p, node)
-        try:
-            r = anonymize(*args, transformation=dict(zip(cols, node, strict=True)), **kw)
-        except ValueError as exc:
-            assert "suppresses" in str(exc)
-            assert not ref, f"engine refuses {node}, the reference accepts it"
-            continue
-        assert ref, f"engine accepts {node}, the reference refuses it"
-        losses[node] = r.metrics["granularity_loss"]
-    if not losses:
-        with pytest.raises(ValueError, match="no transformation satisfies"):
-            anonymize(*args, **kw)
+    found = search_against_brute_force(p, acceptable, engine_kwargs(p))
+    if found is None:
         return
-    r = anonymize(*args, **kw)
-    node = tuple(r.transformation.values())
-    assert node in losses
-    assert losses[node] <= min(losses.values()) + 1e-9
-    # the published classes (records not all '*') satisfy the models
-    top = all(r.transformation[c] == p["qis"][c].levels - 1 for c in cols)
-    starred = pl.all_horizontal(pl.col(c) == "*" for c in cols)
-    kept = r.frame if top else r.frame.filter(~starred)
+    node, kept = found.node, found.kept
     pop = Counter(gen(p, x, node) for x in p["population"].to_dicts())
     person = p["person_col"]
     for key, grp in kept.group_by(cols):

@@ -14,7 +14,6 @@ satisfy the model.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter, defaultdict
 
@@ -22,7 +21,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_kanon_bruteforce import hierarchies
+from test_kanon_bruteforce import hierarchies, search_against_brute_force
 
 from tokumei.anonymize.hierarchy_csv import CsvHierarchy
 from tokumei.anonymize.kanon import anonymize
@@ -182,32 +181,11 @@ def acceptable(p: dict, node: tuple[int, ...]) -> bool:
 @given(problems())
 def test_privacy_models_match_brute_force(p: dict) -> None:
     cols = list(p["qis"])
-    args = (p["df"], p["qis"], p["k"], p["limit"])
-    kw = engine_kwargs(p)
-    losses = {}
-    for node in itertools.product(*(range(p["qis"][c].levels) for c in cols)):
-        ref = acceptable(p, node)
-        try:
-            r = anonymize(*args, transformation=dict(zip(cols, node, strict=True)), **kw)
-        except ValueError as exc:
-            assert "suppresses" in str(exc)
-            assert not ref, f"engine refuses {node}, the reference accepts it"
-            continue
-        assert ref, f"engine accepts {node}, the reference refuses it"
-        losses[node] = r.metrics["granularity_loss"]
-    if not losses:
-        with pytest.raises(ValueError, match="no transformation satisfies"):
-            anonymize(*args, **kw)
+    found = search_against_brute_force(p, acceptable, engine_kwargs(p))
+    if found is None:
         return
-    r = anonymize(*args, **kw)
-    node = tuple(r.transformation.values())
-    assert node in losses
-    assert losses[node] <= min(losses.values()) + 1e-9
     # the published classes (records not all '*') satisfy the model and k
-    frame = r.frame
-    starred = pl.all_horizontal(pl.col(c) == "*" for c in cols)
-    top = all(r.transformation[c] == p["qis"][c].levels - 1 for c in cols)
-    kept = frame if top else frame.filter(~starred)
+    kept, top = found.kept, found.top
     sizes = []
     for _, grp in kept.group_by(cols):
         assert grp.height >= p["k"]
