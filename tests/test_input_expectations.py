@@ -96,7 +96,10 @@ def test_partial_and_too_few_earlier_runs_are_not_a_baseline(landing: Path, tmp_
     _manifest(out, "2026-11-22", 5_000, partial=True)
     _manifest(out, "2026-11-23", "< 100")
     rec = _extract(landing, out)
-    assert rec["landing"]["volume"]["events"] == {"checked": False, "why": "2 earlier runs"}
+    assert rec["landing"]["volume"]["events"] == {
+        "checked": False,
+        "why": "too few earlier complete runs",
+    }
 
 
 def test_a_column_removed_from_the_db_stops_the_run(landing: Path, tmp_path: Path) -> None:

@@ -94,7 +94,9 @@ def _flow_counts(m: dict) -> list[tuple[str, Any]]:
     def walk(obj: Any, path: str) -> None:
         if isinstance(obj, dict):
             for k, v in obj.items():
-                if k not in ("files", "transformation", "partitions"):
+                # not counts: file counts, levels, and the landing verdicts (completeness,
+                # volume ratio to earlier runs; docs/landing.md), which are words and ratios
+                if k not in ("files", "transformation", "partitions", "landing"):
                     walk(v, f"{path}.{k}")
         elif isinstance(obj, list):
             for i, v in enumerate(obj):

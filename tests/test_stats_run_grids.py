@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import TEST_KEY, write_handmade_landing
+from conftest import TEST_KEY, seal_landing, write_handmade_landing
 
 from tokumei.infra.settings import Settings
 from tokumei.infra.storage import RunPaths, load_record
@@ -43,6 +43,7 @@ def _landing(root: Path, day: str, weighs_in: bool) -> Path:
         csv = landing / "measurements" / f"date={day}" / "part-0.csv"
         row = f"scale-40,user-0040,{day}T07:10:00+09:00,58.5,31.0\n"
         csv.write_text(csv.read_text() + row)
+        seal_landing(landing, day)  # the producer's marker covers the line it added
     return landing
 
 

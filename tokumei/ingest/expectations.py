@@ -139,7 +139,8 @@ def check_volume(
             continue
         history = earlier_inputs(out, day, source, policy.volume_history_runs)
         if len(history) < policy.volume_min_runs:
-            record[source] = {"checked": False, "why": f"{len(history)} earlier runs"}
+            # no count in the text: the manifest prints counts by one rule (printed_count)
+            record[source] = {"checked": False, "why": "too few earlier complete runs"}
             continue
         median = statistics.median(history)
         ratio = n / median if median else (1.0 if n == 0 else float("inf"))
