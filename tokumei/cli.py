@@ -162,9 +162,12 @@ def mirror(
             raise TokumeiError("--out must be an s3:// URL: a local output has no mirror")
         _, _, default_local, out_url = locations(out, out)
         assert out_url
+        from tokumei.infra import runlock
         from tokumei.release.catalog import view_docs
 
-        result = sync_mirror(out_url, local_out or default_local, view_docs())
+        mirror_root = local_out or default_local
+        with runlock.held(mirror_root, "mirror"):  # not while a run publishes there
+            result = sync_mirror(out_url, mirror_root, view_docs())
     except TokumeiError as exc:
         err.print(f"[red]✗ mirror failed:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

@@ -190,3 +190,20 @@ def release(out: Path, run_id: str) -> bool:
             return False
         (out / LOCK).unlink(missing_ok=True)
     return True
+
+
+@contextlib.contextmanager
+def held(out: Path, job: str) -> Iterator[str]:
+    """The output's lock for a job outside the daily run (retention, rights erasure, mirror).
+
+    Those jobs delete or rewrite what a run reads and publishes (the retained layer, published
+    partitions, the landing), so they wait their turn like a second run: refused with the
+    holder named while a run holds the lock, and a run refused while they hold it. Yields the
+    job's run id.
+    """
+    run_id = f"{job}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+    acquire(out, run_id)
+    try:
+        yield run_id
+    finally:
+        release(out, run_id)

@@ -39,6 +39,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from tokumei.infra import runlock
 from tokumei.infra.errors import TokumeiError
 from tokumei.infra.objectstore import is_url
 
@@ -143,6 +144,25 @@ def _check_days(name: str, days: int) -> int:
 
 
 def apply_retention(
+    landing: Path | str,
+    out: Path,
+    today: date,
+    landing_days: int,
+    quarantine_days: int,
+    dry_run: bool = False,
+    activity_days: int = DEFAULT_ACTIVITY_DAYS,
+    out_url: str | None = None,
+) -> RetentionReport:
+    """:func:`_apply_retention` under the output's run lock (a dry run deletes nothing and
+    takes no lock): deleting the retained days a running day reads would change its weeks."""
+    args = (landing, out, today, landing_days, quarantine_days, dry_run, activity_days, out_url)
+    if dry_run:
+        return _apply_retention(*args)
+    with runlock.held(Path(out), "retention"):
+        return _apply_retention(*args)
+
+
+def _apply_retention(
     landing: Path | str,
     out: Path,
     today: date,

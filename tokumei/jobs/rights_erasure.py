@@ -74,6 +74,7 @@ from typing import Any
 import polars as pl
 
 from tokumei.anonymize.policy import Policy
+from tokumei.infra import runlock
 from tokumei.infra.errors import TokumeiError
 from tokumei.infra.objectstore import ObjectStoreError, is_url
 from tokumei.infra.storage import PARQUET_OPTIONS
@@ -627,6 +628,27 @@ def _pseudonyms(owner: dict[str, str], key: str) -> dict[str, str]:
 
 
 def apply_rights_requests(
+    landing: Path | str,
+    out: Path,
+    db_url: str,
+    policy: Policy,
+    now: datetime,
+    dry_run: bool = False,
+    max_requests: int = DEFAULT_MAX_REQUESTS,
+    key: str | None = None,
+    out_url: str | None = None,
+) -> ErasureReport:
+    """:func:`_apply_rights_requests` under the output's run lock (a dry run writes nothing
+    and takes no lock): a run reading a landing file or retained day while it is rewritten
+    would publish a mix of before and after."""
+    args = (landing, out, db_url, policy, now, dry_run, max_requests, key, out_url)
+    if dry_run:
+        return _apply_rights_requests(*args)
+    with runlock.held(Path(out), "rights-erasure"):
+        return _apply_rights_requests(*args)
+
+
+def _apply_rights_requests(
     landing: Path | str,
     out: Path,
     db_url: str,
