@@ -26,18 +26,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import inspect
 import json
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from tokumei.infra.errors import TokumeiError
 
 log = logging.getLogger("tokumei")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 LOCK = "_run.lock"
 GUARD = "_run.lock.guard"
@@ -207,3 +212,25 @@ def held(out: Path, job: str) -> Iterator[str]:
         yield run_id
     finally:
         release(out, run_id)
+
+
+def job_lock(job: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run a job function (with ``out`` and ``dry_run`` parameters) under :func:`held`; a dry
+    run changes nothing and takes no lock. One wrapper for every job instead of a locked copy
+    of each job's signature."""
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            if bound.arguments["dry_run"]:
+                return fn(*args, **kwargs)
+            with held(Path(bound.arguments["out"]), job):
+                return fn(*args, **kwargs)
+
+        return locked
+
+    return decorate

@@ -143,6 +143,7 @@ def _check_days(name: str, days: int) -> int:
     return days
 
 
+@runlock.job_lock("retention")
 def apply_retention(
     landing: Path | str,
     out: Path,
@@ -153,26 +154,10 @@ def apply_retention(
     activity_days: int = DEFAULT_ACTIVITY_DAYS,
     out_url: str | None = None,
 ) -> RetentionReport:
-    """:func:`_apply_retention` under the output's run lock (a dry run deletes nothing and
-    takes no lock): deleting the retained days a running day reads would change its weeks."""
-    args = (landing, out, today, landing_days, quarantine_days, dry_run, activity_days, out_url)
-    if dry_run:
-        return _apply_retention(*args)
-    with runlock.held(Path(out), "retention"):
-        return _apply_retention(*args)
-
-
-def _apply_retention(
-    landing: Path | str,
-    out: Path,
-    today: date,
-    landing_days: int,
-    quarantine_days: int,
-    dry_run: bool = False,
-    activity_days: int = DEFAULT_ACTIVITY_DAYS,
-    out_url: str | None = None,
-) -> RetentionReport:
     """Delete partitions dated strictly before ``today - days``; return what was deleted.
+
+    Runs under the output's run lock unless ``dry_run`` (``runlock.job_lock``): deleting the
+    retained days a running day reads would change its weeks.
 
     A partition exactly ``days`` old is kept (``landing_days=30`` keeps 31 dates: today and the 30
     before it). ``dry_run`` computes the same report without deleting anything. ``landing`` may

@@ -627,6 +627,7 @@ def _pseudonyms(owner: dict[str, str], key: str) -> dict[str, str]:
     return dict(zip(both["p"].to_list(), both["_owner"].to_list(), strict=True))
 
 
+@runlock.job_lock("rights-erasure")
 def apply_rights_requests(
     landing: Path | str,
     out: Path,
@@ -638,28 +639,10 @@ def apply_rights_requests(
     key: str | None = None,
     out_url: str | None = None,
 ) -> ErasureReport:
-    """:func:`_apply_rights_requests` under the output's run lock (a dry run writes nothing
-    and takes no lock): a run reading a landing file or retained day while it is rewritten
-    would publish a mix of before and after."""
-    args = (landing, out, db_url, policy, now, dry_run, max_requests, key, out_url)
-    if dry_run:
-        return _apply_rights_requests(*args)
-    with runlock.held(Path(out), "rights-erasure"):
-        return _apply_rights_requests(*args)
-
-
-def _apply_rights_requests(
-    landing: Path | str,
-    out: Path,
-    db_url: str,
-    policy: Policy,
-    now: datetime,
-    dry_run: bool = False,
-    max_requests: int = DEFAULT_MAX_REQUESTS,
-    key: str | None = None,
-    out_url: str | None = None,
-) -> ErasureReport:
     """Apply new deletion / ceasing requests to landing, quarantine and the retained layer.
+
+    Runs under the output's run lock unless ``dry_run`` (``runlock.job_lock``): a run reading
+    a landing file or retained day while it is rewritten would publish a mix of both.
 
     ``dry_run`` scans and counts exactly as a real run but writes nothing (no file, no audit
     entry). Requests beyond ``max_requests`` wait for the next call (``report.remaining``).
