@@ -134,9 +134,10 @@ def _pooled_ner(workers: int) -> NerRunner:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_warm_ner
         ) as pool:
+            done = 0
             for part in pool.map(_ner_chunk, chunks):
                 parts.append(part)
-                done = sum(len(p) for p in parts)
+                done += len(part)
                 progress(f"NER: {len(texts) - done:,} of {len(texts):,} texts left")
         return [r for part in parts for r in part]
 
