@@ -22,19 +22,11 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from kanon_adult import QIS  # noqa: E402  (the same 8 Adult QIs as the main Adult bench)
+
 from tokumei.anonymize.hierarchy_csv import load_hierarchies  # noqa: E402
 from tokumei.anonymize.kanon import anonymize  # noqa: E402
 
-QIS = [
-    "age",
-    "education",
-    "marital-status",
-    "native-country",
-    "occupation",
-    "race",
-    "sex",
-    "workclass",
-]
 SETTINGS: list[tuple[str, dict]] = [
     ("k-anonymity k=5 (no population)", {"k": 5}),
     ("k-map k=5", {"k": 1, "k_map": 5}),
