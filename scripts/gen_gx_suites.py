@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 from tokumei.anonymize.policy import default_policy_dir, load_policy  # noqa: E402
+from tokumei.expectations.inputs import INPUT_NAME, input_spec  # noqa: E402
 from tokumei.expectations.runner import build_expectations  # noqa: E402
 from tokumei.expectations.suites import (  # noqa: E402
     GENERATED_META,
@@ -41,6 +42,7 @@ def generated_files() -> dict[str, str]:
     policy = load_policy(default_policy_dir())
     specs = dict(_stats_specs(policy))
     specs[ANONYMIZED_VALIDATION_NAME] = _anonymized_spec(policy, ANONYMIZED_VALIDATION_NAME)
+    specs[INPUT_NAME] = input_spec(policy.input)  # the day's input metrics (policy input:)
     files = {}
     for name, spec in sorted(specs.items()):
         exps = []

@@ -189,6 +189,18 @@ def test_reports_exist(published) -> None:
     assert "43" in notice and "full_name" in notice  # a deleted column is declared
 
 
+def test_data_docs_list_a_passed_input_suite(published) -> None:
+    """The day's input metrics (landing_input, tokumei/expectations/inputs.py) are validated
+    with the outputs: the day's Data Docs and the one history site list the suites passed."""
+    _, out, _ = published
+    rows = json.loads((out / "reports" / "data_docs" / "validations.json").read_text())
+    inputs = [r for r in rows if r["suite"].startswith("landing_input")]
+    assert sorted(r["suite"] for r in inputs) == ["landing_input", "landing_input__dq"]
+    assert all(r["success"] for r in inputs)
+    day_index = (out / "reports" / f"date={DAY}" / "data_docs" / "index.html").read_text()
+    assert "landing_input" in day_index and "✘ failed" not in day_index
+
+
 def test_refuses_to_start_without_a_key(handmade_landing: Path, tmp_path: Path) -> None:
     proc = tokumei(*run_args(handmade_landing, tmp_path / "out"), key=None)
     assert proc.returncode == 1

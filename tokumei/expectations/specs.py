@@ -34,7 +34,8 @@ from typing import Literal
 import polars as pl
 
 Dtype = Literal["string", "int", "float", "date", "bool"]
-Kind = Literal["stats", "anonymized"]
+Kind = Literal["stats", "anonymized", "input"]
+"""``input``: the metrics of a day's landing and DB (``tokumei.expectations.inputs``)."""
 
 CLASS_PERSONS_COLUMN = "_class_persons"
 """Default name of the validation-only per-row 'persons in my QI class' column."""
@@ -99,7 +100,7 @@ class OutputSpec:
         by_name = {c.name: c for c in self.columns}
         if not self.name:
             raise SpecError("output name is empty")
-        if self.kind not in ("stats", "anonymized"):
+        if self.kind not in ("stats", "anonymized", "input"):
             raise SpecError(f"{self.name}: unknown kind {self.kind!r}")
         if len(set(names)) != len(names):
             raise SpecError(f"{self.name}: duplicate column names")

@@ -6,13 +6,23 @@ lines quarantined, exit 0). The quarantine absorbs a few bad lines by design; a 
 a day far smaller or larger than usual, means the delivery is broken and the run must stop with
 a reason a person can act on. Limits are in the policy (``input:``, :class:`InputPolicy`).
 Messages carry names, shares and counts of lines, never a value.
+
+The same checks are a GX suite on the input side (``tokumei.expectations.inputs``): while
+:func:`observing` is active, :func:`check_quarantine` and :func:`check_volume` record each
+source's metrics (files, lines, shares, the volume ratio) *before* they decide, so a run they
+stop still has the figures its Data Docs show. Why a recorder and not a return value: extract
+calls these two functions with fixed arguments (docs/architecture.md §2), and the recorder
+works wherever in extract they are called.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +49,42 @@ class FileLines:
     lines: int
     quarantined: int
     not_utf8: list[bytes | None]
+
+
+@dataclass
+class InputObservations:
+    """Metrics of each landing source as the input checks saw them (no value, no raw line).
+
+    ``sources[source]`` holds ``files``, ``lines``, ``quarantine_share``, ``not_utf8_share``
+    (:func:`check_quarantine`) and ``volume_ratio`` (:func:`check_volume`; ``None`` when not
+    checked), in the order the sources were checked.
+    """
+
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_recording: InputObservations | None = None
+_recording_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def observing() -> Iterator[InputObservations]:
+    """Record what the input checks see until the block ends (one extract per process)."""
+    global _recording
+    observations = InputObservations()
+    with _recording_lock:
+        previous, _recording = _recording, observations
+    try:
+        yield observations
+    finally:
+        with _recording_lock:
+            _recording = previous
+
+
+def _observe(source: str, **metrics: Any) -> None:
+    with _recording_lock:
+        if _recording is not None:
+            _recording.sources.setdefault(source, {}).update(metrics)
 
 
 def encoding_guess(raws: list[bytes | None]) -> str | None:
@@ -71,6 +117,13 @@ def check_quarantine(
     """
     lines = sum(f.lines for f in files)
     bad = sum(f.quarantined for f in files)
+    _observe(
+        source,
+        files=len(files),
+        lines=lines,
+        quarantine_share=bad / lines if lines else None,
+        not_utf8_share=sum(len(f.not_utf8) for f in files) / lines if lines else None,
+    )
     if not lines or bad / lines <= policy.max_quarantine_share:
         return
     share = f"{source}: {_pct(bad / lines)} of lines quarantined"
@@ -133,23 +186,30 @@ def check_volume(
     definition and the release says so.
     """
     record: dict[str, Any] = {}
+    refused: list[str] = []
     for source, n in inputs.items():
         if source in skip:
             record[source] = {"checked": False, "why": "incomplete landing"}
+            _observe(source, volume_ratio=None)
             continue
         history = earlier_inputs(out, day, source, policy.volume_history_runs)
         if len(history) < policy.volume_min_runs:
             # no count in the text: the manifest prints counts by one rule (printed_count)
             record[source] = {"checked": False, "why": "too few earlier complete runs"}
+            _observe(source, volume_ratio=None)
             continue
         median = statistics.median(history)
         ratio = n / median if median else (1.0 if n == 0 else float("inf"))
         record[source] = {"checked": True, "ratio_to_median": f"{ratio:.2f}"}
-        if not policy.volume_min_ratio <= ratio <= policy.volume_max_ratio:
-            raise InputExpectationFailed(
+        # every source is recorded before the first refusal, for the input suite's Data Docs
+        _observe(source, volume_ratio=ratio)
+        if not refused and not policy.volume_min_ratio <= ratio <= policy.volume_max_ratio:
+            refused.append(
                 f"{source}: the day's input is {_pct(ratio)} of the median of the "
                 f"{len(history)} earlier runs; the policy allows {_pct(policy.volume_min_ratio)}"
                 f" to {_pct(policy.volume_max_ratio)} (policy.yaml input.volume_min_ratio / "
                 "volume_max_ratio): half a day, or a day delivered twice? Nothing was computed"
             )
+    if refused:
+        raise InputExpectationFailed(refused[0])
     return record

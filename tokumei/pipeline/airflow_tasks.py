@@ -160,7 +160,7 @@ def start() -> str:
 def extract(tokumei_run: str) -> str:
     from tokumei.pipeline import steps
 
-    steps.extract(_settings(), day(), tokumei_run)
+    steps.extract_step(_settings(), day(), tokumei_run)  # with the input suite's record
     return tokumei_run
 
 

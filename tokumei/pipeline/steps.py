@@ -1165,6 +1165,10 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         anon_name = ANONYMIZED_VALIDATION_NAME
         specs[anon_name] = _anonymized_spec(policy, anon_name)
         outputs[anon_name] = pl.read_parquet(anon_path)
+    # the day's input expectations, recorded by extract_step: one GX run, one Data Docs
+    from tokumei.expectations.inputs import INPUT_NAME, input_output
+
+    specs[INPUT_NAME], outputs[INPUT_NAME] = input_output(paths, policy)
     # The day's Data Docs travel with the release; the same pages join one site with every
     # run's validations, passed or failed (docs/architecture.md §5). On object storage the
     # local out dir is a mirror of the releases, so the site is not kept there.
@@ -1400,6 +1404,15 @@ def cleanup(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     return {"removed": True}
 
 
+def extract_step(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """``extract`` with its input expectations observed for GX: recorded for ``validate``, or
+    validated into Data Docs at once when they stop the run (tokumei/expectations/inputs.py)."""
+    from tokumei.expectations.inputs import observed_extract
+
+    with observed_extract(settings, _paths(settings, day, run_id)):
+        return extract(settings, day, run_id)
+
+
 def record_failure(settings: Settings, day: str, run_id: str, reason: str) -> Path:
     """Write ``reports/date=…/failed/<run_id>.json`` (reason has no values: see safe_reason)."""
     from tokumei.release.manifest import build_manifest
@@ -1426,7 +1439,7 @@ def record_failure(settings: Settings, day: str, run_id: str, reason: str) -> Pa
 
 #: The order the CLI runs them in (the DAG wires the same order).
 STEPS = (
-    ("extract", extract),
+    ("extract", extract_step),
     ("discover", discover),
     ("filter_rights", filter_rights),
     ("pseudonymize", pseudonymize_step),
