@@ -284,6 +284,32 @@ def stage_landing(
     return target
 
 
+def landing_day_objects(url: str, rel: str, fs: AbstractFileSystem) -> dict[str, dict[str, Any]]:
+    """The objects directly under ``<url>/<rel>/`` by name, from one listing (the landing
+    sensor's view of a source-day, ``tokumei.ingest.landing.check_day_url``); empty when there
+    are none. A failed listing raises: "could not list" must never read as "not there yet"."""
+    folder = f"{_bare(check_url(url))}/{rel.strip('/')}"
+    try:
+        entries = fs.ls(folder, detail=True)
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:
+        raise ObjectStoreError(f"listing the landing zone failed ({_what(exc)})") from None
+    return {info["name"].rsplit("/", 1)[-1]: info for info in entries if info.get("type") == "file"}
+
+
+def read_small_object(
+    fs: AbstractFileSystem, info: dict[str, Any], what: str, *, limit: int
+) -> bytes | None:
+    """The bytes of a small object (a marker), or ``None`` when it is larger than ``limit``."""
+    if int(info.get("size") or 0) > limit:
+        return None
+    try:
+        return bytes(fs.cat_file(info["name"]))
+    except Exception as exc:
+        raise ObjectStoreError(f"reading {what} failed ({_what(exc)})") from None
+
+
 def _download(fs: AbstractFileSystem, info: dict[str, Any], dest: Path, what: str) -> int:
     """Stream one object to ``dest`` (via ``.part`` + rename), verified; return its size."""
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokumei.infra.errors import TokumeiError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 #: The marker file of a complete source-day (written last by the producer).
 MARKER = "_SUCCESS.json"
@@ -34,6 +37,8 @@ MARKER_FORMAT = 1
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".csv", ".csv.gz", ".parquet")
 #: Bytes read per call while hashing and counting lines.
 _READ = 1 << 20
+#: A marker larger than this is refused unread (a 1,000-file day's marker is ~150 KB).
+MARKER_MAX_BYTES = 16 << 20
 
 
 class Problem(StrEnum):
@@ -236,8 +241,16 @@ def remove_marker(folder: Path) -> None:
 def _read_marker(path: Path) -> list[FileEntry]:
     """The marker's file list; ``ValueError`` with a value-free cause when it is malformed."""
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return parse_marker(path.read_bytes())
+    except OSError:
+        raise ValueError("is not valid JSON") from None
+
+
+def parse_marker(raw: bytes) -> list[FileEntry]:
+    """The file list of a marker's bytes (local or an object's); ``ValueError`` as above."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValueError("is not valid JSON") from None
     if not isinstance(body, dict) or body.get("format") != MARKER_FORMAT:
         raise ValueError(f"is not a format {MARKER_FORMAT} marker")
@@ -313,6 +326,67 @@ def check_day(landing: Path, source: str, day: str, *, lines: bool = True) -> La
             )
     files = tuple(listed)
     unlisted = sorted(present - {e.name for e in listed})
+    if unlisted:
+        return bad(
+            Problem.UNLISTED_FILE,
+            f"{rel}/{unlisted[0]}: in the folder but not in {MARKER} "
+            f"({len(unlisted)} such file(s); written after the marker?)",
+            files,
+        )
+    if sum(e.lines for e in listed) == 0:
+        return bad(Problem.EMPTY, f"{rel}: the producer's marker lists no lines (empty day)", files)
+    return LandingStatus(source, day, True, None, None, files)
+
+
+def check_day_url(
+    url: str, source: str, day: str, fs: AbstractFileSystem | None = None
+) -> LandingStatus:
+    """:func:`check_day` for an ``s3://`` landing, from one listing and the marker alone.
+
+    Same problems, same order, same reasons: no object under the source-day's prefix is
+    ``no_folder`` (object stores have no folders), then the marker, every listed file's
+    presence and size, unlisted data files, an empty day. Checksums and line counts need the
+    data itself, which this check never downloads (raw data may live only in the landing zone
+    and a run's work directory, docs/architecture.md §1): ``extract`` checks the SHA-256 of its
+    verified copy of every file (``stage_landing``, then ``check_landing``) before it reads
+    anything. Links do not exist on object storage. A failed listing raises
+    :class:`~tokumei.infra.objectstore.ObjectStoreError` ("could not look" is never "missing").
+    """
+    from tokumei.infra.objectstore import filesystem, landing_day_objects, read_small_object
+
+    fs = fs or filesystem()
+    rel = f"{source}/date={day}"
+
+    def bad(problem: Problem, reason: str, files: tuple[FileEntry, ...] = ()) -> LandingStatus:
+        return LandingStatus(source, day, False, reason, problem, files)
+
+    objects = landing_day_objects(url, rel, fs)
+    if not objects:
+        return bad(Problem.NO_FOLDER, f"{rel}: no landing folder for this source and date")
+    if MARKER not in objects:
+        return bad(
+            Problem.NO_MARKER,
+            f"{rel}: no {MARKER} marker (the producer has not finished the day)",
+        )
+    raw = read_small_object(fs, objects[MARKER], f"{rel}/{MARKER}", limit=MARKER_MAX_BYTES)
+    if raw is None:
+        return bad(Problem.BAD_MARKER, f"{rel}/{MARKER} is larger than a marker can be")
+    try:
+        listed = parse_marker(raw)
+    except ValueError as e:
+        return bad(Problem.BAD_MARKER, f"{rel}/{MARKER} {e}")
+    present = {name: info for name, info in objects.items() if is_data_file(name)}
+    for entry in listed:
+        info = present.get(entry.name)
+        if info is None:
+            return bad(Problem.MISSING_FILE, f"{rel}/{entry.name}: listed in {MARKER}, missing")
+        if int(info["size"]) != entry.bytes:
+            return bad(
+                Problem.SIZE,
+                f"{rel}/{entry.name}: {int(info['size'])} bytes, {MARKER} lists {entry.bytes}",
+            )
+    files = tuple(listed)
+    unlisted = sorted(set(present) - {e.name for e in listed})
     if unlisted:
         return bad(
             Problem.UNLISTED_FILE,

@@ -390,9 +390,11 @@ class LandingCompleteSensor(BaseSensorOperator):
 
     Reschedule mode: between pokes the task gives its worker slot back. A poke is
     ``tokumei.ingest.landing.check_day`` per source: cheap while a producer has not written
-    its marker (the only thing worth waiting for), a read of the day's files once it has. So a
-    deferrable trigger would add a triggerer dependency for no gain. Two ways to fail, both
-    without retry and naming the day and, per source, the reason ``check_day`` gave (file
+    its marker (the only thing worth waiting for), a read of the day's files once it has. On an
+    ``s3://`` landing it is ``check_day_url``: one listing and the marker per source, never a
+    download of data (sizes are checked here, checksums by ``extract`` on its verified copy).
+    So a deferrable trigger would add a triggerer dependency for no gain. Two ways to fail,
+    both without retry and naming the day and, per source, the reason the check gave (file
     names relative to the landing, never data values):
 
     * the wait (``TOKUMEI_LANDING_WAIT_MINUTES``) runs out while a marker or folder is missing;
@@ -410,24 +412,29 @@ class LandingCompleteSensor(BaseSensorOperator):
         self._day = ""
 
     def poke(self, context: Any) -> bool:
-        from tokumei.ingest.landing import Problem, check_day
+        from tokumei.ingest.landing import Problem, check_day, check_day_url
 
         settings = _settings()
         self._day = day()
-        allow = bool(getattr(settings, "allow_incomplete", False))
-        if allow or settings.landing_url:
-            # TOKUMEI_ALLOW_INCOMPLETE: extract runs the day anyway and marks it partial; an
-            # s3:// landing is checked by extract on its verified local copy (same contract)
+        if getattr(settings, "allow_incomplete", False):
+            # TOKUMEI_ALLOW_INCOMPLETE: extract runs the day anyway and marks it partial
             log.warning(
-                "landing_complete: not waiting for %s (%s); extract checks the markers",
+                "landing_complete: not waiting for %s (TOKUMEI_ALLOW_INCOMPLETE); extract "
+                "checks the markers",
                 self._day,
-                "TOKUMEI_ALLOW_INCOMPLETE" if allow else "s3:// landing",
             )
             return True
+        if settings.landing_url:  # one s3fs client per poke, no listing cache (objectstore)
+            from tokumei.infra.objectstore import filesystem
+
+            fs = filesystem()
         self._pending = {}
         broken: dict[str, str] = {}
         for source in landing_sources(settings):
-            status = check_day(settings.landing, source, self._day)
+            if settings.landing_url:
+                status = check_day_url(settings.landing_url, source, self._day, fs)
+            else:
+                status = check_day(settings.landing, source, self._day)
             if status.complete:
                 continue
             reason = status.reason or "incomplete"
