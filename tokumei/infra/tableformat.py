@@ -1,0 +1,305 @@
+"""Published tables as Delta Lake tables, and the release marker (docs/adr/0008-published-tables-delta-lake.md).
+
+Every published table is a Delta table under ``published/delta/<kind>/<table>/`` (not
+partitioned; every row carries its ``date``, so each data file reads on its own). A date's
+release replaces that date's rows of each table with one Delta commit per table
+(``overwrite`` with ``predicate="date = 'YYYY-MM-DD'"``); other dates are untouched and every
+earlier state stays readable by version until retention vacuums it.
+
+Delta commits one table at a time, so a release of several tables is made atomic for readers
+by a **release marker**: the Delta table ``published/delta/releases``, one row per table and
+release (``release``, ``run_id``, ``date``, ``table``, ``version``, ``columns_added``,
+``published_at``). A release's rows are appended in one commit after every table's commit;
+that append is the commit point. A reader that takes the newest ``release`` and reads each
+table *at the version the marker names* sees the previous release or the new one, never a mix,
+whatever runs meanwhile. It needs only a Delta reader:
+
+    rel = pl.read_delta("published/delta/releases")
+    cur = rel.filter(pl.col("release") == pl.col("release").max())
+    version = dict(cur.select("table", "version").iter_rows())
+    dau = pl.read_delta("published/delta/stats/daily_active_users",
+                        version=version["stats/daily_active_users"])
+
+A reader of a table's newest version (no marker) sees each table's own commits as they land.
+Commits a killed publish left beyond the marker are undone by the next publish before it
+writes (:func:`recover`: ``restore`` to the marker's version, a table no marker names is
+removed), so they never reach a release.
+
+Schema evolution is additive: a new column is merged into the table (null on earlier rows)
+and recorded per table and release in the marker's ``columns_added``; a changed type or a
+column a release lacks stops the publish before any commit. Old versions are removed by
+Delta's own ``vacuum`` (:func:`vacuum`, run by the retention job).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from tokumei.infra.errors import TokumeiError
+
+log = logging.getLogger("tokumei.tableformat")
+
+#: Folder of the Delta tables under ``published/``.
+DELTA_DIR = "delta"
+#: The release marker table under ``published/delta/``.
+RELEASES = "releases"
+#: Columns of the release marker, in order.
+MARKER_SCHEMA = {
+    "release": pl.Int64,
+    "run_id": pl.String,
+    "date": pl.Date,
+    "table": pl.String,
+    "version": pl.Int64,
+    "columns_added": pl.List(pl.String),
+    "published_at": pl.Datetime("us", "UTC"),
+}
+
+
+class TableFormatError(TokumeiError):
+    """A release cannot be written to the published Delta tables (names tables, never values)."""
+
+
+@dataclass
+class Release:
+    """One release as the marker records it: its number and the version of every table."""
+
+    release: int
+    run_id: str
+    day: str
+    versions: dict[str, int] = field(default_factory=dict)
+    columns_added: dict[str, list[str]] = field(default_factory=dict)
+
+
+def delta_root(published: Path) -> Path:
+    return published / DELTA_DIR
+
+
+def table_path(published: Path, name: str) -> Path:
+    """``name`` is ``<kind>/<table>`` (``stats/daily_active_users``, ``anonymized/page_views``)."""
+    return delta_root(published) / name
+
+
+def _open(path: Path, version: int | None = None) -> Any:
+    """The Delta table at ``path`` (a version of it), or None when there is none.
+
+    Not ``DeltaTable.is_deltatable``: on S3 servers it can retry for minutes on a missing
+    prefix (bench/results/table_formats.md); opening answers at once.
+    """
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(str(path), version=version)
+    except TableNotFoundError:
+        return None
+
+
+def current_release(published: Path) -> Release | None:
+    """The newest release the marker records, or None before the first one."""
+    marker = _open(delta_root(published) / RELEASES)
+    if marker is None:
+        return None
+    rows = pl.from_arrow(marker.to_pyarrow_table())
+    assert isinstance(rows, pl.DataFrame)
+    if rows.is_empty():
+        return None
+    newest = rows.filter(pl.col("release") == pl.col("release").max())
+    first = newest.row(0, named=True)
+    return Release(
+        release=first["release"],
+        run_id=first["run_id"],
+        day=first["date"].isoformat(),
+        versions={r["table"]: r["version"] for r in newest.iter_rows(named=True)},
+        columns_added={
+            r["table"]: list(r["columns_added"])
+            for r in newest.iter_rows(named=True)
+            if r["columns_added"]
+        },
+    )
+
+
+def next_release(published: Path) -> int:
+    """The number the next release will have (one writer under the run lock: no race)."""
+    current = current_release(published)
+    return current.release + 1 if current else 1
+
+
+def read_table(published: Path, name: str, release: Release | None = None) -> pl.DataFrame | None:
+    """A table as of a release (default: the newest), or None if that release lacks it."""
+    release = release or current_release(published)
+    if release is None or name not in release.versions:
+        return None
+    table = _open(table_path(published, name), release.versions[name])
+    if table is None:
+        return None
+    frame = pl.from_arrow(table.to_pyarrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def recover(published: Path) -> list[str]:
+    """Undo table commits no release names (a publish killed before its marker commit).
+
+    A table whose newest version is beyond the marker's is restored to that version (a new
+    commit with the released state); a table the marker does not name at all was created by
+    the killed publish and is removed. Returns the tables touched. Called under the run lock.
+    """
+    release = current_release(published)
+    versions = release.versions if release else {}
+    touched = []
+    root = delta_root(published)
+    if not root.is_dir():
+        return touched
+    for kind in sorted(p for p in root.iterdir() if p.is_dir() and p.name != RELEASES):
+        for path in sorted(p for p in kind.iterdir() if p.is_dir()):
+            name = f"{kind.name}/{path.name}"
+            table = _open(path)
+            if name not in versions:
+                shutil.rmtree(path)
+                touched.append(name)
+            elif table is not None and table.version() > versions[name]:
+                table.restore(versions[name])
+                touched.append(name)
+    if touched:
+        log.warning(
+            "table format: undid commits of %d table(s) that no release names (a publish "
+            "was killed before its release marker): %s",
+            len(touched),
+            ", ".join(touched),
+        )
+    return touched
+
+
+def _frame_of(staged: Path, day: str) -> pl.DataFrame:
+    """A staged partition with its ``date`` column (the record table has it only in its path)."""
+    frame = pl.read_parquet(staged)
+    if "date" not in frame.columns:
+        frame = frame.with_columns(pl.lit(date.fromisoformat(day)).alias("date"))
+    return frame
+
+
+def schema_changes(published: Path, staged: Mapping[str, Path], day: str) -> dict[str, list[str]]:
+    """Columns each staged table adds to its published Delta table; non-additive changes raise.
+
+    Checked before anything is written, so a refused release changes nothing.
+    """
+    added: dict[str, list[str]] = {}
+    for name, path in sorted(staged.items()):
+        table = _open(table_path(published, name))
+        if table is None:
+            continue
+        have = pl.DataFrame(pa.schema(table.schema().to_arrow()).empty_table()).schema
+        new = _frame_of(path, day).schema
+        if missing := [c for c in have if c not in new]:
+            raise TableFormatError(
+                f"published table {name} would lose column(s) {', '.join(missing)}: "
+                "schema changes of published tables must be additive (docs/adr/0008)"
+            )
+        if changed := [c for c in have if new[c] != have[c] and new[c] != pl.Null]:
+            raise TableFormatError(
+                f"published table {name} would change the type of column(s) "
+                f"{', '.join(changed)}: schema changes of published tables must be additive"
+            )
+        if extra := [c for c in new if c not in have]:
+            added[name] = extra
+    return added
+
+
+def publish_release(published: Path, staged: Mapping[str, Path], day: str, run_id: str) -> Release:
+    """Write a date's release of every staged table, then the marker (the commit point).
+
+    ``staged`` maps ``<kind>/<table>`` to the run's staged Parquet partition of ``day``.
+    Tables not staged today keep the version the previous release named. Runs under the
+    output's run lock (one writer), so release numbers and versions cannot race.
+    """
+    from deltalake import WriterProperties, write_deltalake
+
+    recover(published)
+    previous = current_release(published)
+    added = schema_changes(published, staged, day)
+    props = WriterProperties(compression="ZSTD", compression_level=1)
+    versions = dict(previous.versions) if previous else {}
+    for name, path in sorted(staged.items()):
+        frame = _frame_of(path, day)
+        if frame.height and frame["date"].ne(date.fromisoformat(day)).any():
+            raise TableFormatError(f"staged table {name} holds rows of another date than {day}")
+        target = table_path(published, name)
+        table = _open(target)
+        if table is None:
+            target.mkdir(parents=True, exist_ok=True)
+            write_deltalake(str(target), frame.to_arrow(), mode="error", writer_properties=props)
+        else:
+            write_deltalake(
+                table,
+                frame.to_arrow(),
+                mode="overwrite",
+                predicate=f"date = '{day}'",
+                schema_mode="merge" if name in added else None,
+                writer_properties=props,
+            )
+        versions[name] = _open(target).version()
+    number = (previous.release + 1) if previous else 1
+    now = datetime.now(UTC)
+    marker = pl.DataFrame(
+        [
+            {
+                "release": number,
+                "run_id": run_id,
+                "date": date.fromisoformat(day),
+                "table": name,
+                "version": version,
+                "columns_added": added.get(name, []),
+                "published_at": now,
+            }
+            for name, version in sorted(versions.items())
+        ],
+        schema=MARKER_SCHEMA,
+    )
+    marker_path = delta_root(published) / RELEASES
+    marker_path.mkdir(parents=True, exist_ok=True)
+    write_deltalake(
+        str(marker_path),
+        marker.to_arrow(),
+        mode="append",
+        writer_properties=props,
+    )
+    return Release(number, run_id, day, versions, {n: c for n, c in added.items() if c})
+
+
+def vacuum(published: Path, days: int, dry_run: bool = False) -> dict[str, int]:
+    """Delete data files no version of the last ``days`` days needs, per table; return counts.
+
+    Delta's own ``vacuum``: a file replaced or removed more than ``days`` ago goes, so every
+    release of the last ``days`` days stays readable by version (older ones do not). Then the
+    log is trimmed (``cleanup_metadata``, by the table's log retention).
+    """
+    root = delta_root(published)
+    removed: dict[str, int] = {}
+    if not root.is_dir():
+        return removed
+    paths = [root / RELEASES] + [
+        p
+        for kind in sorted(root.iterdir())
+        if kind.name != RELEASES
+        for p in sorted(kind.iterdir())
+    ]
+    for path in paths:
+        table = _open(path)
+        if table is None:
+            continue
+        files = table.vacuum(
+            retention_hours=days * 24, enforce_retention_duration=False, dry_run=dry_run
+        )
+        if not dry_run:
+            table.cleanup_metadata()
+        removed[str(path.relative_to(root))] = len(files)
+    return removed
