@@ -39,37 +39,25 @@ from tokumei.pipeline import airflow_tasks as at
     doc_md=__doc__,
 )
 def usage_analytics() -> None:
-    """start → landing_complete → extract → discover → rights → pseudonymize → [generalize →
-    scrub → stats_map] per partition (dynamic task mapping) → stats_reduce → anonymize_records
-    → validate → publish; cleanup is the teardown of start."""
+    """start → landing_complete → extract → ingest per landing file → check_inputs → [scrub →
+    stats_map] per partition (dynamic task mapping) → stats_reduce → anonymize_records →
+    validate → publish; cleanup is the teardown of start."""
 
     @task(**at.task_args("start", retries=0))
     def start() -> str:
         return at.start()
 
     @task(**at.task_args("extract"))
-    def extract(tokumei_run: str) -> str:
+    def extract(tokumei_run: str) -> list[int]:
         return at.extract(tokumei_run)
 
-    @task(**at.task_args("discover"))
-    def discover(tokumei_run: str) -> str:
-        return at.discover(tokumei_run)
+    @task(**at.task_args("ingest"))
+    def ingest(tokumei_run: str, file: int) -> int:
+        return at.ingest(tokumei_run, file)
 
-    @task(**at.task_args("filter_rights"))
-    def filter_rights(tokumei_run: str) -> str:
-        return at.filter_rights(tokumei_run)
-
-    @task(**at.task_args("pseudonymize"))
-    def pseudonymize(tokumei_run: str) -> str:
-        return at.pseudonymize(tokumei_run)
-
-    @task(**at.task_args("plan"))
-    def plan(tokumei_run: str) -> list[int]:
-        return at.plan()
-
-    @task(**at.task_args("generalize"))
-    def generalize(tokumei_run: str, partition: int) -> int:
-        return at.generalize(tokumei_run, partition)
+    @task(**at.task_args("check_inputs"))
+    def check_inputs(tokumei_run: str) -> list[int]:
+        return at.check_inputs(tokumei_run)
 
     @task(**at.task_args("scrub"))
     def scrub(tokumei_run: str, partition: int) -> int:
@@ -102,12 +90,12 @@ def usage_analytics() -> None:
 
     tokumei_run = start()
     landing = at.LandingCompleteSensor(**at.task_args("landing_complete"))
-    extracted = extract(tokumei_run)
-    tokumei_run >> landing >> extracted
-    ready = pseudonymize(filter_rights(discover(extracted)))
-    parts = plan(ready)
-    generalized = generalize.partial(tokumei_run=tokumei_run).expand(partition=parts)
-    scrubbed = scrub.partial(tokumei_run=tokumei_run).expand(partition=generalized)
+    files = extract(tokumei_run)
+    tokumei_run >> landing >> files
+    ingested = ingest.partial(tokumei_run=tokumei_run).expand(file=files)
+    parts = check_inputs(tokumei_run)
+    ingested >> parts
+    scrubbed = scrub.partial(tokumei_run=tokumei_run).expand(partition=parts)
     mapped = stats_map.partial(tokumei_run=tokumei_run).expand(partition=scrubbed)
     reduced = stats_reduce(tokumei_run)
     mapped >> reduced

@@ -32,12 +32,9 @@ USAGE_TASKS = {
     "start",
     "landing_complete",
     "extract",
-    "discover",
-    "filter_rights",
-    "pseudonymize",
-    "generalize",
+    "ingest",
+    "check_inputs",
     "scrub",
-    "plan",
     "stats_map",
     "stats_reduce",
     "anonymize_records",
@@ -111,9 +108,9 @@ def test_dagbag_imports_with_timeouts_pools_teardown_and_assets(tmp_path: Path) 
     assert tasks["scrub"]["timeout_min"] == 7  # TOKUMEI_TIMEOUT_SCRUB
     assert tasks["extract"]["timeout_min"] == 120  # the default
     # 3. memory-heavy tasks run in their pools, the others in the default pool
-    assert tasks["extract"]["pool"] == "tokumei_extract"
+    assert tasks["extract"]["pool"] == tasks["ingest"]["pool"] == "tokumei_extract"
     assert tasks["scrub"]["pool"] == "tokumei_ner"
-    assert {t["pool"] for n, t in tasks.items() if n not in {"extract", "scrub"}} == {
+    assert {t["pool"] for n, t in tasks.items() if n not in {"extract", "ingest", "scrub"}} == {
         "default_pool"
     }
     # 6. cleanup is the teardown of start, downstream of publish; it does not decide the run's
@@ -129,8 +126,12 @@ def test_dagbag_imports_with_timeouts_pools_teardown_and_assets(tmp_path: Path) 
         "AssetAlias:tokumei_published",
     ]
     # lineage: the tasks name the datasets they write (tests/test_lineage.py has the rest)
-    assert tasks["pseudonymize"]["outlets"] == ["Asset:tokumei.work.pseudo"]
-    assert tasks["plan"]["outlets"] == [] and tasks["cleanup"]["outlets"] == []
+    assert tasks["ingest"]["outlets"] == [
+        "Asset:tokumei.work.generalized",
+        "Asset:tokumei.quarantine.events",
+        "Asset:tokumei.quarantine.measurements",
+    ]
+    assert tasks["cleanup"]["outlets"] == []
     # 7. the landing sensor gives its slot back between pokes and gates extract
     assert tasks["landing_complete"]["mode"] == "reschedule"
     assert set(tasks["extract"]["upstream"]) == {"start", "landing_complete"}

@@ -156,7 +156,8 @@ def test_full_disk_names_the_step_and_the_cause(
         with pytest.raises(steps.TokumeiError) as err:
             steps.run_all(_settings(landing, out), DAY)
         reason = str(err.value)
-        assert reason.startswith("extract: no space left on device writing out/"), reason
+        # the first step that writes data (ingest: extract writes only small dimensions)
+        assert reason.startswith("ingest: no space left on device writing out/"), reason
         work = out / "_work"
         assert not work.exists() or not any(work.iterdir())  # cleanup still ran
 
@@ -202,4 +203,4 @@ def test_tokumei_run_names_step_file_and_cause_from_a_step_process(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert lines[-1] == f"✗ run failed: extract: truncated gzip stream in {EVENTS}", result.output
+    assert lines[-1] == f"✗ run failed: ingest: truncated gzip stream in {EVENTS}", result.output

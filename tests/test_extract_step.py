@@ -1,8 +1,8 @@
-"""The extract step reads landing files in parallel threads without changing its output.
+"""extract and ingest read landing files in parallel threads without changing their output.
 
-Part ``i`` of a source must be the ``i``-th landing file, the quarantine must keep the landing's
-order, and the counts must add up, whichever thread finishes first; a file that stops the run
-(an unknown column) must stop it with the same clear error as in series.
+File ``i`` of a source must write ``f-<i>`` in every partition, the quarantine must keep the
+landing's order, and the counts must add up, whichever thread finishes first; a file that stops
+the run (an unknown column) must stop it with the same clear error as in series.
 """
 
 from __future__ import annotations
@@ -44,12 +44,16 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _extract(landing: Path, out: Path, workers: int, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
     monkeypatch.setattr(steps, "EXTRACT_WORKERS", workers)
-    settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
+    settings = Settings(
+        landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out, partitions=3
+    )
     settings = settings.resolved()
     run_id = steps.new_run_id(DAY)
     steps.start(settings, DAY, run_id=run_id)
-    record = steps.extract(settings, DAY, run_id)
-    work = steps._paths(settings, DAY, run_id).work / "extracted"
+    steps.extract(settings, DAY, run_id)
+    steps.ingest(settings, DAY, run_id)
+    record = steps.check_inputs(settings, DAY, run_id)
+    work = steps._paths(settings, DAY, run_id).work / "generalized"
     files = {str(p.relative_to(work)): pl.read_parquet(p) for p in sorted(work.rglob("*.parquet"))}
     quarantine = {
         str(p.relative_to(out)): pl.read_parquet(p)
@@ -58,7 +62,7 @@ def _extract(landing: Path, out: Path, workers: int, monkeypatch: pytest.MonkeyP
     return record, files, quarantine
 
 
-def test_parallel_extract_equals_serial(
+def test_parallel_ingest_equals_serial(
     landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     n_files = len(list((landing / "events" / f"date={DAY}").glob("part-*")))
@@ -66,25 +70,33 @@ def test_parallel_extract_equals_serial(
     serial = _extract(landing, tmp_path / "serial", 1, monkeypatch)
     parallel = _extract(landing, tmp_path / "parallel", 3, monkeypatch)
     assert parallel[0] == serial[0]
-    assert serial[0]["events"]["files"] == n_files
-    assert serial[0]["events"]["quarantined"] > 0
+    assert serial[0]["extract"]["events"]["files"] == n_files
+    assert serial[0]["extract"]["events"]["quarantined"] > 0
+    # every file wrote its own part in every partition
+    for p in range(3):
+        for i in range(n_files):
+            assert f"events/part-{p:04d}/f-{i:05d}.parquet" in serial[1]
     assert parallel[1].keys() == serial[1].keys()
     for name, frame in serial[1].items():
         assert parallel[1][name].equals(frame), name
     assert parallel[2].keys() == serial[2].keys()
     for name, frame in serial[2].items():
         assert parallel[2][name].equals(frame), name
-    # the quarantine keeps the landing's order: files in name order, lines ascending per file
-    events_q = next(f for n, f in serial[2].items() if "events" in n)
-    order = events_q.select("file", "line").rows()
+    # the quarantine keeps the landing's order: one part per file, lines ascending per file
+    events_q = [f for n, f in sorted(serial[2].items()) if "/events/" in n]
+    order = pl.concat(events_q).select("file", "line").rows()
     assert order == sorted(order)
-    # part i is the i-th landing file: its row count is that file's kept lines
+    # the books: every line read is kept, quarantined, excluded or dropped by rule
+    books = serial[0]["filter_rights"]["events"]
     first = sorted((landing / "events" / f"date={DAY}").glob("part-*"))[0]
     opener = gzip.open if first.name.endswith(".gz") else open
     with opener(first, "rb") as fh:
-        lines = fh.read().splitlines()
-    bad_in_first = events_q.filter(pl.col("file") == first.name).height
-    assert serial[1]["events/part-00000.parquet"].height == len(lines) - bad_in_first
+        assert len(fh.read().splitlines()) > 0
+    kept = sum(f.height for n, f in serial[1].items() if n.startswith("events/"))
+    assert kept == books["kept"]
+    ex = serial[0]["extract"]["events"]
+    assert ex["input"] == ex["quarantined"] + books["input"]
+    assert books["input"] == books["kept"] + books["excluded_by_rights"] + books["dropped_by_rule"]
 
 
 def test_unknown_column_in_a_later_file_stops_the_parallel_extract(

@@ -26,8 +26,11 @@ def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _extract(landing: Path, out: Path) -> dict:
     settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
     settings = settings.resolved()
+    """extract, ingest and check_inputs: the run's input side; the merged ``extract`` record."""
     run_id = steps.start(settings, DAY)
-    return steps.extract(settings, DAY, run_id)
+    steps.extract(settings, DAY, run_id)
+    steps.ingest(settings, DAY, run_id)
+    return steps.check_inputs(settings, DAY, run_id)["extract"]
 
 
 def _search(i: int) -> dict:

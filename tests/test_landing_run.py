@@ -27,8 +27,11 @@ def _settings(landing: Path, out: Path, allow: bool = False) -> Settings:
 
 
 def _extract(settings: Settings, day: str = DAY) -> dict:
+    """extract, ingest and check_inputs: the run's input side; the merged ``extract`` record."""
     run_id = steps.start(settings, day)
-    return steps.extract(settings, day, run_id)
+    steps.extract(settings, day, run_id)
+    steps.ingest(settings, day, run_id)
+    return steps.check_inputs(settings, day, run_id)["extract"]
 
 
 def test_a_source_without_its_marker_stops_the_run_naming_it(landing: Path, tmp_path: Path) -> None:

@@ -148,6 +148,19 @@ class SourcePolicy(BaseModel):
     source: str
     description: str = ""
     columns: dict[str, ColumnPolicy]
+    event_key: list[str] = Field(
+        default_factory=list,
+        description="columns that together identify one event: a row whose key was already "
+        "ingested that day (the same line in two files, a resent batch) is counted once",
+    )
+
+    @model_validator(mode="after")
+    def _event_key_is_read(self) -> SourcePolicy:
+        for column in self.event_key:
+            spec = self.columns.get(column)
+            if spec is None or spec.role in NOT_READ_ROLES:
+                raise ValueError(f"event_key column {column!r} is not a column that is read")
+        return self
 
     def by_role(self, *roles: Role) -> list[str]:
         """Column names with any of ``roles``, in policy order."""

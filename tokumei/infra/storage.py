@@ -51,7 +51,7 @@ class RunPaths:
         return self.settings.out / "quarantine" / source / f"date={self.day}"
 
     def layer(self, name: str) -> Path:
-        """A work-layer folder (``extracted``, ``filtered``, ``pseudo``, …), created on demand."""
+        """A work-layer folder (``dims``, ``generalized``, ``scrubbed``, …), created on demand."""
         path = self.work / name
         path.mkdir(parents=True, exist_ok=True)
         return path

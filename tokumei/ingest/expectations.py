@@ -43,12 +43,28 @@ class InputExpectationFailed(TokumeiError):
 
 @dataclass
 class FileLines:
-    """What one landing file gave: lines read, lines quarantined, raw lines not UTF-8."""
+    """What one landing file gave: lines read, lines quarantined, lines not UTF-8 and the
+    legacy encoding they all decode in (:func:`encoding_guess`, made where the raw lines are
+    read: the raw lines themselves never leave that task)."""
 
     name: str  # relative to the landing: <source>/date=<day>/<file>
     lines: int
     quarantined: int
-    not_utf8: list[bytes | None]
+    not_utf8: int
+    encoding: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "lines": self.lines,
+            "quarantined": self.quarantined,
+            "not_utf8": self.not_utf8,
+            "encoding": self.encoding,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileLines:
+        return cls(d["name"], d["lines"], d["quarantined"], d["not_utf8"], d.get("encoding"))
 
 
 @dataclass
@@ -122,7 +138,7 @@ def check_quarantine(
         files=len(files),
         lines=lines,
         quarantine_share=bad / lines if lines else None,
-        not_utf8_share=sum(len(f.not_utf8) for f in files) / lines if lines else None,
+        not_utf8_share=sum(f.not_utf8 for f in files) / lines if lines else None,
     )
     if not lines or bad / lines <= policy.max_quarantine_share:
         return
@@ -132,12 +148,12 @@ def check_quarantine(
         "(policy.yaml input.max_quarantine_share); nothing was computed"
     )
     top = max(reasons.items(), key=lambda kv: kv[1])[0] if reasons else None
-    worst = max(files, key=lambda f: len(f.not_utf8) / f.lines if f.lines else 0.0)
+    worst = max(files, key=lambda f: f.not_utf8 / f.lines if f.lines else 0.0)
     if top == INVALID_UTF8 and worst.lines and worst.not_utf8:
-        guess = encoding_guess(worst.not_utf8)
+        guess = worst.encoding
         hint = f"; is the file {guess}?" if guess else "; in which encoding was it written?"
         raise InputExpectationFailed(
-            f"{_pct(len(worst.not_utf8) / worst.lines)} of lines in {worst.name} are not "
+            f"{_pct(worst.not_utf8 / worst.lines)} of lines in {worst.name} are not "
             f"UTF-8{hint} ({share}; {limit})"
         )
     most = f" (most: {top!r}, {reasons[top]} lines)" if top else ""

@@ -44,11 +44,8 @@ TIMEOUT_MINUTES: dict[str, int] = {
     # itself is the sensor's own timeout, TOKUMEI_LANDING_WAIT_MINUTES
     "landing_complete": 30,
     "extract": 120,
-    "discover": 60,
-    "filter_rights": 60,
-    "pseudonymize": 60,
-    "plan": 5,
-    "generalize": 60,
+    "ingest": 60,
+    "check_inputs": 30,
     "scrub": 180,
     "stats_map": 60,
     "stats_reduce": 60,
@@ -66,7 +63,11 @@ TIMEOUT_MINUTES: dict[str, int] = {
 #: TOKUMEI_PII_WORKERS processes). The pools are declared in ``dags/pools.json`` (create them with
 #: ``airflow pools import dags/pools.json``); ``TOKUMEI_POOL_<NAME>`` renames one, e.g. to
 #: ``default_pool`` on a machine where the limit is not wanted.
-POOLS: dict[str, str] = {"extract": "tokumei_extract", "scrub": "tokumei_ner"}
+POOLS: dict[str, str] = {
+    "extract": "tokumei_extract",
+    "ingest": "tokumei_extract",
+    "scrub": "tokumei_ner",
+}
 
 
 def _positive_int(name: str, default: int, minimum: int = 1) -> int:
@@ -157,46 +158,32 @@ def start() -> str:
     return steps.start(_settings(), day(), in_airflow=True)
 
 
-def extract(tokumei_run: str) -> str:
+def extract(tokumei_run: str) -> list[int]:
+    """The run's pseudonymous dimensions; returns the landing files' indices for ``ingest``
+    (XCom carries only numbers)."""
     from tokumei.pipeline import steps
 
-    steps.extract_step(_settings(), day(), tokumei_run)  # with the input suite's record
-    return tokumei_run
+    # with the input suite's record
+    record = steps.extract_step(_settings(), day(), tokumei_run, in_airflow=True)
+    return list(range(len(record["files"])))
 
 
-def discover(tokumei_run: str) -> str:
+def ingest(tokumei_run: str, file: int) -> int:
+    """One landing file → generalized, pseudonymous rows (one mapped task per file)."""
     from tokumei.pipeline import steps
 
-    steps.discover(_settings(), day(), tokumei_run)
-    return tokumei_run
+    steps.ingest(_settings(), day(), tokumei_run, file, in_airflow=True)
+    return file
 
 
-def filter_rights(tokumei_run: str) -> str:
+def check_inputs(tokumei_run: str) -> list[int]:
+    """The input expectations over every file; returns the partitions to fan out over
+    (TOKUMEI_PARTITIONS)."""
     from tokumei.pipeline import steps
 
-    steps.filter_rights(_settings(), day(), tokumei_run)
-    return tokumei_run
-
-
-def pseudonymize(tokumei_run: str) -> str:
-    from tokumei.pipeline import steps
-
-    steps.pseudonymize_step(_settings(), day(), tokumei_run, in_airflow=True)
-    return tokumei_run
-
-
-def plan() -> list[int]:
-    """The partitions to fan out over (TOKUMEI_PARTITIONS); XCom carries only numbers."""
-    from tokumei.pipeline import steps
-
-    return steps.partitions_of(_settings())
-
-
-def generalize(tokumei_run: str, partition: int) -> int:
-    from tokumei.pipeline import steps
-
-    steps.generalize(_settings(), day(), tokumei_run, partition)
-    return partition
+    settings = _settings()
+    steps.check_inputs_step(settings, day(), tokumei_run)
+    return steps.partitions_of(settings)
 
 
 def scrub(tokumei_run: str, partition: int) -> int:
@@ -322,6 +309,8 @@ def emit_published_assets(outlet_events: Any, published: Iterable[str], day: str
 #: ``retention`` and ``rights_requests`` declare inlets only, as an hourly event on the landing
 #: would tell a downstream DAG nothing.
 LANDING_DATASETS = ("events", "devices", "measurements", "cookies")  # policy.LANDING_SOURCES
+PERSON_DATASETS = ("events", "measurements")  # read one file per ingest task
+DIMENSION_DATASETS = ("devices", "cookies")  # read by extract into the rights dimensions
 DB_DATASETS = ("users", "consents", "rights_requests")  # policy.DB_TABLES
 _STAGED = ("staging/stats", "staging/anonymized", "staging/retained")
 LINEAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -329,12 +318,13 @@ LINEAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "landing_complete": (tuple(f"landing/{s}" for s in LANDING_DATASETS), ()),
     "extract": (
         (*(f"landing/{s}" for s in LANDING_DATASETS), *(f"opsdb/{t}" for t in DB_DATASETS)),
-        ("work/extracted", *(f"quarantine/{s}" for s in LANDING_DATASETS)),
+        ("work/dims", "work/generalized", *(f"quarantine/{s}" for s in DIMENSION_DATASETS)),
     ),
-    "discover": (("work/extracted",), ()),
-    "filter_rights": (("work/extracted",), ("work/filtered",)),
-    "pseudonymize": (("work/filtered",), ("work/pseudo",)),
-    "generalize": (("work/pseudo",), ("work/generalized",)),
+    "ingest": (
+        (*(f"landing/{s}" for s in PERSON_DATASETS), "work/dims"),
+        ("work/generalized", *(f"quarantine/{s}" for s in PERSON_DATASETS)),
+    ),
+    "check_inputs": (("work/generalized",), ()),
     "scrub": (("work/generalized",), ("work/scrubbed",)),
     "stats_map": (("work/scrubbed",), ("work/stats_map", "staging/retained")),
     "stats_reduce": (

@@ -5,8 +5,9 @@ from the run's work layer on disk, writes its outputs there, and returns a small
 (no values, no keys). The CLI calls them in order in one process; the DAG calls the same
 functions in separate tasks, possibly on different workers sharing the output volume.
 
-Data flows one way: landing → extracted (typed, raw) → filtered (rights) → pseudo (identifiers
-dropped, linking keys HMACed) → generalized → scrubbed → stats → validated → published.
+Data flows one way: landing → (in memory: typed, rights-filtered, pseudonymized, generalized,
+validated identifiers masked) → generalized → scrubbed → stats → validated → published. No
+layer holds a raw identifier (docs/architecture.md §2).
 """
 
 from __future__ import annotations
@@ -146,46 +147,96 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
 
 
 # --------------------------------------------------------------------------------------------
-# 1. extract
+# 1. extract: the run's dimensions (DB, cookies, devices) → pseudonymous, in memory
 
 
-#: Landing files extracted at once, one thread each: the chunk reader, DuckDB and the Parquet
+#: Landing files read at once, one thread each: the chunk reader, DuckDB and the Parquet
 #: writer release the GIL, and one file at a time kept only 1.35 of 2 cores busy. On the 10M-event
 #: day (``bench/step_rerun.py step extract``, env ``TOKUMEI_EXTRACT_WORKERS``): 1 -> 67-68 s at
 #: 135 % CPU, 2 -> 50-52 s at 187 %. Memory grows with it: each file in flight holds its typed
 #: frame (peak RSS 2.0 -> 2.7-2.8 GiB there).
 EXTRACT_WORKERS = int(os.environ.get("TOKUMEI_EXTRACT_WORKERS", "2"))
 
+#: Landing sources read whole by ``extract`` (they only feed the rights dimensions); the others
+#: (``PERSON_SOURCES``) are read one file per ``ingest`` task.
+DIMENSION_SOURCES = ("devices", "cookies")
 
-def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """Landing files and DB tables → typed Parquet; malformed lines → quarantine with reasons.
 
-    Unknown columns stop the run here, before anything but the run's own work layer exists.
-    Files are read ``EXTRACT_WORKERS`` at a time; the DB tables are read beside them (their
-    row-wise Python is GIL-bound, the file readers mostly are not). Part ``i`` of a source is
-    always its ``i``-th landing file in name order, so the output does not depend on which
-    thread finishes first.
+def _clear_quarantine(paths: RunPaths, source: str) -> Path:
+    """The day's quarantine folder of ``source``, emptied: a rerun replaces it whole."""
+    folder = paths.quarantine(source)
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def _read_files(
+    policy: Policy, paths: RunPaths, source: str, files: list[Path], progress: Progress
+) -> tuple[pl.DataFrame, dict[str, Any], list[Any]]:
+    """Every landing file of a small source, typed, in memory; its quarantine written per file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tokumei.ingest.sources import empty_frame, read_landing_file
+
+    sp = policy.source(source)
+    qdir = _clear_quarantine(paths, source)
+    with ThreadPoolExecutor(max(1, EXTRACT_WORKERS), thread_name_prefix="tokumei-read") as pool:
+        results = list(pool.map(lambda p: read_landing_file(p, sp), files))
+    goods, lines = [], []
+    reasons: dict[str, int] = {}
+    for i, (path, (good, bad)) in enumerate(zip(files, results, strict=True)):
+        goods.append(good)
+        lines.append(_file_lines(source, paths.day, path, good.height, bad))
+        if bad.height:
+            write_parquet(bad, qdir / f"part-{i:05d}.parquet")
+            for reason, n in bad.group_by("reason").len().iter_rows():
+                reasons[reason] = reasons.get(reason, 0) + n
+        progress(f"{source}: {i + 1}/{len(files)} files read", last=i + 1 == len(files))
+    frame = pl.concat(goods, how="vertical_relaxed") if goods else empty_frame(sp)
+    return frame, reasons, lines
+
+
+def _file_lines(source: str, day: str, path: Path, kept: int, bad: pl.DataFrame) -> Any:
+    """What one file gave, for the input expectations: counts and an encoding guess, no line."""
+    from tokumei.ingest.expectations import INVALID_UTF8, FileLines, encoding_guess
+
+    not_utf8 = bad.filter(pl.col("reason") == INVALID_UTF8)["raw"].to_list()
+    rel = f"{source}/date={day}/{path.name}"
+    return FileLines(rel, kept + bad.height, bad.height, len(not_utf8), encoding_guess(not_utf8))
+
+
+def _discovered(frame: pl.DataFrame, sp: Any, sample: int) -> dict[str, Any]:
+    """PII discovery on a sample of ``frame`` (held in memory): counts per column, no verdict."""
+    from tokumei.anonymize.pii import discover_columns
+    from tokumei.anonymize.pii.discovery import sample_rows
+
+    roles = {c: str(p.role) for c, p in sp.columns.items()}
+    rows = sample_rows(frame.lazy(), sample)
+    report = discover_columns(rows, roles, sample=sample, max_rate=1.0)
+    return {c: {"sampled": f.sampled, "counts": f.counts} for c, f in report.columns.items()}
+
+
+def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False) -> dict[str, Any]:
+    """Check the landing, read the DB and the small sources, write pseudonymous dimensions.
+
+    Raw values stay in this process's memory (issue 16: no raw identifier at rest): the DB
+    tables lose their direct identifiers as they are read; consents, requests and the cookie
+    and device owners become :class:`~tokumei.anonymize.person_rows.RightsDims` on pseudonyms;
+    the users become the generalized ``persons`` dimension; the persons excluded today become
+    pseudonyms. Returns (and records) the list of event and measurement files that ``ingest``
+    then reads one task each.
     """
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
+    from tokumei.anonymize.compile import PERSON_SOURCES
+    from tokumei.anonymize.person_rows import rights_dims
     from tokumei.infra.objectstore import stage_landing
-    from tokumei.ingest.expectations import (
-        INVALID_UTF8,
-        FileLines,
-        check_quarantine,
-        check_volume,
-    )
     from tokumei.ingest.landing import check_landing, refuse_incomplete, select_files
     from tokumei.ingest.opdb import read_table
-    from tokumei.ingest.sources import (
-        LANDING_SUFFIXES,
-        empty_frame,
-        empty_quarantine,
-        read_landing_file,
-    )
+    from tokumei.ingest.sources import LANDING_SUFFIXES
 
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
+    key = pseudonym_key(in_airflow=in_airflow)
     # s3:// landing → verified local copy (the markers, *.json, come along)
     landing = stage_landing(
         settings, day, paths.work, sources=LANDING_SOURCES, suffixes=LANDING_SUFFIXES
@@ -196,353 +247,162 @@ def extract(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     partial = refuse_incomplete(status, day, allow=settings.allow_incomplete)
     chosen = {s: select_files(landing, s, day, status[s]) for s in LANDING_SOURCES}
 
-    def extract_file(path: Path, source: str, out: Path) -> tuple[int, pl.DataFrame]:
-        good, bad = read_landing_file(path, policy.source(source))
-        return write_parquet(good, out), bad
-
-    def extract_table(table: str) -> tuple[int, pl.DataFrame]:
+    def db_table(table: str) -> pl.DataFrame:
         frame, bad = read_table(settings.db_url, table, policy.tables[table])
-        # direct identifiers, identification codes and card numbers of the operational DB have
-        # no use past this point: they are dropped in memory and never reach the work layer
-        # (issue 16: no raw identifier at rest; pseudonymize used to drop them one step later)
+        # direct identifiers, identification codes and card numbers have no use past this
+        # point: dropped in memory, never written
         frame = frame.drop(policy.tables[table].by_role(*DROPPED_ROLES), strict=False)
-        write_parquet(frame, paths.layer("extracted/db") / f"{table}.parquet")
         if bad.height:
             write_parquet(bad, paths.quarantine(f"db_{table}") / "part-0.parquet")
-        return frame.height, bad
+        record[f"db.{table}"] = {"rows": frame.height + bad.height, "quarantined": bad.height}
+        return frame
 
     record: dict[str, Any] = {}
-    read_progress = Progress("extract")
-    pool = ThreadPoolExecutor(max(1, EXTRACT_WORKERS), thread_name_prefix="tokumei-extract")
-    # The DB tables in a thread of their own, beside the files from the start.
-    db_pool = ThreadPoolExecutor(1, thread_name_prefix="tokumei-extract-db")
-    try:
-        tables = {t: db_pool.submit(extract_table, t) for t in DB_TABLES}
-        files: dict[str, list[Future[tuple[int, pl.DataFrame]]]] = {
-            source: [
-                pool.submit(
-                    extract_file,
-                    path,
-                    source,
-                    paths.layer(f"extracted/{source}") / f"part-{i:05d}.parquet",
-                )
-                for i, path in enumerate(chosen[source].files)
-            ]
-            for source in LANDING_SOURCES
+    progress = Progress("extract")
+    with ThreadPoolExecutor(1, thread_name_prefix="tokumei-extract-db") as db_pool:
+        # the DB's row-wise Python beside the file readers, which mostly release the GIL
+        tables = {t: db_pool.submit(db_table, t) for t in DB_TABLES}
+        small = {
+            s: _read_files(policy, paths, s, chosen[s].files, progress) for s in DIMENSION_SOURCES
         }
-        for source, futures in files.items():
-            n_good = n_bad = 0
-            reasons: dict[str, int] = {}
-            quarantined: list[pl.DataFrame] = []
-            seen: list[FileLines] = []
-            # in file order: the quarantine keeps the landing's order
-            for k, (path, future) in enumerate(zip(chosen[source].files, futures, strict=True)):
-                kept, bad = future.result()
-                n_good += kept
-                n_bad += bad.height
-                read_progress(
-                    f"{source}: {k + 1}/{len(futures)} files read, {n_good + n_bad:,} lines",
-                    last=k + 1 == len(futures),
-                )
-                not_utf8 = bad.filter(pl.col("reason") == INVALID_UTF8)["raw"].to_list()
-                rel = f"{source}/date={day}/{path.name}"
-                seen.append(FileLines(rel, kept + bad.height, bad.height, not_utf8))
-                if bad.height:
-                    quarantined.append(bad)
-                    for reason, n in bad.group_by("reason").len().iter_rows():
-                        reasons[reason] = reasons.get(reason, 0) + n
-            if not futures:
-                write_parquet(
-                    empty_frame(policy.source(source)),
-                    paths.layer(f"extracted/{source}") / "part-00000.parquet",
-                )
-            qdir = paths.quarantine(source)
-            if quarantined:
-                write_parquet(pl.concat(quarantined), qdir / "part-0.parquet")
-            elif qdir.exists():
-                write_parquet(empty_quarantine(), qdir / "part-0.parquet")
-            # input expectations (policy input:), with the quarantine written for the operator
-            check_quarantine(source, seen, reasons, policy.input)
-            record[source] = {
-                "files": len(futures),
-                "input": n_good + n_bad,
-                "kept_after_extract": n_good,
-                "quarantined": n_bad,
-                "quarantine_reasons": dict(sorted(reasons.items())),
-                # the same content delivered twice (copy, rename, link) is read once
-                "duplicates": {
-                    "files": chosen[source].duplicates,
-                    "lines": chosen[source].duplicate_lines,
-                },
-            }
-        for table, future in tables.items():
-            rows, bad = future.result()
-            record[f"db.{table}"] = {"rows": rows + bad.height, "quarantined": bad.height}
-    finally:
-        # A failure (an unknown column, say) stops the files not yet started; the ones in
-        # flight finish into the run's work layer, which the failed run's cleanup deletes.
-        pool.shutdown(wait=True, cancel_futures=True)
-        db_pool.shutdown(wait=True, cancel_futures=True)
+        db = {t: f.result() for t, f in tables.items()}
+    files: list[dict[str, Any]] = []
+    for source in PERSON_SOURCES:
+        _clear_quarantine(paths, source)
+        # relative to the landing root; None: an empty source-day (its partitions are written
+        # empty, with the plan's columns)
+        names = [str(p.relative_to(landing)) for p in chosen[source].files] or [None]
+        files += [{"source": source, "part": i, "name": n} for i, n in enumerate(names)]
+    dims = rights_dims(
+        db["consents"].lazy(),
+        db["rights_requests"].lazy(),
+        small["cookies"][0].lazy(),
+        small["devices"][0].lazy(),
+        key,
+    )
+    dims.write(paths.layer("dims"))
+    record["persons"] = {"rows": _generalize_persons(paths, policy, day, db["users"], key)}
+    record["excluded_persons"] = {
+        "rows": _excluded_persons(paths, key, db, small["cookies"][0], small["devices"][0])
+    }
+    t = policy.thresholds
+    for source, (frame, reasons, lines) in small.items():
+        record[source] = {
+            **_source_record(chosen[source], lines, reasons),
+            "rights": _dimension_books(source, frame, db),
+            "discover": _discovered(frame, policy.source(source), t.pii_sample),
+        }
+    record["users"] = {"rights": _dimension_books("users", db["users"], db)}
+    record["files"] = files
+    record["landing_root"] = str(landing)
     record["landing"] = {
         "partial": bool(partial),
         "sources": {s: st.as_dict() for s, st in status.items()},
-        # a day far smaller or larger than the earlier runs stops here (policy input:)
-        "volume": check_volume(
-            settings.out,
-            day,
-            {s: record[s]["input"] for s in LANDING_SOURCES},
-            policy.input,
-            skip={s for s, st in status.items() if not st.complete},
-        ),
     }
-    save_record(paths, "extract", record)
+    record["duplicates"] = {
+        s: {"files": chosen[s].duplicates, "lines": chosen[s].duplicate_lines}
+        for s in LANDING_SOURCES
+    }
+    del key
+    save_record(paths, "extract-dims", record)
     return record
 
 
-def discover(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """Sample every string column of every source for PII; fail on PII in `insensitive` ones.
-
-    The policy *claims* each column's role; this checks the claim on a sample before anything
-    is kept as is. Rates go to the manifest (entity types and shares, never values).
-    """
-    from tokumei.anonymize.pii import discover_columns
-    from tokumei.anonymize.pii.discovery import sample_rows
-    from tokumei.release.manifest import ROW_BASE, printed_share
-
-    paths = _paths(settings, day, run_id)
-    policy = _policy(settings)
-    t = policy.thresholds
-    row_base = max(ROW_BASE, t.min_cell)
-    record: dict[str, Any] = {}
-    for source in LANDING_SOURCES:
-        sp = policy.source(source)
-        frame = sample_rows(_scan(paths, "extracted", source), t.pii_sample)
-        roles = {c: str(p.role) for c, p in sp.columns.items()}
-        report = discover_columns(
-            frame, roles, sample=t.pii_sample, max_rate=t.insensitive_pii_max_rate
-        )
-        # a rate of a sample is hits / sampled: printed from the printed counts of both
-        # (rows base), so 0.025 of a 40-value column no longer tells "1 value" (issue 15)
-        record[source] = {
-            col: {
-                k: printed_share(round(v * info["sampled"]), info["sampled"], row_base)
-                for k, v in info["rates"].items()
-            }
-            for col, info in report.to_dict().items()
-            if info["rates"]
-        }
-    save_record(paths, "discover", record)
-    return record
+def _source_record(chosen: Any, lines: list[Any], reasons: dict[str, int]) -> dict[str, Any]:
+    n = sum(f.lines for f in lines)
+    bad = sum(f.quarantined for f in lines)
+    return {
+        "files": len(chosen.files),
+        "input": n,
+        "kept_after_extract": n - bad,
+        "quarantined": bad,
+        "quarantine_reasons": dict(sorted(reasons.items())),
+        "lines": [f.as_dict() for f in lines],
+    }
 
 
-def _scan(paths: RunPaths, layer: str, name: str) -> pl.LazyFrame:
-    path = paths.work / layer / name
-    if path.is_dir():
-        return pl.scan_parquet(path / "*.parquet")
-    return pl.scan_parquet(path)
+def _dimension_books(name: str, frame: pl.DataFrame, db: dict[str, pl.DataFrame]) -> dict[str, int]:
+    """The rights filter's books of a dimension source (counts only: its rows are not kept)."""
+    from tokumei.anonymize.rights import allowed_users, keep_expr, mark_allowed
 
-
-# --------------------------------------------------------------------------------------------
-# 2. rights filter
-
-
-def filter_rights(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """Drop every row of persons with a binding request or without analytics consent.
-
-    Events and measurements whose JST date is not the run date are dropped by rule (late or
-    early exports belong to another partition) and counted as ``dropped_by_rule``.
-    """
-    from tokumei.anonymize.rights import allowed_users, cookie_owner, keep_expr, mark_allowed
-
-    paths = _paths(settings, day, run_id)
-    consents = _scan(paths, "extracted/db", "consents.parquet")
-    rights = _scan(paths, "extracted/db", "rights_requests.parquet")
-    allowed = allowed_users(consents, rights).collect().lazy()
-    cookies = _scan(paths, "extracted", "cookies")
-    owners = cookie_owner(cookies).collect().lazy()
-    devices = _scan(paths, "extracted", "devices")
-    device_owner = (
-        devices.group_by("device_id")
-        .agg(pl.col("user_id").drop_nulls().last().alias("device_user_id"))
-        .collect()
-        .lazy()
+    allowed = allowed_users(db["consents"].lazy(), db["rights_requests"].lazy())
+    consent = "consent_analytics" if name == "cookies" else None
+    flagged = mark_allowed(
+        frame.lazy().with_columns(pl.col("user_id").alias("_user")), "_user", allowed
     )
-    out = paths.layer("filtered")
-    record: dict[str, Any] = {}
-
-    def on_day(ts: str) -> pl.Expr:
-        return pl.col(ts).dt.convert_time_zone("Asia/Tokyo").dt.date() == date.fromisoformat(day)
-
-    # events: the user is the event's own user_id, else the cookie's owner. One extracted
-    # file at a time: the streaming joins hold far more than their small build sides (a
-    # 9.1M-row day in one go peaked at 3.9 GiB), and per file the peak follows the file.
-    counts: dict[str, int] = {}
-    event_files = sorted((paths.work / "extracted" / "events").glob("*.parquet"))
-    for i, path in enumerate(event_files):
-        ev = (
-            pl.scan_parquet(path)
-            .join(owners, on="cookie_id", how="left")
-            .with_columns(pl.coalesce("user_id", "cookie_user_id").alias("_user"))
-        )
-        part = _filter(
-            mark_allowed(ev, "_user", allowed),
-            keep_expr("_user", "consent_analytics"),
-            on_day("ts"),
-            out / "events" / f"part-{i:05d}.parquet",
-            drop=["cookie_user_id", "consent_analytics"],
-        )
-        counts = {k: counts.get(k, 0) + v for k, v in part.items()}
-    record["events"] = counts
-    ms = (
-        _scan(paths, "extracted", "measurements")
-        .join(device_owner, on="device_id", how="left")
-        .with_columns(pl.coalesce("user_id", "device_user_id").alias("_user"))
-    )
-    record["measurements"] = _filter(
-        mark_allowed(ms, "_user", allowed),
-        keep_expr("_user", None),
-        on_day("ts"),
-        out / "measurements.parquet",
-        drop=["device_user_id"],
-    )
-    dv = devices.with_columns(pl.col("user_id").alias("_user"))
-    record["devices"] = _filter(
-        mark_allowed(dv, "_user", allowed),
-        keep_expr("_user", None),
-        pl.lit(True),
-        out / "devices.parquet",
-        drop=[],
-    )
-    ck = cookies.with_columns(pl.col("user_id").alias("_user"))
-    record["cookies"] = _filter(
-        mark_allowed(ck, "_user", allowed),
-        keep_expr("_user", "consent_analytics"),
-        pl.lit(True),
-        out / "cookies.parquet",
-        drop=[],
-    )
-    users = _scan(paths, "extracted/db", "users.parquet").with_columns(
-        pl.col("user_id").alias("_user")
-    )
-    record["users"] = _filter(
-        mark_allowed(users, "_user", allowed),
-        keep_expr("_user", None),
-        pl.lit(True),
-        out / "users.parquet",
-        drop=[],
-    )
-    save_record(paths, "filter_rights", record)
-    return record
-
-
-def _filter(
-    frame: pl.LazyFrame, keep: pl.Expr, in_scope: pl.Expr, path: Path, drop: list[str]
-) -> dict[str, int]:
-    flagged = frame.with_columns(keep.alias("_keep"), in_scope.fill_null(False).alias("_scope"))
-    counts = (
-        flagged.select(
-            pl.len().alias("input"),
-            (~pl.col("_keep")).sum().alias("excluded_by_rights"),
-            (pl.col("_keep") & ~pl.col("_scope")).sum().alias("dropped_by_rule"),
-        )
+    keep = keep_expr("_user", consent)
+    row = (
+        flagged.select(pl.len().alias("input"), keep.sum().alias("kept"))
         .collect()
         .row(0, named=True)
     )
-    kept = flagged.filter(pl.col("_keep") & pl.col("_scope")).drop(
-        "_keep", "_scope", "_user_allowed", *drop
-    )
-    counts["kept"] = write_parquet(kept, path)
-    return {k: int(v) for k, v in counts.items()}
+    return {
+        "input": int(row["input"]),
+        "excluded_by_rights": int(row["input"] - row["kept"]),
+        "dropped_by_rule": 0,
+        "kept": int(row["kept"]),
+    }
 
 
-# --------------------------------------------------------------------------------------------
-# 3. pseudonymize
+def _generalize_persons(
+    paths: RunPaths, policy: Policy, day: str, users: pl.DataFrame, key: str
+) -> int:
+    """One row per known person: the compiled ``users`` plan (age on the run date and its band,
+    gender, prefecture with the postal-code fallback, occupation, signup day).
 
-
-def pseudonymize_step(
-    settings: Settings, day: str, run_id: str, in_airflow: bool = False
-) -> dict[str, Any]:
-    """Drop direct identifiers, identification codes and financial columns; HMAC linking keys.
-
-    Adds ``person``: the user pseudonym when the person is known, else the cookie (or device)
-    pseudonym — the unit that every count and every k counts.
+    Global (not partitioned): the users table is small, and every partition joins it. Persons
+    without analytics consent or with a binding request are left out (their events are too).
     """
-    paths = _paths(settings, day, run_id)
-    policy = _policy(settings)
-    key = pseudonym_key(in_airflow=in_airflow)
-    out = paths.layer("pseudo")
-    record: dict[str, Any] = {}
-    all_policies = {**policy.sources, **policy.tables}
-    for name in ("events", "measurements", "devices", "cookies", "users"):
-        sp = all_policies[name]
-        frame = _scan(paths, "filtered", name if name == "events" else f"{name}.parquet")
-        # the DB tables lost theirs at extract already; both are recorded as dropped
-        dropped = sp.by_role(*DROPPED_ROLES)
-        frame = frame.drop(dropped, strict=False)
-        person_src = {"events": ("_user", "cookie_id"), "measurements": ("_user", "device_id")}
-        linking = [c for c in sp.by_role(Role.LINKING_KEY) if c in frame.collect_schema()]
-        frame = frame.with_columns(
-            [pseudonymize(pl.col(c), key, KEY_DOMAINS.get(c, c)) for c in linking]
-        )
-        if name in person_src:
-            user_col, fallback = person_src[name]
-            # the fallback id (cookie or device) is normally a linking key hashed just above
-            # in the same domain: reuse it instead of a second HMAC over every row
-            fallback_pseudonym = (
-                pl.col(fallback)
-                if fallback in linking
-                else pseudonymize(pl.col(fallback), key, KEY_DOMAINS[fallback])
-            )
-            frame = frame.with_columns(
-                pl.coalesce(pseudonymize(pl.col(user_col), key, "user"), fallback_pseudonym).alias(
-                    PERSON
-                )
-            ).drop(user_col)
-        elif name in ("users", "devices", "cookies"):
-            # user_id may be a linking key already replaced above by its pseudonym ("user"
-            # domain): hashing it again would make a different person
-            user = pl.col("user_id")
-            frame = frame.with_columns(
-                (user if "user_id" in linking else pseudonymize(user, key, "user")).alias(PERSON)
-            ).drop("_user", strict=False)
-        if name in person_src:
-            rows = _write_partitioned(frame, out / name, settings.partitions)
-        else:
-            rows = write_parquet(frame, out / f"{name}.parquet")
-        record[name] = {
-            "rows": rows,
-            "dropped_columns": sorted(dropped),
-            "pseudonymized_columns": sorted(linking),
-        }
-    record["excluded_persons"] = {"rows": _excluded_persons(paths, key)}
-    del key
-    record["persons"] = {"rows": _generalize_persons(paths, policy, day)}
-    save_record(paths, "pseudonymize", record)
-    return record
+    from tokumei.anonymize.compile import PERSONS_SOURCE, compile_policy
+    from tokumei.anonymize.person_rows import KEY_DOMAINS
+
+    plan = compile_policy(policy, (PERSONS_SOURCE,))[PERSONS_SOURCE]
+    sp = policy.tables[PERSONS_SOURCE]
+    allowed = pl.read_parquet(paths.work / "dims" / "allowed.parquet")["user_id"]
+    linking = [c for c in sp.by_role(Role.LINKING_KEY) if c in users.columns]
+    pseudo = users.lazy().with_columns(
+        pseudonymize(pl.col(c), key, KEY_DOMAINS.get(c, c)) for c in linking
+    )
+    user = (
+        pl.col("user_id") if "user_id" in linking else pseudonymize(pl.col("user_id"), key, "user")
+    )
+    persons = (
+        pseudo.with_columns(user.alias(PERSON))
+        .filter(pl.col(PERSON).is_in(allowed.implode()))
+        .select(plan.select(date.fromisoformat(day)))
+        .unique(PERSON, keep="first", maintain_order=True)
+    )
+    return write_parquet(persons, paths.layer("generalized") / "persons.parquet")
 
 
-def _excluded_persons(paths: RunPaths, key: str) -> int:
+def _excluded_persons(
+    paths: RunPaths,
+    key: str,
+    db: dict[str, pl.DataFrame],
+    cookies: pl.DataFrame,
+    devices: pl.DataFrame,
+) -> int:
     """Pseudonyms of everyone excluded *today*, so rights apply to the retained history too.
 
-    Today's rows of excluded persons were already dropped by ``filter_rights``; the retained
-    activity layer still holds their earlier days under the same pseudonyms. Excluded: every
-    known user id (users, consents, requests) without analytics consent or with a binding
-    request, the cookies and devices those users own, and cookies whose latest banner consent
-    refuses analytics.
+    Today's rows of excluded persons never reach the work layer; the retained activity layer
+    still holds their earlier days under the same pseudonyms. Excluded: every known user id
+    (users, consents, requests) without analytics consent or with a binding request, the
+    cookies and devices those users own, and cookies whose latest banner consent refuses
+    analytics.
     """
     from tokumei.anonymize.rights import allowed_users, cookie_owner
 
-    consents = _scan(paths, "extracted/db", "consents.parquet")
-    rights = _scan(paths, "extracted/db", "rights_requests.parquet")
-    users = _scan(paths, "extracted/db", "users.parquet")
+    consents, rights = db["consents"].lazy(), db["rights_requests"].lazy()
     known = pl.concat(
-        [f.select(pl.col("user_id").cast(pl.String)) for f in (users, consents, rights)]
+        [
+            f.lazy().select(pl.col("user_id").cast(pl.String))
+            for f in (db["users"], db["consents"], db["rights_requests"])
+        ]
     ).unique()
     excluded = known.join(allowed_users(consents, rights), on="user_id", how="anti").collect()
-    cookies = cookie_owner(_scan(paths, "extracted", "cookies")).collect()
-    devices = _scan(paths, "extracted", "devices").select("device_id", "user_id").collect()
+    owners = cookie_owner(cookies.lazy()).collect()
     ids = excluded["user_id"]
-    bad_cookies = cookies.filter(
+    bad_cookies = owners.filter(
         pl.col("cookie_user_id").is_in(ids.implode()) | (pl.col("consent_analytics") == False)  # noqa: E712
     )["cookie_id"]
     bad_devices = devices.filter(pl.col("user_id").is_in(ids.implode()))["device_id"]
@@ -562,7 +422,276 @@ def _excluded_persons(paths: RunPaths, key: str) -> int:
         .unique()
         .sort(PERSON)
     )
-    return write_parquet(frame, paths.layer("pseudo") / "excluded_persons.parquet")
+    return write_parquet(frame, paths.layer("dims") / "excluded_persons.parquet")
+
+
+# --------------------------------------------------------------------------------------------
+# 2. ingest: one landing file → typed, rights-filtered, pseudonymous, generalized rows
+
+
+def ingest(
+    settings: Settings, day: str, run_id: str, file: int | None = None, in_airflow: bool = False
+) -> dict[str, Any]:
+    """One event or measurement file (``file``: its index in ``extract``'s list), or all.
+
+    Read → type and quarantine → pseudonymize → rights and day filter → the compiled policy
+    plan → validated identifiers masked in the free text → written once, partitioned by person
+    hash (tokumei/anonymize/person_rows.py). Nothing raw is written: the free text keeps only
+    what NER (``scrub``) still has to find. Files run ``EXTRACT_WORKERS`` at a time when
+    ``file`` is None (``tokumei run``); under Airflow, one mapped task each.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    key = pseudonym_key(in_airflow=in_airflow)
+    files = load_record(paths, "extract-dims")["files"]
+    chosen = range(len(files)) if file is None else [file]
+    if file is not None and not 0 <= file < len(files):
+        raise TokumeiError(f"file {file} outside 0..{len(files) - 1} of this run's landing")
+    done = Progress("ingest")
+    record: dict[str, Any] = {}
+
+    landing = Path(load_record(paths, "extract-dims")["landing_root"])
+
+    def one(i: int) -> dict[str, Any]:
+        share = sum(1 for f in files if f["source"] == files[i]["source"])
+        rec = _ingest_file(settings, paths, policy, key, landing, files[i], share)
+        save_record(paths, f"ingest-{i:05d}", rec)
+        return rec
+
+    with ThreadPoolExecutor(max(1, EXTRACT_WORKERS), thread_name_prefix="tokumei-ingest") as pool:
+        for n, (i, rec) in enumerate(zip(chosen, pool.map(one, chosen), strict=True), 1):
+            record[str(i)] = {k: rec[k] for k in ("source", "lines_read", "kept")}
+            done(
+                f"{n}/{len(chosen)} files: {sum(r['lines_read'] for r in record.values()):,} lines",
+                last=n == len(chosen),
+            )
+    return record
+
+
+def _ingest_file(
+    settings: Settings,
+    paths: RunPaths,
+    policy: Policy,
+    key: str,
+    landing: Path,
+    entry: dict[str, Any],
+    files_of_source: int,
+) -> dict[str, Any]:
+    """One landing file through the one-pass plan; its record (counts, never a value)."""
+    from tokumei.anonymize.compile import compile_policy
+    from tokumei.anonymize.person_rows import (
+        RightsDims,
+        count_flags,
+        flag_rows,
+        generalized_rows,
+    )
+    from tokumei.ingest.sources import empty_frame, empty_quarantine, read_landing_file
+
+    source, part, name = entry["source"], entry["part"], entry["name"]
+    sp = policy.source(source)
+    day = date.fromisoformat(paths.day)
+    if name is None:
+        good, bad = empty_frame(sp), empty_quarantine()
+        path = None
+    else:
+        path = landing / name
+        good, bad = read_landing_file(path, sp)
+    if bad.height:
+        write_parquet(bad, paths.quarantine(source) / f"part-{part:05d}.parquet")
+    lines = _file_lines(source, paths.day, path, good.height, bad) if path else None
+    # discovery looks at the raw values here, in memory, on this file's share of the sample
+    sample = -(-policy.thresholds.pii_sample // max(1, files_of_source))
+    discovered = _discovered(good, sp, sample)
+    dims = RightsDims.read(paths.work / "dims")
+    flagged = flag_rows(good.lazy(), source, sp, key, dims, day).collect()
+    del good
+    books = count_flags(flagged)
+    plan = compile_policy(policy, (source,))[source]
+    rows = generalized_rows(flagged.lazy(), plan, day)
+    rows, premask = _premask(rows, plan)
+    folder = paths.layer(f"generalized/{source}")
+    written = _write_partitioned(rows, folder, settings.partitions, f"f-{part:05d}.parquet")
+    if written != books["kept"]:
+        raise BooksDoNotBalance(
+            f"ingest {source} part {part}: wrote {written} of {books['kept']} kept rows"
+        )
+    reasons = bad.group_by("reason").len().iter_rows() if bad.height else []
+    return {
+        "source": source,
+        "part": part,
+        "lines_read": lines.lines if lines else 0,
+        "kept": books["kept"],
+        "quarantine_reasons": {r: int(n) for r, n in sorted(reasons)},
+        "lines": lines.as_dict() if lines else None,
+        "rights": books,
+        "discover": discovered,
+        "premask": premask,
+    }
+
+
+def _premask(rows: pl.LazyFrame, plan: Any) -> tuple[pl.LazyFrame, dict[str, Any]]:
+    """Mask the validated identifiers (patterns with checks: e-mail, phone, My Number, card, …)
+    of the free-text columns before they are written; NER names are left to ``scrub``, which
+    runs per partition (issue 16: free text at rest only with its identifiers masked)."""
+    from tokumei.anonymize.pii import Scrubber
+    from tokumei.anonymize.pii.scrub import default_entities
+
+    stats: dict[str, Any] = {}
+    for group in plan.scrub:
+        entities = (
+            [e for e in default_entities(False) if e not in group.kept_entities]
+            if group.kept_entities
+            else None
+        )
+        rows, g_stats = Scrubber(ner=False, entities=entities).scrub_lazy(
+            rows, list(group.columns), lang="auto", ner_columns=[]
+        )
+        stats.update(_jsonable(g_stats).get("columns", {}))
+    return rows, stats
+
+
+def check_inputs(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """The day's input expectations, once every file is ingested; the run's books of the input.
+
+    Stops the run (nothing is computed past this) on a quarantine share or a day volume off the
+    policy's ``input:`` bounds, or on PII in a column the policy calls insensitive. Merges the
+    per-file records into the ``extract``, ``discover`` and ``filter_rights`` records the
+    manifest and the books read.
+    """
+    from tokumei.anonymize.person_rows import duplicate_rows
+    from tokumei.anonymize.pii.discovery import ColumnFinding, DiscoveryReport, check_insensitive
+    from tokumei.ingest.expectations import FileLines, check_quarantine, check_volume
+    from tokumei.release.manifest import ROW_BASE, printed_share
+
+    paths = _paths(settings, day, run_id)
+    policy = _policy(settings)
+    t = policy.thresholds
+    dims = load_record(paths, "extract-dims")
+    per_file = [load_record(paths, f"ingest-{i:05d}") for i in range(len(dims["files"]))]
+    if any(not r for r in per_file):
+        missing = [dims["files"][i]["name"] for i, r in enumerate(per_file) if not r]
+        raise TokumeiError(
+            f"{len(missing)} landing file(s) were not ingested; nothing was computed"
+        )
+    extract_rec: dict[str, Any] = {}
+    rights: dict[str, Any] = {}
+    found: dict[str, dict[str, Any]] = {}
+    for source in LANDING_SOURCES:
+        dups = 0
+        if source in dims:
+            src = dims[source]
+            lines = [FileLines.from_dict(d) for d in src["lines"]]
+            reasons = src["quarantine_reasons"]
+            rights[source] = src["rights"]
+            found[source] = src["discover"]
+        else:
+            recs = [r for r in per_file if r["source"] == source]
+            lines = [FileLines.from_dict(r["lines"]) for r in recs if r["lines"]]
+            reasons = {}
+            books: dict[str, int] = {}
+            disc: dict[str, Any] = {}
+            for r in recs:
+                for k, v in r["quarantine_reasons"].items():
+                    reasons[k] = reasons.get(k, 0) + v
+                for k, v in r["rights"].items():
+                    books[k] = books.get(k, 0) + v
+                for col, f in r["discover"].items():
+                    acc = disc.setdefault(col, {"sampled": 0, "counts": {}})
+                    acc["sampled"] += f["sampled"]
+                    for e, n in f["counts"].items():
+                        acc["counts"][e] = acc["counts"].get(e, 0) + n
+            # the same event in two files (policy event_key) is kept once: the copies are
+            # dropped by rule and reported (docs/landing.md)
+            dups = duplicate_rows(
+                pl.scan_parquet(paths.work / "generalized" / source / "part-*" / "*.parquet")
+            )
+            books["kept"] = books.get("kept", 0) - dups
+            books["dropped_by_rule"] = books.get("dropped_by_rule", 0) + dups
+            rights[source] = books
+            found[source] = disc
+        n = sum(f.lines for f in lines)
+        bad = sum(f.quarantined for f in lines)
+        extract_rec[source] = {
+            "files": len(lines),
+            "input": n,
+            "kept_after_extract": n - bad,
+            "quarantined": bad,
+            "quarantine_reasons": dict(sorted(reasons.items())),
+            # the same content delivered twice (copy, rename, link) is read once; the same
+            # event in two files is counted once (rows, policy event_key)
+            "duplicates": {
+                **dims["duplicates"][source],
+                "events": dups,
+            },
+        }
+        # input expectations (policy input:), with the quarantine written for the operator
+        check_quarantine(source, lines, reasons, policy.input)
+    rights["users"] = dims["users"]["rights"]
+    for key in (k for k in dims if k.startswith("db.")):
+        extract_rec[key] = dims[key]
+    status = dims["landing"]["sources"]
+    extract_rec["landing"] = {
+        **dims["landing"],
+        # a day far smaller or larger than the earlier runs stops here (policy input:)
+        "volume": check_volume(
+            settings.out,
+            day,
+            {s: extract_rec[s]["input"] for s in LANDING_SOURCES},
+            policy.input,
+            skip={s for s, st in status.items() if not st["complete"]},
+        ),
+    }
+    # PII discovery: the per-file samples together; an insensitive column with PII stops here
+    roles = {
+        s: {c: str(p.role) for c, p in policy.source(s).columns.items()} for s in LANDING_SOURCES
+    }
+    row_base = max(ROW_BASE, t.min_cell)
+    discover_rec: dict[str, Any] = {}
+    for source, cols in found.items():
+        report = DiscoveryReport(
+            {
+                c: ColumnFinding(c, roles[source].get(c), f["sampled"], dict(f["counts"]))
+                for c, f in cols.items()
+            }
+        )
+        check_insensitive(report, t.insensitive_pii_max_rate)
+        # a rate of a sample is hits / sampled: printed from the printed counts of both
+        # (rows base), so 0.025 of a 40-value column no longer tells "1 value" (issue 15)
+        discover_rec[source] = {
+            col: {
+                k: printed_share(round(v * info["sampled"]), info["sampled"], row_base)
+                for k, v in info["rates"].items()
+            }
+            for col, info in report.to_dict().items()
+            if info["rates"]
+        }
+    premask: dict[str, Any] = {}
+    for r in per_file:
+        for col, st in r["premask"].items():
+            acc = premask.setdefault(col, {})
+            for k, v in st.items():
+                if k == "rows":  # the rows are counted once, by scrub
+                    continue
+                if isinstance(v, dict):
+                    inner = acc.setdefault(k, {})
+                    for e, n in v.items():
+                        inner[e] = inner.get(e, 0) + n
+                else:
+                    acc[k] = acc.get(k, 0) + v
+    save_record(paths, "extract", extract_rec)
+    save_record(paths, "filter_rights", rights)
+    save_record(paths, "discover", discover_rec)
+    save_record(paths, "scrub-premask", {"premask": {"columns": premask}})
+    return {"extract": extract_rec, "filter_rights": rights}
+
+
+def _scan(paths: RunPaths, layer: str, name: str) -> pl.LazyFrame:
+    path = paths.work / layer / name
+    if path.is_dir():
+        return pl.scan_parquet(path / "*.parquet")
+    return pl.scan_parquet(path)
 
 
 def partition_of(person: pl.Expr, partitions: int) -> pl.Expr:
@@ -574,47 +703,64 @@ def partition_of(person: pl.Expr, partitions: int) -> pl.Expr:
     return person.str.slice(0, 8).str.to_integer(base=16) % partitions
 
 
-def _write_partitioned(frame: pl.LazyFrame, folder: Path, partitions: int) -> int:
-    """Write ``folder/part-<p>.parquet`` for every partition p (empty ones included).
+def _write_partitioned(
+    frame: pl.LazyFrame, folder: Path, partitions: int, name: str = "data.parquet"
+) -> int:
+    """Write ``folder/part-<p>/<name>`` for every partition p (empty ones included).
 
     One streaming pass with Polars' partitioned sink (``pl.PartitionBy``, one file per key):
     writing the whole frame once and then filtering it once per partition read it N + 1 times
     (4 partitions of the 10M-event day: 27.7 -> 13.2 s, same rows; bench/results/scale.md).
-    Files are written under ``_writing/`` and renamed into place, so a crash leaves no part.
+    Files are written under ``_writing-<name>/`` and renamed into place, so a crash leaves no
+    part; several writers (one per landing file) share ``folder``.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    if partitions == 1:  # every person is in partition 0: one write instead of two
-        return write_parquet(frame, folder / "part-0000.parquet")
-    staging = folder / "_writing"
+    staging = folder / f"_writing-{name}"
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    if partitions == 1:  # every person is in partition 0: one write instead of two
+        write_parquet(frame, staging / "part-0000.parquet")
+    else:
 
-    def path_of(args: pl.io.partition.FileProviderArgs) -> Path:
-        # one file per partition: a second file of the same partition would be a bug here
-        if args.index_in_partition != 0:
-            raise RuntimeError("partitioned sink split a partition into several files")
-        return staging / f"part-{int(args.partition_keys['_part'][0]):04d}.parquet"
+        def path_of(args: pl.io.partition.FileProviderArgs) -> Path:
+            # one file per partition: a second file of the same partition would be a bug here
+            if args.index_in_partition != 0:
+                raise RuntimeError("partitioned sink split a partition into several files")
+            return staging / f"part-{int(args.partition_keys['_part'][0]):04d}.parquet"
 
-    frame.sink_parquet(
-        pl.PartitionBy(
-            staging,
-            key=partition_of(pl.col(PERSON), partitions).alias("_part"),
-            include_key=False,
-            file_path_provider=path_of,
-            approximate_bytes_per_file=None,
-        ),
-        mkdir=True,
-        **PARQUET_OPTIONS,
-    )
+        frame.sink_parquet(
+            pl.PartitionBy(
+                staging,
+                key=partition_of(pl.col(PERSON), partitions).alias("_part"),
+                include_key=False,
+                file_path_provider=path_of,
+                approximate_bytes_per_file=None,
+            ),
+            mkdir=True,
+            **PARQUET_OPTIONS,
+        )
     total = 0
     for p in range(partitions):
         part = staging / f"part-{p:04d}.parquet"
         if part.exists():
             total += pl.scan_parquet(part).select(pl.len()).collect().item()
-        else:  # no person of this partition today: an empty file with the frame's schema
+        else:  # no person of this partition here: an empty file with the frame's schema
             write_parquet(pl.DataFrame(schema=frame.collect_schema()), part)
-        os.replace(part, folder / part.name)
+        target = folder / f"part-{p:04d}"
+        target.mkdir(exist_ok=True)
+        os.replace(part, target / name)
     staging.rmdir()
     return total
+
+
+def partition_scan(paths: RunPaths, layer: str, source: str, p: int) -> pl.LazyFrame:
+    """Every file of partition ``p`` of a partitioned work layer (one per landing file), each
+    event once where the policy declares an event key (the copies share a partition)."""
+    from tokumei.anonymize.person_rows import dedup_events
+
+    return dedup_events(
+        pl.scan_parquet(paths.work / layer / source / f"part-{p:04d}" / "*.parquet")
+    )
 
 
 def partitions_of(settings: Settings) -> list[int]:
@@ -628,60 +774,6 @@ def _parts(settings: Settings, partition: int | None) -> list[int]:
     if not 0 <= partition < settings.partitions:
         raise TokumeiError(f"partition {partition} outside 0..{settings.partitions - 1}")
     return [partition]
-
-
-# --------------------------------------------------------------------------------------------
-# 4. generalize
-
-
-def _generalize_persons(paths: RunPaths, policy: Policy, day: str) -> int:
-    """One row per known person: the compiled ``users`` plan (age on the run date and its band,
-    gender, prefecture with the postal-code fallback, occupation, signup day).
-
-    Global (not partitioned): the users table is small, and every partition joins it.
-    """
-    from tokumei.anonymize.compile import PERSONS_SOURCE, compile_policy
-
-    plan = compile_policy(policy, (PERSONS_SOURCE,))[PERSONS_SOURCE]
-    users = _scan(paths, "pseudo", f"{PERSONS_SOURCE}.parquet")
-    persons = users.select(plan.select(date.fromisoformat(day))).unique(PERSON, keep="first")
-    return write_parquet(persons, paths.layer("generalized") / "persons.parquet")
-
-
-def generalize(
-    settings: Settings, day: str, run_id: str, partition: int | None = None
-) -> dict[str, Any]:
-    """Quasi-identifiers → the policy's hierarchy levels, for one partition (or all).
-
-    Generalized columns and the pseudonymous ``person`` continue; raw IP, coordinates, user
-    agent and URL are dropped here. What continues is the compiled policy plan
-    (tokumei/anonymize/compile.py): columns marked ``internal: true`` (the exact event time and
-    the session pseudonym, which session durations need) stay in the work layer only. No output
-    selects them, and the GX suites forbid linking-key columns in every published table.
-    """
-    paths = _paths(settings, day, run_id)
-    policy = _policy(settings)
-    record: dict[str, Any] = {}
-    parts = _parts(settings, partition)
-    done = Progress("generalize")
-    for i, p in enumerate(parts, 1):
-        record[str(p)] = _generalize_partition(paths, policy, p)
-        done(f"partition {p}: {i}/{len(parts)} done", last=i == len(parts))
-    save_record(paths, f"generalize-{partition if partition is not None else 'all'}", record)
-    return record
-
-
-def _generalize_partition(paths: RunPaths, policy: Policy, p: int) -> dict[str, int]:
-    """Each partitioned source through its compiled plan (tokumei/anonymize/compile.py): the
-    policy names every output column, its hierarchy and level; this step names none."""
-    from tokumei.anonymize.compile import PERSON_SOURCES, compile_policy
-
-    name = f"part-{p:04d}.parquet"
-    record: dict[str, int] = {}
-    for source, plan in compile_policy(policy, PERSON_SOURCES).items():
-        frame = pl.scan_parquet(paths.work / "pseudo" / source / name).select(plan.select())
-        record[source] = write_parquet(frame, paths.layer(f"generalized/{source}") / name)
-    return record
 
 
 # --------------------------------------------------------------------------------------------
@@ -716,7 +808,7 @@ def scrub(
         name = f"part-{p:04d}.parquet"
         for source, plan in plans.items():
             # lazily: only the distinct candidates of the text columns are ever held in memory
-            scrubbed = pl.scan_parquet(paths.work / "generalized" / source / name)
+            scrubbed = partition_scan(paths, "generalized", source, p)
             stats = None
             for group in plan.scrub:
                 entities = (
@@ -785,7 +877,7 @@ def stats_map(
     for p in _parts(settings, partition):
         name = f"part-{p:04d}.parquet"
         events = pl.scan_parquet(paths.work / "scrubbed" / "events" / name)
-        ms = pl.scan_parquet(paths.work / "generalized" / "measurements" / name)
+        ms = partition_scan(paths, "generalized", "measurements", p)
         # The distinct page-view pairs are written once and the template histogram is read
         # back from them, instead of deduplicating the partition's events twice.
         pairs_path = paths.layer("stats_map/pv_pairs") / name
@@ -1404,13 +1496,24 @@ def cleanup(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     return {"removed": True}
 
 
-def extract_step(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+def extract_step(
+    settings: Settings, day: str, run_id: str, in_airflow: bool = False
+) -> dict[str, Any]:
     """``extract`` with its input expectations observed for GX: recorded for ``validate``, or
     validated into Data Docs at once when they stop the run (tokumei/expectations/inputs.py)."""
     from tokumei.expectations.inputs import observed_extract
 
     with observed_extract(settings, _paths(settings, day, run_id)):
-        return extract(settings, day, run_id)
+        return extract(settings, day, run_id, in_airflow=in_airflow)
+
+
+def check_inputs_step(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
+    """``check_inputs`` observed for GX like ``extract_step``: the quarantine and volume
+    expectations are checked here, once every file is ingested."""
+    from tokumei.expectations.inputs import observed_extract
+
+    with observed_extract(settings, _paths(settings, day, run_id)):
+        return check_inputs(settings, day, run_id)
 
 
 def record_failure(settings: Settings, day: str, run_id: str, reason: str) -> Path:
@@ -1440,10 +1543,8 @@ def record_failure(settings: Settings, day: str, run_id: str, reason: str) -> Pa
 #: The order the CLI runs them in (the DAG wires the same order).
 STEPS = (
     ("extract", extract_step),
-    ("discover", discover),
-    ("filter_rights", filter_rights),
-    ("pseudonymize", pseudonymize_step),
-    ("generalize", generalize),
+    ("ingest", ingest),
+    ("check_inputs", check_inputs_step),
     ("scrub", scrub),
     ("stats_map", stats_map),
     ("stats_reduce", stats_reduce),

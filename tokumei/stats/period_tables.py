@@ -227,7 +227,7 @@ def build(
     purchases_dir = paths.retained / "purchases"
     staged_act = pl.scan_parquet(paths.staged_retained("activity") / "*.parquet")
     staged_pur = pl.scan_parquet(paths.staged_retained("purchases") / "*.parquet")
-    excluded = pl.scan_parquet(paths.work / "pseudo" / "excluded_persons.parquet")
+    excluded = pl.scan_parquet(paths.work / "dims" / "excluded_persons.parquet")
     persons = periods.without_excluded(
         pl.scan_parquet(paths.work / "generalized" / "persons.parquet"), excluded
     )

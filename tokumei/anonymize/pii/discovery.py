@@ -113,10 +113,16 @@ def discover_columns(
                 for etype in {f.entity_type for f in findings}:
                     found[etype] += n
         report.columns[name] = ColumnFinding(name, roles.get(name), s.len(), dict(found))
+    check_insensitive(report, max_rate)
+    return report
+
+
+def check_insensitive(report: DiscoveryReport, max_rate: float) -> None:
+    """Raise :class:`PiiInColumnError` for personal data above ``max_rate`` in a column whose
+    role is ``insensitive`` (a report may merge the samples of several files)."""
     for name, col in report.columns.items():
         if col.role != "insensitive":
             continue
         for etype, rate in sorted(col.rates.items()):
             if etype not in NON_PERSONAL_ENTITIES and rate > max_rate:
                 raise PiiInColumnError(name, etype, rate, max_rate)
-    return report
