@@ -1,16 +1,18 @@
-"""Cost of single column expressions on the 10M-event work layer (which column makes a step slow).
+"""Cost of single column expressions on the 10M-event day (which column makes a step slow).
 
-    uv run python bench/column_costs.py [--root /tmp/scr]
+    uv run python bench/column_costs.py [--root /tmp/scr] [--landing /tmp/scale/landing]
 
-Needs a work layer kept by ``bench/step_rerun.py prep`` (and ``step ... anonymize_records`` for
-the second part). Two parts, each timing one expression at a time over the whole partition:
+Two parts, each timing one expression at a time:
 
-1. **generalize**: each generalized events column (``builtin(...).expr`` at the policy's level,
-   ``map_distinct`` for the UA classes, the JIS mesh) scanned from the pseudonymized layer and
-   sunk to a scratch Parquet file, beside a plain copy of one string column (the I/O floor).
+1. **generalize**: each output of the compiled events plan (tokumei/anonymize/compile.py: the
+   hierarchy and level the policy names) over the typed rows of the first events landing file,
+   sunk to a scratch Parquet file, beside a plain copy of one string column (the I/O floor). The
+   hierarchies read the raw quasi-identifiers, so the typed landing rows are their real input
+   (since the one-pass ingest there is no pseudonymized layer on disk to read them from).
 2. **validate**: GX's PII check on the anonymized dataset's ``url_template`` column, as pandas
    runs it (``str.contains`` on the Arrow-backed column): once per pattern of ``PII_PATTERNS``
-   (OR-ed) against once with the combined ``PII_ANY``; both must flag the same rows.
+   (OR-ed) against once with the combined ``PII_ANY``; both must flag the same rows. Needs a work
+   layer kept by ``bench/step_rerun.py prep`` and ``step ... anonymize_records``.
 """
 
 from __future__ import annotations
@@ -36,39 +38,27 @@ def main() -> None:
     """Print per-expression seconds for both parts."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", type=Path, default=Path("/tmp/scr"))
+    ap.add_argument("--landing", type=Path, default=Path("/tmp/scale/landing"))
     args = ap.parse_args()
+
+    from datetime import date
 
     import polars as pl
 
-    import tokumei.pipeline.steps as steps
-    from tokumei.anonymize.hierarchies import ua_os
+    from tokumei.anonymize.compile import compile_policy
+    from tokumei.anonymize.policy import default_policy_dir, load_policy
     from tokumei.expectations.patterns import PII_ANY, PII_PATTERNS
     from tokumei.expectations.runner import to_validation_frame
-    from tokumei.infra.settings import Settings
+    from tokumei.ingest.sources import read_landing_file
 
-    run_id = (args.root / "run_id").read_text().strip()
-    work = args.root / "out" / "_work" / run_id
-    src = work / "pseudo" / "events" / "part-0000.parquet"
-    landing = Path("/tmp/scale/landing")
-    settings = Settings(landing=landing, db_url="sqlite:///unused", out=args.root / "out")
-    policy = steps._policy(settings.resolved())
-
-    def level(column: str) -> int:
-        return steps._level(policy, "events", column)
-
-    exprs = {
-        "copy person (I/O floor)": pl.col("person"),
-        "time": steps.builtin("time").expr(pl.col("ts"), level("ts")),
-        "url": steps.builtin("url").expr(pl.col("url"), level("url")),
-        "referrer": steps.builtin("url").expr(pl.col("referrer"), level("referrer")),
-        "device_class": steps.map_distinct(pl.col("user_agent"), steps.ua_device_class),
-        "os_family": steps.map_distinct(pl.col("user_agent"), ua_os),
-        "ua_family": steps.builtin("user_agent").expr(pl.col("user_agent"), level("user_agent")),
-        "ip": steps.builtin("ip").expr(pl.col("ip"), level("ip")),
-        "mesh": steps.builtin("mesh").expr(
-            steps.to_mesh_1km(pl.col("lat"), pl.col("lon")), level("lat")
-        ),
-    }
+    policy = load_policy(default_policy_dir())
+    first = sorted((args.landing / "events").rglob("*.jsonl*"))[0]
+    args.root.mkdir(parents=True, exist_ok=True)
+    src = args.root / "column_costs_input.parquet"
+    read_landing_file(first, policy.source("events"))[0].write_parquet(src)
+    plan = compile_policy(policy, ("events",))["events"]
+    exprs = {"copy user_agent (I/O floor)": pl.col("user_agent")}
+    exprs |= {g.output: g.expr(date(2026, 11, 24)) for g in plan.generalizations}
     rows = pl.scan_parquet(src).select(pl.len()).collect().item()
     print(f"generalize: one expression at a time over {rows:,} events -> scratch Parquet")
     scratch = args.root / "column_costs.parquet"
@@ -76,6 +66,12 @@ def main() -> None:
         _timed(name, lambda e=expr: pl.scan_parquet(src).select(e.alias("x")).sink_parquet(scratch))
     scratch.unlink(missing_ok=True)
 
+    run_id_file = args.root / "run_id"
+    work = (
+        args.root / "out" / "_work" / run_id_file.read_text().strip()
+        if run_id_file.exists()
+        else args.root
+    )
     anon = next((work / "anonymized").glob("*.parquet"), None)
     if anon is None:
         print("validate: no anonymized dataset (run step_rerun.py step anonymize_records)")

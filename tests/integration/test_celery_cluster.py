@@ -14,6 +14,7 @@ Needs PostgreSQL on 127.0.0.1:5432 (trust auth, superuser ``postgres``) and Redi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -296,7 +297,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "HF_HUB_OFFLINE": "1",
         "TOKUMEI_LANDING": str(landing),
         "TOKUMEI_OUT": str(root / "out_airflow"),
-        "TOKUMEI_DB_URL": ops_url,
+        # the operational DB from an Airflow connection, as platforms keep credentials (no
+        # TOKUMEI_DB_URL: the task settings must take it from the connection)
+        "AIRFLOW_CONN_TOKUMEI_OPSDB": json.dumps(
+            {"conn_type": "postgres", "login": "postgres", "host": "127.0.0.1", "port": 5432,
+             "schema": ops_db}
+        ),  # fmt: skip
         "TOKUMEI_PARTITIONS": "2",
         "TOKUMEI_TASK_RETRIES": "0",
     }

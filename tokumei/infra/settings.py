@@ -37,8 +37,12 @@ class Settings:
     allow_incomplete: bool = False
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Settings from ``TOKUMEI_LANDING``, ``TOKUMEI_DB_URL``, ``TOKUMEI_OUT``, ``TOKUMEI_POLICY``."""
+    def from_env(cls, db_url: str | None = None) -> Settings:
+        """Settings from ``TOKUMEI_LANDING``, ``TOKUMEI_DB_URL``, ``TOKUMEI_OUT``, ``TOKUMEI_POLICY``.
+
+        ``db_url`` (under Airflow: from the operational DB's connection) wins over
+        ``TOKUMEI_DB_URL``.
+        """
         missing = [v for v in ("TOKUMEI_LANDING", "TOKUMEI_OUT") if not os.environ.get(v)]
         if missing:
             raise TokumeiError(f"environment variable(s) {', '.join(missing)} must be set")
@@ -47,11 +51,15 @@ class Settings:
         landing, landing_url, out, out_url = locations(
             os.environ["TOKUMEI_LANDING"], os.environ["TOKUMEI_OUT"]
         )
-        if landing_url and not os.environ.get("TOKUMEI_DB_URL"):
-            raise TokumeiError("TOKUMEI_DB_URL must be set when TOKUMEI_LANDING is a URL")
+        db_url = db_url or os.environ.get("TOKUMEI_DB_URL")
+        if landing_url and not db_url:
+            raise TokumeiError(
+                "TOKUMEI_DB_URL (or, under Airflow, the connection tokumei_opsdb) must be set "
+                "when TOKUMEI_LANDING is a URL"
+            )
         return cls(
             landing=landing,
-            db_url=os.environ.get("TOKUMEI_DB_URL") or f"sqlite:///{landing / 'ops.db'}",
+            db_url=db_url or f"sqlite:///{landing / 'ops.db'}",
             out=out,
             policy_dir=Path(os.environ.get("TOKUMEI_POLICY") or default_policy_dir()),
             partitions=int(os.environ.get("TOKUMEI_PARTITIONS", "1")),

@@ -141,10 +141,62 @@ def day() -> str:
     return ctx["logical_date"].in_timezone("Asia/Tokyo").strftime("%Y-%m-%d")
 
 
+#: The Airflow connection of the operational DB (docs/deploy.md, "The operational DB"). Under
+#: Airflow it is where the DB's URL and credentials live, like every other connection of the
+#: platform; ``TOKUMEI_DB_URL`` is the fallback for local runs and Compose.
+OPSDB_CONN_ID = "tokumei_opsdb"
+
+
+def opsdb_url(conn: Any) -> str:
+    """The SQLAlchemy URL of an Airflow connection to the operational DB.
+
+    ``postgres`` connections become ``postgresql+psycopg`` (the driver in uv.lock; Airflow's own
+    ``get_uri`` gives ``postgres://``, which SQLAlchemy 2 refuses), ``sqlite`` ones a file URL
+    (``host`` is the path), and any type may give its exact URL in the extra ``sqlalchemy_url``.
+    """
+    from sqlalchemy.engine import URL
+
+    from tokumei.infra.errors import TokumeiError
+
+    extra = conn.extra_dejson or {}
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    if conn.conn_type in ("postgres", "postgresql"):
+        url = URL.create(
+            "postgresql+psycopg",
+            username=conn.login or None,
+            password=conn.password or None,
+            host=conn.host or None,
+            port=conn.port or None,
+            database=conn.schema or None,
+            query={k: str(v) for k, v in extra.items() if k in ("sslmode", "application_name")},
+        )
+        return url.render_as_string(hide_password=False)
+    if conn.conn_type == "sqlite" and conn.host:
+        return f"sqlite:///{conn.host}"
+    raise TokumeiError(
+        f"Airflow connection {conn.conn_id!r}: type {conn.conn_type!r} is not an operational DB "
+        "tokumei reads (postgres, sqlite, or any type with the extra 'sqlalchemy_url')"
+    )
+
+
+def _opsdb_connection_url() -> str | None:
+    """The operational DB's URL from the Airflow connection ``OPSDB_CONN_ID`` (renamed by
+    ``TOKUMEI_OPSDB_CONN_ID``), or None when there is no such connection."""
+    from airflow.sdk import Connection
+
+    conn_id = os.environ.get("TOKUMEI_OPSDB_CONN_ID") or OPSDB_CONN_ID
+    try:
+        conn = Connection.get(conn_id)
+    except Exception:  # noqa: BLE001 - "not found" has several exception types across backends
+        return None
+    return opsdb_url(conn)
+
+
 def _settings():  # noqa: ANN202 - imported lazily on purpose
     from tokumei.infra.settings import Settings
 
-    return Settings.from_env()
+    return Settings.from_env(db_url=_opsdb_connection_url())
 
 
 # --------------------------------------------------------------------------------------------
