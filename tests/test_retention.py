@@ -247,3 +247,30 @@ def test_retained_activity_layer_has_its_own_retention(tmp_path: Path) -> None:
     apply_retention(landing, out, TODAY, 30, 90, activity_days=10)
     assert [p.name for p in (ret / "purchases").iterdir()] == [f"date={_ago(10)}"]
     assert not (ret / "activity").exists() or not any((ret / "activity").iterdir())
+
+
+def test_published_delta_versions_go_by_vacuum_and_the_release_stays(tmp_path: Path) -> None:
+    """Replaced versions of the published Delta tables are Delta's vacuum's (docs/adr/0008):
+    kept while younger than the version days, the newest release always readable."""
+    import polars as pl
+
+    from tokumei.infra.tableformat import publish_release, read_table
+
+    out = tmp_path / "out"
+    pub = out / "published"
+    for value in (1, 2):  # a date and its re-run: the second replaces every file
+        part = tmp_path / f"stage{value}" / "part-0.parquet"
+        part.parent.mkdir()
+        pl.DataFrame({"date": [TODAY], "persons": [value]}).write_parquet(part)
+        publish_release(pub, {"stats/page_views": part}, TODAY.isoformat(), f"run-{value}")
+    files = sorted((pub / "delta" / "stats" / "page_views").glob("*.parquet"))
+    assert len(files) == 2
+    report = apply_retention(tmp_path / "landing", out, TODAY, 30, 90, version_days=1)
+    assert report.to_dict()["published_versions"] == {
+        "days": 1,
+        "vacuumed_files": {"releases": 0, "stats/page_views": 0},
+    }
+    assert sorted((pub / "delta" / "stats" / "page_views").glob("*.parquet")) == files
+    assert read_table(pub, "stats/page_views")["persons"].to_list() == [2]  # type: ignore[index]
+    with pytest.raises(TokumeiError, match="version_days"):
+        apply_retention(tmp_path / "landing", out, TODAY, 30, 90, version_days=0)

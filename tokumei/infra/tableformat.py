@@ -284,14 +284,12 @@ def vacuum(published: Path, days: int, dry_run: bool = False) -> dict[str, int]:
     """
     root = delta_root(published)
     removed: dict[str, int] = {}
-    if not root.is_dir():
+    if not root.is_dir() or root.is_symlink():
         return removed
-    paths = [root / RELEASES] + [
-        p
-        for kind in sorted(root.iterdir())
-        if kind.name != RELEASES
-        for p in sorted(kind.iterdir())
-    ]
+    paths = [root / RELEASES]
+    for kind in sorted(root.iterdir()):
+        if kind.name != RELEASES and kind.is_dir() and not kind.is_symlink():
+            paths += [p for p in sorted(kind.iterdir()) if p.is_dir() and not p.is_symlink()]
     for path in paths:
         table = _open(path)
         if table is None:

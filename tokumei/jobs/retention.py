@@ -3,7 +3,11 @@
 Raw exports (``<landing>/<source>/date=YYYY-MM-DD/``) and quarantined rows
 (``<out>/quarantine/<source>/date=YYYY-MM-DD/``) hold personal data; keeping them longer than the
 pipeline needs them is a liability (APPI: delete personal data that is no longer needed). Published
-outputs and reports are anonymized and are the product, so they are never touched here.
+outputs and reports are anonymized and are the product, so they are never touched here, except
+that versions of the published Delta tables older than ``TOKUMEI_RETENTION_PUBLISHED_VERSIONS_DAYS``
+(default 30) are removed by Delta's own ``vacuum`` (``tokumei.infra.tableformat.vacuum``,
+docs/adr/0008-published-tables-delta-lake.md): the current release is never affected, only time
+travel to releases replaced longer ago than that.
 
 Safety rules, in order of importance:
 
@@ -53,6 +57,9 @@ DEFAULT_QUARANTINE_DAYS = 90
 #: ``tokumei.stats.periods``): long enough for a year of monthly tables and retention cohorts.
 ACTIVITY_DAYS_ENV = "TOKUMEI_RETENTION_ACTIVITY_DAYS"
 DEFAULT_ACTIVITY_DAYS = 400
+#: How long replaced versions of the published Delta tables stay readable by time travel.
+VERSIONS_DAYS_ENV = "TOKUMEI_RETENTION_PUBLISHED_VERSIONS_DAYS"
+DEFAULT_VERSIONS_DAYS = 30
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _LEFTOVER = re.compile(r"^\.(date=\d{4}-\d{2}-\d{2})\.deleting$")
@@ -85,6 +92,9 @@ class RetentionReport:
     deleted: dict[str, Counts] = field(default_factory=dict)
     kept_partitions: int = 0
     skipped: list[str] = field(default_factory=list)
+    #: Data files of replaced versions that Delta's vacuum removed, per published table.
+    vacuumed: dict[str, int] = field(default_factory=dict)
+    version_days: int = DEFAULT_VERSIONS_DAYS
 
     @property
     def totals(self) -> Counts:
@@ -105,6 +115,7 @@ class RetentionReport:
             "totals": asdict(self.totals),
             "kept_partitions": self.kept_partitions,
             "skipped": sorted(self.skipped),
+            "published_versions": {"days": self.version_days, "vacuumed_files": self.vacuumed},
         }
 
 
@@ -123,6 +134,11 @@ def days_from_env(environ: dict[str, str] | None = None) -> tuple[int, int]:
 def activity_days_from_env(environ: dict[str, str] | None = None) -> int:
     """Retention of the retained activity layer from ``TOKUMEI_RETENTION_ACTIVITY_DAYS``."""
     return _days_env(environ, ACTIVITY_DAYS_ENV, DEFAULT_ACTIVITY_DAYS)
+
+
+def versions_days_from_env(environ: dict[str, str] | None = None) -> int:
+    """How long replaced published versions stay, from ``TOKUMEI_RETENTION_PUBLISHED_VERSIONS_DAYS``."""
+    return _days_env(environ, VERSIONS_DAYS_ENV, DEFAULT_VERSIONS_DAYS)
 
 
 def _days_env(environ: dict[str, str] | None, name: str, default: int) -> int:
@@ -153,6 +169,7 @@ def apply_retention(
     dry_run: bool = False,
     activity_days: int = DEFAULT_ACTIVITY_DAYS,
     out_url: str | None = None,
+    version_days: int | None = None,
 ) -> RetentionReport:
     """Delete partitions dated strictly before ``today - days``; return what was deleted.
 
@@ -163,8 +180,14 @@ def apply_retention(
     before it). ``dry_run`` computes the same report without deleting anything. ``landing`` may
     be an ``s3://`` URL (``Settings.landing_url``); ``out`` is always the local output root, and
     ``out_url`` (``Settings.out_url``) lets a URL landing that overlaps the published releases
-    be refused like a local one that overlaps ``published/``.
+    be refused like a local one that overlaps ``published/``. ``version_days`` (default:
+    ``TOKUMEI_RETENTION_PUBLISHED_VERSIONS_DAYS``) is how long replaced versions of the
+    published Delta tables stay readable; older ones go with Delta's vacuum.
     """
+    from tokumei.infra.tableformat import vacuum
+
+    version_days = versions_days_from_env() if version_days is None else version_days
+    _check_days("version_days", version_days)
     _check_days("landing_days", landing_days)
     _check_days("quarantine_days", quarantine_days)
     _check_days("activity_days", activity_days)
@@ -174,6 +197,7 @@ def apply_retention(
         quarantine_cutoff=today - timedelta(days=quarantine_days),
         activity_cutoff=today - timedelta(days=activity_days),
         dry_run=dry_run,
+        version_days=version_days,
     )
     out = out.resolve()
     protected = [out / name for name in PROTECTED]
@@ -200,10 +224,12 @@ def apply_retention(
                 report.skipped.append(f"{zone}/{source.name} (symlink)")
                 continue
             _sweep_source(report, zone, source, cutoff, protected)
+    report.vacuumed = vacuum(out / "published", version_days, dry_run=dry_run)
     action = "would delete" if dry_run else "deleted"
     totals = report.totals
     log.info(
-        "retention %s: %s %d partitions, %d files, %d bytes; kept %d; skipped %d",
+        "retention %s: %s %d partitions, %d files, %d bytes; kept %d; skipped %d; "
+        "published versions older than %d days: %s %d files",
         today.isoformat(),
         action,
         totals.partitions,
@@ -211,6 +237,9 @@ def apply_retention(
         totals.bytes,
         report.kept_partitions,
         len(report.skipped),
+        version_days,
+        action,
+        sum(report.vacuumed.values()),
     )
     return report
 

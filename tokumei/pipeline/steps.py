@@ -1364,6 +1364,15 @@ def _partial_reasons(extract_rec: dict[str, Any]) -> list[str]:
     return [r["reason"] for r in landing["sources"].values() if not r["complete"]]
 
 
+def _staged_tables(paths: RunPaths) -> dict[str, Path]:
+    """``<kind>/<table>`` -> the run's staged partition of every table it publishes."""
+    staged = paths.staging / "published"
+    return {
+        f"{part.parts[-4]}/{part.parts[-3]}": part
+        for part in sorted(staged.glob("*/*/date=*/part-0.parquet"))
+    }
+
+
 def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Check the books, write the manifest, move staged outputs into place, refresh the catalog."""
     from tokumei.infra.objectstore import check_pointer_unchanged, publish_release, record_mirror
@@ -1417,6 +1426,21 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         staged = paths.staged_table(*out_name.split("/", 1))
         if staged.exists():
             out_rec["columns"] = list(pl.read_parquet_schema(staged))
+    if not settings.out_url:
+        # The published Delta tables (docs/adr/0008-published-tables-delta-lake.md): columns a
+        # table gains are recorded with the release that adds them; a non-additive change
+        # stops here, before anything is written.
+        from tokumei.infra.tableformat import RELEASES, next_release, schema_changes
+
+        added = schema_changes(paths.published, _staged_tables(paths), day)
+        for out_name, columns in added.items():
+            if out_name in manifest["outputs"]:
+                manifest["outputs"][out_name]["columns_added"] = columns
+        manifest["table_format"] = {
+            "format": "delta",
+            "marker": f"published/delta/{RELEASES}",
+            "release": next_release(paths.published),
+        }
     # Exact figures stay in the run's internal records (_work, deleted by cleanup); the
     # published manifest and the reports print every count of persons or rows by one rule
     # (tokumei/release/manifest.py: printed_count), so no small count is printed anywhere.
@@ -1447,10 +1471,16 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     from tokumei.stats.period_tables import write_retained_key
 
     if not settings.out_url:
+        from tokumei.infra.tableformat import publish_release as publish_delta
+
+        # The Delta tables and their release marker first: the marker's commit is the
+        # readers' commit point. If publish_tree then fails, it rolls back to staging and a
+        # retried publish writes the same release again (a new release number, same rows).
+        release = publish_delta(paths.published, _staged_tables(paths), day, run_id)
         published = publish_tree(paths)
         write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
         views = build_catalog(paths.published, view_docs())
-        return {"published": published, "catalog_views": views}
+        return {"published": published, "catalog_views": views, "release": release.release}
     # Object storage: moving the pointer (inside publish_release) is the readers' commit point,
     # so the outcome reported must follow it. What may fail is done before it: the retained
     # key check (written once, never overwritten; start() verified this run's key against it).
