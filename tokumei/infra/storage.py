@@ -242,6 +242,9 @@ def _sql_text(text: str) -> str:
 def build_catalog(published: Path, docs: Mapping[str, ViewDoc] | None = None) -> list[str]:
     """(Re)create ``published/catalog.duckdb`` with one view per published table.
 
+    With Delta tables released under ``published/delta/`` the views read the files of the
+    newest release (``tableformat.release_files``); without, globs over the dated folders.
+
     Views read globs *relative to* ``published/`` so the folder can be copied or mounted
     anywhere: DuckDB resolves them against ``file_search_path`` (set by
     ``tokumei.release.catalog.connect``) or the working directory (``cd published && duckdb
@@ -250,7 +253,10 @@ def build_catalog(published: Path, docs: Mapping[str, ViewDoc] | None = None) ->
     """
     import duckdb
 
+    from tokumei.infra.tableformat import release_files
+
     views: list[str] = []
+    delta = release_files(published)
     tmp = published / "catalog.duckdb.tmp"
     _remove_catalog_tmp(tmp)
     try:
@@ -260,7 +266,26 @@ def build_catalog(published: Path, docs: Mapping[str, ViewDoc] | None = None) ->
         raise
     try:
         con.execute(f"SET file_search_path = {_sql_text(str(published.resolve()))}")
-        kinds = (p for p in published.iterdir() if p.is_dir() and not p.name.startswith("."))
+        # With a Delta release (docs/adr/0008-published-tables-delta-lake.md), each view reads
+        # the plain Parquet files of the table's version that the newest release names: the
+        # catalog is one release, swapped in whole, and needs no DuckDB Delta extension.
+        for name, files in delta.items():
+            kind, table = name.split("/", 1)
+            view = table if kind == "stats" else f"{kind}_{table}"
+            if not files:
+                continue
+            listed = ", ".join(_sql_text(f) for f in files)
+            con.execute(
+                f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM read_parquet([{listed}], '
+                "hive_partitioning = false, union_by_name = true)"
+            )
+            _comment(con, view, (docs or {}).get(view))
+            views.append(view)
+        kinds = (
+            p
+            for p in published.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and not delta
+        )
         for kind_dir in sorted(kinds):
             for table_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
                 if not any(table_dir.glob("date=*/*.parquet")):

@@ -187,6 +187,60 @@ def _frame_of(staged: Path, day: str) -> pl.DataFrame:
     return frame
 
 
+def _seed_from_dated_folders(published: Path) -> list[str]:
+    """Before the first release: copy the dates published in the old layout into Delta.
+
+    An output root published before the Delta tables existed holds its history only in
+    ``published/<kind>/<table>/date=…/part-0.parquet``; the first release starts each table
+    with those dates (the release then replaces ``day`` in the tables it stages), columns
+    unioned as the days added them, so a reader of the marker sees the whole history. Only
+    tables with no Delta table yet (a seed cut short is removed by :func:`recover`, redone).
+    """
+    from deltalake import WriterProperties, write_deltalake
+
+    seeded = []
+    for kind in ("stats", "anonymized"):
+        for folder in sorted(p for p in (published / kind).glob("*") if p.is_dir()):
+            name = f"{kind}/{folder.name}"
+            parts = sorted(folder.glob("date=*/part-0.parquet"))
+            if not parts or _open(table_path(published, name)) is not None:
+                continue
+            frames = [_frame_of(part, part.parent.name.removeprefix("date=")) for part in parts]
+            target = table_path(published, name)
+            target.mkdir(parents=True, exist_ok=True)
+            write_deltalake(
+                str(target),
+                pl.concat(frames, how="diagonal_relaxed").to_arrow(),
+                mode="error",
+                writer_properties=WriterProperties(compression="ZSTD", compression_level=1),
+            )
+            seeded.append(name)
+    if seeded:
+        log.info("table format: seeded %d table(s) from the dated folders", len(seeded))
+    return seeded
+
+
+def release_files(published: Path) -> dict[str, list[str]]:
+    """``<kind>/<table>`` -> its data files at the newest release, relative to ``published/``.
+
+    What the analysts' DuckDB catalog reads (``storage.build_catalog``): plain Parquet files
+    of one release, so DuckDB needs no Delta extension and a copied folder still reads.
+    Empty when nothing was released in Delta yet.
+    """
+    release = current_release(published)
+    if release is None:
+        return {}
+    files: dict[str, list[str]] = {}
+    for name, version in sorted(release.versions.items()):
+        table = _open(table_path(published, name), version)
+        if table is None:
+            continue
+        root = table_path(published, name).relative_to(published)
+        paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
+        files[name] = [str(root / rel) for rel in sorted(paths)]
+    return files
+
+
 def schema_changes(published: Path, staged: Mapping[str, Path], day: str) -> dict[str, list[str]]:
     """Columns each staged table adds to its published Delta table; non-additive changes raise.
 
@@ -225,9 +279,14 @@ def publish_release(published: Path, staged: Mapping[str, Path], day: str, run_i
 
     recover(published)
     previous = current_release(published)
+    seeded = _seed_from_dated_folders(published) if previous is None else []
     added = schema_changes(published, staged, day)
     props = WriterProperties(compression="ZSTD", compression_level=1)
-    versions = dict(previous.versions) if previous else {}
+    versions = (
+        dict(previous.versions)
+        if previous
+        else {name: _open(table_path(published, name)).version() for name in seeded}
+    )
     for name, path in sorted(staged.items()):
         frame = _frame_of(path, day)
         if frame.height and frame["date"].ne(date.fromisoformat(day)).any():
