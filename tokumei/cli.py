@@ -64,8 +64,9 @@ def run(
     isolate_steps: Annotated[
         bool,
         typer.Option(
-            help="run each step in its own process, as Airflow tasks run: the run's memory "
-            "peak is then the largest step's, not what earlier steps left resident"
+            help="run the steps in step processes, as Airflow tasks run: a big day one per "
+            "step, so the run's memory peak is the largest step's, not what earlier steps left "
+            "resident; a small day one for all (docs/architecture.md §2)"
         ),
     ] = True,
     allow_incomplete: Annotated[

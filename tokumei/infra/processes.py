@@ -1,6 +1,7 @@
-"""Child processes die with their parent (docs/architecture.md §2: one process per step).
+"""Step processes: reused while a day is small, dying with their parent (docs/architecture.md §2).
 
-``tokumei run`` runs each step in a spawned process, and steps fork pools of their own (the
+``tokumei run`` runs the steps in spawned step processes (:class:`StepProcess`, one per step
+unless :func:`keep_step_process` keeps one for the next), and steps fork pools of their own (the
 scrub step's NER workers). Killed with SIGKILL (by an operator or the OOM killer), the parent
 gets no chance to stop them, and they would stay blocked on a pipe forever, holding memory and
 raw values. Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) makes the kernel
@@ -12,10 +13,19 @@ is one line; elsewhere than Linux this is a no-op (the process group is then the
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import importlib
 import os
 import signal
 import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 PR_SET_PDEATHSIG = 1
 _hooked = False
@@ -57,3 +67,112 @@ def children_die_with_me() -> None:
         return
     os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
     _hooked = True
+
+
+# --- step processes reused while they stay small (docs/architecture.md §2) -------------------
+
+#: A step process is kept for the next step only while the run's work directory (the day's data
+#: as Parquet) is at most this many MiB ...
+MAX_WORK_MB_ENV = "TOKUMEI_STEP_PROCESS_MAX_WORK_MB"
+#: ... and the process's resident memory after the step at most this many MiB.
+MAX_RSS_MB_ENV = "TOKUMEI_STEP_PROCESS_MAX_RSS_MB"
+DEFAULT_MAX_WORK_MB = 64
+DEFAULT_MAX_RSS_MB = 1536
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``); elsewhere its peak, which is never
+    less, so the reuse rule errs towards a fresh process."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def tree_bytes(folder: Path, limit: int) -> int:
+    """Bytes of the files under ``folder``, counted until they pass ``limit``."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):  # a file removed meanwhile
+                total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+            if total > limit:
+                return total
+    return total
+
+
+def _mb(env: str, default: int) -> int:
+    return int(os.environ.get(env, default)) * 2**20
+
+
+def keep_step_process(rss: int, work: Path) -> bool:
+    """Whether the step process that just finished a step runs the next one too.
+
+    Why: a process per step keeps a big day's memory peak at its largest step's (allocator
+    caches are not returned to the OS), but a fresh interpreter and its imports cost about a
+    second per step, most of a small day's run. So a process is reused only while the day's
+    data is small (its work directory under ``TOKUMEI_STEP_PROCESS_MAX_WORK_MB``, 64) and the
+    process itself is (its resident memory after the step under
+    ``TOKUMEI_STEP_PROCESS_MAX_RSS_MB``, 1536: models and libraries of earlier steps included).
+    A day past either limit gets a fresh process for every following step, as before.
+    """
+    max_work = _mb(MAX_WORK_MB_ENV, DEFAULT_MAX_WORK_MB)
+    return rss <= _mb(MAX_RSS_MB_ENV, DEFAULT_MAX_RSS_MB) and tree_bytes(work, max_work) <= max_work
+
+
+def _measured(fn: Callable[..., T], *args: Any) -> tuple[T, int]:
+    result = fn(*args)
+    return result, resident_bytes()
+
+
+class StepProcess:
+    """Runs functions one at a time in a spawned process that dies with this one.
+
+    After each call ``keep(rss)`` (the child's resident bytes then) decides whether the same
+    process takes the next call; otherwise it is shut down and the next call starts a fresh
+    one. Exceptions come back as the pool pickles them (``_run_step`` in
+    ``tokumei.pipeline.steps`` turns them into safe one-line reasons first).
+    """
+
+    def __init__(self, keep: Callable[[int], bool]) -> None:
+        self._keep = keep
+        self._pool: ProcessPoolExecutor | None = None
+        self.started = 0  # processes started so far
+
+    def _process(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # the step process (and what it forks) dies with this one, even on SIGKILL
+            self._pool = ProcessPoolExecutor(
+                1,
+                mp_context=get_context("spawn"),
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
+            )
+            self.started += 1
+        return self._pool
+
+    def prestart(self, module: str) -> None:
+        """Start the process and import ``module`` in it now, without waiting: its start-up
+        then overlaps with whatever this process does before the first :meth:`run`."""
+        self._process().submit(importlib.import_module, module)
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        result, rss = self._process().submit(_measured, fn, *args).result()
+        if not self._keep(rss):
+            self.close()
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown()
+
+    def __enter__(self) -> StepProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

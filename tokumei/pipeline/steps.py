@@ -1589,7 +1589,7 @@ class StepFailed(TokumeiError):
 
 
 def _run_step(step: str, settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """Entry point of a step's own process (``run_all(isolate=True)``).
+    """Entry point of a step in a step process (``run_all(isolate=True)``).
 
     Exceptions cross the process boundary by pickling; ours carry constructor arguments that
     do not round-trip (and a raw message could carry data), so the child turns any failure
@@ -1613,43 +1613,41 @@ def run_all(
 ) -> dict[str, Any]:
     """Run every step; on failure record it, clean up, and re-raise.
 
-    ``isolate``: each step in a fresh (spawned) process, as each Airflow task is. Why: steps
-    hand over through files, and whatever a step leaves resident (allocator caches of Polars,
-    DuckDB and numpy are not returned to the OS) would otherwise add to every later step's
-    peak; with a process per step the run's peak is the largest single step's. It costs one
-    interpreter start and the step's imports (~1 s) per step, so tests, which inject failures
-    by patching functions in-process, leave it off.
+    ``isolate``: steps in a spawned step process, as Airflow tasks are, never in this one. Why:
+    steps hand over through files, and whatever a step leaves resident (allocator caches of
+    Polars, DuckDB and numpy are not returned to the OS) would otherwise add to every later
+    step's peak. A step process is reused for the next step only while the day is small
+    (``tokumei.infra.processes.keep_step_process``), so a big day still gets a fresh process
+    per step and its peak is the largest single step's, while a small day does not pay an
+    interpreter start and the imports (~1 s) per step. Tests, which inject failures by
+    patching functions in-process, leave it off.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     from tokumei.infra.errors import safe_reason
-    from tokumei.infra.processes import die_with_parent
+    from tokumei.infra.processes import StepProcess, keep_step_process
 
     # The run id exists before start() so that a failure anywhere, start included, can be
     # recorded and cleaned up under it.
     run_id = new_run_id(check_day(day))
     results: dict[str, Any] = {"run_id": run_id}
     step = "start"
+    work = _paths(settings, day, run_id).work
+    # step processes die with this one (and what they fork), even on SIGKILL
+    process = StepProcess(lambda rss: keep_step_process(rss, work))
     try:
-        start(settings, day, in_airflow=in_airflow, run_id=run_id)
-        for step, fn in STEPS:
-            t0 = time.perf_counter()
-            if progress:
-                progress(step, "start", None)
-            if isolate:
-                # the step process (and what it forks) dies with this one, even on SIGKILL
-                with ProcessPoolExecutor(
-                    1,
-                    mp_context=get_context("spawn"),
-                    initializer=die_with_parent,
-                    initargs=(os.getpid(),),
-                ) as pool:
-                    results[step] = pool.submit(_run_step, step, settings, day, run_id).result()
-            else:
-                results[step] = fn(settings, day, run_id)
-            if progress:
-                progress(step, "done", time.perf_counter() - t0)
+        with process:
+            if isolate:  # the first step process starts while start() checks key, lock, policy
+                process.prestart(__name__)
+            start(settings, day, in_airflow=in_airflow, run_id=run_id)
+            for step, fn in STEPS:
+                t0 = time.perf_counter()
+                if progress:
+                    progress(step, "start", None)
+                if isolate:
+                    results[step] = process.run(_run_step, step, settings, day, run_id)
+                else:
+                    results[step] = fn(settings, day, run_id)
+                if progress:
+                    progress(step, "done", time.perf_counter() - t0)
     except BaseException as exc:
         reason = safe_reason(exc, step, settings.error_roots())
         started = _paths(settings, day, run_id).work.exists()

@@ -1,0 +1,111 @@
+"""Step processes of `tokumei run` (docs/architecture.md §2): reused while the day is small,
+a fresh one once the day's data or the process grows; failures and die-with-parent unchanged."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tokumei.infra.processes import (
+    MAX_RSS_MB_ENV,
+    MAX_WORK_MB_ENV,
+    StepProcess,
+    keep_step_process,
+    resident_bytes,
+)
+
+MB = 2**20
+
+
+def _pdeathsig() -> int:
+    """The parent-death signal of the calling process (Linux ``PR_GET_PDEATHSIG``)."""
+    sig = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)
+    return sig.value
+
+
+def _imported(module: str) -> bool:
+    return module in sys.modules
+
+
+def _fail() -> None:
+    raise ValueError("a step failed")
+
+
+def test_a_small_day_keeps_its_step_process(tmp_path: Path) -> None:
+    (tmp_path / "layer").mkdir()
+    (tmp_path / "layer" / "part-0.parquet").write_bytes(b"x" * MB)
+    assert keep_step_process(500 * MB, tmp_path)
+
+
+def test_a_big_work_directory_gets_a_fresh_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MAX_WORK_MB_ENV, "1")
+    (tmp_path / "layer").mkdir()
+    (tmp_path / "layer" / "part-0.parquet").write_bytes(b"x" * MB)
+    assert keep_step_process(10 * MB, tmp_path)  # exactly at the limit: kept
+    (tmp_path / "layer" / "part-1.parquet").write_bytes(b"x")
+    assert not keep_step_process(10 * MB, tmp_path)
+
+
+def test_a_big_process_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MAX_RSS_MB_ENV, "100")
+    assert keep_step_process(100 * MB, tmp_path)
+    assert not keep_step_process(100 * MB + 1, tmp_path)
+
+
+def test_defaults_keep_what_a_small_day_leaves_resident(tmp_path: Path) -> None:
+    """A 500-person day ends near 950 MiB with every step's libraries and models loaded
+    (bench/results/small_day.md); the default limit keeps it, a GiB-sized day does not."""
+    assert keep_step_process(950 * MB, tmp_path)
+    assert not keep_step_process(2048 * MB, tmp_path)
+
+
+def test_resident_bytes_is_this_process_now() -> None:
+    before = resident_bytes()
+    block = bytearray(64 * MB)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
+    assert resident_bytes() >= before + 60 * MB
+    del block
+
+
+def test_steps_share_a_process_while_it_is_kept() -> None:
+    with StepProcess(lambda rss: True) as process:
+        pids = {process.run(os.getpid) for _ in range(3)}
+        assert process.started == 1
+    assert len(pids) == 1 and os.getpid() not in pids
+
+
+def test_each_step_gets_a_fresh_process_when_not_kept() -> None:
+    seen: list[int] = []
+    with StepProcess(lambda rss: seen.append(rss) or False) as process:
+        pids = [process.run(os.getpid) for _ in range(3)]
+        assert process.started == 3
+    assert len(set(pids)) == 3 and os.getpid() not in pids
+    assert all(rss > 10 * MB for rss in seen)  # the child's memory, measured after each call
+
+
+def test_prestarted_process_runs_the_first_step() -> None:
+    with StepProcess(lambda rss: True) as process:
+        process.prestart("tokumei.infra.errors")
+        assert process.run(_imported, "tokumei.infra.errors")
+        assert process.started == 1
+
+
+def test_a_failure_comes_back_and_the_process_is_shut_down_with_the_block() -> None:
+    with pytest.raises(ValueError, match="a step failed"), StepProcess(lambda rss: True) as p:
+        p.run(_fail)
+    assert p._pool is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_reused_step_process_still_dies_with_its_parent() -> None:
+    with StepProcess(lambda rss: True) as process:
+        assert process.run(_pdeathsig) == signal.SIGKILL
+        assert process.run(_pdeathsig) == signal.SIGKILL
