@@ -15,8 +15,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tokumei.synthetic import generate, total_steps
-
 
 def _parse_date(value: str) -> date:
     try:
@@ -46,6 +44,10 @@ def generate_command(
     gzip: Annotated[bool, typer.Option("--gzip/--no-gzip", help="Write .jsonl.gz parts.")] = True,
 ) -> None:
     """Generate realistic synthetic raw data (landing contract) and the operational database."""
+    # here, not at the top: every `tokumei` process (and each step process of `tokumei run`,
+    # which re-imports the CLI) would otherwise pay ~0.3 s for Faker and the generator
+    from tokumei.synthetic import generate, total_steps
+
     start_date = _parse_date(start)
     console = Console(stderr=True)
     columns = (
