@@ -69,6 +69,45 @@ def test_isolated_steps_publish_what_the_in_process_run_publishes(
     )
     for rel in tables:
         assert pl.read_parquet(out / rel).equals(pl.read_parquet(cli_out / rel)), rel
+    mine, cli = _delta_release(out), _delta_release(cli_out)
+    assert mine.keys() == cli.keys() and all(mine[t].equals(cli[t]) for t in mine)
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def _delta_release(out: Path) -> dict[str, pl.DataFrame]:
+    """Every table of the newest release, read as a reader without tokumei code reads it:
+    the marker table names each Delta table's version (docs/adr/0008)."""
+    pub = out / "published" / "delta"
+    rel = pl.read_delta(str(pub / "releases"))
+    cur = rel.filter(pl.col("release") == pl.col("release").max())
+    return {
+        table: _sorted(pl.read_delta(str(pub / table), version=version))
+        for table, version in cur.select("table", "version").iter_rows()
+    }
+
+
+def test_delta_tables_hold_what_the_dated_partitions_hold(published) -> None:
+    """Every published table is in Delta, one release, equal to its dated partition."""
+    _landing, out, _proc = published
+    delta = _delta_release(out)
+    parts = {
+        f"{p.parts[-4]}/{p.parts[-3]}": pl.read_parquet(p)
+        for p in (out / "published").glob("*/*/date=*/part-0.parquet")
+    }
+    assert parts and delta.keys() == parts.keys()
+    for name, frame in parts.items():
+        if "date" not in frame.columns:  # the record table: its date was the folder name
+            frame = frame.with_columns(pl.lit(DAY).str.to_date().alias("date"))
+        assert delta[name].equals(_sorted(frame)), name
+    manifest = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
+    assert manifest["table_format"] == {
+        "format": "delta",
+        "marker": "published/delta/releases",
+        "release": 1,
+    }
 
 
 def test_publishes_three_tables_and_a_catalog(published) -> None:
