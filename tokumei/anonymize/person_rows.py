@@ -21,44 +21,34 @@ import polars as pl
 from tokumei.anonymize.compile import PERSON, SourcePlan
 from tokumei.anonymize.policy import DROPPED_ROLES, Role, SourcePolicy
 from tokumei.anonymize.pseudonymize import pseudonymize
-from tokumei.anonymize.rights import allowed_users, cookie_owner, keep_expr
-
-#: Linking keys → pseudonym domain. The domain keeps a user id and a cookie id with the same
-#: text from colliding into one person.
-KEY_DOMAINS = {
-    "user_id": "user",
-    "cookie_id": "cookie",
-    "device_id": "device",
-    "session_id": "session",
-    "ad_id": "ad",
-    "mac": "mac",
-    "serial": "serial",
-}
-
-#: Per person-level source: the id that stands for the person when there is no user id, and
-#: whether its owner's banner consent decides for logged-out rows (cookies do, devices do not).
-FALLBACK_IDS: dict[str, tuple[str, bool]] = {
-    "events": ("cookie_id", True),
-    "measurements": ("device_id", False),
-}
+from tokumei.anonymize.rights import keep_expr
 
 #: The keyed digest of a row's ``event_key`` columns (policy), kept in the work layer so that
 #: the same event delivered in two files is counted once: both copies belong to one person, so
 #: they land in one partition, where :func:`dedup_events` keeps the first.
 EVENT_KEY = "_event_key"
 
+_FB = "_fb"
 _OWNER = "_owner"
+_CONSENT = "_consent"
 _USER = "_user"
-_CONSENT = "consent_analytics"
+#: The column of :attr:`RightsDims.allowed`.
+ALLOWED = _USER
+
+
+def pseudonyms(sp: SourcePolicy, columns: list[str], key: str) -> list[pl.Expr]:
+    """Keyed HMAC of ``columns`` of ``sp``, each in its policy ``domain``."""
+    return [pseudonymize(pl.col(c), key, sp.domain(c)) for c in columns]
 
 
 @dataclass(frozen=True)
 class RightsDims:
     """Who may be counted, on pseudonyms only (safe to write to the work layer).
 
-    ``allowed``: user pseudonyms with analytics consent and no binding request;
-    ``owners``: per fallback id (``cookie_id``, ``device_id``), its pseudonym → the owner's user
-    pseudonym (and, for cookies, the banner consent).
+    ``allowed``: user pseudonyms (column ``ALLOWED``) with analytics consent and no binding
+    request;
+    ``owners``: per owners source (policy ``owner:``), the pseudonym of the id other sources
+    fall back to → its owner's user pseudonym (and the consent that decides without a user).
     """
 
     allowed: pl.DataFrame
@@ -79,41 +69,51 @@ class RightsDims:
         return cls(pl.read_parquet(folder / "allowed.parquet"), owners)
 
 
+def owner_map(frame: pl.LazyFrame, sp: SourcePolicy) -> pl.LazyFrame:
+    """One row per owned id of an owners source (``owner:``): its last known owner and consent
+    (the last export wins), on raw ids (in memory only)."""
+    o = sp.owner
+    if o is None:
+        raise ValueError(f"source {sp.source!r} declares no owner:")
+    aggs = [pl.col(o.user).drop_nulls().last().alias(_OWNER)]
+    if o.consent:
+        aggs.append(pl.col(o.consent).drop_nulls().last().alias(_CONSENT))
+    return frame.group_by(o.key).agg(aggs).rename({o.key: _FB})
+
+
 def rights_dims(
-    consents: pl.LazyFrame,
-    requests: pl.LazyFrame,
-    cookies: pl.LazyFrame,
-    devices: pl.LazyFrame,
+    allowed: pl.LazyFrame,
+    owners: dict[str, tuple[pl.LazyFrame, SourcePolicy]],
+    user_domain: str,
     key: str,
 ) -> RightsDims:
     """The pseudonymous rights dimensions of a run (raw ids stay in memory).
 
+    ``allowed``: the allowed user ids (``tokumei.anonymize.rights.allowed_users``); ``owners``:
+    each owners source's typed rows and policy.
+
     >>> import polars as pl
-    >>> c = pl.LazyFrame({"user_id": ["a"], "purpose": ["analytics"], "granted": [True],
-    ...                   "updated_at": [None]})
-    >>> r = pl.LazyFrame(schema={"user_id": pl.String, "kind": pl.String, "status": pl.String})
+    >>> from tokumei.anonymize.policy import default_policy_dir, load_policy
+    >>> policy = load_policy(default_policy_dir())
     >>> ck = pl.LazyFrame({"cookie_id": ["c1"], "user_id": ["a"], "consent_analytics": [True]})
-    >>> dv = pl.LazyFrame({"device_id": ["d1"], "user_id": ["a"]})
-    >>> dims = rights_dims(c, r, ck, dv, "k" * 40)
-    >>> dims.allowed.height, sorted(dims.owners)
-    (1, ['cookie_id', 'device_id'])
+    >>> dims = rights_dims(pl.LazyFrame({"user_id": ["a"]}),
+    ...                    {"cookies": (ck, policy.source("cookies"))}, "user", "k" * 40)
+    >>> dims.allowed.height, dims.owners["cookies"].columns
+    (1, ['_fb', '_owner', '_consent'])
     """
-    allowed = allowed_users(consents, requests).select(pseudonymize(pl.col("user_id"), key, "user"))
-    cookie = cookie_owner(cookies).select(
-        pseudonymize(pl.col("cookie_id"), key, KEY_DOMAINS["cookie_id"]),
-        pseudonymize(pl.col("cookie_user_id"), key, "user").alias(_OWNER),
-        pl.col(_CONSENT),
-    )
-    device = (
-        devices.group_by("device_id")
-        .agg(pl.col("user_id").drop_nulls().last())
-        .select(
-            pseudonymize(pl.col("device_id"), key, KEY_DOMAINS["device_id"]),
-            pseudonymize(pl.col("user_id"), key, "user").alias(_OWNER),
+    # allowed_users gives the operational DB's user ids (its schema: tokumei/ingest/opdb_schema.py)
+    plans = [allowed.select(pseudonymize(pl.col("user_id"), key, user_domain).alias(_USER))]
+    for frame, sp in owners.values():
+        o = sp.owner
+        assert o is not None  # owner_map raises otherwise
+        plans.append(
+            owner_map(frame, sp).with_columns(
+                pseudonymize(pl.col(_FB), key, sp.domain(o.key)),
+                pseudonymize(pl.col(_OWNER), key, sp.domain(o.user)),
+            )
         )
-    )
-    allowed_df, cookie_df, device_df = pl.collect_all([allowed, cookie, device])
-    return RightsDims(allowed_df, {"cookie_id": cookie_df, "device_id": device_df})
+    frames = pl.collect_all(plans)
+    return RightsDims(frames[0], dict(zip(owners, frames[1:], strict=True)))
 
 
 def on_day(ts: str, day: date) -> pl.Expr:
@@ -122,16 +122,19 @@ def on_day(ts: str, day: date) -> pl.Expr:
 
 
 def flag_rows(
-    frame: pl.LazyFrame, source: str, sp: SourcePolicy, key: str, dims: RightsDims, day: date
+    frame: pl.LazyFrame, sp: SourcePolicy, key: str, dims: RightsDims, day: date
 ) -> pl.LazyFrame:
     """Drop identifiers, HMAC linking keys, add ``person`` and the ``_keep`` / ``_scope`` flags.
 
-    ``person`` is the user pseudonym when the person is known (the row's own user id, else the
-    fallback id's owner), else the fallback id's pseudonym: the unit every count and every k
-    counts. ``_keep``: the rights rule (:func:`tokumei.anonymize.rights.keep_expr`);
-    ``_scope``: the row belongs to the run's day.
+    The source's ``person:`` (policy) says whose row it is: ``person`` is the user pseudonym when
+    the person is known (the row's own id, else the fallback id's owner), else the fallback id's
+    pseudonym: the unit every count and every k counts. ``_keep``: the rights rule
+    (:func:`tokumei.anonymize.rights.keep_expr`, the owner's consent deciding for rows without a
+    user where the owners source has one); ``_scope``: the row's ``day`` column is the run's day.
     """
-    fallback, consent = FALLBACK_IDS[source]
+    who = sp.person
+    if who is None or not (who.fallback and who.owners and who.day):
+        raise ValueError(f"source {sp.source!r} declares no person: with fallback, owners, day")
     names = frame.collect_schema().names()
     linking = [c for c in sp.by_role(Role.LINKING_KEY) if c in names]
     if sp.event_key:  # digested from the raw values, before any of them is hashed or dropped
@@ -140,30 +143,26 @@ def flag_rows(
         raw = pl.concat_str(parts, separator="\x1f")
         frame = frame.with_columns(pseudonymize(raw.alias(EVENT_KEY), key, "event"))
     frame = frame.drop(sp.by_role(*DROPPED_ROLES), strict=False).with_columns(
-        pseudonymize(pl.col(c), key, KEY_DOMAINS.get(c, c)) for c in linking
+        pseudonyms(sp, linking, key)
     )
+
     # a linking key already replaced by its pseudonym in its own domain is not hashed twice
-    user = (
-        pl.col("user_id") if "user_id" in linking else pseudonymize(pl.col("user_id"), key, "user")
-    )
-    fb = (
-        pl.col(fallback)
-        if fallback in linking
-        else pseudonymize(pl.col(fallback), key, KEY_DOMAINS[fallback])
-    )
-    owners = dims.owners[fallback].lazy()
-    allowed = dims.allowed.lazy().select(
-        pl.col("user_id").alias(_USER), pl.lit(True).alias("_user_allowed")
-    )
+    def pseudonym(column: str) -> pl.Expr:
+        col = pl.col(column)
+        return col if column in linking else pseudonymize(col, key, sp.domain(column))
+
+    owners = dims.owners[who.owners].lazy()
+    consent = _CONSENT if _CONSENT in owners.collect_schema() else None
+    allowed = dims.allowed.lazy().with_columns(pl.lit(True).alias("_user_allowed"))
     return (
-        frame.with_columns(fb.alias("_fb"), user.alias("_uid"))
-        .join(owners.rename({fallback: "_fb"}), on="_fb", how="left", maintain_order="left")
+        frame.with_columns(pseudonym(who.fallback).alias(_FB), pseudonym(who.id).alias("_uid"))
+        .join(owners, on=_FB, how="left", maintain_order="left")
         .with_columns(pl.coalesce("_uid", _OWNER).alias(_USER))
         .join(allowed, on=_USER, how="left", maintain_order="left")
         .with_columns(
-            keep_expr(_USER, _CONSENT if consent else None).alias("_keep"),
-            on_day("ts", day).fill_null(False).alias("_scope"),
-            pl.coalesce(_USER, "_fb").alias(PERSON),
+            keep_expr(_USER, consent).alias("_keep"),
+            on_day(who.day, day).fill_null(False).alias("_scope"),
+            pl.coalesce(_USER, _FB).alias(PERSON),
         )
     )
 

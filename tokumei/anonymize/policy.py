@@ -126,9 +126,17 @@ class ColumnPolicy(BaseModel):
     fallback: str | None = None
     missing: str | None = None
     output_type: Literal["date"] | None = None
+    domain: str | None = Field(
+        None,
+        pattern=OUTPUT_NAME,
+        description="pseudonym domain of a linking key: the same id in two columns of one "
+        "domain is one pseudonym (one person); two domains never collide",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ColumnPolicy:
+        if self.domain and self.role != Role.LINKING_KEY:
+            raise ValueError("domain is the pseudonym domain of a linking key")
         if (self.output or self.paired_with or self.fallback) and self.hierarchy is None:
             raise ValueError("output, paired_with and fallback need the column's hierarchy")
         if self.internal_as and not (self.internal and self.derive):
@@ -140,6 +148,31 @@ class ColumnPolicy(BaseModel):
         return self
 
 
+class PersonPolicy(BaseModel):
+    """Who a row of a person-level source belongs to (``person:``): the person's own id, the
+    id that stands for the person without one, the source that maps that id to its owner, and
+    the time column that decides the row's JST day. Read by tokumei/anonymize/person_rows.py."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    fallback: str | None = None
+    owners: str | None = None
+    day: str | None = None
+
+
+class OwnerPolicy(BaseModel):
+    """What a source tells of the ids other sources fall back to (``owner:``): the id, its
+    owner's user id and, where the source has one, the consent that decides for rows without a
+    user (a cookie's banner consent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    user: str
+    consent: str | None = None
+
+
 class SourcePolicy(BaseModel):
     """All columns of one landing source or operational table."""
 
@@ -147,6 +180,8 @@ class SourcePolicy(BaseModel):
 
     source: str
     description: str = ""
+    person: PersonPolicy | None = None
+    owner: OwnerPolicy | None = None
     columns: dict[str, ColumnPolicy]
     event_key: list[str] = Field(
         default_factory=list,
@@ -155,12 +190,22 @@ class SourcePolicy(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _event_key_is_read(self) -> SourcePolicy:
-        for column in self.event_key:
-            spec = self.columns.get(column)
-            if spec is None or spec.role in NOT_READ_ROLES:
-                raise ValueError(f"event_key column {column!r} is not a column that is read")
+    def _named_columns_are_read(self) -> SourcePolicy:
+        named = [("event_key", c) for c in self.event_key]
+        if self.person:
+            named += [(f"person.{f}", getattr(self.person, f)) for f in ("id", "fallback", "day")]
+        if self.owner:
+            named += [(f"owner.{f}", getattr(self.owner, f)) for f in ("key", "user", "consent")]
+        for where, column in named:
+            spec = self.columns.get(column) if column else None
+            if column and (spec is None or spec.role in NOT_READ_ROLES):
+                raise ValueError(f"{where} column {column!r} is not a column that is read")
         return self
+
+    def domain(self, column: str) -> str:
+        """The pseudonym domain of ``column`` (its ``domain:``, else its own name)."""
+        spec = self.columns.get(column)
+        return (spec.domain if spec else None) or column
 
     def by_role(self, *roles: Role) -> list[str]:
         """Column names with any of ``roles``, in policy order."""
@@ -349,6 +394,49 @@ class Policy(BaseModel):
     input: InputPolicy = Field(default_factory=InputPolicy)
     sources: dict[str, SourcePolicy]
     tables: dict[str, SourcePolicy]
+
+    @model_validator(mode="after")
+    def _owners_resolve(self) -> Policy:
+        # a person-level source's fallback id must be the id its owners source describes, in
+        # the same pseudonym domain, and both user ids in the domain of the users table
+        for name, sp in self.sources.items():
+            if sp.person is None:
+                continue
+            where = f"policies/{name}.yaml person"
+            if not (sp.person.fallback and sp.person.owners and sp.person.day):
+                raise PolicyError(f"{where}: a landing source's person needs fallback, owners, day")
+            owners = self.sources.get(sp.person.owners)
+            if owners is None or owners.owner is None:
+                raise PolicyError(
+                    f"{where}: owners {sp.person.owners!r} is not a source with owner:"
+                )
+            if sp.domain(sp.person.fallback) != owners.domain(owners.owner.key):
+                raise PolicyError(
+                    f"{where}: fallback {sp.person.fallback!r} is not in the domain of "
+                    f"{sp.person.owners}'s owner key {owners.owner.key!r}"
+                )
+            if sp.domain(sp.person.id) != owners.domain(owners.owner.user):
+                raise PolicyError(
+                    f"{where}: id {sp.person.id!r} and the owners' user differ in domain"
+                )
+        return self
+
+    def person_domains(self) -> tuple[str, ...]:
+        """The pseudonym domains a ``person`` can be in: the persons table's id and every
+        person-level source's own and fallback ids (users, cookies, devices as shipped)."""
+        found = {self.persons.domain(self.persons.person.id)} if self.persons.person else set()
+        for sp in self.sources.values():
+            if sp.person and sp.person.fallback:
+                found |= {sp.domain(sp.person.id), sp.domain(sp.person.fallback)}
+        return tuple(sorted(found))
+
+    @property
+    def persons(self) -> SourcePolicy:
+        """The operational DB table of persons (the one whose ``person:`` names its id)."""
+        for sp in self.tables.values():
+            if sp.person is not None:
+                return sp
+        raise PolicyError("no operational DB table declares person: (users.yaml)")
 
     def source(self, name: str) -> SourcePolicy:
         """The policy of a landing source, or a clear error."""

@@ -48,14 +48,6 @@ def allowed_users(consents: pl.LazyFrame, rights_requests: pl.LazyFrame) -> pl.L
     return latest.join(excluded_by_request(rights_requests), on="user_id", how="anti")
 
 
-def cookie_owner(cookies: pl.LazyFrame) -> pl.LazyFrame:
-    """cookie_id → (user_id, consent_analytics), one row per cookie (the last export wins)."""
-    return cookies.group_by("cookie_id").agg(
-        pl.col("user_id").drop_nulls().last().alias("cookie_user_id"),
-        pl.col("consent_analytics").drop_nulls().last(),
-    )
-
-
 def keep_expr(user_col: str, cookie_consent_col: str | None) -> pl.Expr:
     """The keep rule on a frame that already carries ``_user_allowed`` (joined) columns.
 

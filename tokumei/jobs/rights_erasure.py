@@ -609,19 +609,20 @@ class _RemoteLanding:
 # ------------------------------------------------------------------ the step
 
 
-def _pseudonyms(owner: dict[str, str], key: str) -> dict[str, str]:
+def _pseudonyms(owner: dict[str, str], key: str, domains: tuple[str, ...]) -> dict[str, str]:
     """pseudonym -> owning user for every id of the batch, under each key domain it may have.
 
     The retained layer's ``person`` is the user pseudonym, or the cookie / device pseudonym of
-    logged-out traffic (``tokumei.pipeline.steps.KEY_DOMAINS``); an id's kind is not known here, so it
-    is hashed in all three domains (a wrong-domain hash matches nothing).
+    logged-out traffic (``Policy.person_domains``: the ``domain:`` of the ids in ``person:``); an
+    id's kind is not known here, so it is hashed in every such domain (a wrong-domain hash
+    matches nothing).
     """
     from tokumei.anonymize.pseudonymize import pseudonymize
 
     ids = pl.DataFrame({"_id": list(owner), "_owner": list(owner.values())})
     frames = [
         ids.select(pseudonymize(pl.col("_id"), key, domain).alias("p"), "_owner")
-        for domain in ("user", "cookie", "device")
+        for domain in domains
     ]
     both = pl.concat(frames)
     return dict(zip(both["p"].to_list(), both["_owner"].to_list(), strict=True))
@@ -690,7 +691,16 @@ def apply_rights_requests(
     remote = None if remote_url is None else _RemoteLanding(remote_url, out, out_url, report)
     try:
         return _apply_batch(
-            local, remote, out, report, results, first_request_of, dry_run, key, started
+            local,
+            remote,
+            out,
+            report,
+            results,
+            first_request_of,
+            dry_run,
+            key,
+            started,
+            policy.person_domains(),
         )
     finally:
         if remote is not None:
@@ -707,6 +717,7 @@ def _apply_batch(
     dry_run: bool,
     key: str | None,
     started: float,
+    domains: tuple[str, ...],
 ) -> ErasureReport:
     """Erase one batch from every zone, then audit it (the part of
     :func:`apply_rights_requests` that touches files)."""
@@ -774,7 +785,7 @@ def _apply_batch(
 
     parquet_zone(out / "quarantine", "quarantine", lambda f: _filter_quarantine(f, targets))
     if key is not None:
-        by_pseudonym = _pseudonyms(targets.owner, key)
+        by_pseudonym = _pseudonyms(targets.owner, key, domains)
 
         def erase_pseudonyms(frame: pl.DataFrame) -> tuple[pl.DataFrame, Counter[str]]:
             owners = frame["person"].replace_strict(by_pseudonym, default=None)

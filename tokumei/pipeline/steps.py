@@ -59,18 +59,6 @@ log = logging.getLogger("tokumei")
 
 PERSON = "person"
 
-#: Linking keys → pseudonym domain. The domain keeps a user id and a cookie id with the same
-#: text from colliding into one person.
-KEY_DOMAINS = {
-    "user_id": "user",
-    "cookie_id": "cookie",
-    "device_id": "device",
-    "session_id": "session",
-    "ad_id": "ad",
-    "mac": "mac",
-    "serial": "serial",
-}
-
 
 def _paths(settings: Settings, day: str, run_id: str) -> RunPaths:
     return RunPaths(settings, check_day(day), run_id)
@@ -157,9 +145,11 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
 #: frame (peak RSS 2.0 -> 2.7-2.8 GiB there).
 EXTRACT_WORKERS = int(os.environ.get("TOKUMEI_EXTRACT_WORKERS", "2"))
 
-#: Landing sources read whole by ``extract`` (they only feed the rights dimensions); the others
-#: (``PERSON_SOURCES``) are read one file per ``ingest`` task.
-DIMENSION_SOURCES = ("devices", "cookies")
+
+def _owner_sources(policy: Policy) -> list[str]:
+    """Landing sources read whole by ``extract``: those with ``owner:`` (they only feed the
+    rights dimensions); the others (``PERSON_SOURCES``) are read one file per ``ingest`` task."""
+    return [s for s in LANDING_SOURCES if policy.source(s).owner is not None]
 
 
 def _clear_quarantine(paths: RunPaths, source: str) -> Path:
@@ -229,6 +219,7 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
 
     from tokumei.anonymize.compile import PERSON_SOURCES
     from tokumei.anonymize.person_rows import rights_dims
+    from tokumei.anonymize.rights import allowed_users
     from tokumei.infra.objectstore import stage_landing
     from tokumei.ingest.landing import check_landing, refuse_incomplete, select_files
     from tokumei.ingest.opdb import read_table
@@ -263,7 +254,8 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
         # the DB's row-wise Python beside the file readers, which mostly release the GIL
         tables = {t: db_pool.submit(db_table, t) for t in DB_TABLES}
         small = {
-            s: _read_files(policy, paths, s, chosen[s].files, progress) for s in DIMENSION_SOURCES
+            s: _read_files(policy, paths, s, chosen[s].files, progress)
+            for s in _owner_sources(policy)
         }
         db = {t: f.result() for t, f in tables.items()}
     files: list[dict[str, Any]] = []
@@ -273,26 +265,24 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
         # empty, with the plan's columns)
         names = [str(p.relative_to(landing)) for p in chosen[source].files] or [None]
         files += [{"source": source, "part": i, "name": n} for i, n in enumerate(names)]
-    dims = rights_dims(
-        db["consents"].lazy(),
-        db["rights_requests"].lazy(),
-        small["cookies"][0].lazy(),
-        small["devices"][0].lazy(),
-        key,
-    )
+    persons = policy.persons
+    assert persons.person is not None  # Policy.persons finds the table that declares it
+    allowed = allowed_users(db["consents"].lazy(), db["rights_requests"].lazy()).collect()
+    owners = {s: (frame.lazy(), policy.source(s)) for s, (frame, _, _) in small.items()}
+    dims = rights_dims(allowed.lazy(), owners, persons.domain(persons.person.id), key)
     dims.write(paths.layer("dims"))
-    record["persons"] = {"rows": _generalize_persons(paths, policy, day, db["users"], key)}
+    record["persons"] = {"rows": _generalize_persons(paths, policy, day, db[persons.source], key)}
     record["excluded_persons"] = {
-        "rows": _excluded_persons(paths, key, db, small["cookies"][0], small["devices"][0])
+        "rows": _excluded_persons(paths, policy, key, db, allowed, owners)
     }
     t = policy.thresholds
     for source, (frame, reasons, lines) in small.items():
         record[source] = {
             **_source_record(chosen[source], lines, reasons),
-            "rights": _dimension_books(source, frame, db),
+            "rights": _dimension_books(frame, policy.source(source), allowed),
             "discover": _discovered(frame, policy.source(source), t.pii_sample),
         }
-    record["users"] = {"rights": _dimension_books("users", db["users"], db)}
+    record[persons.source] = {"rights": _dimension_books(db[persons.source], persons, allowed)}
     record["files"] = files
     record["landing_root"] = str(landing)
     record["landing"] = {
@@ -321,14 +311,16 @@ def _source_record(chosen: Any, lines: list[Any], reasons: dict[str, int]) -> di
     }
 
 
-def _dimension_books(name: str, frame: pl.DataFrame, db: dict[str, pl.DataFrame]) -> dict[str, int]:
-    """The rights filter's books of a dimension source (counts only: its rows are not kept)."""
-    from tokumei.anonymize.rights import allowed_users, keep_expr, mark_allowed
+def _dimension_books(frame: pl.DataFrame, sp: Any, allowed: pl.DataFrame) -> dict[str, int]:
+    """The rights filter's books of a dimension source or the persons table (counts only: its
+    rows are not kept): a row counts as kept when its user (``owner.user`` / ``person.id``) may
+    be counted, or, without a user, when its consent (``owner.consent``) allows it."""
+    from tokumei.anonymize.rights import keep_expr, mark_allowed
 
-    allowed = allowed_users(db["consents"].lazy(), db["rights_requests"].lazy())
-    consent = "consent_analytics" if name == "cookies" else None
+    user = sp.owner.user if sp.owner else sp.person.id
+    consent = sp.owner.consent if sp.owner else None
     flagged = mark_allowed(
-        frame.lazy().with_columns(pl.col("user_id").alias("_user")), "_user", allowed
+        frame.lazy().with_columns(pl.col(user).alias("_user")), "_user", allowed.lazy()
     )
     keep = keep_expr("_user", consent)
     row = (
@@ -347,27 +339,26 @@ def _dimension_books(name: str, frame: pl.DataFrame, db: dict[str, pl.DataFrame]
 def _generalize_persons(
     paths: RunPaths, policy: Policy, day: str, users: pl.DataFrame, key: str
 ) -> int:
-    """One row per known person: the compiled ``users`` plan (age on the run date and its band,
+    """One row per known person: the compiled persons plan (age on the run date and its band,
     gender, prefecture with the postal-code fallback, occupation, signup day).
 
-    Global (not partitioned): the users table is small, and every partition joins it. Persons
+    Global (not partitioned): the table is small, and every partition joins it. Persons
     without analytics consent or with a binding request are left out (their events are too).
     """
-    from tokumei.anonymize.compile import PERSONS_SOURCE, compile_policy
-    from tokumei.anonymize.person_rows import KEY_DOMAINS
+    from tokumei.anonymize.compile import compile_policy
+    from tokumei.anonymize.person_rows import ALLOWED, pseudonyms
 
-    plan = compile_policy(policy, (PERSONS_SOURCE,))[PERSONS_SOURCE]
-    sp = policy.tables[PERSONS_SOURCE]
-    allowed = pl.read_parquet(paths.work / "dims" / "allowed.parquet")["user_id"]
+    sp = policy.persons
+    assert sp.person is not None
+    plan = compile_policy(policy, (sp.source,))[sp.source]
+    allowed = pl.read_parquet(paths.work / "dims" / "allowed.parquet")[ALLOWED]
     linking = [c for c in sp.by_role(Role.LINKING_KEY) if c in users.columns]
-    pseudo = users.lazy().with_columns(
-        pseudonymize(pl.col(c), key, KEY_DOMAINS.get(c, c)) for c in linking
-    )
-    user = (
-        pl.col("user_id") if "user_id" in linking else pseudonymize(pl.col("user_id"), key, "user")
-    )
+    pid = sp.person.id
+    person = pl.col(pid) if pid in linking else pseudonymize(pl.col(pid), key, sp.domain(pid))
     persons = (
-        pseudo.with_columns(user.alias(PERSON))
+        users.lazy()
+        .with_columns(pseudonyms(sp, linking, key))
+        .with_columns(person.alias(PERSON))
         .filter(pl.col(PERSON).is_in(allowed.implode()))
         .select(plan.select(date.fromisoformat(day)))
         .unique(PERSON, keep="first", maintain_order=True)
@@ -377,51 +368,51 @@ def _generalize_persons(
 
 def _excluded_persons(
     paths: RunPaths,
+    policy: Policy,
     key: str,
     db: dict[str, pl.DataFrame],
-    cookies: pl.DataFrame,
-    devices: pl.DataFrame,
+    allowed: pl.DataFrame,
+    owners: dict[str, tuple[pl.LazyFrame, Any]],
 ) -> int:
     """Pseudonyms of everyone excluded *today*, so rights apply to the retained history too.
 
     Today's rows of excluded persons never reach the work layer; the retained activity layer
     still holds their earlier days under the same pseudonyms. Excluded: every known user id
-    (users, consents, requests) without analytics consent or with a binding request, the
-    cookies and devices those users own, and cookies whose latest banner consent refuses
-    analytics.
+    (persons, consents, requests) without analytics consent or with a binding request, the ids
+    those users own (cookies, devices: ``owner:``), and owned ids whose own consent refuses
+    analytics (a cookie's banner).
     """
-    from tokumei.anonymize.rights import allowed_users, cookie_owner
+    from tokumei.anonymize.person_rows import owner_map
 
-    consents, rights = db["consents"].lazy(), db["rights_requests"].lazy()
+    persons = policy.persons
+    assert persons.person is not None
+    # the operational DB's user ids (schema: tokumei/ingest/opdb_schema.py)
     known = pl.concat(
         [
-            f.lazy().select(pl.col("user_id").cast(pl.String))
-            for f in (db["users"], db["consents"], db["rights_requests"])
+            db[persons.source]
+            .lazy()
+            .select(pl.col(persons.person.id).cast(pl.String).alias("user_id")),
+            *(
+                db[t].lazy().select(pl.col("user_id").cast(pl.String))
+                for t in ("consents", "rights_requests")
+            ),
         ]
     ).unique()
-    excluded = known.join(allowed_users(consents, rights), on="user_id", how="anti").collect()
-    owners = cookie_owner(cookies.lazy()).collect()
-    ids = excluded["user_id"]
-    bad_cookies = owners.filter(
-        pl.col("cookie_user_id").is_in(ids.implode()) | (pl.col("consent_analytics") == False)  # noqa: E712
-    )["cookie_id"]
-    bad_devices = devices.filter(pl.col("user_id").is_in(ids.implode()))["device_id"]
-    frame = (
-        pl.concat(
-            [
-                pl.DataFrame({"_id": ids}).select(pseudonymize(pl.col("_id"), key, "user")),
-                pl.DataFrame({"_id": bad_cookies}).select(
-                    pseudonymize(pl.col("_id"), key, "cookie")
-                ),
-                pl.DataFrame({"_id": bad_devices}).select(
-                    pseudonymize(pl.col("_id"), key, "device")
-                ),
-            ]
+    excluded = known.join(allowed.lazy(), on="user_id", how="anti").collect()["user_id"]
+    user_domain = persons.domain(persons.person.id)
+    frames = [pl.DataFrame({"_id": excluded}).select(pseudonymize(pl.col("_id"), key, user_domain))]
+    for frame, sp in owners.values():
+        owned = owner_map(frame, sp).collect()
+        refused = pl.col("_owner").is_in(excluded.implode())
+        if "_consent" in owned.columns:
+            refused = refused | (pl.col("_consent") == False)  # noqa: E712
+        ids = owned.filter(refused)["_fb"]
+        frames.append(
+            pl.DataFrame({"_id": ids}).select(
+                pseudonymize(pl.col("_id"), key, sp.domain(sp.owner.key))
+            )
         )
-        .select(pl.col("_id").alias(PERSON))
-        .unique()
-        .sort(PERSON)
-    )
+    frame = pl.concat(frames).select(pl.col("_id").alias(PERSON)).unique().sort(PERSON)
     return write_parquet(frame, paths.layer("dims") / "excluded_persons.parquet")
 
 
@@ -505,7 +496,7 @@ def _ingest_file(
     sample = -(-policy.thresholds.pii_sample // max(1, files_of_source))
     discovered = _discovered(good, sp, sample)
     dims = RightsDims.read(paths.work / "dims")
-    flagged = flag_rows(good.lazy(), source, sp, key, dims, day).collect()
+    flagged = flag_rows(good.lazy(), sp, key, dims, day).collect()
     del good
     books = count_flags(flagged)
     plan = compile_policy(policy, (source,))[source]
@@ -974,6 +965,7 @@ def stats_reduce(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     }
     from tokumei.stats import period_tables
     from tokumei.stats.disclosure.rounding import round_expr
+
     # Attribute disclosure (tokumei/stats/disclosure/diversity.py): a group whose published
     # band distribution is possibly homogeneous is suppressed whole, before the period tables
     # are checked against the daily ones. Before keeping the previous release's pattern (a
