@@ -109,3 +109,36 @@ def test_a_reused_step_process_still_dies_with_its_parent() -> None:
     with StepProcess(lambda rss: True) as process:
         assert process.run(_pdeathsig) == signal.SIGKILL
         assert process.run(_pdeathsig) == signal.SIGKILL
+
+
+SCRIPT = """
+import sys
+
+from tokumei.infra.processes import StepProcess
+
+
+def step() -> int:
+    print("written by the step, not flushed", end="")
+    print("and to stderr", end="", file=sys.stderr)
+    return 7
+
+
+if __name__ == "__main__":
+    with StepProcess(lambda rss: True) as process:
+        assert process.run(step) == 7
+"""
+
+
+def test_a_step_process_ends_without_teardown_but_flushes_its_output(tmp_path: Path) -> None:
+    """It leaves through ``os._exit`` (the interpreter's teardown cost ~1 s after spaCy and
+    GX), after flushing what a step printed."""
+    import subprocess
+
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "written by the step, not flushed"
+    assert "and to stderr" in proc.stderr
