@@ -22,8 +22,8 @@ whatever runs meanwhile. It needs only a Delta reader:
 
 A reader of a table's newest version (no marker) sees each table's own commits as they land.
 Commits a killed publish left beyond the marker are undone by the next publish before it
-writes (:func:`recover`: ``restore`` to the marker's version, a table no marker names is
-removed), so they never reach a release.
+writes (:func:`recover`: the marker's version is written again as the newest, a table no
+marker names is removed), so they never reach a release.
 
 Schema evolution is additive: a new column is merged into the table (null on earlier rows)
 and recorded per table and release in the marker's ``columns_added``; a changed type or a
@@ -79,16 +79,39 @@ class Release:
     columns_added: dict[str, list[str]] = field(default_factory=dict)
 
 
-def delta_root(published: Path) -> Path:
-    return published / DELTA_DIR
+#: ``published/`` as a local folder or an ``s3://…/published`` URL (``Settings.out_url``).
+Location = Path | str
 
 
-def table_path(published: Path, name: str) -> Path:
+def _is_url(loc: Location) -> bool:
+    return isinstance(loc, str) and "://" in loc
+
+
+def _join(loc: Location, *parts: str) -> Location:
+    if _is_url(loc):
+        return "/".join([str(loc).rstrip("/"), *parts])
+    return Path(loc).joinpath(*parts)
+
+
+def _options(loc: Location) -> dict[str, str] | None:
+    """delta-rs settings of a URL: the endpoint only; credentials come from the AWS chain."""
+    if not _is_url(loc):
+        return None
+    from tokumei.infra.objectstore import polars_storage_options
+
+    return polars_storage_options()
+
+
+def delta_root(published: Location) -> Location:
+    return _join(published, DELTA_DIR)
+
+
+def table_path(published: Location, name: str) -> Location:
     """``name`` is ``<kind>/<table>`` (``stats/daily_active_users``, ``anonymized/page_views``)."""
-    return delta_root(published) / name
+    return _join(delta_root(published), *name.split("/"))
 
 
-def _open(path: Path, version: int | None = None) -> Any:
+def _open(path: Location, version: int | None = None) -> Any:
     """The Delta table at ``path`` (a version of it), or None when there is none.
 
     Not ``DeltaTable.is_deltatable``: on S3 servers it can retry for minutes on a missing
@@ -98,14 +121,52 @@ def _open(path: Path, version: int | None = None) -> Any:
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        return DeltaTable(str(path), version=version)
+        return DeltaTable(str(path), version=version, storage_options=_options(path))
     except TableNotFoundError:
         return None
 
 
-def current_release(published: Path) -> Release | None:
+def _tables(published: Location) -> list[str]:
+    """``<kind>/<table>`` of every folder under ``published/delta/`` but the marker."""
+    root = delta_root(published)
+    if _is_url(root):
+        from tokumei.infra.objectstore import _bare, filesystem
+
+        fs, base = filesystem(), _bare(str(root))
+        if not fs.exists(base):
+            return []
+        return sorted(
+            f"{kind.rsplit('/', 1)[-1]}/{table.rsplit('/', 1)[-1]}"
+            for kind in fs.ls(base, detail=False)
+            if kind.rsplit("/", 1)[-1] != RELEASES and fs.isdir(kind)
+            for table in fs.ls(kind, detail=False)
+            if fs.isdir(table)
+        )
+    root = Path(root)
+    if not root.is_dir() or root.is_symlink():
+        return []
+    return [
+        f"{kind.name}/{table.name}"
+        for kind in sorted(root.iterdir())
+        if kind.name != RELEASES and kind.is_dir() and not kind.is_symlink()
+        for table in sorted(kind.iterdir())
+        if table.is_dir() and not table.is_symlink()
+    ]
+
+
+def _remove_table(published: Location, name: str) -> None:
+    path = table_path(published, name)
+    if _is_url(path):
+        from tokumei.infra.objectstore import _bare, filesystem
+
+        filesystem().rm(_bare(str(path)), recursive=True)
+    else:
+        shutil.rmtree(path)
+
+
+def current_release(published: Location) -> Release | None:
     """The newest release the marker records, or None before the first one."""
-    marker = _open(delta_root(published) / RELEASES)
+    marker = _open(_join(delta_root(published), RELEASES))
     if marker is None:
         return None
     rows = pl.from_arrow(marker.to_pyarrow_table())
@@ -127,13 +188,15 @@ def current_release(published: Path) -> Release | None:
     )
 
 
-def next_release(published: Path) -> int:
+def next_release(published: Location) -> int:
     """The number the next release will have (one writer under the run lock: no race)."""
     current = current_release(published)
     return current.release + 1 if current else 1
 
 
-def read_table(published: Path, name: str, release: Release | None = None) -> pl.DataFrame | None:
+def read_table(
+    published: Location, name: str, release: Release | None = None
+) -> pl.DataFrame | None:
     """A table as of a release (default: the newest), or None if that release lacks it."""
     release = release or current_release(published)
     if release is None or name not in release.versions:
@@ -146,29 +209,36 @@ def read_table(published: Path, name: str, release: Release | None = None) -> pl
     return frame
 
 
-def recover(published: Path) -> list[str]:
+def recover(published: Location) -> list[str]:
     """Undo table commits no release names (a publish killed before its marker commit).
 
-    A table whose newest version is beyond the marker's is restored to that version (a new
-    commit with the released state); a table the marker does not name at all was created by
+    A table whose newest version is beyond the marker's gets the released state back (a new
+    commit, :func:`_roll_back_to`); a table the marker does not name at all was created by
     the killed publish and is removed. Returns the tables touched. Called under the run lock.
     """
     release = current_release(published)
-    versions = release.versions if release else {}
+    versions = dict(release.versions) if release else {}
     touched = []
-    root = delta_root(published)
-    if not root.is_dir():
-        return touched
-    for kind in sorted(p for p in root.iterdir() if p.is_dir() and p.name != RELEASES):
-        for path in sorted(p for p in kind.iterdir() if p.is_dir()):
-            name = f"{kind.name}/{path.name}"
-            table = _open(path)
-            if name not in versions:
-                shutil.rmtree(path)
-                touched.append(name)
-            elif table is not None and table.version() > versions[name]:
-                table.restore(versions[name])
-                touched.append(name)
+    for name in _tables(published):
+        if name not in versions:
+            _remove_table(published, name)
+            touched.append(name)
+            continue
+        table = _open(table_path(published, name))
+        if (
+            table is not None
+            and table.version() > versions[name]
+            and _data_files(table)
+            != _data_files(_open(table_path(published, name), versions[name]))
+        ):  # commits that changed no data file (vacuum writes two) are no strays
+            _roll_back_to(table_path(published, name), versions[name])
+            versions[name] = _open(table_path(published, name)).version()
+            touched.append(name)
+    if release is not None and versions != release.versions:
+        # The rolled-back tables hold the release's rows in new files, and the files of the
+        # versions the marker named now count as replaced (vacuum would take them): the
+        # release is stated again with the new versions, same run and date.
+        _append_marker(published, release.release + 1, release.run_id, release.day, versions, {})
     if touched:
         log.warning(
             "table format: undid commits of %d table(s) that no release names (a publish "
@@ -179,6 +249,31 @@ def recover(published: Path) -> list[str]:
     return touched
 
 
+def _data_files(table: Any) -> set[str]:
+    """The data files a table version reads (relative paths, as its log lists them)."""
+    return set(pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist())
+
+
+def _roll_back_to(path: Location, version: int) -> None:
+    """Make the table's newest version hold what ``version`` held (a new commit).
+
+    Not ``DeltaTable.restore``: against the S3 test server (moto) it retried a GET for minutes;
+    rewriting the released version works the same on a folder and on S3, and runs only after
+    a killed publish.
+    """
+    from deltalake import WriterProperties, write_deltalake
+
+    released = _open(path, version)
+    write_deltalake(
+        str(path),
+        released.to_pyarrow_table(),
+        mode="overwrite",
+        schema_mode="overwrite",
+        writer_properties=WriterProperties(compression="ZSTD", compression_level=1),
+        storage_options=_options(path),
+    )
+
+
 def _frame_of(staged: Path, day: str) -> pl.DataFrame:
     """A staged partition with its ``date`` column (the record table has it only in its path)."""
     frame = pl.read_parquet(staged)
@@ -187,7 +282,7 @@ def _frame_of(staged: Path, day: str) -> pl.DataFrame:
     return frame
 
 
-def _seed_from_dated_folders(published: Path) -> list[str]:
+def _seed_from_dated_folders(published: Location) -> list[str]:
     """Before the first release: copy the dates published in the old layout into Delta.
 
     An output root published before the Delta tables existed holds its history only in
@@ -198,7 +293,10 @@ def _seed_from_dated_folders(published: Path) -> list[str]:
     """
     from deltalake import WriterProperties, write_deltalake
 
-    seeded = []
+    seeded: list[str] = []
+    if _is_url(published):  # an s3:// output's history is in its releases/ (objectstore)
+        return seeded
+    published = Path(published)
     for kind in ("stats", "anonymized"):
         for folder in sorted(p for p in (published / kind).glob("*") if p.is_dir()):
             name = f"{kind}/{folder.name}"
@@ -206,7 +304,7 @@ def _seed_from_dated_folders(published: Path) -> list[str]:
             if not parts or _open(table_path(published, name)) is not None:
                 continue
             frames = [_frame_of(part, part.parent.name.removeprefix("date=")) for part in parts]
-            target = table_path(published, name)
+            target = Path(table_path(published, name))
             target.mkdir(parents=True, exist_ok=True)
             write_deltalake(
                 str(target),
@@ -235,13 +333,14 @@ def release_files(published: Path) -> dict[str, list[str]]:
         table = _open(table_path(published, name), version)
         if table is None:
             continue
-        root = table_path(published, name).relative_to(published)
-        paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
-        files[name] = [str(root / rel) for rel in sorted(paths)]
+        root = Path(table_path(published, name)).relative_to(published)
+        files[name] = [str(root / rel) for rel in sorted(_data_files(table))]
     return files
 
 
-def schema_changes(published: Path, staged: Mapping[str, Path], day: str) -> dict[str, list[str]]:
+def schema_changes(
+    published: Location, staged: Mapping[str, Path], day: str
+) -> dict[str, list[str]]:
     """Columns each staged table adds to its published Delta table; non-additive changes raise.
 
     Checked before anything is written, so a refused release changes nothing.
@@ -268,7 +367,9 @@ def schema_changes(published: Path, staged: Mapping[str, Path], day: str) -> dic
     return added
 
 
-def publish_release(published: Path, staged: Mapping[str, Path], day: str, run_id: str) -> Release:
+def publish_release(
+    published: Location, staged: Mapping[str, Path], day: str, run_id: str
+) -> Release:
     """Write a date's release of every staged table, then the marker (the commit point).
 
     ``staged`` maps ``<kind>/<table>`` to the run's staged Parquet partition of ``day``.
@@ -292,21 +393,44 @@ def publish_release(published: Path, staged: Mapping[str, Path], day: str, run_i
         if frame.height and frame["date"].ne(date.fromisoformat(day)).any():
             raise TableFormatError(f"staged table {name} holds rows of another date than {day}")
         target = table_path(published, name)
-        table = _open(target)
-        if table is None:
-            target.mkdir(parents=True, exist_ok=True)
-            write_deltalake(str(target), frame.to_arrow(), mode="error", writer_properties=props)
+        options = _options(target)
+        if _open(target) is None:
+            if not _is_url(target):
+                Path(target).mkdir(parents=True, exist_ok=True)
+            write_deltalake(
+                str(target),
+                frame.to_arrow(),
+                mode="error",
+                writer_properties=props,
+                storage_options=options,
+            )
         else:
             write_deltalake(
-                table,
+                str(target),
                 frame.to_arrow(),
                 mode="overwrite",
                 predicate=f"date = '{day}'",
                 schema_mode="merge" if name in added else None,
                 writer_properties=props,
+                storage_options=options,
             )
         versions[name] = _open(target).version()
     number = (previous.release + 1) if previous else 1
+    _append_marker(published, number, run_id, day, versions, added)
+    return Release(number, run_id, day, versions, {n: c for n, c in added.items() if c})
+
+
+def _append_marker(
+    published: Location,
+    number: int,
+    run_id: str,
+    day: str,
+    versions: Mapping[str, int],
+    added: Mapping[str, list[str]],
+) -> None:
+    """Append release ``number``'s rows to the marker in one commit: the readers' commit point."""
+    from deltalake import WriterProperties, write_deltalake
+
     now = datetime.now(UTC)
     marker = pl.DataFrame(
         [
@@ -323,34 +447,28 @@ def publish_release(published: Path, staged: Mapping[str, Path], day: str, run_i
         ],
         schema=MARKER_SCHEMA,
     )
-    marker_path = delta_root(published) / RELEASES
-    marker_path.mkdir(parents=True, exist_ok=True)
+    marker_path = _join(delta_root(published), RELEASES)
+    if not _is_url(marker_path):
+        Path(marker_path).mkdir(parents=True, exist_ok=True)
     write_deltalake(
         str(marker_path),
         marker.to_arrow(),
         mode="append",
-        writer_properties=props,
+        writer_properties=WriterProperties(compression="ZSTD", compression_level=1),
+        storage_options=_options(marker_path),
     )
-    return Release(number, run_id, day, versions, {n: c for n, c in added.items() if c})
 
 
-def vacuum(published: Path, days: int, dry_run: bool = False) -> dict[str, int]:
+def vacuum(published: Location, days: int, dry_run: bool = False) -> dict[str, int]:
     """Delete data files no version of the last ``days`` days needs, per table; return counts.
 
     Delta's own ``vacuum``: a file replaced or removed more than ``days`` ago goes, so every
     release of the last ``days`` days stays readable by version (older ones do not). Then the
     log is trimmed (``cleanup_metadata``, by the table's log retention).
     """
-    root = delta_root(published)
     removed: dict[str, int] = {}
-    if not root.is_dir() or root.is_symlink():
-        return removed
-    paths = [root / RELEASES]
-    for kind in sorted(root.iterdir()):
-        if kind.name != RELEASES and kind.is_dir() and not kind.is_symlink():
-            paths += [p for p in sorted(kind.iterdir()) if p.is_dir() and not p.is_symlink()]
-    for path in paths:
-        table = _open(path)
+    for name in [RELEASES, *_tables(published)]:
+        table = _open(_join(delta_root(published), *name.split("/")))
         if table is None:
             continue
         files = table.vacuum(
@@ -358,5 +476,5 @@ def vacuum(published: Path, days: int, dry_run: bool = False) -> dict[str, int]:
         )
         if not dry_run:
             table.cleanup_metadata()
-        removed[str(path.relative_to(root))] = len(files)
+        removed[name] = len(files)
     return removed

@@ -224,7 +224,9 @@ def apply_retention(
                 report.skipped.append(f"{zone}/{source.name} (symlink)")
                 continue
             _sweep_source(report, zone, source, cutoff, protected)
-    report.vacuumed = vacuum(out / "published", version_days, dry_run=dry_run)
+    # the Delta tables live under the s3:// output when there is one (docs/adr/0008)
+    published = f"{out_url.rstrip('/')}/published" if out_url else out / "published"
+    report.vacuumed = vacuum(published, version_days, dry_run=dry_run)
     action = "would delete" if dry_run else "deleted"
     totals = report.totals
     log.info(

@@ -1418,21 +1418,22 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         staged = paths.staged_table(*out_name.split("/", 1))
         if staged.exists():
             out_rec["columns"] = list(pl.read_parquet_schema(staged))
-    if not settings.out_url:
-        # The published Delta tables (docs/adr/0008-published-tables-delta-lake.md): columns a
-        # table gains are recorded with the release that adds them; a non-additive change
-        # stops here, before anything is written.
-        from tokumei.infra.tableformat import RELEASES, next_release, schema_changes
+    # The published Delta tables (docs/adr/0008-published-tables-delta-lake.md), in the local
+    # published/ or under the s3:// output: columns a table gains are recorded with the
+    # release that adds them; a non-additive change stops here, before anything is written.
+    from tokumei.infra.tableformat import RELEASES, next_release, recover, schema_changes
 
-        added = schema_changes(paths.published, _staged_tables(paths), day)
-        for out_name, columns in added.items():
-            if out_name in manifest["outputs"]:
-                manifest["outputs"][out_name]["columns_added"] = columns
-        manifest["table_format"] = {
-            "format": "delta",
-            "marker": f"published/delta/{RELEASES}",
-            "release": next_release(paths.published),
-        }
+    tables_at = f"{settings.out_url}/published" if settings.out_url else paths.published
+    recover(tables_at)  # a killed publish's commits go before the release number is taken
+    added = schema_changes(tables_at, _staged_tables(paths), day)
+    for out_name, columns in added.items():
+        if out_name in manifest["outputs"]:
+            manifest["outputs"][out_name]["columns_added"] = columns
+    manifest["table_format"] = {
+        "format": "delta",
+        "marker": f"published/delta/{RELEASES}",
+        "release": next_release(tables_at),
+    }
     # Exact figures stay in the run's internal records (_work, deleted by cleanup); the
     # published manifest and the reports print every count of persons or rows by one rule
     # (tokumei/release/manifest.py: printed_count), so no small count is printed anywhere.
@@ -1459,20 +1460,19 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         paths.staged_reports / "items_notice.md",
         retention_days=activity_days_from_env(),
     )
+    from tokumei.infra.tableformat import publish_release as publish_delta
     from tokumei.release.catalog import view_docs
     from tokumei.stats.period_tables import write_retained_key
 
     if not settings.out_url:
-        from tokumei.infra.tableformat import publish_release as publish_delta
-
         # The Delta tables and their release marker first: the marker's commit is the
         # readers' commit point. If publish_tree then fails, it rolls back to staging and a
         # retried publish writes the same release again (a new release number, same rows).
-        release = publish_delta(paths.published, _staged_tables(paths), day, run_id)
+        release = publish_delta(tables_at, _staged_tables(paths), day, run_id)
         published = publish_tree(paths)
         write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
         views = build_catalog(paths.published, view_docs())
-        return {"published": published, "catalog_views": views, "release": release.release}
+        return {"published": published, "catalog_views": views, "delta_release": release.release}
     # Object storage: moving the pointer (inside publish_release) is the readers' commit point,
     # so the outcome reported must follow it. What may fail is done before it: the retained
     # key check (written once, never overwritten; start() verified this run's key against it).
@@ -1487,7 +1487,10 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     start_rec = load_record(paths, "start")
     check_pointer_unchanged(settings.out_url, start_rec.get("pointer_dates") or {}, day, run_id)
     write_retained_key(paths.retained, start_rec["key_check"])
-    remote = publish_release(settings, paths)
+    # The Delta tables under the s3:// output before the pointer (until the pointer goes,
+    # docs/adr/0008): a failure leaves the pointer on the previous release, a retry writes both.
+    release = publish_delta(tables_at, _staged_tables(paths), day, run_id)
+    remote = {**publish_release(settings, paths), "delta_release": release.release}
     try:
         publish_tree(paths)
         build_catalog(paths.published, view_docs())
