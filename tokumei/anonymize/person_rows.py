@@ -179,10 +179,21 @@ def count_flags(flagged: pl.DataFrame) -> dict[str, int]:
 
 
 def generalized_rows(flagged: pl.LazyFrame, plan: SourcePlan, day: date) -> pl.LazyFrame:
-    """The kept, in-scope rows through the compiled policy plan (only its columns continue,
-    and the event key digest where the policy declares one)."""
+    """Every row through the compiled policy plan, with its ``_keep`` / ``_scope`` flags (only
+    the plan's columns continue, and the event key digest where the policy declares one).
+
+    Why every row, and the filter after (:func:`kept_rows`): the plan's expressions are per
+    row, so the few excluded rows cost little, while collecting the flagged frame before
+    generalizing held every raw column of the file a second time (peak RSS of the 10M-event
+    day's ingest, two files in flight: bench/results/scale.md).
+    """
     extra = [pl.col(EVENT_KEY)] if EVENT_KEY in flagged.collect_schema() else []
-    return flagged.filter(pl.col("_keep") & pl.col("_scope")).select(*plan.select(day), *extra)
+    return flagged.select(*plan.select(day), *extra, pl.col("_keep"), pl.col("_scope"))
+
+
+def kept_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """The rows the rights and day rules keep, without their flags."""
+    return rows.filter(pl.col("_keep") & pl.col("_scope")).drop("_keep", "_scope")
 
 
 def dedup_events(rows: pl.LazyFrame) -> pl.LazyFrame:

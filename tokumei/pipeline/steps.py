@@ -477,6 +477,7 @@ def _ingest_file(
         count_flags,
         flag_rows,
         generalized_rows,
+        kept_rows,
     )
     from tokumei.ingest.sources import empty_frame, empty_quarantine, read_landing_file
 
@@ -496,12 +497,11 @@ def _ingest_file(
     sample = -(-policy.thresholds.pii_sample // max(1, files_of_source))
     discovered = _discovered(good, sp, sample)
     dims = RightsDims.read(paths.work / "dims")
-    flagged = flag_rows(good.lazy(), sp, key, dims, day).collect()
+    plan = compile_policy(policy, (source,))[source]
+    flagged = generalized_rows(flag_rows(good.lazy(), sp, key, dims, day), plan, day).collect()
     del good
     books = count_flags(flagged)
-    plan = compile_policy(policy, (source,))[source]
-    rows = generalized_rows(flagged.lazy(), plan, day)
-    rows, premask = _premask(rows, plan)
+    rows, premask = _premask(kept_rows(flagged.lazy()), plan)
     folder = paths.layer(f"generalized/{source}")
     written = _write_partitioned(rows, folder, settings.partitions, f"f-{part:05d}.parquet")
     if written != books["kept"]:
