@@ -76,7 +76,7 @@ def test_the_same_file_twice_counts_once_and_is_reported(landing: Path, tmp_path
     assert rec["events"]["files"] == base["events"]["files"]
     assert rec["events"]["duplicates"]["files"] == 2
     assert rec["events"]["duplicates"]["lines"] > 0
-    assert base["events"]["duplicates"] == {"files": 0, "lines": 0}
+    assert base["events"]["duplicates"] == {"files": 0, "lines": 0, "events": 0}
 
 
 def test_a_link_out_of_the_landing_zone_is_refused_even_when_incomplete_is_allowed(

@@ -278,7 +278,7 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     t = policy.thresholds
     for source, (frame, reasons, lines) in small.items():
         record[source] = {
-            **_source_record(chosen[source], lines, reasons),
+            **_source_record(lines, reasons),
             "rights": _dimension_books(frame, policy.source(source), allowed),
             "discover": _discovered(frame, policy.source(source), t.pii_sample),
         }
@@ -298,14 +298,9 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     return record
 
 
-def _source_record(chosen: Any, lines: list[Any], reasons: dict[str, int]) -> dict[str, Any]:
-    n = sum(f.lines for f in lines)
-    bad = sum(f.quarantined for f in lines)
+def _source_record(lines: list[Any], reasons: dict[str, int]) -> dict[str, Any]:
+    """What an owner: source gave, kept in ``extract-dims`` for ``check_inputs``."""
     return {
-        "files": len(chosen.files),
-        "input": n,
-        "kept_after_extract": n - bad,
-        "quarantined": bad,
         "quarantine_reasons": dict(sorted(reasons.items())),
         "lines": [f.as_dict() for f in lines],
     }
@@ -552,7 +547,8 @@ def check_inputs(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     manifest and the books read.
     """
     from tokumei.anonymize.person_rows import duplicate_rows
-    from tokumei.anonymize.pii.discovery import ColumnFinding, DiscoveryReport, check_insensitive
+    from tokumei.anonymize.pii.discovery import check_insensitive
+    from tokumei.ingest.books import add_counts, discovery_report, merge_files, source_entry
     from tokumei.ingest.expectations import FileLines, check_quarantine, check_volume
     from tokumei.release.manifest import ROW_BASE, printed_share
 
@@ -562,64 +558,30 @@ def check_inputs(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     dims = load_record(paths, "extract-dims")
     per_file = [load_record(paths, f"ingest-{i:05d}") for i in range(len(dims["files"]))]
     if any(not r for r in per_file):
-        missing = [dims["files"][i]["name"] for i, r in enumerate(per_file) if not r]
-        raise TokumeiError(
-            f"{len(missing)} landing file(s) were not ingested; nothing was computed"
-        )
+        missing = sum(1 for r in per_file if not r)
+        raise TokumeiError(f"{missing} landing file(s) were not ingested; nothing was computed")
     extract_rec: dict[str, Any] = {}
     rights: dict[str, Any] = {}
     found: dict[str, dict[str, Any]] = {}
     for source in LANDING_SOURCES:
         dups = 0
-        if source in dims:
-            src = dims[source]
-            lines = [FileLines.from_dict(d) for d in src["lines"]]
-            reasons = src["quarantine_reasons"]
-            rights[source] = src["rights"]
-            found[source] = src["discover"]
+        if source in dims:  # read whole by extract (owner: sources)
+            merged = {**dims[source], "reasons": dims[source]["quarantine_reasons"]}
+            merged["lines"] = [FileLines.from_dict(d) for d in merged["lines"]]
         else:
-            recs = [r for r in per_file if r["source"] == source]
-            lines = [FileLines.from_dict(r["lines"]) for r in recs if r["lines"]]
-            reasons = {}
-            books: dict[str, int] = {}
-            disc: dict[str, Any] = {}
-            for r in recs:
-                for k, v in r["quarantine_reasons"].items():
-                    reasons[k] = reasons.get(k, 0) + v
-                for k, v in r["rights"].items():
-                    books[k] = books.get(k, 0) + v
-                for col, f in r["discover"].items():
-                    acc = disc.setdefault(col, {"sampled": 0, "counts": {}})
-                    acc["sampled"] += f["sampled"]
-                    for e, n in f["counts"].items():
-                        acc["counts"][e] = acc["counts"].get(e, 0) + n
+            merged = merge_files(r for r in per_file if r["source"] == source)
             # the same event in two files (policy event_key) is kept once: the copies are
             # dropped by rule and reported (docs/landing.md)
             dups = duplicate_rows(
                 pl.scan_parquet(paths.work / "generalized" / source / "part-*" / "*.parquet")
             )
-            books["kept"] = books.get("kept", 0) - dups
-            books["dropped_by_rule"] = books.get("dropped_by_rule", 0) + dups
-            rights[source] = books
-            found[source] = disc
-        n = sum(f.lines for f in lines)
-        bad = sum(f.quarantined for f in lines)
-        extract_rec[source] = {
-            "files": len(lines),
-            "input": n,
-            "kept_after_extract": n - bad,
-            "quarantined": bad,
-            "quarantine_reasons": dict(sorted(reasons.items())),
-            # the same content delivered twice (copy, rename, link) is read once; the same
-            # event in two files is counted once (rows, policy event_key)
-            "duplicates": {
-                **dims["duplicates"][source],
-                "events": dups,
-            },
-        }
+            add_counts(merged["rights"], {"kept": -dups, "dropped_by_rule": dups})
+        rights[source], found[source] = merged["rights"], merged["discover"]
+        duplicates = {**dims["duplicates"][source], "events": dups}
+        extract_rec[source] = source_entry(merged["lines"], merged["reasons"], duplicates)
         # input expectations (policy input:), with the quarantine written for the operator
-        check_quarantine(source, lines, reasons, policy.input)
-    rights["users"] = dims["users"]["rights"]
+        check_quarantine(source, merged["lines"], merged["reasons"], policy.input)
+    rights[policy.persons.source] = dims[policy.persons.source]["rights"]
     for key in (k for k in dims if k.startswith("db.")):
         extract_rec[key] = dims[key]
     status = dims["landing"]["sources"]
@@ -635,18 +597,11 @@ def check_inputs(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         ),
     }
     # PII discovery: the per-file samples together; an insensitive column with PII stops here
-    roles = {
-        s: {c: str(p.role) for c, p in policy.source(s).columns.items()} for s in LANDING_SOURCES
-    }
     row_base = max(ROW_BASE, t.min_cell)
     discover_rec: dict[str, Any] = {}
     for source, cols in found.items():
-        report = DiscoveryReport(
-            {
-                c: ColumnFinding(c, roles[source].get(c), f["sampled"], dict(f["counts"]))
-                for c, f in cols.items()
-            }
-        )
+        roles = {c: str(p.role) for c, p in policy.source(source).columns.items()}
+        report = discovery_report(cols, roles)
         check_insensitive(report, t.insensitive_pii_max_rate)
         # a rate of a sample is hits / sampled: printed from the printed counts of both
         # (rows base), so 0.025 of a 40-value column no longer tells "1 value" (issue 15)
@@ -659,18 +614,9 @@ def check_inputs(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
             if info["rates"]
         }
     premask: dict[str, Any] = {}
-    for r in per_file:
+    for r in per_file:  # the rows are counted once, by scrub
         for col, st in r["premask"].items():
-            acc = premask.setdefault(col, {})
-            for k, v in st.items():
-                if k == "rows":  # the rows are counted once, by scrub
-                    continue
-                if isinstance(v, dict):
-                    inner = acc.setdefault(k, {})
-                    for e, n in v.items():
-                        inner[e] = inner.get(e, 0) + n
-                else:
-                    acc[k] = acc.get(k, 0) + v
+            add_counts(premask.setdefault(col, {}), st, skip=frozenset({"rows"}))
     save_record(paths, "extract", extract_rec)
     save_record(paths, "filter_rights", rights)
     save_record(paths, "discover", discover_rec)
