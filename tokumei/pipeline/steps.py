@@ -517,14 +517,14 @@ def _ingest_file(
     }
 
 
-def _premask(rows: pl.LazyFrame, plan: Any) -> tuple[pl.LazyFrame, dict[str, Any]]:
-    """Mask the validated identifiers (patterns with checks: e-mail, phone, My Number, card, …)
-    of the free-text columns before they are written; NER names are left to ``scrub``, which
-    runs per partition (issue 16: free text at rest only with its identifiers masked)."""
+def _scrub_plan(rows: pl.LazyFrame, plan: Any, ner: bool) -> tuple[pl.LazyFrame, Any]:
+    """The plan's free-text columns through Presidio, group by group (a hierarchy's output keeps
+    the entity it is made of: a URL template is a URL); NER on the groups' ``ner_columns`` only
+    when ``ner``. Returns the rows and the merged :class:`ScrubStats`."""
     from tokumei.anonymize.pii import Scrubber
     from tokumei.anonymize.pii.scrub import default_entities
 
-    stats: dict[str, Any] = {}
+    stats = None
     for group in plan.scrub:
         entities = (
             [e for e in default_entities(False) if e not in group.kept_entities]
@@ -532,10 +532,21 @@ def _premask(rows: pl.LazyFrame, plan: Any) -> tuple[pl.LazyFrame, dict[str, Any
             else None
         )
         rows, g_stats = Scrubber(ner=False, entities=entities).scrub_lazy(
-            rows, list(group.columns), lang="auto", ner_columns=[]
+            rows, list(group.columns), lang="auto", ner_columns=group.ner_columns if ner else []
         )
-        stats.update(_jsonable(g_stats).get("columns", {}))
+        if stats is None:
+            stats = g_stats
+        else:
+            stats.columns.update(g_stats.columns)
     return rows, stats
+
+
+def _premask(rows: pl.LazyFrame, plan: Any) -> tuple[pl.LazyFrame, dict[str, Any]]:
+    """Mask the validated identifiers (patterns with checks: e-mail, phone, My Number, card, …)
+    of the free-text columns before they are written; NER names are left to ``scrub``, which
+    runs per partition (issue 16: free text at rest only with its identifiers masked)."""
+    rows, stats = _scrub_plan(rows, plan, ner=False)
+    return rows, (_jsonable(stats).get("columns", {}) if stats is not None else {})
 
 
 def check_inputs(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
@@ -726,8 +737,6 @@ def scrub(
     URL templates are scrubbed too: a path segment can carry a name even after ids became ``:id``.
     """
     from tokumei.anonymize.compile import PERSON_SOURCES, compile_policy
-    from tokumei.anonymize.pii import Scrubber
-    from tokumei.anonymize.pii.scrub import default_entities
 
     paths = _paths(settings, day, run_id)
     # The columns come from the compiled policy (role free_text; NER where ner: true). A
@@ -745,21 +754,9 @@ def scrub(
         name = f"part-{p:04d}.parquet"
         for source, plan in plans.items():
             # lazily: only the distinct candidates of the text columns are ever held in memory
-            scrubbed = partition_scan(paths, "generalized", source, p)
-            stats = None
-            for group in plan.scrub:
-                entities = (
-                    [e for e in default_entities(False) if e not in group.kept_entities]
-                    if group.kept_entities
-                    else None
-                )
-                scrubbed, g_stats = Scrubber(ner=False, entities=entities).scrub_lazy(
-                    scrubbed, list(group.columns), lang="auto", ner_columns=group.ner_columns
-                )
-                if stats is None:
-                    stats = g_stats
-                else:
-                    stats.columns.update(g_stats.columns)
+            scrubbed, stats = _scrub_plan(
+                partition_scan(paths, "generalized", source, p), plan, ner=True
+            )
             write_parquet(scrubbed, paths.layer(f"scrubbed/{source}") / name)
             # one source (events) keeps the record's shape: {partition: stats}
             key = str(p) if len(plans) == 1 else f"{source}-{p}"
