@@ -110,8 +110,9 @@ def bound_contributions(
     fixed by a hash of (person, value), so the choice depends on neither input order nor time.
 
     Rows of one (person, class, value) are identical, so numbering them within that group
-    reveals nothing about the input order either. The person column is a keyed pseudonym, so
-    nobody without the key can predict which records stay. (Polars' hash is stable within a
+    reveals nothing about the input order either. The person column is a keyed pseudonym, or
+    (``anonymize_records``) its rank among the day's pseudonyms, so nobody without the key can
+    predict which records stay. (Polars' hash is stable within a
     Polars version; an upgrade may choose other records, never more of them.)
     """
     if m < 1:

@@ -1015,18 +1015,35 @@ ANONYMIZED_ATTRIBUTES = ("url_template",)
 ANONYMIZED_VALIDATION_NAME = f"anonymized_{ANONYMIZED_DATASET}"
 
 
+def _demographics(paths: RunPaths) -> pl.LazyFrame:
+    """Known persons with demographics (age, gender, prefecture), each with ``_pid``: a dense
+    integer id given in pseudonym order.
+
+    Why: the record release holds several copies of its 4.9M records on the 10M-event day,
+    and the 64-character pseudonym on each was most of their size (peak 4.5 GiB,
+    bench/results/scale.md); the ids keep every person distinct and sort like the pseudonyms,
+    so the release is the same. The person column is dropped before anything is written.
+    """
+    return (
+        pl.scan_parquet(paths.work / "generalized" / "persons.parquet")
+        .select(PERSON, "age", "gender", "prefecture")
+        .filter(pl.col("age").is_not_null())  # persons without demographics: nothing to release
+        .sort(PERSON)
+        .with_row_index("_pid")
+    )
+
+
 def page_view_records(paths: RunPaths) -> pl.DataFrame:
     """The records ``anonymize_records`` starts from: one row per page view of a known person
-    with demographics (person, device_class, url_template, age, gender, prefecture)."""
-    persons = pl.scan_parquet(paths.work / "generalized" / "persons.parquet").select(
-        PERSON, "age", "gender", "prefecture"
-    )
+    with demographics (person as its integer id, device_class, url_template, age, gender,
+    prefecture)."""
     return (
         pl.scan_parquet(paths.work / "scrubbed" / "events" / "*.parquet")
         .filter(pl.col("event") == "page_view")
         .select(PERSON, "device_class", pl.col("url_template").fill_null("unknown"))
-        .join(persons, on=PERSON, how="inner")  # known persons only: anonymous cookies
-        .filter(pl.col("age").is_not_null())  # have no demographics to release
+        .join(_demographics(paths), on=PERSON, how="inner")  # known persons only: anonymous
+        .drop(PERSON)  # cookies have no demographics to release
+        .rename({"_pid": PERSON})
         .with_columns(pl.col("device_class").fill_null("unknown"))
         .sort(PERSON, "url_template", "device_class")  # input order never leaks (engine shuffles)
         .collect()
@@ -1077,12 +1094,7 @@ def anonymize_records(settings: Settings, day: str, run_id: str) -> dict[str, An
     # withheld, else they would be lower bounds on those cells (bench/results/attack.md)
     stats_table = pl.read_parquet(paths.staged_table("stats", "page_views"))
     # journalist/marketer risk population: the run's known persons with demographics
-    population = (
-        pl.scan_parquet(paths.work / "generalized" / "persons.parquet")
-        .select(PERSON, "age", "gender", "prefecture")
-        .filter(pl.col("age").is_not_null())
-        .collect()
-    )
+    population = _demographics(paths).drop(PERSON).rename({"_pid": PERSON}).collect()
     result = release_records(
         records, qis, PERSON, attribute, rules, stats_table, population=population
     )
