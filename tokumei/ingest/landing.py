@@ -324,18 +324,7 @@ def check_day(landing: Path, source: str, day: str, *, lines: bool = True) -> La
                 Problem.LINE_COUNT,
                 f"{rel}/{entry.name}: {found.lines} lines, {MARKER} lists {entry.lines}",
             )
-    files = tuple(listed)
-    unlisted = sorted(present - {e.name for e in listed})
-    if unlisted:
-        return bad(
-            Problem.UNLISTED_FILE,
-            f"{rel}/{unlisted[0]}: in the folder but not in {MARKER} "
-            f"({len(unlisted)} such file(s); written after the marker?)",
-            files,
-        )
-    if sum(e.lines for e in listed) == 0:
-        return bad(Problem.EMPTY, f"{rel}: the producer's marker lists no lines (empty day)", files)
-    return LandingStatus(source, day, True, None, None, files)
+    return _complete_unless(source, day, rel, listed, set(present))
 
 
 def check_day_url(
@@ -385,17 +374,25 @@ def check_day_url(
                 Problem.SIZE,
                 f"{rel}/{entry.name}: {int(info['size'])} bytes, {MARKER} lists {entry.bytes}",
             )
+    return _complete_unless(source, day, rel, listed, set(present))
+
+
+def _complete_unless(
+    source: str, day: str, rel: str, listed: list[FileEntry], present: set[str]
+) -> LandingStatus:
+    """The verdict once every listed file checked out, on disk or in a bucket alike: a file the
+    marker does not list, or a marker of no lines, still makes the day incomplete."""
     files = tuple(listed)
-    unlisted = sorted(set(present) - {e.name for e in listed})
+    unlisted = sorted(present - {e.name for e in listed})
     if unlisted:
-        return bad(
-            Problem.UNLISTED_FILE,
+        reason = (
             f"{rel}/{unlisted[0]}: in the folder but not in {MARKER} "
-            f"({len(unlisted)} such file(s); written after the marker?)",
-            files,
+            f"({len(unlisted)} such file(s); written after the marker?)"
         )
+        return LandingStatus(source, day, False, reason, Problem.UNLISTED_FILE, files)
     if sum(e.lines for e in listed) == 0:
-        return bad(Problem.EMPTY, f"{rel}: the producer's marker lists no lines (empty day)", files)
+        reason = f"{rel}: the producer's marker lists no lines (empty day)"
+        return LandingStatus(source, day, False, reason, Problem.EMPTY, files)
     return LandingStatus(source, day, True, None, None, files)
 
 
