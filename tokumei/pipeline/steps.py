@@ -431,18 +431,22 @@ def ingest(
     paths = _paths(settings, day, run_id)
     policy = _policy(settings)
     key = pseudonym_key(in_airflow=in_airflow)
-    files = load_record(paths, "extract-dims")["files"]
+    from tokumei.anonymize.person_rows import RightsDims
+
+    dims_record = load_record(paths, "extract-dims")
+    files = dims_record["files"]
     chosen = range(len(files)) if file is None else [file]
     if file is not None and not 0 <= file < len(files):
         raise TokumeiError(f"file {file} outside 0..{len(files) - 1} of this run's landing")
     done = Progress("ingest")
     record: dict[str, Any] = {}
 
-    landing = Path(load_record(paths, "extract-dims")["landing_root"])
+    landing = Path(dims_record["landing_root"])
+    dims = RightsDims.read(paths.work / "dims")  # once, for every file of this task
 
     def one(i: int) -> dict[str, Any]:
         share = sum(1 for f in files if f["source"] == files[i]["source"])
-        rec = _ingest_file(settings, paths, policy, key, landing, files[i], share)
+        rec = _ingest_file(settings, paths, policy, key, dims, landing, files[i], share)
         save_record(paths, f"ingest-{i:05d}", rec)
         return rec
 
@@ -461,6 +465,7 @@ def _ingest_file(
     paths: RunPaths,
     policy: Policy,
     key: str,
+    dims: Any,
     landing: Path,
     entry: dict[str, Any],
     files_of_source: int,
@@ -468,7 +473,6 @@ def _ingest_file(
     """One landing file through the one-pass plan; its record (counts, never a value)."""
     from tokumei.anonymize.compile import compile_policy
     from tokumei.anonymize.person_rows import (
-        RightsDims,
         count_flags,
         flag_rows,
         generalized_rows,
@@ -491,7 +495,6 @@ def _ingest_file(
     # discovery looks at the raw values here, in memory, on this file's share of the sample
     sample = -(-policy.thresholds.pii_sample // max(1, files_of_source))
     discovered = _discovered(good, sp, sample)
-    dims = RightsDims.read(paths.work / "dims")
     plan = compile_policy(policy, (source,))[source]
     flagged = generalized_rows(flag_rows(good.lazy(), sp, key, dims, day), plan, day).collect()
     del good
@@ -633,13 +636,6 @@ def check_inputs(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     save_record(paths, "discover", discover_rec)
     save_record(paths, "scrub-premask", {"premask": {"columns": premask}})
     return {"extract": extract_rec, "filter_rights": rights}
-
-
-def _scan(paths: RunPaths, layer: str, name: str) -> pl.LazyFrame:
-    path = paths.work / layer / name
-    if path.is_dir():
-        return pl.scan_parquet(path / "*.parquet")
-    return pl.scan_parquet(path)
 
 
 def partition_of(person: pl.Expr, partitions: int) -> pl.Expr:
