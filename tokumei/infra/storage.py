@@ -44,6 +44,14 @@ class RunPaths:
         return self.settings.out / "published"
 
     @property
+    def tables_at(self) -> Path | str:
+        """Where the published Delta tables are: ``<out>/published`` or the ``s3://`` output's
+        (docs/adr/0008-published-tables-delta-lake.md); what later runs compare against."""
+        if self.settings.out_url:
+            return f"{self.settings.out_url.rstrip('/')}/published"
+        return self.published
+
+    @property
     def reports(self) -> Path:
         return self.settings.out / "reports" / f"date={self.day}"
 

@@ -209,6 +209,71 @@ def read_table(
     return frame
 
 
+def _table_at(published: Location, name: str, version: int) -> pl.DataFrame | None:
+    """Every row of a table at one version (small: the stats tables hold a few thousand rows
+    a day)."""
+    table = _open(table_path(published, name), version)
+    if table is None:
+        return None
+    frame = pl.from_arrow(table.to_pyarrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def released_days(published: Location, name: str) -> set[str]:
+    """Dates under which ``name`` is published as of the newest release.
+
+    A date counts when the table holds rows of it, or when the newest release of that date
+    named the table (a release may publish a table with no rows).
+    """
+    release = current_release(published)
+    if release is None or name not in release.versions:
+        return set()
+    frame = _table_at(published, name, release.versions[name])
+    days = set() if frame is None else {d.isoformat() for d in frame["date"].unique()}
+    marker = _open(_join(delta_root(published), RELEASES))
+    rows = pl.from_arrow(marker.to_pyarrow_table()) if marker is not None else None
+    if isinstance(rows, pl.DataFrame) and rows.height:
+        newest = rows.filter(pl.col("release") == pl.col("release").max().over("date"))
+        days |= {d.isoformat() for d in newest.filter(pl.col("table") == name)["date"]}
+    return days
+
+
+def read_day(published: Location, name: str, day: str) -> pl.DataFrame | None:
+    """What readers have of ``name`` under ``day``: its rows at the newest release, or None
+    when the table is not published under that date.
+
+    Columns as the release of ``day`` staged them: a column a later release added (null on
+    this date's rows) is left out, so a re-release compares like with like.
+    """
+    release = current_release(published)
+    if release is None or name not in release.versions or day not in released_days(published, name):
+        return None
+    frame = _table_at(published, name, release.versions[name])
+    if frame is None:
+        return None
+    rows = frame.filter(pl.col("date") == date.fromisoformat(day))
+    later = {c for n, cols in _columns_added_after(published, name, day) for c in cols}
+    return rows.drop(
+        [c for c in rows.columns if c in later and rows[c].null_count() == rows.height]
+    )
+
+
+def _columns_added_after(published: Location, name: str, day: str) -> list[tuple[str, list[str]]]:
+    """``(table, columns)`` a release after the newest release of ``day`` added to ``name``."""
+    marker = _open(_join(delta_root(published), RELEASES))
+    if marker is None:
+        return []
+    rows = pl.from_arrow(marker.to_pyarrow_table())
+    assert isinstance(rows, pl.DataFrame)
+    mine = rows.filter(pl.col("date") == date.fromisoformat(day))
+    since = mine["release"].max() if mine.height else None
+    later = rows.filter(pl.col("table") == name, pl.col("columns_added").list.len() > 0)
+    if since is not None:
+        later = later.filter(pl.col("release") > since)
+    return [(name, list(c)) for c in later["columns_added"]]
+
+
 def recover(published: Location) -> list[str]:
     """Undo table commits no release names (a publish killed before its marker commit).
 

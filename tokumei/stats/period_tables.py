@@ -70,10 +70,12 @@ def write_retained_key(retained: Path, check: str) -> None:
     tmp.replace(path)
 
 
-def published_release(published: Path, name: str, day: date) -> pl.DataFrame | None:
-    """The currently published partition of ``name`` for ``day`` (what readers already have)."""
-    path = published / "stats" / name / f"date={day.isoformat()}" / "part-0.parquet"
-    return pl.read_parquet(path) if path.exists() else None
+def published_release(published: Path | str, name: str, day: date) -> pl.DataFrame | None:
+    """What readers already have of ``name`` for ``day``: its rows at the newest release of
+    the published Delta tables (``RunPaths.tables_at``), or None when it is not published."""
+    from tokumei.infra.tableformat import read_day
+
+    return read_day(published, f"stats/{name}", day.isoformat())
 
 
 def _release(
@@ -82,7 +84,7 @@ def _release(
     """This run's table for its own day, else the published release of ``day``."""
     if day.isoformat() == paths.day and name in frames:
         return frames[name]
-    return published_release(paths.published, name, day)
+    return published_release(paths.tables_at, name, day)
 
 
 def _first_covered(layer: Path, last: date, today: date) -> date:
@@ -106,8 +108,10 @@ PERIOD_TABLES = {
 
 def _released_on(paths: RunPaths, name: str, period: periods.Period) -> list[date]:
     """Days of ``period`` under whose date ``name`` is published (for that period)."""
-    stats_dir = paths.published / "stats" / name
-    return [d for d in period.days() if (stats_dir / f"date={d.isoformat()}").is_dir()]
+    from tokumei.infra.tableformat import released_days
+
+    released = released_days(paths.tables_at, f"stats/{name}")
+    return [d for d in period.days() if d.isoformat() in released]
 
 
 def _partial_days(paths: RunPaths, days: list[date], today: date) -> list[date]:
@@ -197,7 +201,7 @@ def _week_release(
     if mine is not None and mine.height and mine["week"][0] == week.label:
         return mine
     for d in reversed(_released_on(paths, "weekly_active_users", week)):
-        return published_release(paths.published, "weekly_active_users", d)
+        return published_release(paths.tables_at, "weekly_active_users", d)
     return None
 
 
@@ -365,7 +369,7 @@ def keep_previous(
     extra: dict[str, int] = {}
     for name, df in frames.items():
         spec = stats.TABLES[name]
-        old = published_release(paths.published, name, today)
+        old = published_release(paths.tables_at, name, today)
         dims = [d for d in spec.dims if d != "date"]
         out[name], extra[name] = cross_release.keep_previous_suppression(
             df, old, dims, [*spec.counts, *spec.measures]

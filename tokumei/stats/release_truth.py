@@ -99,7 +99,7 @@ def model_inputs(paths: RunPaths, policy: Policy) -> dict[str, Any]:
     from tokumei.stats.tables import TABLES
 
     def earlier(name: str, day: date) -> pl.DataFrame | None:
-        return published_release(paths.published, name, day)
+        return published_release(paths.tables_at, name, day)
 
     books = load_record(paths, "filter_rights")
     printed = {
