@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import yaml
 from conftest import DAY, TEST_KEY, write_handmade_landing
+from published import published_tables, read_published
 
 from tokumei.anonymize.policy import NoisePolicy, PolicyError, default_policy_dir, load_policy
 from tokumei.infra.errors import TokumeiError
@@ -84,7 +85,7 @@ def test_a_noised_run_records_its_budget_and_an_overspending_one_publishes_nothi
         budget = m["privacy_budget"]
         assert budget["epsilon_spent"] == pytest.approx(0.5) and budget["epsilon_limit"] == 1.0
         assert [r["table"] for r in budget["releases"]] == ["daily_active_users"]
-        dau = pl.read_parquet(out / "published/stats/daily_active_users")
+        dau = read_published(out, "stats", "daily_active_users")
         assert dau.height == 48 * 20 * 4  # the whole public grid, zeros included
         assert (dau.filter(~pl.col("suppressed"))["persons"] >= 10).all()
 
@@ -95,7 +96,7 @@ def test_a_noised_run_records_its_budget_and_an_overspending_one_publishes_nothi
         )
         with pytest.raises(TokumeiError):
             steps.run_all(settings2.resolved(), DAY)
-        assert not (out2 / "published" / "stats").exists()
+        assert published_tables(out2) == []
         failed = next((out2 / "reports").rglob("failed/*.json"))
         assert "stats_reduce" in json.loads(failed.read_text())["reason"]
     finally:

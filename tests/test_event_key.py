@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from conftest import DAY, TEST_KEY, seal_landing, write_handmade_landing
+from published import published_tables, read_published
 
 from tokumei.anonymize.policy import PolicyError, default_policy_dir, load_policy
 from tokumei.infra.settings import Settings
@@ -44,8 +45,7 @@ def _run(landing: Path, out: Path, policy: Path) -> tuple[dict, dict[str, pl.Dat
     # the run's own records (the public manifest prints counts rounded to a base)
     records = steps.run_all(settings.resolved(), DAY)["check_inputs"]
     tables = {
-        str(p.parent.relative_to(out / "published")): pl.read_parquet(p / "*.parquet")
-        for p in sorted((out / "published").rglob(f"date={DAY}"))
+        name: read_published(out, *name.split("/"), DAY) for name in published_tables(out, DAY)
     }
     return records, tables
 

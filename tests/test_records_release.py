@@ -18,6 +18,7 @@ import pytest
 from conftest import DAY, TEST_KEY, seal_landing, write_handmade_landing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from published import read_published
 
 from tokumei.anonymize.folding import (
     DEFAULT_SPECIAL_CARE,
@@ -313,7 +314,7 @@ def test_run_publishes_no_rare_or_special_care_template_and_bounded_l_diverse_cl
     out = tmp_path / "out"
     settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
     steps.run_all(settings.resolved(), DAY, isolate=False)
-    anon = pl.read_parquet(out / "published" / "anonymized" / "page_views")
+    anon = read_published(out, "anonymized", "page_views")
     assert anon.height > 0
     published = set(anon["url_template"])
     # no vanity, shop-name or clinic template, however many persons used it
@@ -330,10 +331,10 @@ def test_run_publishes_no_rare_or_special_care_template_and_bounded_l_diverse_cl
     qis = ["age", "gender", "prefecture", "device_class"]
     assert anon.group_by(qis).agg(pl.col("url_template").n_unique())["url_template"].min() >= 2
     # the stats table folds with the same rule: the common clinic page is no row there either
-    pv = pl.read_parquet(out / "published" / "stats" / "page_views")
+    pv = read_published(out, "stats", "page_views")
     assert not pv["url_template"].str.contains("clinic|/u/|/shops/").any()
     # a special-care search is no kids_baby search
-    sv = pl.read_parquet(out / "published" / "stats" / "search_volume")
+    sv = read_published(out, "stats", "search_volume")
     kb = sv.filter(pl.col("category") == "kids_baby")["persons"].to_list()
     assert all(p in (None, 0) for p in kb)
     # the run record reports the bound as a share, not as a count of persons

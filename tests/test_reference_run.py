@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import DAY, TEST_KEY  # noqa: E402
+from published import published_tables, read_published  # noqa: E402
 
 from tokumei.infra.settings import Settings  # noqa: E402
 from tokumei.pipeline import steps  # noqa: E402
@@ -39,11 +40,9 @@ def published_digests(landing: Path, out: Path) -> dict[str, dict[str, object]]:
     """Run one day on ``landing`` and digest every published table."""
     settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
     steps.run_all(settings.resolved(), DAY)
-    published = out / "published"
     tables: dict[str, dict[str, object]] = {}
-    for folder in sorted(published.rglob(f"date={DAY}")):
-        frame = pl.read_parquet(folder / "*.parquet")
-        name = str(folder.parent.relative_to(published))
+    for name in published_tables(out, DAY):
+        frame = read_published(out, *name.split("/"), DAY)
         tables[name] = {"rows": frame.height, "digest": _digest(frame)}
     return tables
 

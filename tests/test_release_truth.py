@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 from conftest import DAY, TEST_KEY, write_handmade_landing
+from published import published_tables, read_published
 
 from tokumei.anonymize.policy import load_policy
 
@@ -46,12 +46,11 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _published(out: Path) -> dict[str, list[str]]:
-    """``kind/name`` → columns, from the files the release actually holds."""
-    found = {}
-    for part in sorted((out / "published").glob(f"*/*/date={DAY}/part-0.parquet")):
-        name = f"{part.parents[2].name}/{part.parents[1].name}"
-        found[name] = list(pl.read_parquet_schema(part))
-    return found
+    """``kind/name`` → columns, from the tables the release actually holds."""
+    return {
+        name: read_published(out, *name.split("/"), DAY).columns
+        for name in published_tables(out, DAY)
+    }
 
 
 def _notice_datasets(text: str) -> dict[str, list[str]]:
