@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tokumei.cli import app
+from tokumei.infra.tableformat import publish_release
 from tokumei.release.provision import LEDGER, ProvisionError, provide, read_ledger
 
 DAY = "2026-11-24"
@@ -27,13 +28,17 @@ def _release(out: Path, status: str = "published") -> Path:
         "outputs": {"stats/daily_active_users": {"rows": 2}, "anonymized/page_views": {}},
     }
     (reports / "manifest.json").write_text(json.dumps(manifest))
+    staged = {}
     for name, frame in (
         ("stats/daily_active_users", pl.DataFrame({"gender": ["f"], "persons": [12]})),
         ("anonymized/page_views", pl.DataFrame({"age": ["30-34"], "url_template": ["/"]})),
     ):
-        part = out / "published" / name / f"date={DAY}"
-        part.mkdir(parents=True)
-        frame.write_parquet(part / "part-0.parquet")
+        part = out / "_staging" / name / "part-0.parquet"
+        part.parent.mkdir(parents=True)
+        frame.write_parquet(part)
+        staged[name] = part
+    if status == "published":
+        publish_release(out / "published", staged, DAY, "2026-11-24-r1")
     return out
 
 
@@ -51,8 +56,8 @@ def test_provide_appends_an_entry_and_writes_the_statement(tmp_path: Path) -> No
     e = done.entry
     assert e["recipient"] == "Research Partner K.K." and e["date"] == DAY and e["method"] == "sftp"
     assert e["datasets"] == {
-        "anonymized/page_views": ["age", "url_template"],
-        "stats/daily_active_users": ["gender", "persons"],
+        "anonymized/page_views": ["age", "url_template", "date"],
+        "stats/daily_active_users": ["gender", "persons", "date"],
     }
     assert e["anonymously_processed"] == ["anonymized/page_views"]
     assert e["run_id"] == "2026-11-24-r1" and len(e["manifest_sha256"]) == 64

@@ -28,8 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from tokumei.infra.errors import TokumeiError
 
 LEDGER = Path("provision") / "ledger.jsonl"
@@ -105,13 +103,14 @@ def _resolve(manifest: dict[str, Any], name: str) -> str:
 
 
 def _items(out: Path, day: str, dataset: str) -> list[str]:
-    """The columns of the published file of ``dataset`` (what is actually handed over)."""
-    kind, table = dataset.split("/", 1)
-    part = Path(out) / "published" / kind / table / f"date={day}"
-    files = sorted(part.glob("*.parquet")) if part.is_dir() else []
-    if not files:
-        raise ProvisionError(f"dataset {dataset!r} of {day} has no published file under {part}")
-    return list(pl.read_parquet_schema(files[0]))
+    """The columns of ``dataset`` under ``day`` at the newest release of the published Delta
+    tables (what is actually handed over; docs/adr/0008-published-tables-delta-lake.md)."""
+    from tokumei.infra.tableformat import read_day
+
+    frame = read_day(Path(out) / "published", dataset, day)
+    if frame is None:
+        raise ProvisionError(f"dataset {dataset!r} of {day} is not in the published tables")
+    return frame.columns
 
 
 def _slug(text: str) -> str:
