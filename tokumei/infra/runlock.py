@@ -150,14 +150,10 @@ def _airflow_run() -> str | None:
         return None
 
 
-def acquire(out: Path, run_id: str, in_airflow: bool = False) -> str | None:
-    """Take the output's lock for ``run_id``; :class:`RunLocked` when a live run holds it.
-
-    Returns a sentence when a stale lock was taken over (the caller reports it), else None.
-    Taking it again for the same run id (a retried ``start``) is allowed.
-    """
+def _holder(run_id: str, in_airflow: bool) -> dict[str, Any]:
+    """What a lock records of its holder (ids and times, no data)."""
     me = os.getpid()
-    holder = {
+    return {
         "run_id": run_id,
         "host": socket.gethostname(),
         "pid": me,
@@ -166,6 +162,16 @@ def acquire(out: Path, run_id: str, in_airflow: bool = False) -> str | None:
         "airflow_run": _airflow_run() if in_airflow else None,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def acquire(out: Path, run_id: str, in_airflow: bool = False) -> str | None:
+    """Take the output's lock for ``run_id``; :class:`RunLocked` when a live run holds it.
+
+    Returns a sentence when a stale lock was taken over (the caller reports it), else None.
+    Taking it again for the same run id (a retried ``start``) is allowed.
+    """
+    me = os.getpid()
+    holder = _holder(run_id, in_airflow)
     note = None
     with _guarded(out):
         current = read(out)
@@ -234,3 +240,132 @@ def job_lock(job: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         return locked
 
     return decorate
+
+
+# --------------------------------------------------------------------------------------------
+# The lock of an s3:// output: ``<out>/_run.lock`` on the bucket
+#
+# Workers of an Airflow run share no disk (tokumei.infra.worklayer), so the lock of an ``s3://``
+# output is an object: taken with a conditional PUT (``If-None-Match: *``, atomic on S3: of two
+# starts one gets 412), replaced only conditionally on the ETag read (``If-Match``), so two
+# starts taking over a stale lock cannot both win. Liveness as for the local lock, with the
+# bucket's work layer ``_work/<run_id>/`` in place of the local one; a process on another host
+# is alive until the time to live.
+
+
+def _lock_key(url: str) -> str:
+    from tokumei.infra.objectstore import _bare, check_url
+
+    return f"{_bare(check_url(url))}/{LOCK}"
+
+
+def read_url(url: str, fs: Any = None) -> tuple[dict[str, Any] | None, str]:
+    """The holder recorded in the output's lock object and its ETag; ``(None, "")`` when
+    the output is not locked (``{}`` for an unreadable lock)."""
+    from tokumei.infra.objectstore import ObjectStoreError, _etag, _what, filesystem
+
+    fs = fs or filesystem()
+    key = _lock_key(url)
+    try:
+        info = fs.info(key)
+        data = fs.cat_file(key)
+    except FileNotFoundError:
+        return None, ""
+    except Exception as exc:
+        raise ObjectStoreError(f"reading the run lock failed ({_what(exc)})") from None
+    try:
+        return json.loads(data), _etag(info)
+    except ValueError:
+        return {}, _etag(info)
+
+
+def stale_reason_url(
+    holder: dict[str, Any], url: str, fs: Any, now: datetime | None = None
+) -> str | None:
+    """Why the holder of an ``s3://`` output's lock is gone, or None while it may still run."""
+    from tokumei.infra.worklayer import has_remote_work
+
+    now = now or datetime.now(UTC)
+    try:
+        started = datetime.fromisoformat(holder["started_at"])
+    except (KeyError, TypeError, ValueError):
+        return "the lock object is unreadable"
+    age = now - started
+    if age > _ttl():
+        return f"it started {age.total_seconds() / 3600:.1f} h ago, over the lock's time to live"
+    same_host = holder.get("host") == socket.gethostname()
+    if same_host and _pid_alive(int(holder.get("pid", 0)), holder.get("pid_start")):
+        return None
+    if holder.get("airflow_run") is not None or holder.get("mode") == "airflow":
+        if age < GRACE or has_remote_work(url, str(holder.get("run_id")), fs):
+            return None
+        return "its work layer is gone (the Airflow run ended without releasing the lock)"
+    if not same_host:
+        return None
+    return "its process is gone"
+
+
+#: How often a start retries when the lock object changed between its reads and its PUT.
+URL_ATTEMPTS = 3
+
+
+def acquire_url(url: str, run_id: str, in_airflow: bool = False) -> str | None:
+    """Take the lock of the ``s3://`` output ``url`` for ``run_id``, as :func:`acquire` does
+    for a folder: :class:`RunLocked` naming the holder while a live run holds it; a sentence
+    when a stale lock was taken over; the same run id may take it again."""
+    from tokumei.infra.objectstore import ObjectStoreError, _precondition_failed, _what, filesystem
+
+    fs = filesystem()
+    key = _lock_key(url)
+    body = json.dumps(_holder(run_id, in_airflow), sort_keys=True).encode()
+    note = None
+    for _ in range(URL_ATTEMPTS):
+        current, etag = read_url(url, fs)
+        if current is None:
+            cond = {"IfNoneMatch": "*"}
+        else:
+            if current.get("run_id") != run_id:
+                why = stale_reason_url(current, url, fs)
+                if why is None:
+                    raise RunLocked(
+                        f"another run is writing to {url}: {describe(current)}; this run did "
+                        f"not start (if that run is gone for good, delete {url}/{LOCK})"
+                    )
+                note = f"took over the lock of {describe(current)}: {why}"
+            cond = {"IfMatch": f'"{etag}"'}
+        try:
+            fs.pipe_file(key, body, ContentType="application/json", **cond)
+        except Exception as exc:
+            if _precondition_failed(exc):
+                continue  # another start wrote the lock meanwhile: look again
+            raise ObjectStoreError(f"writing the run lock failed ({_what(exc)})") from None
+        if note:
+            log.warning(note)
+        return note
+    current, _ = read_url(url, fs)
+    raise RunLocked(
+        f"another run is taking the lock of {url} at the same time"
+        + (f": {describe(current)}" if current else "")
+        + "; this run did not start"
+    )
+
+
+def release_url(url: str, run_id: str) -> bool:
+    """Remove the lock object if ``run_id`` holds it (a refused run must not free the holder's).
+
+    The check and the delete are two requests (S3 has no conditional delete everywhere): the
+    lock is released only by its own run's cleanup, after its work layer is gone.
+    """
+    from tokumei.infra.objectstore import ObjectStoreError, _what, filesystem
+
+    fs = filesystem()
+    current, _ = read_url(url, fs)
+    if current is None or current.get("run_id") != run_id:
+        return False
+    try:
+        fs.rm_file(_lock_key(url))
+    except FileNotFoundError:
+        return False
+    except Exception as exc:
+        raise ObjectStoreError(f"removing the run lock failed ({_what(exc)})") from None
+    return True

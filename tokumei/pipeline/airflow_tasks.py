@@ -13,13 +13,14 @@ and ``airflow.sdk`` at top level; Polars, DuckDB, GX and spaCy load inside the t
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
 import os
 import re
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -200,14 +201,109 @@ def _settings():  # noqa: ANN202 - imported lazily on purpose
 
 
 # --------------------------------------------------------------------------------------------
+# The run's folders on workers that share no disk (an s3:// output)
+
+#: What each task reads of the run's work layer and staging (``tokumei.infra.worklayer``):
+#: with an ``s3://`` output a task pulls only these from ``<out>/_work/<run_id>/`` and
+#: ``<out>/_staging/<run_id>/`` (of a partitioned layer only its own partition) and pushes what
+#: it wrote. Finer than ``LINEAGE`` (files, not datasets), from what the steps open.
+WORK_NEEDS: dict[str, tuple[str, ...]] = {
+    "extract": ("work/steps",),
+    "ingest": ("work/steps", "work/dims"),
+    "check_inputs": ("work/steps", "work/generalized"),
+    "scrub": ("work/steps", "work/generalized"),
+    "stats_map": (
+        "work/steps",
+        "work/generalized/persons.parquet",
+        "work/generalized/measurements",
+        "work/scrubbed",
+    ),
+    "stats_reduce": (
+        "work/steps",
+        "work/dims",
+        "work/generalized/persons.parquet",
+        "work/stats_map",
+        "staging",
+    ),
+    "anonymize_records": (
+        "work/steps",
+        "work/dims",
+        "work/generalized/persons.parquet",
+        "work/scrubbed",
+        "staging",
+    ),
+    "validate": ("work/steps", "work/anonymized", "staging"),
+    "publish": ("work/steps", "staging"),
+}
+
+
+@contextlib.contextmanager
+def _synced(
+    settings: Any, run_id: str, task: str, partition: int | None = None, push: bool = True
+) -> Iterator[None]:
+    """The task's step against this worker's scratch copy of the run, synced with the bucket
+    (an ``s3://`` output; with a local one the folders are the shared ones: nothing to do)."""
+    from tokumei.infra.worklayer import synced
+
+    needs = WORK_NEEDS.get(task, ("work", "staging"))
+    with synced(settings, run_id, task, needs, partition, upload=push):
+        yield
+
+
+def _start_on_bucket(settings: Any, the_day: str) -> str:
+    """``start`` with an ``s3://`` output: the run's lock is the bucket's ``_run.lock`` (its
+    tasks run on workers that share no disk), the bucket's leftovers of dead runs go, and the
+    start record is pushed for the next tasks."""
+    from tokumei.infra import runlock, worklayer
+    from tokumei.pipeline import steps
+
+    assert settings.out_url
+    run_id = steps.new_run_id(the_day)
+    runlock.acquire_url(settings.out_url, run_id, in_airflow=True)
+    try:
+        if dead := worklayer.remove_dead_remote(settings, run_id):
+            log.warning("removed the bucket's work layer and staging of %d dead run(s)", dead)
+        # Holding the bucket's lock, a local lock of another Airflow run on this worker is a
+        # killed run's: its scratch would keep it "alive" (runlock.stale_reason).
+        held = runlock.read(settings.out)
+        if held and held.get("run_id") != run_id and held.get("mode") == "airflow":
+            runlock.release(settings.out, str(held["run_id"]))
+        steps.start(settings, the_day, in_airflow=True, run_id=run_id)
+        # cleanup may run on another worker: the local lock must not outlive this task
+        runlock.release(settings.out, run_id)
+        worklayer.push(settings, run_id)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            worklayer.remove_remote(settings, run_id)
+        runlock.release_url(settings.out_url, run_id)
+        raise
+    return run_id
+
+
+def _stage_ingest_file(settings: Any, run_id: str, file: int) -> None:
+    """This worker's own verified copy of the landing file an ``ingest`` task reads (raw data
+    never goes to the bucket's work layer; ``extract`` may have run elsewhere)."""
+    from tokumei.infra.worklayer import stage_landing_file
+
+    record = settings.out / "_work" / run_id / "steps" / "extract-dims.json"
+    files = json.loads(record.read_text())["files"]
+    if 0 <= file < len(files) and files[file]["name"]:
+        stage_landing_file(settings, run_id, files[file]["name"], files[file].get("sha256"))
+
+
+# --------------------------------------------------------------------------------------------
 # usage_analytics: task bodies (one step each; only run ids and small dicts go through XCom)
 
 
 def start() -> str:
-    """Setup task: check key, policy and mirror; create the run's private work directory."""
+    """Setup task: check key and policy, take the output's lock; create the run's private
+    work directory."""
     from tokumei.pipeline import steps
 
-    return steps.start(_settings(), day(), in_airflow=True)
+    settings, the_day = _settings(), day()
+    if settings.out_url:
+        return _start_on_bucket(settings, the_day)
+    return steps.start(settings, the_day, in_airflow=True)
 
 
 def extract(tokumei_run: str) -> list[int]:
@@ -215,8 +311,10 @@ def extract(tokumei_run: str) -> list[int]:
     (XCom carries only numbers)."""
     from tokumei.pipeline import steps
 
-    # with the input suite's record
-    record = steps.extract_step(_settings(), day(), tokumei_run, in_airflow=True)
+    settings = _settings()
+    with _synced(settings, tokumei_run, "extract"):
+        # with the input suite's record
+        record = steps.extract_step(settings, day(), tokumei_run, in_airflow=True)
     return list(range(len(record["files"])))
 
 
@@ -224,7 +322,11 @@ def ingest(tokumei_run: str, file: int) -> int:
     """One landing file → generalized, pseudonymous rows (one mapped task per file)."""
     from tokumei.pipeline import steps
 
-    steps.ingest(_settings(), day(), tokumei_run, file, in_airflow=True)
+    settings = _settings()
+    with _synced(settings, tokumei_run, "ingest"):
+        if settings.out_url and settings.landing_url:
+            _stage_ingest_file(settings, tokumei_run, file)
+        steps.ingest(settings, day(), tokumei_run, file, in_airflow=True)
     return file
 
 
@@ -234,42 +336,53 @@ def check_inputs(tokumei_run: str) -> list[int]:
     from tokumei.pipeline import steps
 
     settings = _settings()
-    steps.check_inputs_step(settings, day(), tokumei_run)
+    with _synced(settings, tokumei_run, "check_inputs"):
+        steps.check_inputs_step(settings, day(), tokumei_run)
     return steps.partitions_of(settings)
 
 
 def scrub(tokumei_run: str, partition: int) -> int:
     from tokumei.pipeline import steps
 
-    steps.scrub(_settings(), day(), tokumei_run, partition)
+    settings = _settings()
+    with _synced(settings, tokumei_run, "scrub", partition):
+        steps.scrub(settings, day(), tokumei_run, partition)
     return partition
 
 
 def stats_map(tokumei_run: str, partition: int) -> int:
     from tokumei.pipeline import steps
 
-    steps.stats_map(_settings(), day(), tokumei_run, partition)
+    settings = _settings()
+    with _synced(settings, tokumei_run, "stats_map", partition):
+        steps.stats_map(settings, day(), tokumei_run, partition)
     return partition
 
 
 def stats_reduce(tokumei_run: str) -> str:
     from tokumei.pipeline import steps
 
-    steps.stats_reduce(_settings(), day(), tokumei_run)
+    settings = _settings()
+    with _synced(settings, tokumei_run, "stats_reduce"):
+        steps.stats_reduce(settings, day(), tokumei_run)
     return tokumei_run
 
 
 def anonymize_records(tokumei_run: str) -> str:
     from tokumei.pipeline import steps
 
-    steps.anonymize_records(_settings(), day(), tokumei_run)
+    settings = _settings()
+    with _synced(settings, tokumei_run, "anonymize_records"):
+        steps.anonymize_records(settings, day(), tokumei_run)
     return tokumei_run
 
 
 def validate(tokumei_run: str) -> str:
     from tokumei.pipeline import steps
 
-    steps.validate(_settings(), day(), tokumei_run)
+    settings = _settings()
+    with _synced(settings, tokumei_run, "validate"):
+        steps.validate(settings, day(), tokumei_run)
     return tokumei_run
 
 
@@ -278,16 +391,26 @@ def publish(tokumei_run: str) -> list[str]:
     from tokumei.pipeline import steps
 
     the_day = day()
-    published = steps.publish(_settings(), the_day, tokumei_run)["published"]
+    settings = _settings()
+    # nothing to push: what publish writes goes to the output, and cleanup follows
+    with _synced(settings, tokumei_run, "publish", push=False):
+        published = steps.publish(settings, the_day, tokumei_run)["published"]
     emit_published_assets(get_current_context()["outlet_events"], published, the_day)
     return published
 
 
 def cleanup(tokumei_run: str) -> None:
-    """Teardown: delete the run's work layer (raw data) and staging, whatever happened."""
+    """Teardown: delete the run's work layer (raw data) and staging, whatever happened; with
+    an ``s3://`` output also the bucket's copies, then the bucket's run lock."""
     from tokumei.pipeline import steps
 
-    steps.cleanup(_settings(), day(), tokumei_run)
+    settings = _settings()
+    steps.cleanup(settings, day(), tokumei_run)
+    if settings.out_url:
+        from tokumei.infra import runlock, worklayer
+
+        worklayer.remove_remote(settings, tokumei_run)
+        runlock.release_url(settings.out_url, tokumei_run)  # after the work layer is gone
 
 
 # --------------------------------------------------------------------------------------------

@@ -265,6 +265,11 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
         # empty, with the plan's columns)
         names = [str(p.relative_to(landing)) for p in chosen[source].files] or [None]
         files += [{"source": source, "part": i, "name": n} for i, n in enumerate(names)]
+        # the marker's checksums: a worker that stages a file again for ingest checks its copy
+        known = {f.name: f.sha256 for f in status[source].files} if status[source].complete else {}
+        for entry in files[len(files) - len(names) :]:
+            if entry["name"] and (digest := known.get(Path(entry["name"]).name)):
+                entry["sha256"] = digest
     persons = policy.persons
     assert persons.person is not None  # Policy.persons finds the table that declares it
     allowed = allowed_users(db["consents"].lazy(), db["rights_requests"].lazy()).collect()
@@ -441,7 +446,9 @@ def ingest(
     done = Progress("ingest")
     record: dict[str, Any] = {}
 
-    landing = Path(dims_record["landing_root"])
+    # an s3:// landing is staged by each worker under its own work dir (airflow_tasks.ingest);
+    # the recorded root is the extract worker's
+    landing = paths.work / "landing" if settings.landing_url else Path(dims_record["landing_root"])
     dims = RightsDims.read(paths.work / "dims")  # once, for every file of this task
 
     def one(i: int) -> dict[str, Any]:
