@@ -202,14 +202,15 @@ def test_published_paths_become_one_asset_event_per_table_and_date() -> None:
     from tokumei.pipeline import airflow_tasks as at
 
     published = [
-        f"published/stats/page_views/date={DAY}",
-        f"published/stats/daily_active_users/date={DAY}",
-        f"published/anonymized/page_views/date={DAY}",
-        f"releases/r1/published/stats/weekly_active_users/date={DAY}",  # an s3:// release path
-        "published/catalog.duckdb",  # not a table partition
+        "stats/page_views",
+        "stats/daily_active_users",
+        "anonymized/page_views",
+        "stats/weekly_active_users",
+        "stats/page_views",  # named twice: one event
+        "catalog.duckdb",  # not a table
     ]
     events = OutletEventAccessors()  # what Airflow hands a task as outlet_events
-    assert at.emit_published_assets(events, published, DAY) == 4
+    assert at.emit_published_assets(events, published, DAY, 7) == 4
     emitted = events[at.PUBLISHED_ALIAS].asset_alias_events
     assert [(e.dest_asset_key.name, e.extra["date"]) for e in emitted] == [
         ("tokumei.stats.page_views", DAY),
@@ -220,7 +221,8 @@ def test_published_paths_become_one_asset_event_per_table_and_date() -> None:
     assert emitted[0].dest_asset_key.uri == "x-tokumei://published/stats/page_views"
     assert emitted[0].extra == {
         "date": DAY,
-        "path": f"published/stats/page_views/date={DAY}",
+        "path": "published/delta/stats/page_views",
+        "release": 7,
         "run_day": DAY,
     }  # no run id: the OpenLineage provider copies extras into its events
 

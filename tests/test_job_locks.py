@@ -1,4 +1,4 @@
-"""Retention, rights erasure and the mirror take the output's run lock (issue 17).
+"""Retention and rights erasure take the output's run lock (issue 17).
 
 They delete or rewrite what a run reads and publishes, so while a run holds ``<out>/_run.lock``
 they refuse, naming the holder, and a run refuses while they hold it.

@@ -402,16 +402,17 @@ def test_rights_and_retention_dags_run_on_an_s3_landing(
 
 
 # --------------------------------------------------------------------------------------------
-# publish: a failure after the pointer moved
+# publish: a failure after the release marker committed
 
 
-def test_a_failure_right_after_the_pointer_write_reports_what_readers_see(
+def test_a_failure_after_the_marker_commit_is_retried_to_the_same_rows(
     s3_server: str,
     prefix: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    from tokumei.infra import tableformat
+
     landing = write_handmade_landing(tmp_path / "landing")
     url = f"s3://{prefix}/out"
     settings = Settings(
@@ -424,46 +425,29 @@ def test_a_failure_right_after_the_pointer_write_reports_what_readers_see(
     steps.start(settings, DAY, run_id=run_id)
     for _name, fn in steps.STEPS[:-1]:
         fn(settings, DAY, run_id)
-    real_publish_tree, calls = steps.publish_tree, []
+    real_upload, seen = objectstore.upload_reports, []
 
-    def broken(paths: Any) -> list[str]:
-        calls.append(objectstore.read_pointer(url)[0])  # what readers see at this moment
-        raise OSError("injected: the local disk is full")
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(tableformat.current_release(f"{url}/published"))  # what readers see now
+        raise objectstore.ObjectStoreError("uploading the reports failed (injected)")
 
-    monkeypatch.setattr(steps, "publish_tree", broken)
+    monkeypatch.setattr(objectstore, "upload_reports", broken)
     try:
-        with caplog.at_level(logging.WARNING, logger="tokumei"):
-            result = steps.publish(settings, DAY, run_id)
-        # the failure came right after the pointer write: the pointer already named the run
-        assert calls and calls[0]["dates"][DAY]["run_id"] == run_id
-        pointer, _ = objectstore.read_pointer(url)
-        # the reported outcome is what readers see: published, this release, these partitions
-        assert result["local_mirror"] == "failed"
-        assert result["release"] == f"{url}/{pointer['release']}" == f"{url}/releases/{run_id}"
-        seen = sorted(
-            f"published/{name}/date={d}"
-            for name, by_day in pointer["tables"].items()
-            for d in by_day
-            if d == DAY
-        )
-        assert result["published"] == seen and len(seen) >= 7
-        assert sorted(result["catalog_views"]) == sorted(
-            objectstore._view_name(n) for n in pointer["tables"]
-        )
-        logged = _ours(caplog)
-        assert "is published" in logged and "OSError" in logged and "injected" not in logged
-        assert not (settings.out / "published" / "stats").exists()  # the mirror did fail
-
-        # a retry changes nothing on the bucket and repairs the local mirror
-        monkeypatch.setattr(steps, "publish_tree", real_publish_tree)
-        raw_before = objectstore.filesystem().cat_file(f"{prefix}/out/{objectstore.POINTER}")
+        with pytest.raises(objectstore.ObjectStoreError, match="reports"):
+            steps.publish(settings, DAY, run_id)
+        # the marker had committed: readers already see this run's release
+        assert seen and seen[0] is not None and seen[0].run_id == run_id
+        first = {n: tableformat.read_day(f"{url}/published", n, DAY) for n in seen[0].versions}
+        # a retry writes the release again (a new number, the same rows) and the reports
+        monkeypatch.setattr(objectstore, "upload_reports", real_upload)
         retry = steps.publish(settings, DAY, run_id)
-        raw_after = objectstore.filesystem().cat_file(f"{prefix}/out/{objectstore.POINTER}")
-        assert raw_after == raw_before
-        assert retry["local_mirror"] == "updated"
-        assert retry["published"] == result["published"]
-        assert retry["objects"] == result["objects"]
-        assert (settings.out / "published" / "stats" / "page_views" / f"date={DAY}").is_dir()
-        assert list(objectstore.iter_releases(url)) == [run_id]
+        assert retry["delta_release"] == seen[0].release + 1
+        again = {n: tableformat.read_day(f"{url}/published", n, DAY) for n in seen[0].versions}
+        assert again.keys() == first.keys() and len(first) >= 7
+        for name, frame in first.items():
+            assert frame is not None and again[name] is not None
+            assert again[name].equals(frame), name
+        manifest = objectstore.read_report(url, DAY, "manifest.json")
+        assert manifest is not None and json.loads(manifest)["run_id"] == run_id
     finally:
         steps.cleanup(settings, DAY, run_id)

@@ -1,4 +1,4 @@
-"""``tokumei`` command line (docs/architecture.md §6): generate, run, mirror, kanon, detect, scrub, provide.
+"""``tokumei`` command line (docs/architecture.md §6): generate, run, kanon, detect, scrub, provide.
 
 Exit codes: 0 published / done; 1 the run failed (one-line reason on stderr, nothing published);
 2 bad usage. Progress goes to stderr so stdout stays parseable.
@@ -125,57 +125,15 @@ def run(
             traceback.print_exception(exc, file=sys.stderr)
         err.print(f"[red]✗ run failed:[/red] {line}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    base = result["publish"].get("release") or settings.out  # s3://…/releases/<run_id>
-    reports = f"{base}/reports/date={date}"
-    err.print(f"[bold green]published[/bold green] run {result['run_id']}")
-    for p in result["publish"]["published"]:
-        err.print(f"  {base}/{p}")
-    err.print(f"  reports: {reports}")
-    if settings.out_url:
-        err.print(f"  pointer: {result['publish']['pointer']}")
-
-
-@app.command("mirror")
-def mirror(
-    out: Annotated[str, typer.Option(help="the s3:// output URL whose pointer to follow")],
-    local_out: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="TOKUMEI_LOCAL_OUT",
-            help="the local build root runs use (default: the same as `tokumei run`)",
-        ),
-    ] = None,
-) -> None:
-    """Re-sync the local mirror with the release the pointer names.
-
-    A run with an s3:// output refuses to start while its local mirror lags behind the pointer
-    (a failed local update after a publish, or another machine published); this downloads the
-    missing releases, verified, so that the run can be retried.
-    """
-    import json
-
-    from tokumei.infra.errors import TokumeiError, safe_reason
-    from tokumei.infra.objectstore import is_url, locations, sync_mirror
-
-    logging.basicConfig(level=logging.WARNING)
-    try:
-        if not is_url(out):
-            raise TokumeiError("--out must be an s3:// URL: a local output has no mirror")
-        _, _, default_local, out_url = locations(out, out)
-        assert out_url
-        from tokumei.infra import runlock
-        from tokumei.release.catalog import view_docs
-
-        mirror_root = local_out or default_local
-        with runlock.held(mirror_root, "mirror"):  # not while a run publishes there
-            result = sync_mirror(out_url, mirror_root, view_docs())
-    except TokumeiError as exc:
-        err.print(f"[red]✗ mirror failed:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except Exception as exc:  # noqa: BLE001 - never print a raw exception message
-        err.print(f"[red]✗ mirror failed:[/red] {safe_reason(exc, 'mirror')}", soft_wrap=True)
-        raise typer.Exit(1) from None
-    print(json.dumps(result, indent=2, sort_keys=True))
+    published = result["publish"]
+    base = settings.out_url or str(settings.out)
+    err.print(
+        f"[bold green]published[/bold green] run {result['run_id']} "
+        f"(release {published['delta_release']} of {base}/published/delta)"
+    )
+    for name in published["tables"]:
+        err.print(f"  {base}/published/delta/{name}")
+    err.print(f"  reports: {base}/reports/date={date}")
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -13,34 +13,14 @@ MD5 where the ETag is a plain MD5) and that the object did not change while it w
 copy is raw data, so it lives where raw data may live (docs/architecture.md §1.4): ``<out>/_work/<run_id>/``,
 deleted when the run ends, success or failure. The readers then run unchanged.
 
-**Output on S3 → immutable releases and a pointer.** S3 has no atomic rename of a directory,
-so the local ``os.replace`` publish (``tokumei.infra.storage.publish_tree``) has no equivalent. The run
-builds and validates locally under a local output root (``TOKUMEI_LOCAL_OUT``: staging, work
-layer, quarantine, failure records), then :func:`publish_release`:
-
-1. uploads every object of the validated release (tables, manifest, privacy report, items
-   notice, Data Docs, the catalog script) under a new prefix that nothing else ever writes to,
-   ``<out>/releases/<run_id>/…``;
-2. lists that prefix and checks every object's presence, size and checksum, then writes the
-   release's own index ``releases/<run_id>/_RELEASE.json``;
-3. writes the pointer ``<out>/published/CURRENT.json`` **last**, with one PUT (atomic on S3:
-   a reader gets the old or the new object, never a mix). It is conditional on the pointer read
-   just before (``If-Match`` its ETag, or ``If-None-Match: *`` for the first release), so two
-   runs publishing at once cannot silently drop each other's dates: the loser re-reads and
-   merges.
-
-The pointer is a manifest of manifests: for every published date, the release that holds it and
-that release's run manifest, and for every table the object keys of its current partitions. A
-reader that goes through the pointer therefore sees either the previous complete state or the
-new one. If anything fails before the pointer write, nothing visible changed; the partial release
-is deleted (best effort, after checking the pointer does not name it) and is in any case
-unreferenced. A retried publish of a release the pointer already names changes nothing. Old releases stay until retention
-(:func:`unreferenced_releases` lists those the pointer no longer mentions). A re-run of a date
-replaces that date in the pointer as a whole.
-
-The catalog for S3 is ``catalog.sql`` (DuckDB views over the releases' ``s3://`` URLs), not a
-``.duckdb`` file: a DuckDB view over ``s3://`` is bound when created, which needs the ``httpfs``
-extension, which DuckDB would download at run time — and nothing may download at run time.
+**Output on S3 → Delta tables, then reports.** The run builds and validates under a local
+build root (``TOKUMEI_LOCAL_OUT``: staging, work layer, quarantine, failure records), then
+``steps.publish`` commits the tables to the Delta tables under ``<out>/published/delta/`` and
+their release marker (``tokumei.infra.tableformat``; the marker's commit is the readers'
+commit point, docs/adr/0008-published-tables-delta-lake.md) and only then uploads the run's
+reports to ``<out>/reports/date=<day>/`` (:func:`upload_reports`, manifest last). Later runs
+read what readers have straight from the bucket (the Delta tables at the marker's release,
+:func:`read_report` for earlier manifests), so there is no local mirror to keep in line.
 
 **Credentials** never pass through tokumei: s3fs/botocore take them from their standard chain
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_PROFILE``, instance or
@@ -50,15 +30,9 @@ refused, so settings, XCom, logs and manifests only ever hold bucket and prefix.
 name the operation and the exception type, never a server message.
 
 Quarantined raw rows and failure records stay on the local output root (access-restricted): the
-bucket is the analysts' side and never receives raw data.
-
-**After the pointer write the release is published**, whatever happens next: ``steps.publish``
-does everything that may fail before calling :func:`publish_release`, and treats the local
-mirror it updates afterwards as best effort (a warning, never a failed run). Later runs read that
-mirror as "what readers have" (re-release and period checks, the retained layer), so it records
-which release it holds per date (``<local out>/MIRROR.json``, written last), ``steps.start``
-refuses to run while it differs from the pointer (:func:`check_mirror`), and
-:func:`sync_mirror` (``tokumei mirror``) downloads the missing releases, verified.
+bucket is the analysts' side and never receives raw data. So does, for now, the retained
+pseudonymous layer (``retained/``, read by later runs' period tables): the workers of an
+``s3://`` output still share the local build root for it (docs/deploy.md, Object storage).
 
 **Landing maintenance.** Retention and rights erasure on an ``s3://`` landing keep their local
 logic and use :func:`list_landing`, :func:`delete_objects`, :func:`download_object` and
@@ -67,16 +41,13 @@ logic and use :func:`list_landing`, :func:`delete_objects`, :func:`download_obje
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +57,6 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
     from tokumei.infra.settings import Settings
-    from tokumei.infra.storage import RunPaths, ViewDoc
 
 log = logging.getLogger("tokumei.objectstore")
 
@@ -100,21 +70,11 @@ LOCAL_OUT_ENV = "TOKUMEI_LOCAL_OUT"
 #: can never exist or be created — code that still expects a local landing fails loudly.
 REMOTE_LANDING_PLACEHOLDER = Path(os.devnull) / "tokumei-landing-is-an-object-store-url"
 
-#: Pointer to the current state, written last by a publish.
-POINTER = "published/CURRENT.json"
-#: Immutable per-run releases live under this prefix.
-RELEASES = "releases"
-#: Index of one release, written after its objects are verified and before the pointer.
-RELEASE_INDEX = "_RELEASE.json"
-POINTER_FORMAT = "tokumei-release-pointer/1"
-
 #: Streaming copy chunk (download) and multipart part size (upload): memory stays bounded.
 CHUNK = 8 * 2**20
 PART = 16 * 2**20
 #: Largest object S3 accepts in one PUT; conditional replacements are single PUTs.
 SINGLE_PUT_MAX = 5 * 2**30
-#: How often a publish re-reads and re-merges the pointer when another run moved it meanwhile.
-POINTER_ATTEMPTS = 5
 
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 
@@ -338,22 +298,47 @@ def _download(fs: AbstractFileSystem, info: dict[str, Any], dest: Path, what: st
 
 
 # --------------------------------------------------------------------------------------------
-# Output: upload a release, verify it, move the pointer
+# Output: the run's reports next to the published Delta tables
 
 
-def release_objects(paths: RunPaths) -> list[tuple[Path, str]]:
-    """``(local file, key relative to the out URL)`` for every file of the staged release."""
-    rel = f"{RELEASES}/{paths.run_id}"
-    objects: list[tuple[Path, str]] = []
-    staged_pub = paths.staging / "published"
-    for part in sorted(staged_pub.glob("*/*/date=*")):
-        for f in sorted(p for p in part.rglob("*") if p.is_file()):
-            objects.append((f, f"{rel}/published/{f.relative_to(staged_pub).as_posix()}"))
-    if paths.staged_reports.exists():
-        reports = f"{rel}/reports/date={paths.day}"
-        for f in sorted(p for p in paths.staged_reports.rglob("*") if p.is_file()):
-            objects.append((f, f"{reports}/{f.relative_to(paths.staged_reports).as_posix()}"))
-    return objects
+def upload_reports(url: str, staged: Path, day: str) -> dict[str, Any]:
+    """Upload a release's reports (manifest, privacy report, items notice, Data Docs) to
+    ``<url>/reports/date=<day>/``, verified, ``manifest.json`` last; then remove objects of an
+    earlier run of the date that this one does not have. Returns object and byte counts.
+
+    Called after the Delta release marker committed (the readers' commit point for the
+    tables): the manifest names the run, so a reader that finds it finds that run's reports.
+    """
+    fs = filesystem()
+    prefix = f"{_bare(check_url(url))}/reports/date={day}"
+    files = sorted(p for p in staged.rglob("*") if p.is_file()) if staged.is_dir() else []
+    files.sort(key=lambda p: p.name == "manifest.json")
+    uploaded: dict[str, dict[str, Any]] = {}
+    try:
+        for local in files:
+            key = f"{prefix}/{local.relative_to(staged).as_posix()}"
+            uploaded[key] = _upload_file(fs, local, key)
+        stale = [name for name in fs.find(prefix) if name not in uploaded]
+        if stale:
+            fs.rm(stale)
+    except TokumeiError:
+        raise
+    except Exception as exc:
+        raise ObjectStoreError(
+            f"uploading the reports of {day} failed after {len(uploaded)} of {len(files)} "
+            f"object(s) ({_what(exc)})"
+        ) from None
+    result = {"objects": len(uploaded), "bytes": sum(o["size"] for o in uploaded.values())}
+    log.info("uploaded %d report object(s) of %s to %s", result["objects"], day, url)
+    return result
+
+
+def read_report(url: str, day: str, name: str) -> bytes | None:
+    """One report object of a date's release (``manifest.json``, …), or None."""
+    try:
+        return filesystem().cat_file(f"{_bare(check_url(url))}/reports/date={day}/{name}")
+    except FileNotFoundError:
+        return None
 
 
 def _upload_file(
@@ -385,233 +370,6 @@ def _upload_file(
     return {"size": size, "md5": md5.hexdigest()}
 
 
-def read_pointer(url: str, fs: AbstractFileSystem | None = None) -> tuple[dict[str, Any], str]:
-    """The current pointer and its ETag (``({}, "")`` before the first release)."""
-    fs = fs or filesystem()
-    key = f"{_bare(url)}/{POINTER}"
-    try:
-        info = fs.info(key)
-        with fs.open(key, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return {}, ""
-    return json.loads(data), _etag(info)
-
-
-def _merged_pointer(
-    old: dict[str, Any], run_id: str, day: str, objects: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """The pointer after this release: this date's entries replaced as a whole."""
-    rel = f"{RELEASES}/{run_id}"
-    tables: dict[str, dict[str, list[str]]] = {
-        name: {d: keys for d, keys in by_day.items() if d != day}
-        for name, by_day in (old.get("tables") or {}).items()
-    }
-    for key in objects:
-        m = re.match(rf"^{re.escape(rel)}/published/([^/]+/[^/]+)/date=([^/]+)/", key)
-        if m:
-            tables.setdefault(m.group(1), {}).setdefault(m.group(2), []).append(key)
-    tables = {n: dict(sorted(d.items())) for n, d in sorted(tables.items()) if d}
-    dates = {d: e for d, e in (old.get("dates") or {}).items() if d != day}
-    dates[day] = {
-        "run_id": run_id,
-        "release": rel,
-        "manifest": f"{rel}/reports/date={day}/manifest.json",
-    }
-    return {
-        "format": POINTER_FORMAT,
-        "release": rel,
-        "previous_release": old.get("release"),
-        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "catalog": f"{rel}/published/catalog.sql",
-        "dates": dict(sorted(dates.items())),
-        "tables": tables,
-    }
-
-
-def catalog_sql(url: str, pointer: dict[str, Any]) -> str:
-    """DuckDB views (``CREATE OR REPLACE VIEW``) over the pointer's tables, as absolute URLs.
-
-    Run it in DuckDB after ``INSTALL httpfs; LOAD httpfs;`` and a ``CREATE SECRET`` for the
-    bucket. View names follow ``tokumei.infra.storage.build_catalog``.
-    """
-    lines = [
-        f"-- tokumei catalog for {url}, release {pointer['release']} (generated; do not edit)",
-        "-- needs: INSTALL httpfs; LOAD httpfs; CREATE SECRET (TYPE s3, ...);",
-    ]
-    for name, by_day in pointer["tables"].items():
-        kind, table = name.split("/", 1)
-        view = table if kind == "stats" else f"{kind}_{table}"
-        files = ", ".join(
-            "'" + f"{url}/{key}".replace("'", "''") + "'"
-            for keys in by_day.values()
-            for key in keys
-        )
-        lines.append(
-            f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM '
-            f"read_parquet([{files}], hive_partitioning = false);"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def publish_release(settings: Settings, paths: RunPaths) -> dict[str, Any]:
-    """Upload the staged, validated release to ``settings.out_url`` and move the pointer to it.
-
-    Returns what ``steps.publish`` returns for a local publish (``published`` paths relative to
-    the release, ``catalog_views``) plus the release and pointer URLs and upload figures.
-
-    Safe to retry (an Airflow publish task may be): a release the pointer already names is not
-    touched again, and leftovers of an earlier failed attempt, which nothing references, are
-    removed before uploading. A release is only ever deleted after checking that the pointer
-    does not name it.
-    """
-    assert settings.out_url, "publish_release is only for object-store outputs"
-    url, run_id = settings.out_url, paths.run_id
-    rel = f"{RELEASES}/{run_id}"
-    fs = filesystem()
-    base = _bare(url)
-    t0 = time.perf_counter()
-    pointer, _ = read_pointer(url, fs)
-    if _names(pointer, run_id):  # an earlier attempt of this task got as far as the pointer
-        index = json.loads(fs.cat_file(f"{base}/{rel}/{RELEASE_INDEX}"))
-        return _result(url, rel, pointer, index["objects"], 0.0)
-    objects = release_objects(paths)
-    if not objects:
-        raise ObjectStoreError("nothing was staged for the release; nothing was published")
-    _remove_unreferenced(fs, url, run_id)
-    uploaded: dict[str, dict[str, Any]] = {}
-    pointer_attempted = False
-    try:
-        for local, key in objects:
-            uploaded[key] = _upload_file(fs, local, f"{base}/{key}")
-        _verify_release(fs, base, rel, uploaded)
-        index = {"run_id": run_id, "day": paths.day, "objects": uploaded}
-        fs.pipe_file(f"{base}/{rel}/{RELEASE_INDEX}", json.dumps(index, sort_keys=True).encode())
-        upload_s = time.perf_counter() - t0
-        pointer_attempted = True
-        pointer = _write_pointer(fs, url, run_id, paths.day, uploaded)
-    except BaseException as exc:
-        if pointer_attempted and isinstance(exc, Exception):
-            # A PUT can fail in the reporting only (a timeout after the server applied it): if
-            # the pointer names this verified release, it is published.
-            with contextlib.suppress(Exception):
-                pointer, _ = read_pointer(url, fs)
-                if _names(pointer, run_id):
-                    log.warning(
-                        "the pointer write of %s reported %s but took effect", rel, _what(exc)
-                    )
-                    return _result(url, rel, pointer, uploaded, time.perf_counter() - t0)
-        # Otherwise nothing names this release: remove what was uploaded (best effort; only
-        # after checking the pointer again).
-        with contextlib.suppress(Exception):
-            _remove_unreferenced(fs, url, run_id)
-        if isinstance(exc, TokumeiError) or not isinstance(exc, Exception):
-            raise
-        where = "moving the pointer" if pointer_attempted else "uploading the release"
-        raise ObjectStoreError(
-            f"{where} failed after {len(uploaded)} of {len(objects)} object(s) ({_what(exc)}); "
-            f"the pointer {url}/{POINTER} still names the previous release"
-        ) from None
-    result = _result(url, rel, pointer, uploaded, upload_s)
-    log.info(
-        "published release %s to %s: %d object(s), %d bytes, uploaded in %.2f s",
-        rel,
-        url,
-        result["objects"],
-        result["bytes"],
-        upload_s,
-    )
-    return result
-
-
-def _names(pointer: dict[str, Any], run_id: str) -> bool:
-    """Whether the pointer references the release of ``run_id``."""
-    return any(e.get("run_id") == run_id for e in (pointer.get("dates") or {}).values())
-
-
-def _remove_unreferenced(fs: AbstractFileSystem, url: str, run_id: str) -> None:
-    """Delete the release prefix of ``run_id`` if it exists and the pointer does not name it."""
-    prefix = f"{_bare(url)}/{RELEASES}/{run_id}"
-    if not fs.find(prefix):
-        return
-    pointer, _ = read_pointer(url, fs)
-    if not _names(pointer, run_id):
-        fs.rm(prefix, recursive=True)
-
-
-def _result(
-    url: str,
-    rel: str,
-    pointer: dict[str, Any],
-    uploaded: dict[str, dict[str, Any]],
-    upload_s: float,
-) -> dict[str, Any]:
-    published = sorted(
-        {f"published/{m.group(1)}" for k in uploaded if (m := _partition_re(rel).match(k))}
-    )
-    return {
-        "published": published,
-        "catalog_views": [_view_name(name) for name in pointer["tables"]],
-        "release": f"{url}/{rel}",
-        "pointer": f"{url}/{POINTER}",
-        "objects": len(uploaded),
-        "bytes": sum(o["size"] for o in uploaded.values()),
-        "upload_seconds": round(upload_s, 3),
-    }
-
-
-def _partition_re(rel: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(rel)}/published/([^/]+/[^/]+/date=[^/]+)/")
-
-
-def _view_name(name: str) -> str:
-    kind, table = name.split("/", 1)
-    return table if kind == "stats" else f"{kind}_{table}"
-
-
-def _verify_release(
-    fs: AbstractFileSystem, base: str, rel: str, uploaded: dict[str, dict[str, Any]]
-) -> None:
-    """Every uploaded object is listed under the release prefix with its size, and nothing else
-    is there (a stray object would mean two writers share a run id)."""
-    listed = {
-        name.removeprefix(base + "/"): info
-        for name, info in fs.find(f"{base}/{rel}", detail=True).items()
-    }
-    missing = sorted(set(uploaded) - set(listed))
-    extra = sorted(set(listed) - set(uploaded))
-    wrong = sorted(k for k, o in uploaded.items() if k in listed and listed[k]["size"] != o["size"])
-    if missing or extra or wrong:
-        raise ObjectStoreError(
-            f"release {rel} failed verification: {len(missing)} missing, {len(extra)} unexpected, "
-            f"{len(wrong)} of the wrong size; the pointer was not changed"
-        )
-
-
-def _write_pointer(
-    fs: AbstractFileSystem, url: str, run_id: str, day: str, uploaded: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """Write the catalog script and then the pointer, conditionally on the pointer's ETag."""
-    base, key = _bare(url), f"{_bare(url)}/{POINTER}"
-    for _ in range(POINTER_ATTEMPTS):
-        old, etag = read_pointer(url, fs)
-        pointer = _merged_pointer(old, run_id, day, uploaded)
-        fs.pipe_file(f"{base}/{pointer['catalog']}", catalog_sql(url, pointer).encode())
-        cond = {"IfMatch": f'"{etag}"'} if etag else {"IfNoneMatch": "*"}
-        body = json.dumps(pointer, indent=2, sort_keys=True).encode()
-        try:
-            fs.pipe_file(key, body, ContentType="application/json", **cond)
-        except Exception as exc:
-            if _precondition_failed(exc):
-                log.info("the pointer moved while publishing %s; merging again", run_id)
-                continue
-            raise
-        return pointer
-    raise ObjectStoreError(
-        f"the pointer kept moving while publishing {run_id} ({POINTER_ATTEMPTS} attempts)"
-    )
-
-
 def _precondition_failed(exc: BaseException) -> bool:
     """412 from a conditional PUT: another writer changed the pointer since we read it.
 
@@ -631,40 +389,6 @@ def _precondition_failed(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-# --------------------------------------------------------------------------------------------
-# Readers and retention helpers
-
-
-def table_urls(url: str, table: str, fs: AbstractFileSystem | None = None) -> list[str]:
-    """Absolute URLs of the current partitions of ``table`` (``stats/<name>`` or
-    ``anonymized/<name>``), through the pointer: what ``pl.scan_parquet`` should read."""
-    url = check_url(url)
-    pointer, _ = read_pointer(url, fs)
-    by_day = (pointer.get("tables") or {}).get(table)
-    if by_day is None:
-        raise ObjectStoreError(f"no published table {table!r} under {url}")
-    return [f"{url}/{key}" for keys in by_day.values() for key in keys]
-
-
-def iter_releases(url: str, fs: AbstractFileSystem | None = None) -> Iterator[str]:
-    """Run ids of every release prefix under ``url``."""
-    fs = fs or filesystem()
-    try:
-        entries = fs.ls(f"{_bare(check_url(url))}/{RELEASES}", detail=False)
-    except FileNotFoundError:
-        return
-    for name in sorted(entries):
-        yield name.rstrip("/").rsplit("/", 1)[-1]
-
-
-def unreferenced_releases(url: str, fs: AbstractFileSystem | None = None) -> list[str]:
-    """Run ids of releases the pointer no longer mentions: candidates for retention."""
-    fs = fs or filesystem()
-    pointer, _ = read_pointer(check_url(url), fs)
-    used = {e["run_id"] for e in (pointer.get("dates") or {}).values()}
-    return [r for r in iter_releases(url, fs) if r not in used]
 
 
 # --------------------------------------------------------------------------------------------
@@ -767,273 +491,3 @@ def warn_if_versioned(fs: AbstractFileSystem, url: str, job: str) -> bool:
             bucket,
         )
     return versioned
-
-
-# --------------------------------------------------------------------------------------------
-# The local mirror: which release the local output root reflects
-#
-# Later runs read the local mirror (``<local out>/published/`` for re-release and period checks,
-# ``retained/`` for period tables), not the bucket. If it lags behind the pointer (its update
-# failed after the pointer moved, or another machine published), those checks would compare
-# against the wrong baseline: a cell hidden in the current release could be published by a
-# re-release checked against an older one. So the mirror records, per date, the run whose
-# release it holds; ``steps.start`` refuses to run when that differs from the pointer, and
-# :func:`sync_mirror` (``tokumei mirror``) brings the mirror back in line.
-
-#: Record of the local mirror, at the local output root (not under ``published/``: no table).
-MIRROR = "MIRROR.json"
-MIRROR_FORMAT = "tokumei-local-mirror/1"
-#: How often :func:`sync_mirror` catches up with a pointer that moves while it copies.
-SYNC_ATTEMPTS = 3
-
-
-def read_mirror(local_out: Path) -> dict[str, Any]:
-    """The local mirror's record (``{}`` when it has none: a new root, or one from before it)."""
-    path = Path(local_out) / MIRROR
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        # an unreadable record proves nothing about the mirror: treat it as absent (refused)
-        return {}
-
-
-@contextlib.contextmanager
-def _mirror_lock(local_out: Path) -> Iterator[None]:
-    """Serialise read-modify-write of the record between runs sharing one local root."""
-    import fcntl
-
-    local_out.mkdir(parents=True, exist_ok=True)
-    with open(local_out / (MIRROR + ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def record_mirror(local_out: Path, url: str, dates: dict[str, str]) -> None:
-    """Record that the local mirror now holds the releases of ``dates`` (date → run id).
-
-    Called as the *last* act of a successful local mirror update, so a record never claims
-    more than is on disk (a crash in between leaves the old record: a refusal, never a false
-    pass). Written atomically (temp file, fsync, rename).
-    """
-    local_out = Path(local_out)
-    with _mirror_lock(local_out):
-        old = read_mirror(local_out)
-        known = dict(old.get("dates") or {}) if old.get("out_url") == url else {}
-        known.update(dates)
-        record = {
-            "format": MIRROR_FORMAT,
-            "out_url": url,
-            "dates": dict(sorted(known.items())),
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        tmp = local_out / (MIRROR + ".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(record, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, local_out / MIRROR)
-
-
-def check_pointer_unchanged(url: str, since: dict[str, str], day: str, run_id: str) -> None:
-    """Refuse to publish when the pointer moved since the run started (``since``: what
-    :func:`check_mirror` returned then), other than to this run's own release (a retry).
-
-    The run's checks compared against the mirror as it was at the start; a release published
-    meanwhile (another machine, a concurrent run) was not part of that baseline.
-    """
-    try:
-        now = _pointer_dates(read_pointer(url)[0])
-    except Exception as exc:
-        raise ObjectStoreError(
-            f"reading the pointer {url}/{POINTER} failed ({_what(exc)}); nothing was published"
-        ) from None
-    if now in (since, {**since, day: run_id}):
-        return
-    moved = sorted(d for d in set(now) | set(since) if now.get(d) != since.get(d))
-    raise ObjectStoreError(
-        f"the pointer {url}/{POINTER} moved while this run was computing ({len(moved)} date(s), "
-        f"first: {moved[0]}): its checks used an older baseline; nothing was published. Retry "
-        "the run (after `tokumei mirror` if it is then refused)"
-    )
-
-
-def _pointer_dates(pointer: dict[str, Any]) -> dict[str, str]:
-    """``{date: run id}`` of a pointer: what a local mirror must hold."""
-    return {d: str(e.get("run_id")) for d, e in (pointer.get("dates") or {}).items()}
-
-
-def mirror_differences(
-    local_out: Path, url: str, pointer: dict[str, Any]
-) -> dict[str, tuple[str | None, str | None]]:
-    """``{date: (run id the pointer names, run id the mirror holds)}`` where they differ.
-
-    A record made for another output URL counts as holding nothing.
-    """
-    record = read_mirror(local_out)
-    held = dict(record.get("dates") or {}) if record.get("out_url") == url else {}
-    named = _pointer_dates(pointer)
-    return {
-        d: (named.get(d), held.get(d))
-        for d in sorted(set(named) | set(held))
-        if named.get(d) != held.get(d)
-    }
-
-
-def check_mirror(
-    url: str, local_out: Path, fs: AbstractFileSystem | None = None
-) -> dict[str, str]:
-    """Refuse to run when the local mirror does not hold the releases the pointer names;
-    return the pointer's ``{date: run id}`` (what the run's checks will compare against).
-
-    Fail closed: the re-release and period checks of a run read the mirror as "what readers
-    have"; a stale one could let a run publish a value that the current release hides.
-    """
-    try:
-        pointer, _ = read_pointer(url, fs)
-    except Exception as exc:
-        raise ObjectStoreError(
-            f"reading the pointer {url}/{POINTER} failed ({_what(exc)}); nothing was run"
-        ) from None
-    diff = mirror_differences(local_out, url, pointer)
-    if not diff:
-        return _pointer_dates(pointer)
-    day, (named, held) = next(iter(diff.items()))
-    raise ObjectStoreError(
-        f"the local mirror {local_out} is stale: {len(diff)} date(s) differ from the pointer "
-        f"{url}/{POINTER} (first: {day}, pointer {named or 'none'}, mirror {held or 'none'}); "
-        f"nothing was run. Run `tokumei mirror --out {url}` with the same {LOCAL_OUT_ENV}, "
-        "then retry"
-    )
-
-
-def sync_mirror(
-    url: str, local_out: Path, docs: Mapping[str, ViewDoc] | None = None
-) -> dict[str, Any]:
-    """Bring the local mirror in line with the pointer; return what was done (no data).
-
-    For every date whose release the mirror does not hold, the objects of the release the
-    pointer names are downloaded (verified: size and ETag stable during the copy, MD5 against
-    the ETag and against the release index) into a private staging folder and swapped into
-    ``<local out>/published/`` and ``reports/`` with the same atomic, rolled-back publish as a
-    run (``tokumei.infra.storage.publish_tree``); then the local catalog is rebuilt and, last, the
-    record is updated. Safe to repeat; a pointer moving meanwhile is caught up with.
-
-    The retained pseudonymous layer is never on the bucket, so it cannot be copied: a retained
-    day that may belong to another run of a synced date is removed (weekly and monthly tables
-    then skip that period, fail closed, until the date is rerun here). A day the mirror never
-    recorded is left alone: it is absent after a failed first update, and a root from before
-    this record existed holds the retained days of the runs that built it.
-    """
-    import shutil
-
-    from tokumei.infra.settings import Settings
-    from tokumei.infra.storage import build_catalog
-
-    url, local_out = check_url(url), Path(local_out).resolve()
-    record = read_mirror(local_out)
-    if record.get("out_url") not in (None, url):
-        raise ObjectStoreError(
-            f"the local mirror {local_out} belongs to another output URL; set {LOCAL_OUT_ENV} "
-            f"to this output's own folder"
-        )
-    settings = Settings(landing=local_out, db_url="sqlite://", out=local_out, out_url=url)
-    fs = filesystem()
-    synced: dict[str, str] = {}
-    removed_retained: list[str] = []
-    for _ in range(SYNC_ATTEMPTS):
-        pointer, _ = read_pointer(url, fs)
-        diff = mirror_differences(local_out, url, pointer)
-        if not diff:
-            break
-        if extra := sorted(d for d, (named, _held) in diff.items() if named is None):
-            raise ObjectStoreError(
-                f"the local mirror {local_out} holds {len(extra)} date(s) the pointer does not "
-                f"name (first: {extra[0]}; was {url} reset?); move its published/, reports/ "
-                f"and {MIRROR} away and run `tokumei mirror` again"
-            )
-        done: dict[str, str] = {}
-        for day, (run_id, held) in diff.items():
-            assert run_id is not None
-            _sync_date(fs, settings, day, run_id)
-            done[day] = run_id
-            if held is None:
-                continue  # no other run of the day is recorded here: its retained day is absent
-            for part in sorted((local_out / "retained").glob(f"*/date={day}")):
-                shutil.rmtree(part)
-                removed_retained.append(f"retained/{part.parent.name}/date={day}")
-        build_catalog(local_out / "published", docs)
-        record_mirror(local_out, url, done)  # last: the record never claims more than is there
-        synced.update(done)
-    else:
-        pointer, _ = read_pointer(url, fs)
-        if mirror_differences(local_out, url, pointer):
-            raise ObjectStoreError(
-                f"the pointer {url}/{POINTER} kept moving while the local mirror was synced "
-                f"({SYNC_ATTEMPTS} attempts); run `tokumei mirror` again"
-            )
-    result = {
-        "out_url": url,
-        "local_out": str(local_out),
-        "synced_dates": dict(sorted(synced.items())),
-        "retained_days_removed": removed_retained,
-        "release": pointer.get("release"),
-    }
-    log.info(
-        "local mirror %s synced with %s: %d date(s), %d retained day(s) removed",
-        local_out,
-        url,
-        len(synced),
-        len(removed_retained),
-    )
-    return result
-
-
-def _sync_date(fs: AbstractFileSystem, settings: Settings, day: str, run_id: str) -> None:
-    """Download the release of ``run_id`` (which holds ``day``) and publish it locally."""
-    import uuid
-
-    from tokumei.infra.storage import RunPaths, publish_tree, remove_run_dirs
-
-    assert settings.out_url
-    base, rel = _bare(settings.out_url), f"{RELEASES}/{run_id}"
-    try:
-        index = json.loads(fs.cat_file(f"{base}/{rel}/{RELEASE_INDEX}"))
-    except Exception as exc:
-        raise ObjectStoreError(
-            f"reading the index of release {rel} failed ({_what(exc)})"
-        ) from None
-    if index.get("run_id") != run_id or index.get("day") != day:
-        raise ObjectStoreError(f"release {rel} does not hold {day} as the pointer says")
-    paths = RunPaths(settings, day, f"mirror-{uuid.uuid4().hex[:12]}")
-    published_re = re.compile(rf"^{re.escape(rel)}/published/([^/]+/[^/]+/date={day}/.+)$")
-    reports_prefix = f"{rel}/reports/date={day}/"
-    try:
-        for n, (key, expected) in enumerate(sorted(index["objects"].items())):
-            if m := published_re.match(key):
-                dest = paths.staging / "published" / m.group(1)
-            elif key.startswith(reports_prefix):
-                dest = paths.staged_reports / key.removeprefix(reports_prefix)
-            else:
-                continue
-            what = f"object {n + 1} of release {rel}"
-            try:
-                info = fs.info(f"{base}/{key}")
-            except Exception as exc:
-                raise ObjectStoreError(f"reading {what} failed ({_what(exc)})") from None
-            if info["size"] != expected["size"]:
-                raise ObjectStoreError(f"{what} does not match the release index (size)")
-            _download(fs, info, dest, what)
-            md5 = hashlib.md5(usedforsecurity=False)
-            with open(dest, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    md5.update(chunk)
-            if md5.hexdigest() != expected["md5"]:
-                raise ObjectStoreError(f"{what} does not match the release index (MD5)")
-        publish_tree(paths)
-    finally:
-        remove_run_dirs(paths)

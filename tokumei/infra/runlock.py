@@ -205,7 +205,7 @@ def release(out: Path, run_id: str) -> bool:
 
 @contextlib.contextmanager
 def held(out: Path, job: str) -> Iterator[str]:
-    """The output's lock for a job outside the daily run (retention, rights erasure, mirror).
+    """The output's lock for a job outside the daily run (retention, rights erasure).
 
     Those jobs delete or rewrite what a run reads and publishes (the retained layer, published
     partitions, the landing), so they wait their turn like a second run: refused with the

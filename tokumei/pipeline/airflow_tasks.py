@@ -394,9 +394,14 @@ def publish(tokumei_run: str) -> list[str]:
     settings = _settings()
     # nothing to push: what publish writes goes to the output, and cleanup follows
     with _synced(settings, tokumei_run, "publish", push=False):
-        published = steps.publish(settings, the_day, tokumei_run)["published"]
-    emit_published_assets(get_current_context()["outlet_events"], published, the_day)
-    return published
+        result = steps.publish(settings, the_day, tokumei_run)
+    emit_published_assets(
+        get_current_context()["outlet_events"],
+        result["tables"],
+        the_day,
+        result["delta_release"],
+    )
+    return result["tables"]
 
 
 def cleanup(tokumei_run: str) -> None:
@@ -422,9 +427,7 @@ def cleanup(tokumei_run: str) -> None:
 #: an event on every successful run, published or not.
 PUBLISHED_ALIAS = AssetAlias("tokumei_published")
 
-_PUBLISHED_PATH = re.compile(
-    r"(?:^|/)published/(?P<kind>stats|anonymized)/(?P<table>[A-Za-z0-9_]+)/date=(?P<date>\d{4}-\d{2}-\d{2})$"
-)
+_PUBLISHED_NAME = re.compile(r"^(?P<kind>stats|anonymized)/(?P<table>[A-Za-z0-9_]+)$")
 
 
 def table_asset(kind: str, table: str) -> Asset:
@@ -442,32 +445,32 @@ def table_asset(kind: str, table: str) -> Asset:
     )
 
 
-def published_tables(published: Iterable[str]) -> list[tuple[str, str, str]]:
-    """``(kind, table, date)`` of every published partition path, in order, once each."""
-    seen: dict[tuple[str, str, str], None] = {}
-    for path in published:
-        if m := _PUBLISHED_PATH.search(str(path)):
-            seen[(m["kind"], m["table"], m["date"])] = None
-    return list(seen)
-
-
-def emit_published_assets(outlet_events: Any, published: Iterable[str], day: str) -> int:
+def emit_published_assets(
+    outlet_events: Any, tables: Iterable[str], day: str, release: int
+) -> int:
     """Attach one Asset event per published table to the ``publish`` task's alias outlet.
 
-    ``extra`` carries the partition (``date``, and ``path`` relative to the output root) and
-    the run's day: enough for a consumer to read exactly the new partition; no data value and
-    no tokumei run id (the OpenLineage provider copies event extras into its events, which
-    name datasets and dates only; the day's manifest has the run id). Returns the number of
-    events.
+    ``tables`` are the ``<kind>/<table>`` names the release published. ``extra`` carries the
+    date, the Delta table's path relative to the output root and the release number
+    (docs/adr/0008-published-tables-delta-lake.md: read the table at the version the marker
+    names for that release), and the run's day: enough for a consumer to read exactly the new
+    rows; no data value and no tokumei run id (the OpenLineage provider copies event extras
+    into its events, which name datasets and dates only; the day's manifest has the run id).
+    Returns the number of events.
     """
     accessor = outlet_events[PUBLISHED_ALIAS]
-    tables = published_tables(published)
-    for kind, table, date in tables:
+    names = [m for name in dict.fromkeys(tables) if (m := _PUBLISHED_NAME.match(name))]
+    for m in names:
         accessor.add(
-            table_asset(kind, table),
-            extra={"date": date, "path": f"published/{kind}/{table}/date={date}", "run_day": day},
+            table_asset(m["kind"], m["table"]),
+            extra={
+                "date": day,
+                "path": f"published/delta/{m['kind']}/{m['table']}",
+                "release": release,
+                "run_day": day,
+            },
         )
-    return len(tables)
+    return len(names)
 
 
 # --------------------------------------------------------------------------------------------

@@ -82,10 +82,7 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
     """Check everything that can be checked before reading data; return the run id.
 
     The key is looked up (and dropped) here so that a run without a key refuses to start
-    before it writes anything. With an ``s3://`` output the local mirror (``published/``,
-    ``retained/``) must hold the releases the pointer names: later steps compare against it as
-    "what readers have", and a stale one could let a re-release show what the current release
-    hides (``objectstore.check_mirror``; ``tokumei mirror`` repairs it).
+    before it writes anything.
     """
     from tokumei.stats.period_tables import check_retained_key, key_check
 
@@ -103,12 +100,6 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
         if dead:
             log.warning("removed the work layer and staging area of %d dead run(s)", dead)
         check_retained_key(paths.retained, check)
-        baseline: dict[str, Any] = {}
-        if settings.out_url:
-            from tokumei.infra.objectstore import check_mirror
-
-            # publish() checks that the pointer still names these releases (run ids, no data)
-            baseline["pointer_dates"] = check_mirror(settings.out_url, settings.out)
         # Raw values live under _work/ and quarantine/ only (docs/architecture.md §1.4):
         # owner-only folders, created before anything is written into them.
         private = (paths.work.parent, settings.out / "quarantine")
@@ -125,7 +116,6 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
                 "key_check": check,
                 "dead_runs_removed": dead,
                 "stale_lock_taken_over": bool(took_over),
-                **baseline,
             },
         )
     except BaseException:
@@ -1325,7 +1315,6 @@ def _staged_tables(paths: RunPaths) -> dict[str, Path]:
 
 def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     """Check the books, write the manifest, move staged outputs into place, refresh the catalog."""
-    from tokumei.infra.objectstore import check_pointer_unchanged, publish_release, record_mirror
     from tokumei.release.manifest import build_manifest, public_manifest
     from tokumei.release.reports import write_items_notice, write_privacy_report
 
@@ -1422,49 +1411,25 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     from tokumei.release.catalog import view_docs
     from tokumei.stats.period_tables import write_retained_key
 
+    # The Delta tables and their release marker first: the marker's commit is the readers'
+    # commit point (docs/adr/0008-published-tables-delta-lake.md), locally and under an s3://
+    # output alike. What may fail before it is done before it (the retained key check: written
+    # once, never overwritten; start() verified this run's key against it). After it the
+    # release *is* published: the reports and the day's retained partitions follow, and a
+    # retried publish writes the same release again (a new release number, same rows).
+    write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
+    staged = _staged_tables(paths)
+    release = publish_delta(tables_at, staged, day, run_id)
+    result: dict[str, Any] = {"delta_release": release.release, "tables": sorted(staged)}
+    if settings.out_url:
+        from tokumei.infra.objectstore import upload_reports
+
+        result["reports"] = upload_reports(settings.out_url, paths.staged_reports, day)
+        result["tables_at"] = str(tables_at)
+    result["published"] = publish_tree(paths)
     if not settings.out_url:
-        # The Delta tables and their release marker first: the marker's commit is the
-        # readers' commit point. If publish_tree then fails, it rolls back to staging and a
-        # retried publish writes the same release again (a new release number, same rows).
-        release = publish_delta(tables_at, _staged_tables(paths), day, run_id)
-        published = publish_tree(paths)
-        write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
-        views = build_catalog(paths.published, view_docs())
-        return {"published": published, "catalog_views": views, "delta_release": release.release}
-    # Object storage: moving the pointer (inside publish_release) is the readers' commit point,
-    # so the outcome reported must follow it. What may fail is done before it: the retained
-    # key check (written once, never overwritten; start() verified this run's key against it).
-    # After it the release *is* published, so the local mirror (the tables and retained day
-    # that later runs read, the local catalog) is best effort: a failure is logged and
-    # reported, never a failed run. A retried publish is idempotent: publish_release finds the
-    # pointer naming this run and uploads nothing, and publish_tree, which rolls back to
-    # staging when it fails (or is rolled back by the next one when killed), tries again.
-    # The mirror's record (MIRROR.json) is updated last: until then the next run's start()
-    # sees the mirror lagging behind the pointer and refuses to run (fail closed). First, the
-    # pointer must still name what start() found (the baseline of this run's checks).
-    start_rec = load_record(paths, "start")
-    check_pointer_unchanged(settings.out_url, start_rec.get("pointer_dates") or {}, day, run_id)
-    write_retained_key(paths.retained, start_rec["key_check"])
-    # The Delta tables under the s3:// output before the pointer (until the pointer goes,
-    # docs/adr/0008): a failure leaves the pointer on the previous release, a retry writes both.
-    release = publish_delta(tables_at, _staged_tables(paths), day, run_id)
-    remote = {**publish_release(settings, paths), "delta_release": release.release}
-    try:
-        publish_tree(paths)
-        build_catalog(paths.published, view_docs())
-        record_mirror(settings.out, settings.out_url, {day: run_id})
-    except Exception as exc:
-        log.warning(
-            "release %s is published (the pointer names it), but updating the local mirror "
-            "under %s failed (%s): later runs refuse to start until `tokumei mirror --out %s` "
-            "(or a retry of this publish) brings the mirror in line with the pointer",
-            remote["release"],
-            settings.out,
-            type(exc).__name__,
-            settings.out_url,
-        )
-        return {**remote, "local_mirror": "failed"}
-    return {**remote, "local_mirror": "updated"}
+        result["catalog_views"] = build_catalog(paths.published, view_docs())
+    return result
 
 
 # --------------------------------------------------------------------------------------------

@@ -114,6 +114,19 @@ def _released_on(paths: RunPaths, name: str, period: periods.Period) -> list[dat
     return [d for d in period.days() if d.isoformat() in released]
 
 
+def _published_manifest(paths: RunPaths, day: date) -> bytes | None:
+    """The manifest published for ``day`` (under the ``s3://`` output when there is one)."""
+    if paths.settings.out_url:
+        from tokumei.infra.objectstore import read_report
+
+        return read_report(paths.settings.out_url, day.isoformat(), "manifest.json")
+    path = paths.settings.out / "reports" / f"date={day.isoformat()}" / "manifest.json"
+    try:
+        return path.read_bytes() if path.is_file() else None
+    except OSError:
+        return b""  # unreadable: not JSON, counts as partial (fail closed)
+
+
 def _partial_days(paths: RunPaths, days: list[date], today: date) -> list[date]:
     """Days of ``days`` whose current release is partial (docs/landing.md).
 
@@ -129,12 +142,12 @@ def _partial_days(paths: RunPaths, days: list[date], today: date) -> list[date]:
             landing = load_record(paths, "extract").get("landing") or {}
             partial = bool(landing.get("partial"))
         else:
-            path = paths.settings.out / "reports" / f"date={d.isoformat()}" / "manifest.json"
-            if not path.is_file():
+            raw = _published_manifest(paths, d)
+            if raw is None:
                 continue
             try:
-                partial = json.loads(path.read_text(encoding="utf-8")).get("partial") is True
-            except (OSError, ValueError):
+                partial = json.loads(raw.decode("utf-8")).get("partial") is True
+            except ValueError:
                 partial = True
         if partial:
             out.append(d)
