@@ -332,6 +332,17 @@ def stage_landing_file(
     return dest
 
 
+def drop_landing(settings: Settings, run_id: str, name: str | None = None) -> None:
+    """Remove this worker's raw landing copy (one file, or the whole folder ``extract``
+    staged) once the task that read it is done: the run's scratch may stay on a worker until
+    its next task of another run sweeps it, raw data must not."""
+    folder = settings.out / ROOTS["work"] / run_id / "landing"
+    if name is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        (folder / name).unlink(missing_ok=True)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

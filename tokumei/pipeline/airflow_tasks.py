@@ -280,15 +280,18 @@ def _start_on_bucket(settings: Any, the_day: str) -> str:
     return run_id
 
 
-def _stage_ingest_file(settings: Any, run_id: str, file: int) -> None:
+def _stage_ingest_file(settings: Any, run_id: str, file: int) -> str | None:
     """This worker's own verified copy of the landing file an ``ingest`` task reads (raw data
-    never goes to the bucket's work layer; ``extract`` may have run elsewhere)."""
+    never goes to the bucket's work layer; ``extract`` may have run elsewhere); its name."""
     from tokumei.infra.worklayer import stage_landing_file
 
     record = settings.out / "_work" / run_id / "steps" / "extract-dims.json"
     files = json.loads(record.read_text())["files"]
-    if 0 <= file < len(files) and files[file]["name"]:
-        stage_landing_file(settings, run_id, files[file]["name"], files[file].get("sha256"))
+    if not (0 <= file < len(files) and files[file]["name"]):
+        return None  # steps.ingest explains a wrong index; an empty source-day has no file
+    name = str(files[file]["name"])
+    stage_landing_file(settings, run_id, name, files[file].get("sha256"))
+    return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,9 +315,15 @@ def extract(tokumei_run: str) -> list[int]:
     from tokumei.pipeline import steps
 
     settings = _settings()
-    with _synced(settings, tokumei_run, "extract"):
-        # with the input suite's record
-        record = steps.extract_step(settings, day(), tokumei_run, in_airflow=True)
+    try:
+        with _synced(settings, tokumei_run, "extract"):
+            # with the input suite's record
+            record = steps.extract_step(settings, day(), tokumei_run, in_airflow=True)
+    finally:
+        if settings.out_url and settings.landing_url:  # raw: not left on this worker
+            from tokumei.infra.worklayer import drop_landing
+
+            drop_landing(settings, tokumei_run)
     return list(range(len(record["files"])))
 
 
@@ -323,10 +332,17 @@ def ingest(tokumei_run: str, file: int) -> int:
     from tokumei.pipeline import steps
 
     settings = _settings()
-    with _synced(settings, tokumei_run, "ingest"):
-        if settings.out_url and settings.landing_url:
-            _stage_ingest_file(settings, tokumei_run, file)
-        steps.ingest(settings, day(), tokumei_run, file, in_airflow=True)
+    name = None
+    try:
+        with _synced(settings, tokumei_run, "ingest"):
+            if settings.out_url and settings.landing_url:
+                name = _stage_ingest_file(settings, tokumei_run, file)
+            steps.ingest(settings, day(), tokumei_run, file, in_airflow=True)
+    finally:
+        if name is not None:  # raw: not left on this worker
+            from tokumei.infra.worklayer import drop_landing
+
+            drop_landing(settings, tokumei_run, name)
     return file
 
 
