@@ -190,12 +190,24 @@ def test_reports_are_in_the_release(s3: S3Env, s3_run: dict) -> None:
     assert not fs.exists(f"{BUCKET}/tokumei/published/CURRENT.json")
 
 
-def test_raw_data_stays_off_the_bucket_and_the_work_dir_is_gone(s3: S3Env, s3_run: dict) -> None:
+def test_raw_data_stays_off_the_bucket_and_the_work_dir_is_gone(
+    s3: S3Env, s3_run: dict, local_run: Path
+) -> None:
     fs = objectstore.filesystem()
     out_keys = fs.find(f"{BUCKET}/tokumei")
-    assert not [
-        k for k in out_keys if any(d in k for d in ("/quarantine/", "/_work/", "/retained/"))
-    ]
+    assert not [k for k in out_keys if any(d in k for d in ("/quarantine/", "/_work/"))]
+    # the retained pseudonymous layer lives under the output (workers share no disk), equal to
+    # the local run's, and nothing of it stays on the worker
+    for dataset in ("activity", "purchases"):
+        remote = f"{BUCKET}/tokumei/retained/{dataset}/date={DAY}"
+        assert fs.find(remote), dataset
+        local_rows = pl.read_parquet(local_run / "retained" / dataset / f"date={DAY}")
+        remote_rows = pl.read_parquet(
+            f"s3://{remote}/*.parquet", storage_options=objectstore.polars_storage_options()
+        )
+        assert remote_rows.sort(remote_rows.columns).equals(local_rows.sort(local_rows.columns))
+    assert fs.exists(f"{BUCKET}/tokumei/retained/KEY_CHECK")
+    assert not (s3.local_out / "retained").exists()
     # quarantined rows stay on the local, access-restricted build root
     assert list((s3.local_out / "quarantine" / "events" / f"date={DAY}").glob("part-*.parquet"))
     assert not (s3.local_out / "_work" / s3_run["run_id"]).exists()

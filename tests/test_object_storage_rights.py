@@ -451,3 +451,57 @@ def test_a_failure_after_the_marker_commit_is_retried_to_the_same_rows(
         assert manifest is not None and json.loads(manifest)["run_id"] == run_id
     finally:
         steps.cleanup(settings, DAY, run_id)
+
+
+# --------------------------------------------------------------------------------------------
+# the retained pseudonymous layer under an s3:// output
+
+
+def test_erasure_and_retention_reach_the_retained_layer_on_s3(
+    prefix: str, tmp_path: Path, policy
+) -> None:
+    """The retained layer lives under the s3:// output (workers share no disk): a rights request
+    removes the person's pseudonymous rows from its objects, retention deletes expired days."""
+    from conftest import TEST_KEY
+    from test_rights_erasure import EARLIER
+
+    from tokumei.anonymize.pseudonymize import pseudonymize
+
+    landing, out = _landing(tmp_path)
+    db = f"sqlite:///{landing / 'ops.db'}"
+    out_url = f"s3://{prefix}/out"
+    ids = pl.DataFrame(
+        {"i": ["user-0032", "cookie-0032", "user-0001"], "d": ["user", "cookie", "user"]}
+    )
+    persons = [
+        ids.slice(n, 1).select(pseudonymize(pl.col("i"), TEST_KEY, d)).item()
+        for n, d in enumerate(ids["d"])
+    ]
+    fs = objectstore.filesystem()
+    key = f"{prefix}/out/retained/activity/date={EARLIER}/part-0000.parquet"
+    old_key = f"{prefix}/out/retained/activity/date=2025-01-01/part-0000.parquet"
+    local = tmp_path / "part.parquet"
+    pl.DataFrame({"person": persons, "active": [True] * 3}).write_parquet(local)
+    fs.put_file(str(local), key)
+    fs.put_file(str(local), old_key)
+
+    with pytest.raises(TokumeiError, match="needs the pseudonym key"):
+        apply_rights_requests(landing, out, db, policy, NOW, out_url=out_url)
+    assert not (out / AUDIT_LOG).exists()
+
+    report = apply_rights_requests(
+        landing, out, db, policy, NOW, key=TEST_KEY, out_url=out_url
+    ).to_dict()
+    left = pl.read_parquet(fs.cat_file(key))
+    assert left["person"].to_list() == [persons[2]]  # only user-0001 left
+    assert report["rows_removed"] >= 2
+    log = (out / AUDIT_LOG).read_text()
+    assert f"retained/activity/date={EARLIER}" in log
+    assert not any(p in log for p in persons) and TEST_KEY not in log
+    assert not list((out / "_work").glob("rights-erasure-*"))  # copies removed
+
+    kept = apply_retention(
+        landing, out, TODAY, 30, 90, activity_days=400, out_url=out_url
+    ).to_dict()
+    assert not fs.exists(old_key) and fs.exists(key)
+    assert kept["deleted"]["retained/activity"]["partitions"] == 1

@@ -264,3 +264,28 @@ def test_conditional_put_refuses_a_lock_written_meanwhile(
     with pytest.raises(runlock.RunLocked, match="0badc0de"):
         runlock.acquire_url(out_url, RUN, in_airflow=True)
     assert calls["n"] >= 2
+
+
+def test_jobs_and_cli_runs_wait_for_the_bucket_lock(tmp_path: Path, out_url: str) -> None:
+    """Retention and rights erasure (``runlock.job_lock`` with ``out_url``) and ``tokumei run``
+    take the bucket's lock too: a run on the cluster and they exclude each other."""
+    from tokumei.pipeline import steps
+
+    @runlock.job_lock("test-job")
+    def job(out: Path, dry_run: bool = False, out_url: str | None = None) -> str | None:
+        holder, _ = runlock.read_url(out_url or "")
+        return holder and holder["run_id"]
+
+    runlock.acquire_url(out_url, RUN, in_airflow=True)
+    with pytest.raises(runlock.RunLocked, match=RUN):
+        job(tmp_path / "local", out_url=out_url)
+    assert job(tmp_path / "local", dry_run=True, out_url=out_url) == RUN  # a dry run takes none
+    s = worker(tmp_path / "cli", out_url)
+    with pytest.raises(runlock.RunLocked, match=RUN):
+        steps.run_all(s, "2026-11-24")
+    assert not (s.out / "_work").exists()
+    assert runlock.release_url(out_url, RUN)
+    holder = job(tmp_path / "local", out_url=out_url)
+    assert holder and holder.startswith("test-job-")  # held while the job ran
+    assert runlock.read_url(out_url) == (None, "")  # and released after
+    assert runlock.read(tmp_path / "local") is None

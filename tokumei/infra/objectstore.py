@@ -301,23 +301,20 @@ def _download(fs: AbstractFileSystem, info: dict[str, Any], dest: Path, what: st
 # Output: the run's reports next to the published Delta tables
 
 
-def upload_reports(url: str, staged: Path, day: str) -> dict[str, Any]:
-    """Upload a release's reports (manifest, privacy report, items notice, Data Docs) to
-    ``<url>/reports/date=<day>/``, verified, ``manifest.json`` last; then remove objects of an
-    earlier run of the date that this one does not have. Returns object and byte counts.
-
-    Called after the Delta release marker committed (the readers' commit point for the
-    tables): the manifest names the run, so a reader that finds it finds that run's reports.
+def upload_folder(local: Path, prefix_url: str, last: str | None = None) -> dict[str, Any]:
+    """Upload every file under ``local`` to ``prefix_url``, verified (size, MD5), the file
+    named ``last`` last; then remove objects under the prefix that ``local`` does not have
+    (an earlier run's). Returns object and byte counts. Errors name the prefix, never a value.
     """
     fs = filesystem()
-    prefix = f"{_bare(check_url(url))}/reports/date={day}"
-    files = sorted(p for p in staged.rglob("*") if p.is_file()) if staged.is_dir() else []
-    files.sort(key=lambda p: p.name == "manifest.json")
+    prefix = _bare(check_url(prefix_url))
+    files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else []
+    files.sort(key=lambda p: p.name == last)
     uploaded: dict[str, dict[str, Any]] = {}
     try:
-        for local in files:
-            key = f"{prefix}/{local.relative_to(staged).as_posix()}"
-            uploaded[key] = _upload_file(fs, local, key)
+        for path in files:
+            key = f"{prefix}/{path.relative_to(local).as_posix()}"
+            uploaded[key] = _upload_file(fs, path, key)
         stale = [name for name in fs.find(prefix) if name not in uploaded]
         if stale:
             fs.rm(stale)
@@ -325,10 +322,23 @@ def upload_reports(url: str, staged: Path, day: str) -> dict[str, Any]:
         raise
     except Exception as exc:
         raise ObjectStoreError(
-            f"uploading the reports of {day} failed after {len(uploaded)} of {len(files)} "
+            f"uploading {prefix_url} failed after {len(uploaded)} of {len(files)} "
             f"object(s) ({_what(exc)})"
         ) from None
-    result = {"objects": len(uploaded), "bytes": sum(o["size"] for o in uploaded.values())}
+    return {"objects": len(uploaded), "bytes": sum(o["size"] for o in uploaded.values())}
+
+
+def upload_reports(url: str, staged: Path, day: str) -> dict[str, Any]:
+    """Upload a release's reports (manifest, privacy report, items notice, Data Docs) to
+    ``<url>/reports/date=<day>/``, ``manifest.json`` last (:func:`upload_folder`).
+
+    Called after the Delta release marker committed (the readers' commit point for the
+    tables): the manifest names the run, so a reader that finds it finds that run's reports.
+    """
+    try:
+        result = upload_folder(staged, f"{url.rstrip('/')}/reports/date={day}", "manifest.json")
+    except ObjectStoreError as exc:
+        raise ObjectStoreError(f"uploading the reports of {day} failed: {exc}") from None
     log.info("uploaded %d report object(s) of %s to %s", result["objects"], day, url)
     return result
 

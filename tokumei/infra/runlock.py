@@ -204,26 +204,33 @@ def release(out: Path, run_id: str) -> bool:
 
 
 @contextlib.contextmanager
-def held(out: Path, job: str) -> Iterator[str]:
+def held(out: Path, job: str, url: str | None = None) -> Iterator[str]:
     """The output's lock for a job outside the daily run (retention, rights erasure).
 
     Those jobs delete or rewrite what a run reads and publishes (the retained layer, published
     partitions, the landing), so they wait their turn like a second run: refused with the
     holder named while a run holds the lock, and a run refused while they hold it. Yields the
-    job's run id.
+    job's run id. ``url``: an ``s3://`` output, whose runs hold the bucket's lock
+    (:func:`acquire_url`): the job holds that one too.
     """
     run_id = f"{job}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
     acquire(out, run_id)
     try:
-        yield run_id
+        if url:
+            acquire_url(url, run_id)
+        try:
+            yield run_id
+        finally:
+            if url:
+                release_url(url, run_id)
     finally:
         release(out, run_id)
 
 
 def job_lock(job: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Run a job function (with ``out`` and ``dry_run`` parameters) under :func:`held`; a dry
-    run changes nothing and takes no lock. One wrapper for every job instead of a locked copy
-    of each job's signature."""
+    """Run a job function (with ``out`` and ``dry_run`` parameters, and maybe ``out_url``)
+    under :func:`held`; a dry run changes nothing and takes no lock. One wrapper for every job
+    instead of a locked copy of each job's signature."""
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         sig = inspect.signature(fn)
@@ -234,7 +241,8 @@ def job_lock(job: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             bound.apply_defaults()
             if bound.arguments["dry_run"]:
                 return fn(*args, **kwargs)
-            with held(Path(bound.arguments["out"]), job):
+            url = bound.arguments.get("out_url")
+            with held(Path(bound.arguments["out"]), job, url):
                 return fn(*args, **kwargs)
 
         return locked

@@ -69,8 +69,16 @@ class RunPaths:
 
     @property
     def retained(self) -> Path:
-        """The retained pseudonymous layers (``tokumei.stats.periods``), kept across runs."""
+        """The retained pseudonymous layers (``tokumei.stats.periods``) of a local output."""
         return self.settings.out / "retained"
+
+    @property
+    def retained_at(self) -> Path | str:
+        """Where the retained layers are kept across runs: ``<out>/retained`` or, with an
+        ``s3://`` output, under it (workers share no disk, docs/architecture.md §7)."""
+        if self.settings.out_url:
+            return f"{self.settings.out_url.rstrip('/')}/retained"
+        return self.retained
 
     def staged_retained(self, dataset: str) -> Path:
         """This run's partition of a retained dataset, staged until publish; created."""

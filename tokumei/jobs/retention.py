@@ -29,7 +29,8 @@ a folder: a deleted partition as ``landing/<source>/date=…`` with file and byt
 its objects' names, which the producer chooses and the layout does not keep free of personal
 data (entries skipped directly under a source are named, as locally). S3 has no rename, so a partition disappears object by object
 rather than at once; an interrupted deletion leaves an expired partition with fewer objects,
-which the next run finishes. Quarantine and the retained layer stay on the local output root.
+which the next run finishes. Quarantine stays on the local output root; the retained layer of an
+``s3://`` output lives under it and is swept the same way.
 """
 
 from __future__ import annotations
@@ -205,6 +206,10 @@ def apply_retention(
         ("quarantine", out / "quarantine", report.quarantine_cutoff),
         ("retained", out / "retained", report.activity_cutoff),
     ]
+    if out_url:  # the retained layer lives under the s3:// output (docs/architecture.md §7)
+        _sweep_remote_zone(
+            report, "retained", f"{out_url.rstrip('/')}/retained", report.activity_cutoff
+        )
     if is_url(landing):
         _sweep_remote_landing(report, str(landing), report.landing_cutoff, out_url)
     else:
@@ -322,6 +327,14 @@ def _sweep_remote_landing(
         report.skipped.append(f"landing: {url} overlaps the published releases")
         log.warning("retention: landing %s overlaps the output %s; skipped", url, out_url)
         return
+    _sweep_remote_zone(report, "landing", url, cutoff)
+
+
+def _sweep_remote_zone(report: RetentionReport, zone: str, url: str, cutoff: date) -> None:
+    """``<url>/<source>/date=…/`` prefixes older than ``cutoff`` deleted (landing on S3, or the
+    retained layer under an ``s3://`` output)."""
+    from tokumei.infra import objectstore
+
     fs = objectstore.filesystem()
     root = url.split("://", 1)[1]
     # (source, entry below the source, whether that entry is an object rather than a prefix)
@@ -333,10 +346,10 @@ def _sweep_remote_landing(
         entries.setdefault((parts[0], parts[1], len(parts) == 2), []).append(info)
     if not entries:
         return
-    if not report.dry_run:
+    if not report.dry_run and zone == "landing":
         objectstore.warn_if_versioned(fs, url, "retention")
     for (source, entry, is_file), infos in sorted(entries.items()):
-        key, rel = f"landing/{source}", f"landing/{source}/{entry}"
+        key, rel = f"{zone}/{source}", f"{zone}/{source}/{entry}"
         if is_file:
             _skip(report, rel, _NOT_PARTITION)
             continue

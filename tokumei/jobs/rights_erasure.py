@@ -606,7 +606,57 @@ class _RemoteLanding:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+class _RemoteRetained:
+    """The retained pseudonymous layer under an ``s3://`` output (``<out>/retained/``), erased
+    object by object like :class:`_RemoteLanding`: a verified copy, the rows of the batch's
+    persons removed, the rewrite put back only if the object is unchanged, verified."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        from tokumei.infra import objectstore
+
+        self.store = objectstore
+        self.url = objectstore.check_url(url)
+        self.fs = objectstore.filesystem()
+        self.tmp = tmp
+        self.failed: list[str] = []
+        self.objects = [
+            (f"retained/{parts[0]}/{parts[1]}", info)
+            for rel, info in objectstore.list_landing(self.url, self.fs)
+            if len(parts := rel.split("/")) == 3
+            and parts[1].startswith("date=")
+            and parts[2].startswith("part-")
+            and parts[2].endswith(".parquet")
+        ]
+
+    def erase(
+        self,
+        dataset: str,
+        info: dict[str, Any],
+        erase: Callable[[pl.DataFrame], tuple[pl.DataFrame, Counter[str]]],
+        dry_run: bool,
+    ) -> Counter[str]:
+        folder = Path(tempfile.mkdtemp(dir=self.tmp))
+        path = folder / "part.parquet"
+        what = f"an object of {dataset}"
+        try:
+            self.store.download_object(self.fs, info, path, what)
+            kept, removed = erase(pl.read_parquet(path))
+            if removed and not dry_run:
+                _replace(path, kept)
+                self.store.replace_object(self.fs, path, info, what)
+            return removed
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ the step
+
+
+def _work_dir(out: Path) -> Path:
+    """A private folder for verified copies (``<out>/_work``, where raw data may live)."""
+    work = out / "_work"
+    work.mkdir(parents=True, exist_ok=True)
+    return work
 
 
 def _pseudonyms(owner: dict[str, str], key: str, domains: tuple[str, ...]) -> dict[str, str]:
@@ -655,7 +705,11 @@ def apply_rights_requests(
     refuse a URL landing that overlaps the published releases.
     """
     retained = Path(out).resolve() / "retained"
-    if key is None and retained.is_dir() and any(retained.glob("*/date=*")):
+    retained_url = f"{out_url.rstrip('/')}/retained" if out_url else None
+    if key is None and (
+        (retained.is_dir() and any(retained.glob("*/date=*")))
+        or (retained_url is not None and _RemoteRetained(retained_url, Path(out)).objects)
+    ):
         raise TokumeiError(
             "the retained activity layer exists; erasing from it needs the pseudonym key"
         )
@@ -701,6 +755,7 @@ def apply_rights_requests(
             key,
             started,
             policy.person_domains(),
+            retained_url,
         )
     finally:
         if remote is not None:
@@ -718,6 +773,7 @@ def _apply_batch(
     key: str | None,
     started: float,
     domains: tuple[str, ...],
+    retained_url: str | None = None,
 ) -> ErasureReport:
     """Erase one batch from every zone, then audit it (the part of
     :func:`apply_rights_requests` that touches files)."""
@@ -740,6 +796,7 @@ def _apply_batch(
             report.files_rewritten += 1
 
     scanned: set[str] = set()
+    remote_failed: list[str] = []
     protected = [out / "published", out / "reports"]
     for dataset, part in _partitions(landing, "landing", report) if landing is not None else ():
         if any(part.resolve().is_relative_to(p) for p in protected):
@@ -792,12 +849,30 @@ def _apply_batch(
             return frame.filter(owners.is_null()), Counter(owners.drop_nulls().to_list())
 
         parquet_zone(retained, "retained", erase_pseudonyms)
+        if retained_url is not None:
+            tmp = Path(tempfile.mkdtemp(prefix="rights-erasure-", dir=_work_dir(out)))
+            try:
+                zone = _RemoteRetained(retained_url, tmp)
+                for dataset, info in zone.objects:
+                    scanned.add(dataset)
+                    report.files_scanned += 1
+                    try:
+                        removed = zone.erase(dataset, info, erase_pseudonyms, dry_run)
+                    except ObjectStoreError as exc:
+                        remote_failed.append(dataset)
+                        log.warning("rights erasure: %s", exc)
+                        continue
+                    record(dataset, removed)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
-    if remote is not None and remote.failed:
+    if remote is not None:
+        remote_failed += remote.failed
+    if remote_failed:
         # fail closed: no audit entry, so every request of the batch is applied again next run
-        failed = sorted(set(remote.failed))
+        failed = sorted(set(remote_failed))
         raise TokumeiError(
-            f"rights erasure: {len(remote.failed)} landing object(s) could not be rewritten "
+            f"rights erasure: {len(remote_failed)} object(s) could not be rewritten "
             f"({', '.join(failed)}); no request of this batch was recorded as applied"
         )
     report.seconds = time.monotonic() - started

@@ -425,13 +425,7 @@ def cleanup(tokumei_run: str) -> None:
     an ``s3://`` output also the bucket's copies, then the bucket's run lock."""
     from tokumei.pipeline import steps
 
-    settings = _settings()
-    steps.cleanup(settings, day(), tokumei_run)
-    if settings.out_url:
-        from tokumei.infra import runlock, worklayer
-
-        worklayer.remove_remote(settings, tokumei_run)
-        runlock.release_url(settings.out_url, tokumei_run)  # after the work layer is gone
+    steps.cleanup(_settings(), day(), tokumei_run)
 
 
 # --------------------------------------------------------------------------------------------

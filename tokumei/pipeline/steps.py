@@ -99,7 +99,7 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
         dead = remove_dead_runs(settings.out, run_id)
         if dead:
             log.warning("removed the work layer and staging area of %d dead run(s)", dead)
-        check_retained_key(paths.retained, check)
+        check_retained_key(paths.retained_at, check)
         # Raw values live under _work/ and quarantine/ only (docs/architecture.md §1.4):
         # owner-only folders, created before anything is written into them.
         private = (paths.work.parent, settings.out / "quarantine")
@@ -1417,18 +1417,24 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     # once, never overwritten; start() verified this run's key against it). After it the
     # release *is* published: the reports and the day's retained partitions follow, and a
     # retried publish writes the same release again (a new release number, same rows).
-    write_retained_key(paths.retained, load_record(paths, "start")["key_check"])
+    write_retained_key(paths.retained_at, load_record(paths, "start")["key_check"])
     staged = _staged_tables(paths)
     release = publish_delta(tables_at, staged, day, run_id)
     result: dict[str, Any] = {"delta_release": release.release, "tables": sorted(staged)}
-    if settings.out_url:
-        from tokumei.infra.objectstore import upload_reports
-
-        result["reports"] = upload_reports(settings.out_url, paths.staged_reports, day)
-        result["tables_at"] = str(tables_at)
-    result["published"] = publish_tree(paths)
     if not settings.out_url:
+        result["published"] = publish_tree(paths)
         result["catalog_views"] = build_catalog(paths.published, view_docs())
+        return result
+    # s3:// output: the reports and the day's retained partitions go under the output URL,
+    # nothing stays on this worker (workers share no disk, docs/architecture.md §7)
+    from tokumei.infra.objectstore import upload_folder, upload_reports
+
+    result["reports"] = upload_reports(settings.out_url, paths.staged_reports, day)
+    staged_retained = paths.staging / "retained"
+    for part in sorted(staged_retained.glob(f"*/date={day}")):
+        rel = part.relative_to(staged_retained).as_posix()
+        upload_folder(part, f"{paths.retained_at}/{rel}")
+    result["tables_at"] = str(tables_at)
     return result
 
 
@@ -1437,10 +1443,16 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 
 
 def cleanup(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
-    """Delete the run's work layer and staging area. Safe to call twice."""
+    """Delete the run's work layer and staging area (with an ``s3://`` output the bucket's
+    copies too, then the bucket's run lock). Safe to call twice."""
     paths = _paths(settings, day, run_id)
     remove_run_dirs(paths)
     runlock.release(settings.out, run_id)  # after the work layer is gone (runlock docstring)
+    if settings.out_url:
+        from tokumei.infra import worklayer
+
+        worklayer.remove_remote(settings, run_id)
+        runlock.release_url(settings.out_url, run_id)
     return {"removed": True}
 
 
@@ -1549,6 +1561,8 @@ def run_all(
     results: dict[str, Any] = {"run_id": run_id}
     step = "start"
     work = _paths(settings, day, run_id).work
+    if settings.out_url:  # the bucket's lock: runs on other machines (a Celery cluster) wait
+        runlock.acquire_url(settings.out_url, run_id, in_airflow=in_airflow)
     # step processes die with this one (and what they fork), even on SIGKILL
     process = StepProcess(lambda rss: keep_step_process(rss, work))
     try:

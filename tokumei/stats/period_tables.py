@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from tokumei.anonymize.policy import Policy
+from tokumei.infra.dated import DatedLayer, is_url, join
 from tokumei.infra.storage import RunPaths
 from tokumei.stats import grids, periods
 from tokumei.stats import tables as stats
@@ -46,21 +47,46 @@ def key_check(key: str) -> str:
     return str(text.select(pseudonymize(pl.col("t"), key, "key-check")).item())
 
 
-def check_retained_key(retained: Path, check: str) -> None:
+def _read_key_check(retained: Path | str) -> str | None:
+    if is_url(retained):
+        from tokumei.infra.objectstore import _bare, filesystem
+
+        try:
+            return filesystem().cat_file(f"{_bare(str(retained))}/{KEY_CHECK}").decode().strip()
+        except FileNotFoundError:
+            return None
+    path = Path(retained) / KEY_CHECK
+    return path.read_text().strip() if path.exists() else None
+
+
+def check_retained_key(retained: Path | str, check: str) -> None:
     """Refuse to run when the retained layer was built with another key (fail closed)."""
     from tokumei.infra.errors import TokumeiError
 
-    path = retained / KEY_CHECK
-    if path.exists() and path.read_text().strip() != check:
+    found = _read_key_check(retained)
+    if found is not None and found != check:
         raise TokumeiError(
             f"the pseudonym key differs from the key {retained} was built with (rotated key?): "
-            "weekly and monthly tables would count one person twice. Move that folder away "
+            "weekly and monthly tables would count one person twice. Move that layer away "
             "to start a new history with the new key."
         )
 
 
-def write_retained_key(retained: Path, check: str) -> None:
-    """Record the key fingerprint with the first retained day (atomic; never overwritten)."""
+def write_retained_key(retained: Path | str, check: str) -> None:
+    """Record the key fingerprint with the first retained day (atomic; never overwritten:
+    on S3 a PUT conditional on the object's absence)."""
+    if is_url(retained):
+        from tokumei.infra.objectstore import _bare, _precondition_failed, filesystem
+
+        try:
+            filesystem().pipe_file(
+                f"{_bare(str(retained))}/{KEY_CHECK}", (check + "\n").encode(), IfNoneMatch="*"
+            )
+        except Exception as exc:
+            if not _precondition_failed(exc):
+                raise
+        return
+    retained = Path(retained)
     path = retained / KEY_CHECK
     if path.exists():
         return
@@ -87,13 +113,13 @@ def _release(
     return published_release(paths.tables_at, name, day)
 
 
-def _first_covered(layer: Path, last: date, today: date) -> date:
+def _first_covered(layer: DatedLayer, last: date, today: date) -> date:
     """First day of the contiguous run of retained days ending on ``last`` (``today``, this
     run's day, counts as retained: its partition is staged)."""
     d = last
     while (last - d).days < MAX_HISTORY_DAYS:
         prev = d - timedelta(days=1)
-        if prev != today and not (layer / f"date={prev.isoformat()}").is_dir():
+        if prev != today and not layer.has(prev):
             break
         d = prev
     return d
@@ -155,7 +181,7 @@ def _partial_days(paths: RunPaths, days: list[date], today: date) -> list[date]:
 
 
 def _due(
-    paths: RunPaths, today: date, activity_dir: Path
+    paths: RunPaths, today: date, activity_dir: DatedLayer
 ) -> list[tuple[periods.Period, list[str], str | None]]:
     """The periods this run releases or holds back: (period, its tables, why held back).
 
@@ -170,7 +196,7 @@ def _due(
     for period in periods.candidate_periods(today):
         names = PERIOD_TABLES[period.kind]
         closing = period.last == today
-        if not closing and not (activity_dir / f"date={period.last.isoformat()}").is_dir():
+        if not closing and not activity_dir.has(period.last):
             continue  # not over yet: its last day's run releases it
         elsewhere = [d for d in _released_on(paths, names[0], period) if d != today]
         if elsewhere:
@@ -240,8 +266,8 @@ def build(
     from tokumei.stats.disclosure import dp_tables
 
     today = date.fromisoformat(paths.day)
-    activity_dir = paths.retained / "activity"
-    purchases_dir = paths.retained / "purchases"
+    activity_dir = DatedLayer(join(paths.retained_at, "activity"))
+    purchases_dir = DatedLayer(join(paths.retained_at, "purchases"))
     staged_act = pl.scan_parquet(paths.staged_retained("activity") / "*.parquet")
     staged_pur = pl.scan_parquet(paths.staged_retained("purchases") / "*.parquet")
     excluded = pl.scan_parquet(paths.work / "dims" / "excluded_persons.parquet")

@@ -36,10 +36,10 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import polars as pl
 
+from tokumei.infra.dated import DatedLayer
 from tokumei.stats.bands import band
 
 PERSON = "person"
@@ -146,24 +146,20 @@ def candidate_periods(day: date) -> list[Period]:
     return [week_of(day), month_of(day)]
 
 
-def missing_days(layer: Path, days: list[date], present: date) -> list[date]:
+def missing_days(layer: DatedLayer, days: list[date], present: date) -> list[date]:
     """Days of ``days`` with no ``date=`` partition in ``layer`` (``present`` is this run's day)."""
-    return [d for d in days if d != present and not (layer / f"date={d.isoformat()}").is_dir()]
+    return [d for d in days if d != present and not layer.has(d)]
 
 
 def scan_layer(
-    layer: Path,
+    layer: DatedLayer,
     days: list[date],
     current: pl.LazyFrame | None,
     present: date,
     schema: dict[str, pl.DataType],
 ) -> pl.LazyFrame:
     """The retained partitions of ``days`` plus this run's own (not yet retained) rows."""
-    frames = [
-        pl.scan_parquet(layer / f"date={d.isoformat()}" / "*.parquet", schema=schema)
-        for d in days
-        if d != present and (layer / f"date={d.isoformat()}").is_dir()
-    ]
+    frames = [layer.scan(d, schema) for d in days if d != present and layer.has(d)]
     if current is not None and present in days:
         frames.append(current.select(list(schema)).cast(schema))  # type: ignore[arg-type]
     if not frames:
