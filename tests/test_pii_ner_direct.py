@@ -142,3 +142,64 @@ def test_parser_decoded_with_gil_held_equals_spacy_loop(texts):
 
     assert [annotations(d) for d in ours] == [annotations(d) for d in spacy_docs]
     assert sum(len(list(d.sents)) for d in ours) > len(ours)  # sentences were really split
+
+
+#: GiNZA's parser starts a sentence inside the name here, and NER without sentence starts reads
+#: the name as one entity: the case where ``_decode_entities`` must decode the NER again.
+CROSSED = "お世話になっております。佐藤 太郎と申します。登録メールアドレス(<EMAIL_ADDRESS>)を変更したいです。"
+
+
+def test_words_only_tokenizer_gives_the_models_words(texts):
+    """``_ner_tokenizer`` (words and spaces only) gives the words and spaces of GiNZA's own
+    tokenizer, spaces and the characters Sudachi drops included."""
+    from tokumei.anonymize.pii.analyzer import _ner_tokenizer
+
+    nlp = ner_engine().nlp_engine.get_nlp("ja")
+    make_doc = _ner_tokenizer(nlp)
+    assert make_doc is not nlp.tokenizer  # GiNZA reads the words only: the fast path is on
+    edge = [
+        "",
+        " ",
+        "　",
+        "  山田  太郎  ",
+        "山田\t\n太郎",
+        "山田 　 太郎",
+        "えっと…山田です…",
+        "a  b",
+    ]
+    for t in edge + [normalize(t).text for t in texts] + texts[:40]:
+        ours, full = make_doc(t), nlp.tokenizer(t)
+        assert [(w.orth, w.whitespace_) for w in ours] == [(w.orth, w.whitespace_) for w in full]
+
+
+def test_parser_only_where_a_sentence_start_can_change_an_entity():
+    """NER first, the parser only on texts with a multi-token entity, NER again where the
+    parser starts a sentence inside one: the entities of parser-then-NER, on a text that takes
+    each branch (no entity, one-token entities, a multi-token entity, a crossed one)."""
+    from tokumei.anonymize.pii.analyzer import _greedy_decode, _ner_tokenizer
+
+    nlp = ner_engine().nlp_engine.get_nlp("ja")
+    tok2vec, parser, ner = (nlp.get_pipe(n) for n in ("tok2vec", "parser", "ner"))
+    cases = [CROSSED, "ポイントが反映されていません。", "田中です。", *NAMED]
+    docs = list(tok2vec.pipe([_ner_tokenizer(nlp)(t) for t in cases]))
+    _greedy_decode(ner, docs)
+
+    def crossed(doc) -> bool:
+        return any(
+            doc[i].is_sent_start for e in doc.ents if len(e) > 1 for i in range(e.start + 1, e.end)
+        )
+
+    _greedy_decode(parser, docs)
+    assert crossed(docs[0])  # the rerun branch is taken on this text
+    full = [[(e.label_, e.start_char, e.end_char) for e in nlp(t).ents] for t in cases]
+    spans = ner_spans(cases, NER_ENTITIES)
+    mapped = [
+        [
+            (GINZA_LABEL_MAP.get(lab, lab), s, e, 0.85)
+            for lab, s, e in f
+            if GINZA_LABEL_MAP.get(lab, lab) in NER_ENTITIES
+        ]
+        for f in full
+    ]
+    assert spans == mapped
+    assert ner_spans(cases[:1], NER_ENTITIES) == mapped[:1]

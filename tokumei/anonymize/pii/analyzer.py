@@ -27,8 +27,9 @@ objects and a no-op context pass: three quarters of the cost of a short text), a
 (``TokumeiAnalyzer(direct=False)``) on the corpus, on generated texts and on a benchmark sample.
 
 NER takes a direct path too (``ner_spans``): the engine's own loaded GiNZA model, run with
-``nlp.pipe`` in batches up to the parser, then the ``parser`` and ``ner`` components by
-``_greedy_decode``.
+``nlp.pipe`` in batches up to the parser on Docs of the words alone (``_ner_tokenizer``), then
+the ``ner`` and, only where its sentence starts can matter, the ``parser`` components by
+``_greedy_decode`` (``_decode_entities``).
 Presidio's ``SpacyNlpEngine`` runs the whole ``ja_ginza`` pipeline (tok2vec, parser, ner,
 morphologizer, compound splitter, bunsetu recognizer) and builds lemma lists and explanation
 objects per text; the components after ``ner`` only add token annotations that no finding
@@ -358,6 +359,111 @@ def _greedy_decode(component: Any, docs: list[Any]) -> None:
     component.set_annotations(docs, batch)
 
 
+#: Token attributes computed from a token's text alone (spaCy lexeme attributes).
+_TEXT_ATTRS = frozenset({"ORTH", "LOWER", "SHAPE", "PREFIX", "SUFFIX"})
+
+
+def _reads_words_only(nlp: Any) -> bool:
+    """Whether everything up to ``ner`` reads only the words: tok2vec embeds text-only
+    attributes and static vectors keyed by ORTH, and only the parser sits between it and NER
+    (both read tok2vec's output; GiNZA: ORTH, SHAPE, vectors by ORTH)."""
+    from spacy.attrs import ORTH
+
+    names = nlp.pipe_names
+    if "ner" not in names or names[: names.index("ner")] not in (
+        ["tok2vec"],
+        ["tok2vec", "parser"],
+    ):
+        return False
+    try:
+        attrs = set(nlp.config["components"]["tok2vec"]["model"]["embed"]["attrs"])
+    except (KeyError, TypeError):
+        return False
+    return attrs <= _TEXT_ATTRS and nlp.vocab.vectors.attr == ORTH
+
+
+@lru_cache(maxsize=4)
+def _ner_tokenizer(nlp: Any) -> Callable[[str], Any]:
+    """GiNZA's tokenization with only what the parser and NER read: the words and spaces.
+
+    spaCy's ``JapaneseTokenizer`` also gives each token its tag, part of speech, lemma, norm,
+    reading and inflection, and in split mode C splits every token again in modes A and B for
+    the compound splitter (``user_data["sub_tokens"]``): 0.39 ms of a text's ~6.4 ms of NER,
+    of which 0.17 ms remain here (bench/ner_pipe.py). When the model reads the words only
+    (``_reads_words_only``), a Doc of the same words and spaces gives the same entities: same
+    Sudachi morphemes, same dropping of empty and repeated-space tokens, same alignment
+    (spaCy's own ``get_dtokens_and_spaces``). Anything else keeps the model's tokenizer.
+    """
+    from spacy.lang.ja import DetailedToken, JapaneseTokenizer, get_dtokens_and_spaces
+    from spacy.tokens import Doc
+
+    full = nlp.tokenizer
+    if type(full) is not JapaneseTokenizer or not _reads_words_only(nlp):
+        return full
+    sudachi, vocab = full.tokenizer, nlp.vocab
+
+    def tag(morpheme: Any) -> str:  # JapaneseTokenizer's tag; only spaces need it
+        return "-".join(x for x in morpheme.part_of_speech()[:4] if x != "*")
+
+    def make_doc(text: str) -> Any:
+        words = []
+        for m in sudachi.tokenize(text):
+            surface = m.surface()
+            if surface:  # JapaneseTokenizer._get_dtokens drops empty tokens (from "…")
+                space = surface.isspace()
+                words.append(DetailedToken(surface, tag(m) if space else "", "", *[None] * 4))
+        # ... and a space token that follows a space token (Sudachi's "空白" tag)
+        kept = [
+            t
+            for i, t in enumerate(words)
+            if i == 0
+            or not t.surface.isspace()
+            or t.tag != "空白"
+            or not words[i - 1].surface.isspace()
+            or words[i - 1].tag != "空白"
+        ]
+        dtokens, spaces = get_dtokens_and_spaces(kept, text)
+        return Doc(vocab, words=[t.surface for t in dtokens], spaces=spaces)
+
+    return make_doc
+
+
+def _decode_entities(parser: Any | None, ner: Any, docs: list[Any]) -> None:
+    """Entities of parser-then-NER on ``docs`` (tok2vec done), the parser run only where its
+    sentence starts can change one.
+
+    spaCy's NER reads sentence starts in two validity checks only (``ner.pyx``: ``Begin`` and
+    ``In`` are invalid when the next token starts a sentence), so the parser's sentence starts
+    can only forbid moves, and no move's score depends on them. Decoded without them, greedy
+    decoding picks the best move of a superset of the valid moves; when no multi-token entity
+    it found has a sentence start on its second to last token, every move it picked is valid
+    with the parser's sentence starts too, so parser-first decoding picks the same moves: the
+    same entities. Hence NER first; the parser only on docs with a multi-token entity; and NER
+    again, from a clean state, only on those where the parser starts a sentence inside one.
+    """
+    _greedy_decode(ner, docs)
+    if parser is None:
+        return
+    spanning = [doc for doc in docs if any(len(ent) > 1 for ent in doc.ents)]
+    if not spanning:
+        return
+    _greedy_decode(parser, spanning)
+    crossed = [
+        doc
+        for doc in spanning
+        if any(
+            doc[i].is_sent_start
+            for ent in doc.ents
+            if len(ent) > 1
+            for i in range(ent.start + 1, ent.end)
+        )
+    ]
+    if crossed:
+        for doc in crossed:
+            doc.set_ents([], default="missing")  # every token's entity unknown, as a new Doc
+        _greedy_decode(ner, crossed)
+
+
 def ner_spans(
     texts: Sequence[str],
     entities: Iterable[str] = NER_ENTITIES,
@@ -366,9 +472,10 @@ def ner_spans(
     """NER findings (type, start, end, score) for each (already normalized) Japanese text.
 
     What ``SpacyNlpEngine`` + ``SpacyRecognizer`` report for ``entities``, computed with the
-    NER engine's model: ``nlp.pipe`` in batches up to the parser, then the ``parser`` and the
-    ``ner`` components by ``_greedy_decode`` (see there and the module doc for why the parser
-    stays).
+    NER engine's model: Docs of the words alone (``_ner_tokenizer``) through ``nlp.pipe`` in
+    batches up to the parser, then the ``ner`` and, where it can change an entity, the
+    ``parser`` component by ``_greedy_decode`` (``_decode_entities``; the module doc says why
+    the parser stays). Same entities as the whole pipeline (``bench/ner_pipe.py``).
     """
     wanted = set(entities) & set(NER_ENTITIES)
     if not wanted or not texts:
@@ -377,18 +484,20 @@ def ner_spans(
     names = nlp.pipe_names
     first = names.index("ner")
     # GiNZA: [..., "parser", "ner", ...]; decode the parser here too when nothing sits between
-    decoded = ["parser", "ner"] if names[first - 1 : first + 1] == ["parser", "ner"] else ["ner"]
-    skip = names[names.index(decoded[0]) :]
-    components = [nlp.get_pipe(name) for name in decoded]
+    with_parser = names[first - 1 : first + 1] == ["parser", "ner"]
+    skip = names[first - 1 if with_parser else first :]
+    parser = nlp.get_pipe("parser") if with_parser else None
+    ner = nlp.get_pipe("ner")
+    make_doc = _ner_tokenizer(nlp)
     mapping = NER_CONFIG.model_to_presidio_entity_mapping or {}
     ignore = set(NER_CONFIG.labels_to_ignore or ())
     out: list[list[_Raw]] = []
     with threadpool_limits(limits=1, user_api="blas"):  # see _fast_cpu_ops
-        parsed = nlp.pipe(texts, batch_size=batch_size, disable=skip)
-        for batch in minibatch(parsed, size=batch_size):
+        docs = (make_doc(text) for text in texts)
+        encoded = nlp.pipe(docs, batch_size=batch_size, disable=skip)
+        for batch in minibatch(encoded, size=batch_size):
             by_length = sorted(batch, key=len)  # as spaCy's Parser.pipe orders a batch
-            for component in components:
-                _greedy_decode(component, by_length)
+            _decode_entities(parser, ner, by_length)
             for doc in batch:
                 found: list[_Raw] = []
                 for ent in doc.ents:
