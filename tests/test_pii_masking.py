@@ -131,3 +131,27 @@ def test_masking_loses_no_labelled_ner_span_of_the_corpus():
     plain = hits(TokumeiAnalyzer(ner=True, mask_for_ner=False).analyze_batch(texts, "auto"))
     assert len(plain) >= 50
     assert plain <= masked
+
+
+def test_texts_differing_in_an_order_number_go_through_ner_once():
+    """A standalone run of 5+ digits reads as zeros of the same length (``zero_numbers``):
+    inquiries that differ only in an order number share one NER pass; a user name keeps its
+    digits (GiNZA tags some as PERSON), and a name next to the number is still found."""
+    from tokumei.anonymize.pii.masking import zero_numbers
+
+    assert zero_numbers("ORD-8337625949と1234と123456") == "ORD-0000000000と1234と000000"
+    assert zero_numbers("naoto_okad2284 x12345 12345y") == "naoto_okad2284 x12345 12345y"
+    calls: list[list[str]] = []
+
+    def counting(distinct: list[str], entities: list[str]) -> list:
+        calls.append(distinct)
+        return ner_spans(distinct, entities)
+
+    texts = [
+        "山田太郎です。返品したいです。注文番号はORD-8337625949です。",
+        "山田太郎です。返品したいです。注文番号はORD-1204417730です。",
+    ]
+    found = TokumeiAnalyzer(ner=True, ner_runner=counting).analyze_batch(texts, "ja")
+    assert [len(c) for c in calls] == [1] and "ORD-0000000000" in calls[0][0]
+    for text, fs in zip(texts, found, strict=True):
+        assert [text[f.start : f.end] for f in fs if f.entity_type == "PERSON"] == ["山田太郎"]
