@@ -4,19 +4,20 @@ docs/adr/0008-published-tables-delta-lake.md: every published table is a Delta t
 ``published/delta/<kind>/<table>`` and a release is what the marker ``published/delta/releases``
 names. The dated folders (``published/<kind>/<table>/date=…/part-0.parquet``) are to go, so
 tests read through ``tokumei.infra.tableformat`` (``current_release``/``read_table``) and never
-depend on that layout. The frames equal what the old reads returned, so assertions stay as
-they were:
+depend on that layout (``current_release``/``read_table``/``read_day``). The frames equal what
+the old reads returned, so assertions stay as they were:
 
 * ``read_published(out, kind, table, day)`` = ``pl.read_parquet(<table>/date=<day>/part-0.parquet)``:
-  the day's rows in the order written, same columns in the same order. The record tables
-  (kind ``anonymized``) carried their date only in the folder name, so their ``date`` column
-  (added by the Delta table) is dropped.
+  the day's rows in the order written, same columns in the same order (``read_day`` leaves
+  out a column a later release added). The record tables (kind ``anonymized``) carried their
+  date only in the folder name, so their ``date`` column (added by the Delta table) is dropped.
 * ``read_published(out, kind, table)`` = ``pl.read_parquet(<table>/)`` over the dated folders:
   every day, oldest first, ``date`` included (the record tables got it from the folder name,
   last, as the Delta table has it).
 
-A column a later release added reads as null on earlier days here, where an earlier day's
-file lacked it.
+A day counts as published for a table when the table holds rows of it (not
+``tableformat.released_days``: the marker names every table of a release, also the ones the
+release did not stage, so that set also holds the later days of a table released once).
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ def read_published(
     folder did.
     """
     name = f"{kind}/{table}"
-    frame = tableformat.read_table(_published(out), name)
+    if day is None:
+        frame = tableformat.read_table(_published(out), name)
+    else:
+        frame = tableformat.read_day(_published(out), name, _iso(day))
     if frame is None:
         raise FileNotFoundError(f"no published table {name} at the newest release")
     if day is None:  # the dated folders were read oldest first; rows of a day in file order
         return frame.sort("date", maintain_order=True)
-    frame = frame.filter(pl.col("date") == date.fromisoformat(_iso(day)))
     return frame.drop("date") if kind in DATE_IN_FOLDER_NAME else frame
 
 

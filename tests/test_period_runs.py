@@ -20,6 +20,7 @@ import duckdb
 import polars as pl
 import pytest
 from conftest import TEST_KEY
+from published import published_dates, published_tables, read_published
 
 from tokumei.infra.errors import TokumeiError
 from tokumei.infra.settings import Settings
@@ -78,7 +79,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, 
 
 
 def _table(out: Path, name: str, day: date) -> pl.DataFrame:
-    return pl.read_parquet(out / "published/stats" / name / f"date={day.isoformat()}")
+    return read_published(out, "stats", name, day)
 
 
 def _expected_active(out: Path, days: list[date]) -> pl.DataFrame:
@@ -99,8 +100,7 @@ def _expected_active(out: Path, days: list[date]) -> pl.DataFrame:
 def test_weekly_table_only_on_sunday_and_counts_each_person_once(week) -> None:
     settings, manifests = week
     out = settings.out
-    parts = sorted(p.name for p in (out / "published/stats/weekly_active_users").iterdir())
-    assert parts == [f"date={SUNDAY.isoformat()}"]
+    assert published_dates(out, "stats", "weekly_active_users") == [SUNDAY.isoformat()]
     wau = _table(out, "weekly_active_users", SUNDAY)
     assert wau.columns == list(TABLES["weekly_active_users"].columns)
     assert set(wau["week"]) == {"2026-W48"}
@@ -236,7 +236,7 @@ def test_missing_days_skip_a_period_with_a_reason(week, tmp_path: Path) -> None:
         "retention_cohorts",
     }
     assert "29 of 30 days of 2026-11" in skipped["monthly_active_users"]["reason"]
-    assert not (out / "published/stats/monthly_active_users").exists()
+    assert "stats/monthly_active_users" not in published_tables(out)
 
 
 def test_a_week_with_a_partial_day_is_held_back_then_released_once_it_is_complete(
@@ -275,7 +275,6 @@ def test_a_week_with_a_partial_day_is_held_back_then_released_once_it_is_complet
             (out / "reports" / f"date={day.isoformat()}" / "manifest.json").read_text()
         )
 
-    weekly = out / "published" / "stats" / "weekly_active_users"
     os.environ["TOKUMEI_PSEUDONYM_KEY"] = TEST_KEY
     try:
         assert run(partial, hole)["partial"] is True
@@ -287,7 +286,8 @@ def test_a_week_with_a_partial_day_is_held_back_then_released_once_it_is_complet
             f"(first: {hole.isoformat()})"
         )
         assert expected_reason in held["reason"]
-        assert "stats/weekly_active_users" not in sunday["outputs"] and not weekly.exists()
+        assert "stats/weekly_active_users" not in sunday["outputs"]
+        assert "stats/weekly_active_users" not in published_tables(out)
         # the hole re-run from the complete landing releases the week with its own release
         again = run(complete, hole)
         assert "partial" not in again
@@ -307,4 +307,4 @@ def test_a_week_with_a_partial_day_is_held_back_then_released_once_it_is_complet
         )
     finally:
         os.environ.pop("TOKUMEI_PSEUDONYM_KEY", None)
-    assert sorted(p.name for p in weekly.iterdir()) == [f"date={hole.isoformat()}"]
+    assert published_dates(out, "stats", "weekly_active_users") == [hole.isoformat()]

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from conftest import DAY, PLANTED, TEST_KEY, all_text_under, seal_landing
+from published import published_dates, published_tables, read_published
 
 from tokumei.release import catalog
 
@@ -63,12 +64,11 @@ def test_isolated_steps_publish_what_the_in_process_run_publishes(
     out = tmp_path / "out"
     settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
     steps.run_all(settings.resolved(), DAY, isolate=False)
-    tables = sorted(p.relative_to(out) for p in (out / "published").glob("*/*/date=*/*.parquet"))
-    assert tables and tables == sorted(
-        p.relative_to(cli_out) for p in (cli_out / "published").glob("*/*/date=*/*.parquet")
-    )
-    for rel in tables:
-        assert pl.read_parquet(out / rel).equals(pl.read_parquet(cli_out / rel)), rel
+    tables = published_tables(out)
+    assert tables and tables == published_tables(cli_out)
+    for name in tables:
+        mine = read_published(out, *name.split("/"))
+        assert mine.equals(read_published(cli_out, *name.split("/"))), name
     mine, cli = _delta_release(out), _delta_release(cli_out)
     assert mine.keys() == cli.keys() and all(mine[t].equals(cli[t]) for t in mine)
 
@@ -113,9 +113,8 @@ def test_delta_tables_hold_what_the_dated_partitions_hold(published) -> None:
 def test_publishes_three_tables_and_a_catalog(published) -> None:
     _, out, _ = published
     for table in ("daily_active_users", "page_views", "measurements_summary"):
-        part = out / "published" / "stats" / table / f"date={DAY}" / "part-0.parquet"
-        assert part.exists(), table
-    dau = pl.read_parquet(out / "published/stats/daily_active_users")
+        assert published_dates(out, "stats", table) == [DAY], table
+    dau = read_published(out, "stats", "daily_active_users")
     # users 0-25 live in Tokyo, born 1994-03-01, female; the excluded users (30-33) do not,
     # so the Tokyo cell counts all 26 persons.
     tokyo = dau.filter((pl.col("prefecture") == "東京都") & (pl.col("age_band") == "30-34"))
@@ -139,9 +138,9 @@ def test_publishes_every_statistics_table(published) -> None:
     daily = {n: s for n, s in TABLES.items() if s.release == "daily"}
     assert len(daily) == 7 and len(TABLES) == 12
     # a Tuesday closes no week or month: no period table, and nothing skipped either
-    assert not any((out / "published" / "stats" / n).exists() for n in set(TABLES) - set(daily))
+    assert not {f"stats/{n}" for n in set(TABLES) - set(daily)} & set(published_tables(out))
     for name, spec in daily.items():
-        df = pl.read_parquet(out / "published" / "stats" / name / f"date={DAY}" / "part-0.parquet")
+        df = read_published(out, "stats", name, DAY)
         assert df.columns == list(spec.columns), name
         shown = df.filter(~pl.col("suppressed"))
         for count in spec.counts:
@@ -150,7 +149,7 @@ def test_publishes_every_statistics_table(published) -> None:
     # users 30-33 are excluded by rights, 36 persons remain. Every cell of the public grid is a
     # row (tokumei/stats/grids.py), zero ones suppressed; 'all' − '<1m' would then give the
     # three zero bands back exactly, so the one non-empty band and its 'all' row are hidden too.
-    sessions = pl.read_parquet(out / "published/stats/sessions")
+    sessions = read_published(out, "stats", "sessions")
     assert sessions.height == 6 * 8 * 5  # device classes × OS families × duration bands
     ios = sessions.filter((pl.col("device_class") == "mobile") & (pl.col("os_family") == "iOS"))
     assert ios.height == 5 and ios["suppressed"].all() and ios["persons"].null_count() == 5
@@ -158,7 +157,7 @@ def test_publishes_every_statistics_table(published) -> None:
     # published 35 of 36 would tell each searcher's topic, so the day's searches are hidden
     # whole (l-diversity of search_volume, tokumei/stats/disclosure/diversity.py; it published
     # electronics = 35 before, changed on purpose)
-    sv = pl.read_parquet(out / "published/stats/search_volume")
+    sv = read_published(out, "stats", "search_volume")
     searches = sv.filter(pl.col("kind") == "search")
     assert searches["suppressed"].all() and searches["persons"].null_count() == searches.height
     assert not (set(sv.columns) & {"search_query", "inquiry_text"})
@@ -338,8 +337,8 @@ def test_output_is_identical_for_any_number_of_partitions(published, tmp_path: P
         "funnel",
         "revenue",
     ):
-        a = pl.read_parquet(out1 / "published" / "stats" / table)
-        b = pl.read_parquet(out3 / "published" / "stats" / table)
+        a = read_published(out1, "stats", table)
+        b = read_published(out3, "stats", table)
         assert a.equals(b), table
     m = json.loads((out3 / "reports" / f"date={DAY}" / "manifest.json").read_text())
     assert m["steps"]["partitions"] == 3
@@ -347,8 +346,7 @@ def test_output_is_identical_for_any_number_of_partitions(published, tmp_path: P
 
 def test_anonymized_records_are_k_anonymous_over_persons(published) -> None:
     _, out, _ = published
-    part = out / "published" / "anonymized" / "page_views" / f"date={DAY}" / "part-0.parquet"
-    records = pl.read_parquet(part)
+    records = read_published(out, "anonymized", "page_views", DAY)
     assert records.columns == ["age", "gender", "prefecture", "device_class", "url_template"]
     m = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
     o = m["outputs"]["anonymized/page_views"]
@@ -418,17 +416,16 @@ def test_every_cell_count_the_report_prints_matches_the_published_files(publishe
     assert rows, "no cells table in the report"
     seen = set()
     for table, cells, pub, supp in rows:
-        df = pl.read_parquet(out / "published" / "stats" / table / f"date={DAY}")
+        df = read_published(out, "stats", table, DAY)
         counts = [c for c in TABLES[table].counts if c in df.columns]
         want_cells = df.height * len(counts)
         want_pub = sum(df[c].drop_nulls().len() for c in counts)
         got = [int(v.replace(",", "")) for v in (cells, pub, supp)]
         assert got == [want_cells, want_pub, want_cells - want_pub], table
         seen.add(table)
-    published_tables = {p.name for p in (out / "published" / "stats").iterdir()}
-    assert seen == published_tables
+    assert seen == {n.split("/")[1] for n in published_tables(out) if n.startswith("stats/")}
     # the record-level release: rows published as printed (rounded to ROW_BASE) hold the truth
-    records = pl.read_parquet(out / "published" / "anonymized" / "page_views" / f"date={DAY}")
+    records = read_published(out, "anonymized", "page_views", DAY)
     kanon = html[html.index('id="k-anonymity"') : html.index('id="discovery"')]
     m = re.search(r"<dt>rows published</dt><dd>([^<]+)</dd>", kanon)
     assert m, "the report does not say how many records were published"
