@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import DAY, PLANTED, TEST_KEY, airflow_env, all_text_under, write_handmade_landing
+from published import published_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "dags"
@@ -539,10 +540,7 @@ def test_backfill_of_two_dates_publishes_both_and_emits_asset_events(tmp_path: P
         manifest = json.loads((out / "reports" / f"date={day}" / "manifest.json").read_text())
         assert manifest["status"] == "published"
         assert manifest["steps"]["partitions"] == 2
-        published = sorted(
-            f"{p.parent.parent.name}/{p.parent.name}"
-            for p in (out / "published").glob(f"*/*/date={day}")
-        )
+        published = published_tables(out, day)
         assert published
         # one Asset event per published table of that day, from that run's publish task
         mine = [e for e in events if e["run"] == run["run_id"]]
@@ -554,13 +552,7 @@ def test_backfill_of_two_dates_publishes_both_and_emits_asset_events(tmp_path: P
         assert all(e["uri"].startswith("x-tokumei://published/") for e in mine)
     # the teardown removed both work layers
     assert not (out / "_work").exists() or not any((out / "_work").iterdir())
-    published_by_day = {
-        day: sorted(
-            f"{p.parent.parent.name}/{p.parent.name}"
-            for p in (out / "published").glob(f"*/*/date={day}")
-        )
-        for day in (DAY, DAY2)
-    }
+    published_by_day = {day: published_tables(out, day) for day in (DAY, DAY2)}
     _check_lineage(ol_events, runs, landing, out, published_by_day)
     # the documented backfill command picks exactly these JST days (dry run on the same metadata
     # DB; `completed` because dag.test() already made runs for both dates, which `none` skips)
