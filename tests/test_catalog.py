@@ -14,7 +14,8 @@ from tokumei.infra.storage import build_catalog
 from tokumei.release.catalog import connect, view_docs
 
 
-def _published(root: Path) -> Path:
+def _old_layout(root: Path) -> Path:
+    """An output root published before the Delta tables: dated folders only."""
     pub = root / "published"
     dau = pub / "stats" / "daily_active_users"
     for day, extra in (("2026-11-23", False), ("2026-11-24", True)):
@@ -30,22 +31,21 @@ def _published(root: Path) -> Path:
     pl.DataFrame({"age": ["30-34"], "url_template": ["/items/:id"]}).write_parquet(
         rec / "part-0.parquet"
     )
-    build_catalog(pub, view_docs())
     return pub
 
 
 def test_catalog_works_after_being_copied_elsewhere(tmp_path: Path) -> None:
-    pub = _published(tmp_path / "a")
+    pub = _delta_published(tmp_path / "a")
     moved = tmp_path / "b" / "copy"
     shutil.copytree(pub, moved)
     shutil.rmtree(tmp_path / "a")  # nothing of the original location is left to read
     con = connect(moved)
     assert con.execute("select sum(persons) from daily_active_users").fetchone() == (24,)
-    assert con.execute("select count(*) from anonymized_page_views").fetchone() == (1,)
+    assert con.execute("select count(*) from anonymized_page_views").fetchone() == (2,)
 
 
 def test_catalog_opens_with_plain_duckdb_inside_the_folder(tmp_path: Path) -> None:
-    pub = _published(tmp_path)
+    pub = _delta_published(tmp_path)
     cwd = Path.cwd()
     os.chdir(pub)  # `cd published && duckdb catalog.duckdb`
     try:
@@ -56,13 +56,13 @@ def test_catalog_opens_with_plain_duckdb_inside_the_folder(tmp_path: Path) -> No
 
 
 def test_an_added_column_is_visible_not_dropped(tmp_path: Path) -> None:
-    con = connect(_published(tmp_path))
+    con = connect(_delta_published(tmp_path))
     rows = con.execute("select date, new_col from daily_active_users order by date").fetchall()
     assert [r[1] for r in rows] == [None, "x"]
 
 
 def test_views_and_columns_carry_the_dictionary_comments(tmp_path: Path) -> None:
-    con = connect(_published(tmp_path))
+    con = connect(_delta_published(tmp_path))
     views = dict(con.execute("select view_name, comment from duckdb_views()").fetchall())
     assert views["daily_active_users"].startswith(view_docs()["daily_active_users"].comment[:40])
     assert "k-anonymized" in views["anonymized_page_views"]
@@ -142,7 +142,7 @@ def test_the_first_delta_release_starts_from_the_dated_folders(tmp_path: Path) -
     """An output root published before Delta keeps its history: the first release copies it."""
     from tokumei.infra.tableformat import publish_release, read_table
 
-    pub = _published(tmp_path)  # 2026-11-23 and -24 in the dated folders (and a catalog)
+    pub = _old_layout(tmp_path)  # 2026-11-23 and -24 in the dated folders
     for part in (pub / "stats").glob("*/date=*/part-0.parquet"):  # dates typed as a run types them
         pl.read_parquet(part).with_columns(pl.col("date").str.to_date()).write_parquet(part)
     stage = tmp_path / "stage" / "stats" / "daily_active_users" / "date=2026-11-24"

@@ -1,9 +1,9 @@
 """Crash safety and idempotency of a run (in-process; the SIGKILL tests use real processes).
 
-A failure injected in any step leaves nothing partial under ``published/``: the published tree is,
-as a whole, either the previous complete release or the new complete release — never a mix of
-old and new tables (a reader joining two tables of one date must see one release), and never a
-subset of the new tables. ``_work/`` and ``_staging/`` are empty afterwards, a value-free failure
+A failure injected in any step leaves nothing partial under ``published/``: the release readers
+get through the Delta release marker is, as a whole, either the previous complete release or the
+new complete release — never a mix of old and new tables (a reader joining two tables of one date
+must see one release), and never a subset of the new tables. ``_work/`` and ``_staging/`` are empty afterwards, a value-free failure
 record exists, and a rerun in the same out dir succeeds with output identical to a clean run.
 
 Most injections run in an out dir that already holds a *different* previous complete release of
@@ -47,19 +47,19 @@ def _settings(landing: Path, out: Path) -> Settings:
 
 
 def _release(out: Path) -> Release:
-    """Every published table partition of the out dir, keyed by its path under ``published/``.
+    """Every table of the newest Delta release of the out dir, read at the versions the
+    release marker names (docs/adr/0008-published-tables-delta-lake.md), rows sorted."""
+    from tokumei.infra import tableformat
 
-    The Delta tables under ``published/delta/`` are left out: their atomicity is the release
-    marker's (tests/test_published_delta.py), their file names differ between runs.
-    """
     pub = out / "published"
-    if not pub.exists():
+    release = tableformat.current_release(pub) if pub.exists() else None
+    if release is None:
         return {}
+    frames = {name: tableformat.read_table(pub, name, release) for name in release.versions}
     return {
-        str(p.relative_to(pub)): pl.read_parquet(p)
-        for p in sorted(pub.rglob("*.parquet"))
-        if not any(part.startswith(".") for part in p.relative_to(pub).parts)
-        and p.relative_to(pub).parts[0] != "delta"
+        name: frame.sort(frame.columns, nulls_last=True)
+        for name, frame in sorted(frames.items())
+        if frame is not None
     }
 
 
@@ -119,13 +119,19 @@ def old_out(tmp_path_factory: pytest.TempPathFactory, reference: Release, ref_ou
     """An out dir holding a previous, complete release of the same date in which every table
     differs from the new one (the reference with its last row dropped, or a row of nulls added to an empty table: cheaper than a second
     pipeline run, and any mix of old and new tables shows)."""
-    out = tmp_path_factory.mktemp("old") / "out"
+    from tokumei.infra.tableformat import publish_release
+
+    root = tmp_path_factory.mktemp("old")
+    out = root / "out"
     shutil.copytree(ref_out / "reports", out / "reports", ignore=shutil.ignore_patterns("failed"))
-    for rel, df in reference.items():
-        path = out / "published" / rel
+    staged = {}
+    for name, df in reference.items():
+        path = root / "stage" / name / "part-0.parquet"
         path.parent.mkdir(parents=True)
         nulls = pl.DataFrame({c: [None] for c in df.columns}, schema=df.schema)
         (df.head(df.height - 1) if df.height else nulls).write_parquet(path)
+        staged[name] = path
+    publish_release(out / "published", staged, DAY, "old-run")
     old = _release(out)
     assert old.keys() == reference.keys()
     assert not any(old[k].equals(reference[k]) for k in old)
@@ -243,10 +249,22 @@ CASES = [
         for name, _ in steps.STEPS
     ],
     pytest.param("before", "publish", "old", False, id="before-publish"),
+    pytest.param("marker", None, "old", True, id="before-the-release-marker"),
+    pytest.param("marker", None, "fresh", False, id="before-the-release-marker-fresh"),
     pytest.param("swap", 2, "old", True, id="mid-publish-swap"),
     pytest.param("swap", 2, "fresh", True, id="mid-publish-swap-fresh"),
     pytest.param("catalog", None, "old", True, id="inside-build_catalog"),
 ]
+
+
+def _inject_marker(mp: pytest.MonkeyPatch) -> None:
+    """Every table is committed, the release marker's commit (the readers' commit point) fails."""
+    from tokumei.infra import tableformat
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise Injected("injected before the marker commit")
+
+    mp.setattr(tableformat, "_append_marker", fail)
 
 
 @pytest.mark.parametrize(("kind", "where", "seed", "rerun"), CASES)
@@ -272,14 +290,16 @@ def test_failure_leaves_one_whole_release_and_rerun_recovers(
             _inject_step(mp, where, _fail_before)
         elif kind == "swap":
             _inject_swap(mp, where)
+        elif kind == "marker":
+            _inject_marker(mp)
         else:
             _inject_catalog(mp)
         with pytest.raises(TokumeiError):
             steps.run_all(settings, DAY)
-    # Failures before publish's swaps must leave the previous release untouched; a failure
-    # after the last swap (the catalog, or after publish returned) may leave the new release,
-    # as long as it is complete.
-    before_swaps = kind in ("before", "swap") or (kind == "after" and where != "publish")
+    # Failures before the release marker's commit must leave the previous release untouched;
+    # a failure after it (the swaps of the reports and retained days, the catalog, or after
+    # publish returned) may leave the new release, as long as it is complete.
+    before_swaps = kind in ("before", "marker") or (kind == "after" and where != "publish")
     step = where if kind in ("after", "before") else "publish"
     _check_after_failure(out, old, reference, "old" if before_swaps else None, step)
     if rerun:
@@ -298,8 +318,10 @@ def test_publish_killed_between_swaps_is_rolled_back_by_the_next_publish(
     keyed: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """If the process dies between two swaps, in-process rollback cannot run: published/ mixes
-    releases until the next publish, which rolls it back from the journal and then publishes."""
+    """If the process dies between two swaps (of the reports and retained days, after the
+    tables' release), in-process rollback cannot run: the journal stays until the next
+    publish, which rolls it back and then publishes. Readers of the tables already see the
+    new release whole: its marker committed before the swaps."""
     out = tmp_path / "out"
     old = _seed(out, old_out)
     settings = _settings(landing, out)
@@ -315,7 +337,7 @@ def test_publish_killed_between_swaps_is_rolled_back_by_the_next_publish(
     pub = out / "published"
     assert (pub / storage.PUBLISHING).exists()
     state = _release(out)
-    assert not _same(state, old) and not _same(state, reference)  # the window a kill leaves
+    assert _same(state, reference) and not _same(state, old), _describe(state, old, reference)
     # the next publish recovers (the killed run's staging is gone: the new items are dropped)
     _rerun_matches(settings, reference)
     assert not (pub / storage.PUBLISHING).exists() and not (pub / storage.TRASH).exists()
@@ -363,7 +385,7 @@ def test_two_runs_of_one_date_are_identical(
     second = _release(settings.out)
     manifest2 = json.loads((settings.out / "reports" / f"date={DAY}" / "manifest.json").read_text())
     assert _same(first, second) and _same(second, reference), _describe(second, first, reference)
-    assert any(k.startswith("anonymized/page_views/") for k in second)
+    assert "anonymized/page_views" in second
     assert manifest1["sources"] == manifest2["sources"]
     assert manifest1["outputs"] == manifest2["outputs"]
     assert manifest1["run_id"] != manifest2["run_id"]

@@ -132,27 +132,20 @@ TRASH = ".trash"
 
 
 def publish_tree(paths: RunPaths) -> list[str]:
-    """Move every staged partition and the reports into place; return what was published.
+    """Move the day's retained partitions and the reports of a local output into place, after
+    the Delta release (the tables themselves are published by ``tokumei.infra.tableformat``);
+    return what was moved, relative to the output root.
 
-    The release is published as a whole or not at all, as far as renames allow: each item is
-    swapped with two renames (old → ``published/.trash``, new → place), and the replaced items
-    are kept until every swap is done. If a swap fails, the swaps already done are undone in
-    reverse (the new items go back to staging, the old ones back into place), so readers never
-    keep a mix of old and new tables, nor a subset of a new release. A journal
-    (``published/.publishing``) lists the swaps before the first one and is removed once the
-    last one is done (the commit point): a publish killed half way is rolled back by the next
-    publish. A reader never sees a partially written file.
+    All or nothing, as far as renames allow: each item is swapped with two renames (old →
+    ``published/.trash``, new → place), and the replaced items are kept until every swap is
+    done. If a swap fails, the swaps already done are undone in reverse (the new items go back
+    to staging, the old ones back into place). A journal (``published/.publishing``) lists the
+    swaps before the first one and is removed once the last one is done: a publish killed half
+    way is rolled back by the next publish. A reader never sees a partially written file.
     """
     _recover(paths.published)
-    published: list[str] = []
     moves: list[tuple[Path, Path]] = []
-    staged_pub = paths.staging / "published"
-    for part in sorted(staged_pub.glob("*/*/date=*")):
-        rel = part.relative_to(staged_pub)
-        moves.append((part, paths.published / rel))
-        published.append(str(Path("published") / rel))
-    # The day's retained activity partitions swap in with the release (not listed as published:
-    # they are pseudonymous work data for later runs, never for analysts).
+    # the retained partitions are pseudonymous work data for later runs, never for analysts
     staged_ret = paths.staging / "retained"
     for part in sorted(staged_ret.glob("*/date=*")):
         moves.append((part, paths.retained / part.relative_to(staged_ret)))
@@ -160,6 +153,8 @@ def publish_tree(paths: RunPaths) -> list[str]:
         moves += [
             (item, paths.reports / item.name) for item in sorted(paths.staged_reports.iterdir())
         ]
+    out_root = paths.published.parent
+    published = [str(target.relative_to(out_root)) for _src, target in moves]
     # journal paths are relative to the out dir: workers may mount it at different places
     out = paths.published.parent
     trash = paths.published / TRASH / paths.run_id
@@ -258,14 +253,12 @@ def _sql_text(text: str) -> str:
 def build_catalog(published: Path, docs: Mapping[str, ViewDoc] | None = None) -> list[str]:
     """(Re)create ``published/catalog.duckdb`` with one view per published table.
 
-    With Delta tables released under ``published/delta/`` the views read the files of the
-    newest release (``tableformat.release_files``); without, globs over the dated folders.
-
-    Views read globs *relative to* ``published/`` so the folder can be copied or mounted
-    anywhere: DuckDB resolves them against ``file_search_path`` (set by
-    ``tokumei.release.catalog.connect``) or the working directory (``cd published && duckdb
-    catalog.duckdb``). A new date partition shows up without touching the catalog. ``docs``
-    become ``COMMENT ON`` the views and their columns. Built in a temp file and swapped in.
+    The views read the Parquet files of the Delta tables' versions that the newest release
+    names (``tableformat.release_files``), as paths *relative to* ``published/`` so the folder
+    can be copied or mounted anywhere: DuckDB resolves them against ``file_search_path`` (set
+    by ``tokumei.release.catalog.connect``) or the working directory (``cd published && duckdb
+    catalog.duckdb``). Rebuilt by every publish. ``docs`` become ``COMMENT ON`` the views and
+    their columns. Built in a temp file and swapped in.
     """
     import duckdb
 
@@ -297,28 +290,6 @@ def build_catalog(published: Path, docs: Mapping[str, ViewDoc] | None = None) ->
             )
             _comment(con, view, (docs or {}).get(view))
             views.append(view)
-        kinds = (
-            p
-            for p in published.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and not delta
-        )
-        for kind_dir in sorted(kinds):
-            for table_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir()):
-                if not any(table_dir.glob("date=*/*.parquet")):
-                    continue
-                name = (
-                    table_dir.name
-                    if kind_dir.name == "stats"
-                    else f"{kind_dir.name}_{table_dir.name}"
-                )
-                glob = f"{kind_dir.name}/{table_dir.name}/date=*/*.parquet"
-                con.execute(
-                    f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM '
-                    f"read_parquet({_sql_text(glob)}, hive_partitioning = false, "
-                    "union_by_name = true)"
-                )
-                _comment(con, name, (docs or {}).get(name))
-                views.append(name)
     except BaseException:
         con.close()
         _remove_catalog_tmp(tmp)
