@@ -1157,11 +1157,12 @@ def data_dictionary() -> str:
         DICTIONARY_HEADER,
         "# Data dictionary: statistics tables",
         "",
-        "Every table is published as "
-        "`published/stats/<table>/date=YYYY-MM-DD/part-0.parquet` and as a view of the same "
-        "name in `published/catalog.duckdb`. Daily tables get a partition every day; weekly "
+        "Every table is published as the Delta Lake table "
+        "`published/delta/stats/<table>` (every row carries its `date`; "
+        "docs/adr/0008-published-tables-delta-lake.md) and as a view of the same "
+        "name in `published/catalog.duckdb`. Daily tables get the day's rows every day; weekly "
         "and monthly tables (computed from the retained pseudonymous activity layer, "
-        "`tokumei/stats/periods.py`) get one on the last day of each complete week or month, "
+        "`tokumei/stats/periods.py`) get them on the last day of each complete week or month, "
         "and their `date` is that day.",
         "",
         "- Counts are counts of **distinct persons** unless the column says otherwise (a "
