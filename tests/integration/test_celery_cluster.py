@@ -34,6 +34,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 from conftest import DAY, PLANTED, TEST_KEY, write_handmade_landing
+from published import read_published
 
 pytestmark = pytest.mark.integration
 
@@ -419,10 +420,7 @@ def _failed_task_logs(home: Path, run_id: str, tis: list[dict[str, Any]], lines:
 
 
 def _published(out: Path) -> dict[str, pl.DataFrame]:
-    return {
-        t: pl.read_parquet(out / "published" / "stats" / t / f"date={DAY}" / "part-0.parquet")
-        for t in TABLES
-    }
+    return {t: read_published(out, "stats", t, DAY) for t in TABLES}
 
 
 # --------------------------------------------------------------------------------------------
