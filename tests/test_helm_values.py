@@ -234,10 +234,16 @@ def test_storage_settings_are_accepted_by_tokumei(
     assert settings.out_url == env["TOKUMEI_OUT"]
     local_out = Path(env["TOKUMEI_LOCAL_OUT"])
     assert settings.out == local_out
-    # the local build root is on the shared volume, mounted in both kinds of worker
+    # the local build root is each pod's own scratch volume, mounted in both kinds of worker:
+    # workers share no disk (the work layer, retained layer and lock live under TOKUMEI_OUT)
     for kind in WORKER_KINDS:
-        mounts = [Path(m["mountPath"]) for m in values["workers"][kind]["extraVolumeMounts"]]
-        assert any(local_out.is_relative_to(m) for m in mounts), kind
+        mounts = {
+            m["name"]: Path(m["mountPath"]) for m in values["workers"][kind]["extraVolumeMounts"]
+        }
+        mine = [n for n, m in mounts.items() if local_out.is_relative_to(m)]
+        assert mine, kind
+        volumes = {v["name"]: v for v in values["workers"][kind]["extraVolumes"]}
+        assert all("emptyDir" in volumes[n] for n in mine), kind
 
 
 def test_versions_auth_and_pools(values: dict[str, Any]) -> None:
