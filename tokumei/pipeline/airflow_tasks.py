@@ -455,9 +455,7 @@ def table_asset(kind: str, table: str) -> Asset:
     )
 
 
-def emit_published_assets(
-    outlet_events: Any, tables: Iterable[str], day: str, release: int
-) -> int:
+def emit_published_assets(outlet_events: Any, tables: Iterable[str], day: str, release: int) -> int:
     """Attach one Asset event per published table to the ``publish`` task's alias outlet.
 
     ``tables`` are the ``<kind>/<table>`` names the release published. ``extra`` carries the
