@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
@@ -160,11 +159,6 @@ def input_output(paths: RunPaths, policy: Policy) -> tuple[OutputSpec, pl.DataFr
     return input_spec(policy.input), input_frame(record["landing"], record["db"])
 
 
-def _history_dir(settings: Settings) -> Path | None:
-    # as in steps.validate: on object storage the local out dir is a mirror, no history kept
-    return None if settings.out_url else settings.out / "reports" / "data_docs"
-
-
 def _stopped_run_docs(
     settings: Settings, paths: RunPaths, seen: InputObservations, exc: BaseException
 ) -> str | None:
@@ -178,23 +172,25 @@ def _stopped_run_docs(
         db_off = any(m["columns_missing"] or m["columns_unclassified"] for m in db.values())
         if not isinstance(exc, InputExpectationFailed) and not db_off:
             return None  # another refusal (an unknown column in a file, a broken DB)
+        from tokumei.expectations.history import history_site
         from tokumei.expectations.runner import validate_outputs
         from tokumei.expectations.suites import default_gx_dir
 
-        report = validate_outputs(
-            {INPUT_NAME: input_frame(seen.sources, db)},
-            {INPUT_NAME: input_spec(policy.input)},
-            docs_dir=paths.reports / "failed" / paths.run_id / "data_docs",
-            run_name=paths.run_id,
-            history_dir=_history_dir(settings),
-            gx_dir=default_gx_dir(),
-        )
+        with history_site(settings) as history:
+            report = validate_outputs(
+                {INPUT_NAME: input_frame(seen.sources, db)},
+                {INPUT_NAME: input_spec(policy.input)},
+                docs_dir=paths.reports / "failed" / paths.run_id / "data_docs",
+                run_name=paths.run_id,
+                history_dir=history.folder,
+                gx_dir=default_gx_dir(),
+            )
         if report.passed:
             # the Python check and the suite disagree: worth a look, never a reason to go on
             log.warning("the input suite passed on figures extract refused")
         where = f"Data Docs: {report.docs_index}"
         if report.history_index:
-            where += f"; all runs: {report.history_index}"
+            where += f"; all runs: {history.index}"
         return where
     except Exception as also:  # noqa: BLE001 - the refusal's own reason must come through
         log.warning("the input expectations' Data Docs were not written (%s)", type(also).__name__)

@@ -47,7 +47,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -301,10 +301,13 @@ def _download(fs: AbstractFileSystem, info: dict[str, Any], dest: Path, what: st
 # Output: the run's reports next to the published Delta tables
 
 
-def upload_folder(local: Path, prefix_url: str, last: str | None = None) -> dict[str, Any]:
+def upload_folder(
+    local: Path, prefix_url: str, last: str | None = None, prune: bool = True
+) -> dict[str, Any]:
     """Upload every file under ``local`` to ``prefix_url``, verified (size, MD5), the file
-    named ``last`` last; then remove objects under the prefix that ``local`` does not have
-    (an earlier run's). Returns object and byte counts. Errors name the prefix, never a value.
+    named ``last`` last; then (``prune``) remove objects under the prefix that ``local`` does
+    not have (an earlier run's). Returns object and byte counts. Errors name the prefix, never
+    a value.
     """
     fs = filesystem()
     prefix = _bare(check_url(prefix_url))
@@ -315,7 +318,7 @@ def upload_folder(local: Path, prefix_url: str, last: str | None = None) -> dict
         for path in files:
             key = f"{prefix}/{path.relative_to(local).as_posix()}"
             uploaded[key] = _upload_file(fs, path, key)
-        stale = [name for name in fs.find(prefix) if name not in uploaded]
+        stale = [name for name in fs.find(prefix) if name not in uploaded] if prune else []
         if stale:
             fs.rm(stale)
     except TokumeiError:
@@ -326,6 +329,24 @@ def upload_folder(local: Path, prefix_url: str, last: str | None = None) -> dict
             f"object(s) ({_what(exc)})"
         ) from None
     return {"objects": len(uploaded), "bytes": sum(o["size"] for o in uploaded.values())}
+
+
+def download_folder(prefix_url: str, local: Path, keep: Callable[[str], bool]) -> int:
+    """Verified copies of the objects under ``prefix_url`` whose relative key ``keep``
+    accepts, into ``local``; returns how many. A prefix that does not exist yet is empty."""
+    fs = filesystem()
+    prefix = _bare(check_url(prefix_url))
+    try:
+        found = fs.find(prefix, detail=True)
+    except FileNotFoundError:
+        return 0
+    n = 0
+    for name, info in sorted(found.items()):
+        rel = name.removeprefix(prefix + "/")
+        if keep(rel):
+            _download(fs, info, local / rel, f"an object under {prefix_url}")
+            n += 1
+    return n
 
 
 def upload_reports(url: str, staged: Path, day: str) -> dict[str, Any]:

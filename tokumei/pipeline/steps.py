@@ -1202,18 +1202,19 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
 
     specs[INPUT_NAME], outputs[INPUT_NAME] = input_output(paths, policy)
     # The day's Data Docs travel with the release; the same pages join one site with every
-    # run's validations, passed or failed (docs/architecture.md §5). On object storage the
-    # local out dir is a mirror of the releases, so the site is not kept there.
-    history = None if settings.out_url else settings.out / "reports" / "data_docs"
-    report = validate_outputs(
-        outputs,
-        specs,
-        docs_dir=paths.staged_reports / "data_docs",
-        run_name=run_id,
-        history_dir=history,
-        # the data-quality team's hand-written suites (gx/README.md) run with the generated ones
-        gx_dir=default_gx_dir(),
-    )
+    # run's validations, passed or failed (docs/architecture.md §5), locally or on the bucket.
+    from tokumei.expectations.history import history_site
+
+    with history_site(settings) as history:
+        report = validate_outputs(
+            outputs,
+            specs,
+            docs_dir=paths.staged_reports / "data_docs",
+            run_name=run_id,
+            history_dir=history.folder,
+            # the data-quality team's hand-written suites (gx/README.md) run with the generated
+            gx_dir=default_gx_dir(),
+        )
     record = {
         name: {
             "passed": r.passed,
@@ -1239,7 +1240,7 @@ def validate(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
         raise ValidationFailed(
             f"validation failed for {', '.join(failed)}; nothing was published "
             f"(Data Docs: {target / 'index.html'}"
-            + (f"; all runs: {report.history_index})" if report.history_index else ")")
+            + (f"; all runs: {history.index})" if report.history_index else ")")
         )
     return record
 
