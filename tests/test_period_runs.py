@@ -22,6 +22,7 @@ import pytest
 from conftest import TEST_KEY
 from published import published_dates, published_tables, read_published
 
+from tokumei.infra import tableformat
 from tokumei.infra.errors import TokumeiError
 from tokumei.infra.settings import Settings
 from tokumei.pipeline import steps
@@ -239,6 +240,20 @@ def test_missing_days_skip_a_period_with_a_reason(week, tmp_path: Path) -> None:
     assert "stats/monthly_active_users" not in published_tables(out)
 
 
+def _release_again(src: Path, out: Path, day: date, stage: Path) -> None:
+    """``day``'s release of the statistics tables of ``src`` made again in ``out``: the Delta
+    tables and their release marker as that day's run left them (docs/adr/0008)."""
+    staged = {}
+    for name in (n for n in published_tables(src, day) if n.startswith("stats/")):
+        path = stage / name / f"date={day.isoformat()}" / "part-0.parquet"
+        path.parent.mkdir(parents=True)
+        read_published(src, *name.split("/"), day).write_parquet(path)
+        staged[name] = path
+    manifest = out / "reports" / f"date={day.isoformat()}" / "manifest.json"
+    run_id = json.loads(manifest.read_text())["run_id"]
+    tableformat.publish_release(out / "published", staged, day.isoformat(), run_id)
+
+
 def test_a_week_with_a_partial_day_is_held_back_then_released_once_it_is_complete(
     week, tmp_path: Path
 ) -> None:
@@ -256,10 +271,8 @@ def test_a_week_with_a_partial_day_is_held_back_then_released_once_it_is_complet
         part = f"date={day.isoformat()}"
         for dataset in ("activity", "purchases"):
             shutil.copytree(src / "retained" / dataset / part, out / "retained" / dataset / part)
-        for table in (src / "published" / "stats").iterdir():
-            if (table / part).is_dir():
-                shutil.copytree(table / part, out / "published" / "stats" / table.name / part)
         shutil.copytree(src / "reports" / part, out / "reports" / part)
+        _release_again(src, out, day, tmp_path / "copied")
     # the hole's measurements never finished landing: published partial (--allow-incomplete)
     late = tmp_path / "landing"
     shutil.copytree(settings.landing, late)
