@@ -89,19 +89,15 @@ def _delta_release(out: Path) -> dict[str, pl.DataFrame]:
     }
 
 
-def test_delta_tables_hold_what_the_dated_partitions_hold(published) -> None:
-    """Every published table is in Delta, one release, equal to its dated partition."""
+def test_the_release_is_delta_tables_read_through_the_marker(published) -> None:
+    """Every published table is a Delta table of one release: Polars alone, through the marker,
+    reads what tokumei's reader reads (docs/adr/0008); no dated folder is written any more."""
     _landing, out, _proc = published
     delta = _delta_release(out)
-    parts = {
-        f"{p.parts[-4]}/{p.parts[-3]}": pl.read_parquet(p)
-        for p in (out / "published").glob("*/*/date=*/part-0.parquet")
-    }
-    assert parts and delta.keys() == parts.keys()
-    for name, frame in parts.items():
-        if "date" not in frame.columns:  # the record table: its date was the folder name
-            frame = frame.with_columns(pl.lit(DAY).str.to_date().alias("date"))
-        assert delta[name].equals(_sorted(frame)), name
+    assert len(delta) >= 8 and sorted(delta) == published_tables(out, DAY)
+    for name, frame in delta.items():
+        assert frame.equals(_sorted(read_published(out, *name.split("/")))), name
+    assert not list((out / "published").glob("*/*/date=*"))
     manifest = json.loads((out / "reports" / f"date={DAY}" / "manifest.json").read_text())
     assert manifest["table_format"] == {
         "format": "delta",
