@@ -204,3 +204,30 @@ def test_releases_on_s3_read_back_through_the_marker(tmp_path: Path) -> None:
         removed = vacuum(pub, days=0)
         assert all(removed[name] >= 1 for name in TABLES) and removed["stats/t0"] == 3
         assert tableformat.read_table(pub, "stats/t0")["persons"].to_list() == [2, 2, 2]  # type: ignore[index]
+
+
+def test_a_table_counts_as_released_only_on_the_dates_a_release_wrote_it(tmp_path: Path) -> None:
+    """The marker names every table in every release (with the version it was left at), so a
+    table released once must not look released under later dates (a weekly table is released
+    on one day of its week): what later runs compare against (re-release, period checks)."""
+    pub = tmp_path / "published"
+    both = _stage(tmp_path, DAY1, 1)
+    publish_release(pub, both, DAY1, "run-1")
+    only = {"stats/t0": _stage(tmp_path, DAY2, 2)["stats/t0"]}
+    publish_release(pub, only, DAY2, "run-2")
+    assert tableformat.released_days(pub, "stats/t0") == {DAY1, DAY2}
+    assert tableformat.released_days(pub, "stats/t1") == {DAY1}
+    assert tableformat.read_day(pub, "stats/t1", DAY2) is None
+    day1 = tableformat.read_day(pub, "stats/t1", DAY1)
+    assert day1 is not None and day1["persons"].to_list() == [1, 1, 1]
+    # a release that writes a table with no rows publishes it under its date
+    empty = tmp_path / "empty" / "part-0.parquet"
+    empty.parent.mkdir()
+    pl.DataFrame(
+        {"persons": [], "band": [], "date": []},
+        schema={"persons": pl.Int64, "band": pl.String, "date": pl.Date},
+    ).write_parquet(empty)
+    publish_release(pub, {"stats/t1": empty}, "2026-11-25", "run-3")
+    assert tableformat.released_days(pub, "stats/t1") == {DAY1, "2026-11-25"}
+    none = tableformat.read_day(pub, "stats/t1", "2026-11-25")
+    assert none is not None and none.height == 0

@@ -224,7 +224,9 @@ def released_days(published: Location, name: str) -> set[str]:
     """Dates under which ``name`` is published as of the newest release.
 
     A date counts when the table holds rows of it, or when the newest release of that date
-    named the table (a release may publish a table with no rows).
+    wrote the table (a release may publish a table with no rows). The marker names every
+    table in every release, with the version a release left it at, so "wrote" is "its version
+    differs from the previous release's" (a table a release did not stage keeps its version).
     """
     release = current_release(published)
     if release is None or name not in release.versions:
@@ -234,8 +236,16 @@ def released_days(published: Location, name: str) -> set[str]:
     marker = _open(_join(delta_root(published), RELEASES))
     rows = pl.from_arrow(marker.to_pyarrow_table()) if marker is not None else None
     if isinstance(rows, pl.DataFrame) and rows.height:
-        newest = rows.filter(pl.col("release") == pl.col("release").max().over("date"))
-        days |= {d.isoformat() for d in newest.filter(pl.col("table") == name)["date"]}
+        ordered = rows.sort("release").with_columns(
+            previous=pl.col("version").shift(1).over("table")
+        )
+        wrote = ordered.filter(
+            pl.col("table") == name,
+            pl.col("previous").is_null() | (pl.col("version") != pl.col("previous")),
+        )
+        newest = ordered.group_by("date").agg(pl.col("release").max().alias("newest"))
+        wrote = wrote.join(newest, on="date").filter(pl.col("release") == pl.col("newest"))
+        days |= {d.isoformat() for d in wrote["date"]}
     return days
 
 
