@@ -463,20 +463,12 @@ def test_erasure_and_retention_reach_the_retained_layer_on_s3(
     """The retained layer lives under the s3:// output (workers share no disk): a rights request
     removes the person's pseudonymous rows from its objects, retention deletes expired days."""
     from conftest import TEST_KEY
-    from test_rights_erasure import EARLIER
-
-    from tokumei.anonymize.pseudonymize import pseudonymize
+    from test_rights_erasure import EARLIER, retained_persons
 
     landing, out = _landing(tmp_path)
     db = f"sqlite:///{landing / 'ops.db'}"
     out_url = f"s3://{prefix}/out"
-    ids = pl.DataFrame(
-        {"i": ["user-0032", "cookie-0032", "user-0001"], "d": ["user", "cookie", "user"]}
-    )
-    persons = [
-        ids.slice(n, 1).select(pseudonymize(pl.col("i"), TEST_KEY, d)).item()
-        for n, d in enumerate(ids["d"])
-    ]
+    persons = retained_persons()
     fs = objectstore.filesystem()
     key = f"{prefix}/out/retained/activity/date={EARLIER}/part-0000.parquet"
     old_key = f"{prefix}/out/retained/activity/date=2025-01-01/part-0000.parquet"

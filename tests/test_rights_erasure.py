@@ -284,21 +284,29 @@ def test_rights_requests_dag_parses_and_runs(tmp_path: Path) -> None:
     assert len((out / AUDIT_LOG).read_text().splitlines()) == 1
 
 
-def test_erases_the_person_from_the_retained_pseudonymous_layer(tmp_path: Path, policy) -> None:
-    """The retained activity layer knows persons by pseudonym only: found with the key."""
+def retained_persons() -> list[str]:
+    """Pseudonyms (test key) of user-0032, cookie-0032 (both the requester's) and user-0001,
+    as the retained layer holds them."""
     from conftest import TEST_KEY
 
     from tokumei.anonymize.pseudonymize import pseudonymize
 
-    landing, out = _landing(tmp_path)
-    db = f"sqlite:///{landing / 'ops.db'}"
     ids = pl.DataFrame(
         {"i": ["user-0032", "cookie-0032", "user-0001"], "d": ["user", "cookie", "user"]}
     )
-    persons = [
+    return [
         ids.slice(n, 1).select(pseudonymize(pl.col("i"), TEST_KEY, d)).item()
         for n, d in enumerate(ids["d"])
     ]
+
+
+def test_erases_the_person_from_the_retained_pseudonymous_layer(tmp_path: Path, policy) -> None:
+    """The retained activity layer knows persons by pseudonym only: found with the key."""
+    from conftest import TEST_KEY
+
+    landing, out = _landing(tmp_path)
+    db = f"sqlite:///{landing / 'ops.db'}"
+    persons = retained_persons()
     part = out / "retained" / "activity" / f"date={EARLIER}" / "part-0000.parquet"
     part.parent.mkdir(parents=True)
     pl.DataFrame({"person": persons, "active": [True] * 3}).write_parquet(part)
