@@ -95,13 +95,18 @@ def describe(holder: dict[str, Any]) -> str:
     )
 
 
-def stale_reason(holder: dict[str, Any], out: Path, now: datetime | None = None) -> str | None:
-    """Why the holder is gone (a value-free sentence), or None while it may still run."""
+def _holder_gone(
+    holder: dict[str, Any], now: datetime | None, lock: str, has_work: Callable[[str], bool]
+) -> str | None:
+    """Why the holder is gone, or None while it may still run: the rules of the module
+    docstring, for the local lock file and the bucket's lock object alike. ``lock`` names the
+    lock in the sentence; ``has_work(run_id)`` says whether the run's work layer exists (asked
+    only for an Airflow run past ``GRACE``, as it may cost a bucket listing)."""
     now = now or datetime.now(UTC)
     try:
         started = datetime.fromisoformat(holder["started_at"])
     except (KeyError, TypeError, ValueError):
-        return "the lock file is unreadable"
+        return f"the {lock} is unreadable"
     age = now - started
     if age > _ttl():
         return f"it started {age.total_seconds() / 3600:.1f} h ago, over the lock's time to live"
@@ -109,12 +114,17 @@ def stale_reason(holder: dict[str, Any], out: Path, now: datetime | None = None)
     if same_host and _pid_alive(int(holder.get("pid", 0)), holder.get("pid_start")):
         return None
     if holder.get("airflow_run") is not None or holder.get("mode") == "airflow":
-        if (out / "_work" / str(holder.get("run_id"))).is_dir() or age < GRACE:
+        if age < GRACE or has_work(str(holder.get("run_id"))):
             return None
         return "its work layer is gone (the Airflow run ended without releasing the lock)"
     if not same_host:
         return None
     return "its process is gone"
+
+
+def stale_reason(holder: dict[str, Any], out: Path, now: datetime | None = None) -> str | None:
+    """Why the holder is gone (a value-free sentence), or None while it may still run."""
+    return _holder_gone(holder, now, "lock file", lambda run_id: (out / "_work" / run_id).is_dir())
 
 
 @contextlib.contextmanager
@@ -293,24 +303,7 @@ def stale_reason_url(
     """Why the holder of an ``s3://`` output's lock is gone, or None while it may still run."""
     from tokumei.infra.worklayer import has_remote_work
 
-    now = now or datetime.now(UTC)
-    try:
-        started = datetime.fromisoformat(holder["started_at"])
-    except (KeyError, TypeError, ValueError):
-        return "the lock object is unreadable"
-    age = now - started
-    if age > _ttl():
-        return f"it started {age.total_seconds() / 3600:.1f} h ago, over the lock's time to live"
-    same_host = holder.get("host") == socket.gethostname()
-    if same_host and _pid_alive(int(holder.get("pid", 0)), holder.get("pid_start")):
-        return None
-    if holder.get("airflow_run") is not None or holder.get("mode") == "airflow":
-        if age < GRACE or has_remote_work(url, str(holder.get("run_id")), fs):
-            return None
-        return "its work layer is gone (the Airflow run ended without releasing the lock)"
-    if not same_host:
-        return None
-    return "its process is gone"
+    return _holder_gone(holder, now, "lock object", lambda run_id: has_remote_work(url, run_id, fs))
 
 
 #: How often a start retries when the lock object changed between its reads and its PUT.

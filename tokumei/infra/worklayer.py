@@ -137,19 +137,23 @@ def _local_state(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def _find_layer(fs: AbstractFileSystem, prefix: str, root: str) -> dict[str, dict[str, Any]]:
+    """``{name: info}`` of every object under one of the run's prefixes (``root``: ``work`` or
+    ``staging``), empty where there is none; a failed listing is an ``ObjectStoreError`` that
+    names the layer, not the bucket's error text."""
+    try:
+        return fs.find(prefix, detail=True)
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:
+        raise ObjectStoreError(f"listing the run's {root} layer failed ({_what(exc)})") from None
+
+
 def _list_remote(fs: AbstractFileSystem, remote: dict[str, str]) -> dict[str, dict[str, Any]]:
     """``{rel: info}`` of every object under the run's two prefixes."""
     found: dict[str, dict[str, Any]] = {}
     for root, prefix in remote.items():
-        try:
-            listed = fs.find(prefix, detail=True)
-        except FileNotFoundError:
-            continue
-        except Exception as exc:
-            raise ObjectStoreError(
-                f"listing the run's {root} layer failed ({_what(exc)})"
-            ) from None
-        for name, info in listed.items():
+        for name, info in _find_layer(fs, prefix, root).items():
             if info.get("type") == "file" and name.startswith(prefix + "/"):
                 found[f"{root}/{name.removeprefix(prefix + '/')}"] = info
     return found
@@ -358,14 +362,7 @@ def remove_remote(settings: Settings, run_id: str, fs: AbstractFileSystem | None
     fs = fs or objectstore.filesystem()
     removed = 0
     for root, prefix in _remote_dirs(settings, run_id).items():
-        try:
-            names = list(fs.find(prefix))
-        except FileNotFoundError:
-            continue
-        except Exception as exc:
-            raise ObjectStoreError(
-                f"listing the run's {root} layer failed ({_what(exc)})"
-            ) from None
+        names = list(_find_layer(fs, prefix, root))
         if names:
             objectstore.delete_objects(fs, names, prefix, f"the run's {root} layer")
             removed += len(names)
