@@ -264,6 +264,7 @@ def section(info: dict) -> str:
 
 
 def write_results(key: str, body: str) -> None:
+    """Put ``body`` in ``RESULTS`` as the section of scale ``key`` (``--results`` moves it)."""
     start, end = f"<!-- scale:{key}:start -->", f"<!-- scale:{key}:end -->"
     header = (
         "# Scale on one machine — `tokumei run` vs a plain-Polars floor\n\n"
@@ -300,6 +301,8 @@ def main() -> None:
     ap.add_argument("--events-per-user-day", type=float, default=20.0)
     ap.add_argument("--reuse", action="store_true", help="keep an existing landing zone")
     ap.add_argument("--partitions", default="1,4", help="comma-separated --partitions values")
+    ap.add_argument("--results", type=Path, help="write the section here, not to scale.md")
+    ap.add_argument("--policy", type=Path, help="tokumei run --policy (e.g. without NER)")
     ap.add_argument("--floor-worker", nargs=2, metavar=("LANDING", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.floor_worker:
@@ -309,6 +312,9 @@ def main() -> None:
     import polars as pl
     import psutil
 
+    if args.results:  # e.g. a run under another policy (--policy), kept apart
+        global RESULTS
+        RESULTS = args.results
     landing = args.root / "landing"
     if not (args.reuse and (landing / "_generator" / "manifest.json").exists()):
         shutil.rmtree(landing, ignore_errors=True)
@@ -375,6 +381,7 @@ def main() -> None:
             [
                 TOKUMEI, "run", "--landing", str(landing), "--out", str(out),
                 "--date", DATE, "--partitions", str(n),
+                *(["--policy", str(args.policy)] if args.policy else []),
             ],
             env=env,
             log=args.root / f"run_p{n}.log",

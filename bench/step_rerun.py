@@ -5,6 +5,8 @@
     # then, alternately, with the code of each checkout (same work layer, same key)
     /work/main/.venv/bin/python /work/main/bench/step_rerun.py step scrub --root /tmp/scr
     /work/wt/.venv/bin/python /work/wt/bench/step_rerun.py step scrub --root /tmp/scr
+    # the same step under another policy (e.g. ner: false on inquiry_text)
+    uv run python bench/step_rerun.py step scrub --root /tmp/scr --policy /tmp/policy_noner
     # planted PII values (generator's list) left in a scrubbed text column
     uv run python bench/step_rerun.py leaks --root /tmp/scr --landing /tmp/scale/landing
 
@@ -29,14 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DAY = "2026-11-24"
 
 
-def _settings(landing: Path, root: Path, partitions: int):  # noqa: ANN202 - lazy import
-    from tokumei.infra.settings import Settings
+def _settings(landing: Path, root: Path, partitions: int, policy: Path | None = None):  # noqa: ANN202 - lazy import
+    from tokumei.infra.settings import Settings, default_policy_dir
 
     return Settings(
         landing=landing,
         db_url=f"sqlite:///{landing / 'ops.db'}",
         out=root / "out",
         partitions=partitions,
+        policy_dir=policy or default_policy_dir(),
     ).resolved()
 
 
@@ -50,6 +53,7 @@ def main() -> None:
     ap.add_argument("--upto", default="scrub", help="prep runs the steps before this one")
     ap.add_argument("--column", default="inquiry_text", help="column checked by 'leaks'")
     ap.add_argument("--partitions", type=int, default=1, help="person-hash partitions")
+    ap.add_argument("--policy", type=Path, help="another policy directory (e.g. without NER)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TOKUMEI_PII_WORKERS", "2")
@@ -60,7 +64,7 @@ def main() -> None:
         args.root.mkdir(parents=True, exist_ok=True)
         key_file.write_text(secrets.token_hex(32))
     os.environ["TOKUMEI_PSEUDONYM_KEY"] = key_file.read_text().strip()
-    settings = _settings(args.landing, args.root, args.partitions)
+    settings = _settings(args.landing, args.root, args.partitions, args.policy)
     if args.command == "prep":
         run_id = steps.new_run_id(DAY)
         steps.start(settings, DAY, run_id=run_id)
