@@ -327,3 +327,25 @@ def test_a_second_date_joins_the_release(s3: S3Env, s3_run: dict, local_run: Pat
     local = tableformat.read_day(local_run / "published", "stats/page_views", DAY)
     remote = tableformat.read_day(published, "stats/page_views", DAY)
     assert local is not None and remote is not None and remote.equals(local)
+
+
+def test_a_dated_layer_lists_and_scans_its_days_on_s3(s3: S3Env, tmp_path: Path) -> None:
+    """The retained layer's reader (period tables) on the bucket: days listed once, a day's
+    files scanned with the endpoint options only."""
+    from datetime import date
+
+    from tokumei.infra.dated import DatedLayer
+
+    fs = objectstore.filesystem()
+    for day, n in (("2026-11-23", 2), ("2026-11-24", 3)):
+        for i in range(n):
+            local = tmp_path / f"{day}-{i}.parquet"
+            pl.DataFrame({"person": [f"p{i}"], "active": [True]}).write_parquet(local)
+            fs.put_file(str(local), f"{BUCKET}/layer/activity/date={day}/part-{i:04d}.parquet")
+    fs.pipe_file(f"{BUCKET}/layer/activity/not-a-day/x.parquet", b"x")
+    layer = DatedLayer(f"s3://{BUCKET}/layer/activity")
+    assert layer.days() == {date(2026, 11, 23), date(2026, 11, 24)}
+    assert not layer.has(date(2026, 11, 25))
+    schema = {"person": pl.String, "active": pl.Boolean}
+    assert layer.scan(date(2026, 11, 24), schema).collect().height == 3
+    assert DatedLayer(f"s3://{BUCKET}/layer/none").days() == set()
