@@ -20,6 +20,8 @@ _DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
 def is_url(root: Path | str) -> bool:
+    """Whether a location (a folder or a URL; ``tokumei.infra.tableformat`` uses these too)
+    is a URL."""
     return isinstance(root, str) and "://" in root
 
 

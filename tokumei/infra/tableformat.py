@@ -44,6 +44,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from tokumei.infra.dated import is_url, join
 from tokumei.infra.errors import TokumeiError
 
 log = logging.getLogger("tokumei.tableformat")
@@ -83,19 +84,9 @@ class Release:
 Location = Path | str
 
 
-def _is_url(loc: Location) -> bool:
-    return isinstance(loc, str) and "://" in loc
-
-
-def _join(loc: Location, *parts: str) -> Location:
-    if _is_url(loc):
-        return "/".join([str(loc).rstrip("/"), *parts])
-    return Path(loc).joinpath(*parts)
-
-
 def _options(loc: Location) -> dict[str, str] | None:
     """delta-rs settings of a URL: the endpoint only; credentials come from the AWS chain."""
-    if not _is_url(loc):
+    if not is_url(loc):
         return None
     from tokumei.infra.objectstore import polars_storage_options
 
@@ -103,12 +94,12 @@ def _options(loc: Location) -> dict[str, str] | None:
 
 
 def delta_root(published: Location) -> Location:
-    return _join(published, DELTA_DIR)
+    return join(published, DELTA_DIR)
 
 
 def table_path(published: Location, name: str) -> Location:
     """``name`` is ``<kind>/<table>`` (``stats/daily_active_users``, ``anonymized/page_views``)."""
-    return _join(delta_root(published), *name.split("/"))
+    return join(delta_root(published), *name.split("/"))
 
 
 def _open(path: Location, version: int | None = None) -> Any:
@@ -129,7 +120,7 @@ def _open(path: Location, version: int | None = None) -> Any:
 def _tables(published: Location) -> list[str]:
     """``<kind>/<table>`` of every folder under ``published/delta/`` but the marker."""
     root = delta_root(published)
-    if _is_url(root):
+    if is_url(root):
         from tokumei.infra.objectstore import _bare, filesystem
 
         fs, base = filesystem(), _bare(str(root))
@@ -156,7 +147,7 @@ def _tables(published: Location) -> list[str]:
 
 def _remove_table(published: Location, name: str) -> None:
     path = table_path(published, name)
-    if _is_url(path):
+    if is_url(path):
         from tokumei.infra.objectstore import _bare, filesystem
 
         filesystem().rm(_bare(str(path)), recursive=True)
@@ -164,15 +155,18 @@ def _remove_table(published: Location, name: str) -> None:
         shutil.rmtree(path)
 
 
-def current_release(published: Location) -> Release | None:
-    """The newest release the marker records, or None before the first one."""
-    marker = _open(_join(delta_root(published), RELEASES))
+def _marker_rows(published: Location) -> pl.DataFrame | None:
+    """Every row of the release marker, or None before the first release (one read)."""
+    marker = _open(join(delta_root(published), RELEASES))
     if marker is None:
         return None
     rows = pl.from_arrow(marker.to_pyarrow_table())
     assert isinstance(rows, pl.DataFrame)
-    if rows.is_empty():
-        return None
+    return None if rows.is_empty() else rows
+
+
+def _newest(rows: pl.DataFrame) -> Release:
+    """The newest release among the marker's rows."""
     newest = rows.filter(pl.col("release") == pl.col("release").max())
     first = newest.row(0, named=True)
     return Release(
@@ -188,6 +182,12 @@ def current_release(published: Location) -> Release | None:
     )
 
 
+def current_release(published: Location) -> Release | None:
+    """The newest release the marker records, or None before the first one."""
+    rows = _marker_rows(published)
+    return None if rows is None else _newest(rows)
+
+
 def next_release(published: Location) -> int:
     """The number the next release will have (one writer under the run lock: no race)."""
     current = current_release(published)
@@ -201,12 +201,7 @@ def read_table(
     release = release or current_release(published)
     if release is None or name not in release.versions:
         return None
-    table = _open(table_path(published, name), release.versions[name])
-    if table is None:
-        return None
-    frame = pl.from_arrow(table.to_pyarrow_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return _table_at(published, name, release.versions[name])
 
 
 def _table_at(published: Location, name: str, version: int) -> pl.DataFrame | None:
@@ -220,33 +215,41 @@ def _table_at(published: Location, name: str, version: int) -> pl.DataFrame | No
     return frame
 
 
-def released_days(published: Location, name: str) -> set[str]:
-    """Dates under which ``name`` is published as of the newest release.
+def _written_days(rows: pl.DataFrame, frame: pl.DataFrame | None, name: str) -> set[str]:
+    """Dates under which ``name`` (``frame``, at the newest release) is published.
 
     A date counts when the table holds rows of it, or when the newest release of that date
     wrote the table (a release may publish a table with no rows). The marker names every
     table in every release, with the version a release left it at, so "wrote" is "its version
     differs from the previous release's" (a table a release did not stage keeps its version).
     """
-    release = current_release(published)
-    if release is None or name not in release.versions:
-        return set()
-    frame = _table_at(published, name, release.versions[name])
     days = set() if frame is None else {d.isoformat() for d in frame["date"].unique()}
-    marker = _open(_join(delta_root(published), RELEASES))
-    rows = pl.from_arrow(marker.to_pyarrow_table()) if marker is not None else None
-    if isinstance(rows, pl.DataFrame) and rows.height:
-        ordered = rows.sort("release").with_columns(
-            previous=pl.col("version").shift(1).over("table")
-        )
-        wrote = ordered.filter(
-            pl.col("table") == name,
-            pl.col("previous").is_null() | (pl.col("version") != pl.col("previous")),
-        )
-        newest = ordered.group_by("date").agg(pl.col("release").max().alias("newest"))
-        wrote = wrote.join(newest, on="date").filter(pl.col("release") == pl.col("newest"))
-        days |= {d.isoformat() for d in wrote["date"]}
-    return days
+    ordered = rows.sort("release").with_columns(previous=pl.col("version").shift(1).over("table"))
+    wrote = ordered.filter(
+        pl.col("table") == name,
+        pl.col("previous").is_null() | (pl.col("version") != pl.col("previous")),
+    )
+    newest = ordered.group_by("date").agg(pl.col("release").max().alias("newest"))
+    wrote = wrote.join(newest, on="date").filter(pl.col("release") == pl.col("newest"))
+    return days | {d.isoformat() for d in wrote["date"]}
+
+
+def _columns_added_after(rows: pl.DataFrame, name: str, day: str) -> set[str]:
+    """Columns a release after the newest release of ``day`` added to ``name``."""
+    mine = rows.filter(pl.col("date") == date.fromisoformat(day))
+    later = rows.filter(pl.col("table") == name, pl.col("columns_added").list.len() > 0)
+    if mine.height:
+        later = later.filter(pl.col("release") > mine["release"].max())
+    return {c for cols in later["columns_added"] for c in cols}
+
+
+def released_days(published: Location, name: str) -> set[str]:
+    """Dates under which ``name`` is published as of the newest release (see
+    :func:`_written_days`)."""
+    rows = _marker_rows(published)
+    if rows is None or name not in (release := _newest(rows)).versions:
+        return set()
+    return _written_days(rows, _table_at(published, name, release.versions[name]), name)
 
 
 def read_day(published: Location, name: str, day: str) -> pl.DataFrame | None:
@@ -254,34 +257,20 @@ def read_day(published: Location, name: str, day: str) -> pl.DataFrame | None:
     when the table is not published under that date.
 
     Columns as the release of ``day`` staged them: a column a later release added (null on
-    this date's rows) is left out, so a re-release compares like with like.
+    this date's rows) is left out, so a re-release compares like with like. The marker and
+    the table are read once.
     """
-    release = current_release(published)
-    if release is None or name not in release.versions or day not in released_days(published, name):
+    rows = _marker_rows(published)
+    if rows is None or name not in (release := _newest(rows)).versions:
         return None
     frame = _table_at(published, name, release.versions[name])
-    if frame is None:
+    if frame is None or day not in _written_days(rows, frame, name):
         return None
-    rows = frame.filter(pl.col("date") == date.fromisoformat(day))
-    later = {c for n, cols in _columns_added_after(published, name, day) for c in cols}
-    return rows.drop(
-        [c for c in rows.columns if c in later and rows[c].null_count() == rows.height]
+    on_day = frame.filter(pl.col("date") == date.fromisoformat(day))
+    later = _columns_added_after(rows, name, day)
+    return on_day.drop(
+        [c for c in on_day.columns if c in later and on_day[c].null_count() == on_day.height]
     )
-
-
-def _columns_added_after(published: Location, name: str, day: str) -> list[tuple[str, list[str]]]:
-    """``(table, columns)`` a release after the newest release of ``day`` added to ``name``."""
-    marker = _open(_join(delta_root(published), RELEASES))
-    if marker is None:
-        return []
-    rows = pl.from_arrow(marker.to_pyarrow_table())
-    assert isinstance(rows, pl.DataFrame)
-    mine = rows.filter(pl.col("date") == date.fromisoformat(day))
-    since = mine["release"].max() if mine.height else None
-    later = rows.filter(pl.col("table") == name, pl.col("columns_added").list.len() > 0)
-    if since is not None:
-        later = later.filter(pl.col("release") > since)
-    return [(name, list(c)) for c in later["columns_added"]]
 
 
 def recover(published: Location) -> list[str]:
@@ -369,7 +358,7 @@ def _seed_from_dated_folders(published: Location) -> list[str]:
     from deltalake import WriterProperties, write_deltalake
 
     seeded: list[str] = []
-    if _is_url(published):  # an s3:// output's history is in its releases/ (objectstore)
+    if is_url(published):  # an s3:// output's history is in its releases/ (objectstore)
         return seeded
     published = Path(published)
     for kind in ("stats", "anonymized"):
@@ -470,7 +459,7 @@ def publish_release(
         target = table_path(published, name)
         options = _options(target)
         if _open(target) is None:
-            if not _is_url(target):
+            if not is_url(target):
                 Path(target).mkdir(parents=True, exist_ok=True)
             write_deltalake(
                 str(target),
@@ -522,8 +511,8 @@ def _append_marker(
         ],
         schema=MARKER_SCHEMA,
     )
-    marker_path = _join(delta_root(published), RELEASES)
-    if not _is_url(marker_path):
+    marker_path = join(delta_root(published), RELEASES)
+    if not is_url(marker_path):
         Path(marker_path).mkdir(parents=True, exist_ok=True)
     write_deltalake(
         str(marker_path),
@@ -543,7 +532,7 @@ def vacuum(published: Location, days: int, dry_run: bool = False) -> dict[str, i
     """
     removed: dict[str, int] = {}
     for name in [RELEASES, *_tables(published)]:
-        table = _open(_join(delta_root(published), *name.split("/")))
+        table = _open(join(delta_root(published), *name.split("/")))
         if table is None:
             continue
         files = table.vacuum(
