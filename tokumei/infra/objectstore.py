@@ -30,9 +30,9 @@ refused, so settings, XCom, logs and manifests only ever hold bucket and prefix.
 name the operation and the exception type, never a server message.
 
 Quarantined raw rows and failure records stay on the local output root (access-restricted): the
-bucket is the analysts' side and never receives raw data. So does, for now, the retained
-pseudonymous layer (``retained/``, read by later runs' period tables): the workers of an
-``s3://`` output still share the local build root for it (docs/deploy.md, Object storage).
+bucket never receives raw data. The pseudonymous layers live under the output URL
+(``_work/``, ``_staging/``: ``tokumei.infra.worklayer``; ``retained/``: ``steps.publish``),
+restricted to the pipeline's role (docs/deploy.md, Object storage).
 
 **Landing maintenance.** Retention and rights erasure on an ``s3://`` landing keep their local
 logic and use :func:`list_landing`, :func:`delete_objects`, :func:`download_object` and
@@ -319,8 +319,8 @@ def upload_folder(
             key = f"{prefix}/{path.relative_to(local).as_posix()}"
             uploaded[key] = _upload_file(fs, path, key)
         stale = [name for name in fs.find(prefix) if name not in uploaded] if prune else []
-        if stale:
-            fs.rm(stale)
+        if stale:  # verified, and names with glob characters deleted as names
+            delete_objects(fs, stale, prefix, f"earlier objects under {prefix_url}")
     except TokumeiError:
         raise
     except Exception as exc:
