@@ -1371,9 +1371,9 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     # release that adds them; a non-additive change stops here, before anything is written.
     from tokumei.infra.tableformat import RELEASES, next_release, recover, schema_changes
 
-    tables_at = f"{settings.out_url}/published" if settings.out_url else paths.published
+    tables_at, staged = paths.tables_at, _staged_tables(paths)
     recover(tables_at)  # a killed publish's commits go before the release number is taken
-    added = schema_changes(tables_at, _staged_tables(paths), day)
+    added = schema_changes(tables_at, staged, day)
     for out_name, columns in added.items():
         if out_name in manifest["outputs"]:
             manifest["outputs"][out_name]["columns_added"] = columns
@@ -1419,7 +1419,6 @@ def publish(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
     # release *is* published: the reports and the day's retained partitions follow, and a
     # retried publish writes the same release again (a new release number, same rows).
     write_retained_key(paths.retained_at, load_record(paths, "start")["key_check"])
-    staged = _staged_tables(paths)
     release = publish_delta(tables_at, staged, day, run_id)
     result: dict[str, Any] = {"delta_release": release.release, "tables": sorted(staged)}
     if not settings.out_url:
