@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import gzip
 import io
 import json
@@ -539,9 +540,7 @@ class _RemoteLanding:
             report.skipped.append("landing (overlaps the published releases)")
         else:
             self.objects = self._list()
-        work = out / "_work"
-        work.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix="rights-erasure-", dir=work))
+        self.tmp = _private_tmp(out)
 
     def _list(self) -> list[tuple[str, str, dict[str, Any]]]:
         """``(dataset, source, info)`` of every ``<source>/date=*/<file>`` object with a landing
@@ -607,21 +606,25 @@ class _RemoteLanding:
 
 
 class _RemoteRetained:
-    """The retained pseudonymous layer under an ``s3://`` output (``<out>/retained/``), erased
-    object by object like :class:`_RemoteLanding`: a verified copy, the rows of the batch's
-    persons removed, the rewrite put back only if the object is unchanged, verified."""
+    """The retained pseudonymous layer under an ``s3://`` output (``<out>/retained/``), listed
+    once and erased object by object like :class:`_RemoteLanding`: a verified copy, the rows
+    of the batch's persons removed, the rewrite put back only if the object is unchanged,
+    verified."""
 
-    def __init__(self, url: str, tmp: Path) -> None:
+    def __init__(self, url: str) -> None:
         from tokumei.infra import objectstore
 
         self.store = objectstore
         self.url = objectstore.check_url(url)
         self.fs = objectstore.filesystem()
-        self.tmp = tmp
-        self.failed: list[str] = []
-        self.objects = [
+
+    @functools.cached_property
+    def objects(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(dataset, info)`` of every ``<dataset>/date=*/part-*.parquet`` object; listed on
+        first use (an hourly call with no request lists nothing)."""
+        return [
             (f"retained/{parts[0]}/{parts[1]}", info)
-            for rel, info in objectstore.list_landing(self.url, self.fs)
+            for rel, info in self.store.list_landing(self.url, self.fs)
             if len(parts := rel.split("/")) == 3
             and parts[1].startswith("date=")
             and parts[2].startswith("part-")
@@ -634,8 +637,9 @@ class _RemoteRetained:
         info: dict[str, Any],
         erase: Callable[[pl.DataFrame], tuple[pl.DataFrame, Counter[str]]],
         dry_run: bool,
+        tmp: Path,
     ) -> Counter[str]:
-        folder = Path(tempfile.mkdtemp(dir=self.tmp))
+        folder = Path(tempfile.mkdtemp(dir=tmp))
         path = folder / "part.parquet"
         what = f"an object of {dataset}"
         try:
@@ -649,14 +653,14 @@ class _RemoteRetained:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-# ------------------------------------------------------------------ the step
-
-
-def _work_dir(out: Path) -> Path:
-    """A private folder for verified copies (``<out>/_work``, where raw data may live)."""
+def _private_tmp(out: Path) -> Path:
+    """A private folder for verified copies, under ``<out>/_work`` (where raw data may live)."""
     work = out / "_work"
     work.mkdir(parents=True, exist_ok=True)
-    return work
+    return Path(tempfile.mkdtemp(prefix="rights-erasure-", dir=work))
+
+
+# ------------------------------------------------------------------ the step
 
 
 def _pseudonyms(owner: dict[str, str], key: str, domains: tuple[str, ...]) -> dict[str, str]:
@@ -705,10 +709,10 @@ def apply_rights_requests(
     refuse a URL landing that overlaps the published releases.
     """
     retained = Path(out).resolve() / "retained"
-    retained_url = f"{out_url.rstrip('/')}/retained" if out_url else None
+    remote_retained = _RemoteRetained(f"{out_url.rstrip('/')}/retained") if out_url else None
     if key is None and (
         (retained.is_dir() and any(retained.glob("*/date=*")))
-        or (retained_url is not None and _RemoteRetained(retained_url, Path(out)).objects)
+        or (remote_retained is not None and remote_retained.objects)
     ):
         raise TokumeiError(
             "the retained activity layer exists; erasing from it needs the pseudonym key"
@@ -755,7 +759,7 @@ def apply_rights_requests(
             key,
             started,
             policy.person_domains(),
-            retained_url,
+            remote_retained,
         )
     finally:
         if remote is not None:
@@ -773,7 +777,7 @@ def _apply_batch(
     key: str | None,
     started: float,
     domains: tuple[str, ...],
-    retained_url: str | None = None,
+    remote_retained: _RemoteRetained | None = None,
 ) -> ErasureReport:
     """Erase one batch from every zone, then audit it (the part of
     :func:`apply_rights_requests` that touches files)."""
@@ -849,15 +853,16 @@ def _apply_batch(
             return frame.filter(owners.is_null()), Counter(owners.drop_nulls().to_list())
 
         parquet_zone(retained, "retained", erase_pseudonyms)
-        if retained_url is not None:
-            tmp = Path(tempfile.mkdtemp(prefix="rights-erasure-", dir=_work_dir(out)))
+        if remote_retained is not None:
+            tmp = _private_tmp(out)
             try:
-                zone = _RemoteRetained(retained_url, tmp)
-                for dataset, info in zone.objects:
+                for dataset, info in remote_retained.objects:
                     scanned.add(dataset)
                     report.files_scanned += 1
                     try:
-                        removed = zone.erase(dataset, info, erase_pseudonyms, dry_run)
+                        removed = remote_retained.erase(
+                            dataset, info, erase_pseudonyms, dry_run, tmp
+                        )
                     except ObjectStoreError as exc:
                         remote_failed.append(dataset)
                         log.warning("rights erasure: %s", exc)
