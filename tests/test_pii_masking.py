@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import load_bench
@@ -87,15 +88,21 @@ def test_pattern_findings_are_the_same_with_and_without_the_mask(texts):
     assert sum(1 for fs in masked for f in fs if f.entity_type == "PERSON") >= 100
 
 
-def test_ner_runs_once_per_distinct_masked_text():
-    """Two inquiries that differ only in the phone number and e-mail: one NER pass, and the
-    name is found in both."""
+def _counting_ner() -> tuple[list[list[str]], Any]:
+    """A NER runner that records the distinct texts of each call, and those calls."""
     calls: list[list[str]] = []
 
     def counting(distinct: list[str], entities: list[str]) -> list:
         calls.append(distinct)
         return ner_spans(distinct, entities)
 
+    return calls, counting
+
+
+def test_ner_runs_once_per_distinct_masked_text():
+    """Two inquiries that differ only in the phone number and e-mail: one NER pass, and the
+    name is found in both."""
+    calls, counting = _counting_ner()
     texts = [
         "山田太郎です。連絡先は090-1234-5678、taro@example.co.jp です。",
         "山田太郎です。連絡先は080-2222-3333、yamada.t@example.ne.jp です。",
@@ -141,12 +148,7 @@ def test_texts_differing_in_an_order_number_go_through_ner_once():
 
     assert zero_numbers("ORD-8337625949と1234と123456") == "ORD-0000000000と1234と000000"
     assert zero_numbers("naoto_okad2284 x12345 12345y") == "naoto_okad2284 x12345 12345y"
-    calls: list[list[str]] = []
-
-    def counting(distinct: list[str], entities: list[str]) -> list:
-        calls.append(distinct)
-        return ner_spans(distinct, entities)
-
+    calls, counting = _counting_ner()
     texts = [
         "山田太郎です。返品したいです。注文番号はORD-8337625949です。",
         "山田太郎です。返品したいです。注文番号はORD-1204417730です。",
