@@ -87,9 +87,9 @@ def test_a_quasi_identifier_added_in_yaml_is_generalized_and_noticed(
     try:
         for name, fn in steps.STEPS:
             fn(settings, DAY, run_id)
-            if name == "generalize":
+            if name == "ingest":
                 work = pl.read_parquet(
-                    settings.out / "_work" / run_id / "generalized" / "events" / "*.parquet"
+                    settings.out / "_work" / run_id / "generalized" / "events" / "*" / "*.parquet"
                 )
                 assert "proxy_ip" not in work.columns
                 nets = set(work["proxy_net"].drop_nulls())
@@ -97,9 +97,7 @@ def test_a_quasi_identifier_added_in_yaml_is_generalized_and_noticed(
                 views = work.filter(pl.col("event") == "page_view").height
                 assert work["proxy_net"].is_not_null().sum() == views > 0
             if name == "scrub":
-                work = pl.read_parquet(
-                    settings.out / "_work" / run_id / "scrubbed" / "events" / "*.parquet"
-                )
+                work = steps.scrubbed_scan(steps._paths(settings, DAY, run_id), "events").collect()
                 notes = work["note"].drop_nulls()
                 searches = work.filter(pl.col("event") == "search").height
                 assert notes.len() == searches > 0

@@ -215,6 +215,7 @@ WORK_NEEDS: dict[str, tuple[str, ...]] = {
     "stats_map": (
         "work/steps",
         "work/generalized/persons.parquet",
+        "work/generalized/events",
         "work/generalized/measurements",
         "work/scrubbed",
     ),
@@ -229,6 +230,7 @@ WORK_NEEDS: dict[str, tuple[str, ...]] = {
         "work/steps",
         "work/dims",
         "work/generalized/persons.parquet",
+        "work/generalized/events",
         "work/scrubbed",
         "staging",
     ),
@@ -512,7 +514,7 @@ LINEAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "check_inputs": (("work/generalized",), ()),
     "scrub": (("work/generalized",), ("work/scrubbed",)),
-    "stats_map": (("work/scrubbed",), ("work/stats_map", "staging/retained")),
+    "stats_map": (("work/generalized", "work/scrubbed"), ("work/stats_map", "staging/retained")),
     "stats_reduce": (
         ("work/stats_map", "retained/activity", "retained/purchases"),
         ("staging/stats",),

@@ -517,36 +517,30 @@ def _ingest_file(
     }
 
 
-def _scrub_plan(rows: pl.LazyFrame, plan: Any, ner: bool) -> tuple[pl.LazyFrame, Any]:
-    """The plan's free-text columns through Presidio, group by group (a hierarchy's output keeps
-    the entity it is made of: a URL template is a URL); NER on the groups' ``ner_columns`` only
-    when ``ner``. Returns the rows and the merged :class:`ScrubStats`."""
-    from tokumei.anonymize.pii import Scrubber
+def _group_entities(group: Any) -> list[str] | None:
+    """The entities a scrub group replaces: every personal one but its ``kept_entities`` (a
+    hierarchy's output keeps the entity it is made of: a URL template is a URL)."""
     from tokumei.anonymize.pii.scrub import default_entities
 
-    stats = None
-    for group in plan.scrub:
-        entities = (
-            [e for e in default_entities(False) if e not in group.kept_entities]
-            if group.kept_entities
-            else None
-        )
-        rows, g_stats = Scrubber(ner=False, entities=entities).scrub_lazy(
-            rows, list(group.columns), lang="auto", ner_columns=group.ner_columns if ner else []
-        )
-        if stats is None:
-            stats = g_stats
-        else:
-            stats.columns.update(g_stats.columns)
-    return rows, stats
+    if not group.kept_entities:
+        return None
+    return [e for e in default_entities(False) if e not in group.kept_entities]
 
 
 def _premask(rows: pl.LazyFrame, plan: Any) -> tuple[pl.LazyFrame, dict[str, Any]]:
-    """Mask the validated identifiers (patterns with checks: e-mail, phone, My Number, card, …)
-    of the free-text columns before they are written; NER names are left to ``scrub``, which
-    runs per partition (issue 16: free text at rest only with its identifiers masked)."""
-    rows, stats = _scrub_plan(rows, plan, ner=False)
-    return rows, (_jsonable(stats).get("columns", {}) if stats is not None else {})
+    """Mask what the patterns find (validated identifiers: e-mail, phone, My Number, card, …;
+    URLs, addresses, user names) in the free-text columns before they are written, group by
+    group; NER names are left to ``scrub``, which runs per partition (issue 16: free text at
+    rest only with its identifiers masked)."""
+    from tokumei.anonymize.pii import Scrubber
+
+    columns: dict[str, Any] = {}
+    for group in plan.scrub:
+        rows, stats = Scrubber(ner=False, entities=_group_entities(group)).scrub_lazy(
+            rows, list(group.columns), lang="auto"
+        )
+        columns.update(_jsonable(stats)["columns"])
+    return rows, columns
 
 
 def check_inputs(settings: Settings, day: str, run_id: str) -> dict[str, Any]:
@@ -724,17 +718,18 @@ def _parts(settings: Settings, partition: int | None) -> list[int]:
 def scrub(
     settings: Settings, day: str, run_id: str, partition: int | None = None
 ) -> dict[str, Any]:
-    """Presidio-scrub the free-text columns (spans → ``<ENTITY_TYPE>``), offline.
+    """NER on the free-text columns the policy marks ``ner: true``; writes what it replaces.
 
-    Only candidate values (a vectorized prefilter) reach Presidio, each distinct value once.
-    URL templates are scrubbed too: a path segment can carry a name even after ids became ``:id``.
+    The patterns (validated identifiers, URLs, addresses, …) already ran in ``ingest``
+    (``_premask``), so only NER is left, and the step keeps its replacements (column, old,
+    new; a few thousand distinct texts) instead of a scrubbed copy of the partition: readers
+    see the scrubbed rows through :func:`scrubbed_scan`. Each distinct candidate is read once.
     """
     from tokumei.anonymize.compile import PERSON_SOURCES, compile_policy
 
     paths = _paths(settings, day, run_id)
-    # The columns come from the compiled policy (role free_text; NER where ner: true). A
-    # hierarchy's output keeps the entity it is made of (a URL template is a URL) and loses
-    # every other personal entity. Sources without free text are not copied.
+    # The columns come from the compiled policy (role free_text; NER where ner: true). Sources
+    # without free text have nothing to map.
     plans = {
         s: plan
         for s, plan in compile_policy(_policy(settings), PERSON_SOURCES).items()
@@ -746,17 +741,57 @@ def scrub(
     for i, p in enumerate(parts, 1):
         name = f"part-{p:04d}.parquet"
         for source, plan in plans.items():
-            # lazily: only the distinct candidates of the text columns are ever held in memory
-            scrubbed, stats = _scrub_plan(
-                partition_scan(paths, "generalized", source, p), plan, ner=True
-            )
-            write_parquet(scrubbed, paths.layer(f"scrubbed/{source}") / name)
+            mapping, stats = _ner_map(partition_scan(paths, "generalized", source, p), plan)
+            write_parquet(mapping, paths.layer(f"scrubbed/{source}") / name)
             # one source (events) keeps the record's shape: {partition: stats}
             key = str(p) if len(plans) == 1 else f"{source}-{p}"
             record[key] = _jsonable(stats)
             done(f"{source} partition {p}: {i}/{len(parts)} scrubbed", last=i == len(parts))
     save_record(paths, f"scrub-{partition if partition is not None else 'all'}", record)
     return record
+
+
+def _ner_map(rows: pl.LazyFrame, plan: Any) -> tuple[pl.DataFrame, Any]:
+    """NER's replacements in the plan's ``ner_columns`` (the group's patterns with it, as
+    before ingest masked them: on masked text they find nothing new), and the stats of every
+    free-text column (the rows; the findings of the others were counted by ``_premask``)."""
+    from tokumei.anonymize.pii import Scrubber
+    from tokumei.anonymize.pii.scrub import MAP_SCHEMA, ColumnScrubStats, ScrubStats
+
+    rows_n = int(rows.select(pl.len()).collect().item())
+    stats = ScrubStats()
+    maps = [pl.DataFrame(schema=MAP_SCHEMA)]
+    for group in plan.scrub:
+        ner = [c for c in group.columns if c in group.ner_columns]
+        found = ScrubStats()
+        if ner:
+            mapping, found = Scrubber(ner=False, entities=_group_entities(group)).replacement_map(
+                rows, ner, lang="auto", ner_columns=ner
+            )
+            maps.append(mapping)
+        for column in group.columns:
+            stats.columns[column] = found.columns.get(column, ColumnScrubStats(rows=rows_n))
+    return pl.concat(maps), stats
+
+
+def scrubbed_scan(paths: RunPaths, source: str, p: int | None = None) -> pl.LazyFrame:
+    """Partition ``p`` (every partition when None) of the generalized layer with the scrub
+    step's NER replacements applied: the rows past ``scrub``."""
+    from tokumei.anonymize.pii.scrub import apply_replacements
+
+    folder = paths.work / "scrubbed" / source
+    maps = [folder / f"part-{p:04d}.parquet"] if p is not None else sorted(folder.glob("part-*"))
+    if not maps or not maps[0].exists():
+        raise TokumeiError(f"scrub has not run for {source} (no {folder.name}/ replacements)")
+    return pl.concat(
+        [
+            apply_replacements(
+                partition_scan(paths, "generalized", source, int(m.stem.removeprefix("part-"))),
+                pl.read_parquet(m),
+            )
+            for m in maps
+        ]
+    )
 
 
 def _merged_records(paths: RunPaths, prefix: str) -> dict[str, Any]:
@@ -803,7 +838,7 @@ def stats_map(
     record: dict[str, Any] = {}
     for p in _parts(settings, partition):
         name = f"part-{p:04d}.parquet"
-        events = pl.scan_parquet(paths.work / "scrubbed" / "events" / name)
+        events = scrubbed_scan(paths, "events", p)
         ms = partition_scan(paths, "generalized", "measurements", p)
         # The distinct page-view pairs are written once and the template histogram is read
         # back from them, instead of deduplicating the partition's events twice.
@@ -1031,7 +1066,7 @@ def page_view_records(paths: RunPaths) -> pl.DataFrame:
     with demographics (person as its integer id, device_class, url_template, age, gender,
     prefecture)."""
     return (
-        pl.scan_parquet(paths.work / "scrubbed" / "events" / "*.parquet")
+        scrubbed_scan(paths, "events")
         .filter(pl.col("event") == "page_view")
         .select(PERSON, "device_class", pl.col("url_template").fill_null("unknown"))
         .join(_demographics(paths), on=PERSON, how="inner")  # known persons only: anonymous

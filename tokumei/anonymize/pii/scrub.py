@@ -193,7 +193,28 @@ def analyze_distinct(
     return [r for part in parts for r in part]
 
 
-def _replace_per_batch(col: pl.Expr, old: list[str], new: list[str]) -> pl.Expr:
+#: The columns of a replacement map (:meth:`Scrubber.replacement_map`).
+MAP_SCHEMA = {"column": pl.String, "old": pl.String, "new": pl.String}
+
+
+def apply_replacements(frame: pl.LazyFrame, mapping: pl.DataFrame) -> pl.LazyFrame:
+    """``frame`` with each value of ``mapping``'s ``old`` replaced by its ``new``, column by
+    column (the map of :meth:`Scrubber.replacement_map`); other columns and values unchanged.
+
+    >>> m = pl.DataFrame({"column": ["q"], "old": ["a@x.jp"], "new": ["<EMAIL_ADDRESS>"]})
+    >>> apply_replacements(pl.LazyFrame({"q": ["a@x.jp", "b"]}), m).collect()["q"].to_list()
+    ['<EMAIL_ADDRESS>', 'b']
+    """
+    exprs = [
+        _replace_per_batch(pl.col(name).cast(pl.String), part["old"], part["new"]).alias(name)
+        for (name,), part in mapping.group_by("column", maintain_order=True)
+    ]
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _replace_per_batch(
+    col: pl.Expr, old: Sequence[str] | pl.Series, new: Sequence[str] | pl.Series
+) -> pl.Expr:
     """``col.replace(old, new)`` applied batch by batch, so the streaming engine keeps streaming.
 
     Why not ``replace`` itself: with a literal mapping of tens of thousands of values, the
@@ -292,6 +313,51 @@ class Scrubber:
         out = s.scatter(idx, cand.replace(old, new))
         return out.alias(values.name), stats
 
+    def replacement_map(
+        self,
+        frame: pl.LazyFrame,
+        columns: Sequence[str],
+        lang: str = "auto",
+        ner_columns: Sequence[str] = (),
+    ) -> tuple[pl.DataFrame, ScrubStats]:
+        """What scrubbing ``columns`` of ``frame`` replaces: one row per changed distinct value
+        (``column``, ``old``, ``new``; :data:`MAP_SCHEMA`), and the stats.
+
+        Why a map: the scrub step keeps this instead of a scrubbed copy of its partition (a
+        copy of the 10M-event day cost 10 CPU-s to read and write); readers put it on the
+        partition with :func:`apply_replacements`.
+
+        >>> lf = pl.LazyFrame({"q": ["mail a@example.com", "shoes"], "n": [1, 2]})
+        >>> m, st = Scrubber().replacement_map(lf, ["q"])
+        >>> m.rows(), st.columns["q"].values_changed
+        ([('q', 'mail a@example.com', 'mail <EMAIL_ADDRESS>')], 1)
+        """
+        schema = frame.collect_schema()
+        missing = [c for c in columns if c not in schema]
+        if missing:
+            raise KeyError(f"columns not in frame: {missing}")
+        rows = int(frame.select(pl.len()).collect().item())
+        stats = ScrubStats()
+        maps: list[pl.DataFrame] = [pl.DataFrame(schema=MAP_SCHEMA)]
+        for name in columns:
+            use_ner = self.ner or name in ner_columns
+            counts = (
+                frame.select(pl.col(name).cast(pl.String).alias("v"))
+                .filter(self._candidates(pl.col("v"), use_ner, lang))
+                .group_by("v")
+                .len()
+                .sort("v")  # deterministic analysis order (and worker chunks)
+                .collect(engine="streaming")
+            )
+            old, new, col_stats = self.replacements(counts, lang, use_ner)
+            col_stats.rows = rows
+            stats.columns[name] = col_stats
+            if old:
+                maps.append(
+                    pl.DataFrame({"column": [name] * len(old), "old": old, "new": new}, MAP_SCHEMA)
+                )
+        return pl.concat(maps), stats
+
     def scrub_lazy(
         self,
         frame: pl.LazyFrame,
@@ -312,30 +378,8 @@ class Scrubber:
         >>> out.collect()["q"].to_list(), st.columns["q"].values_changed
         (['mail <EMAIL_ADDRESS>', 'shoes'], 1)
         """
-        schema = frame.collect_schema()
-        missing = [c for c in columns if c not in schema]
-        if missing:
-            raise KeyError(f"columns not in frame: {missing}")
-        rows = int(frame.select(pl.len()).collect().item())
-        stats = ScrubStats()
-        exprs: list[pl.Expr] = []
-        for name in columns:
-            use_ner = self.ner or name in ner_columns
-            col = pl.col(name).cast(pl.String)
-            counts = (
-                frame.select(col.alias("v"))
-                .filter(self._candidates(pl.col("v"), use_ner, lang))
-                .group_by("v")
-                .len()
-                .sort("v")  # deterministic analysis order (and worker chunks)
-                .collect(engine="streaming")
-            )
-            old, new, col_stats = self.replacements(counts, lang, use_ner)
-            col_stats.rows = rows
-            stats.columns[name] = col_stats
-            if old:
-                exprs.append(_replace_per_batch(col, old, new).alias(name))
-        return (frame.with_columns(exprs) if exprs else frame), stats
+        mapping, stats = self.replacement_map(frame, columns, lang, ner_columns)
+        return apply_replacements(frame, mapping), stats
 
     def scrub_frame(
         self,
