@@ -25,6 +25,7 @@ import polars as pl
 
 from tokumei.anonymize.folding import DEFAULT_SPECIAL_CARE, SpecialCare, fold, values_to_fold
 from tokumei.anonymize.policy import DisclosurePolicy
+from tokumei.anonymize.streaming import per_batch
 from tokumei.stats.bands import band
 from tokumei.stats.categories import CATEGORY_VALUES, categorize
 from tokumei.stats.disclosure.relations import (
@@ -813,13 +814,10 @@ OS_FAMILIES_ALL = (*OS_FAMILIES, "unknown", "other")
 _PAIR_CODES = 1 << 16
 
 
-def _ranks(values: tuple[str, ...]) -> dict[str, int]:
-    """Each value's rank in sorted (code point, so UTF-8 byte) order."""
-    return {v: i for i, v in enumerate(sorted(set(values)))}
-
-
-def _names(ranks: dict[str, int]) -> dict[int, str]:
-    return {i: v for v, i in ranks.items()}
+def _name_of(rank: pl.Expr, names: list[str]) -> pl.Expr:
+    """The name at ``rank`` in ``names`` (per batch: it streams)."""
+    lookup = dict(enumerate(names))
+    return per_batch(rank, lambda r: r.replace_strict(lookup, return_dtype=pl.String))
 
 
 def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
@@ -836,10 +834,14 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
     # (``sort_by(...).first()`` peaked at 3.91 GiB on the 10M-event day,
     # bench/sessions_first_event.py). Before, the key was the time as 20 digits and the two
     # names joined in a string: 15 of stats_map's 26 CPU-s on that day.
-    devices, systems = _ranks(DEVICE_CLASSES_ALL), _ranks(OS_FAMILIES_ALL)
-    pair = fold_device(pl.col("device_class")).replace_strict(devices, return_dtype=pl.Int64) * len(
-        systems
-    ) + fold_os(pl.col("os_family")).replace_strict(systems, return_dtype=pl.Int64)
+    devices, systems = sorted(set(DEVICE_CLASSES_ALL)), sorted(set(OS_FAMILIES_ALL))
+    # an Enum's physical value is the rank in the order given (a cast streams; replace_strict
+    # would not: tests/test_streaming_plans.py)
+    pair = fold_device(pl.col("device_class")).cast(pl.Enum(devices)).to_physical().cast(
+        pl.Int64
+    ) * len(systems) + fold_os(pl.col("os_family")).cast(pl.Enum(systems)).to_physical().cast(
+        pl.Int64
+    )
     key = pl.col("ts").dt.epoch("us").cast(pl.Int128) * _PAIR_CODES + pair
     first = pl.col("_first") - (pl.col("_first") // _PAIR_CODES) * _PAIR_CODES  # the pair's rank
     sess = (
@@ -851,14 +853,8 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
         )
         .select(
             PERSON,
-            (first // len(systems))
-            .cast(pl.Int64)
-            .replace_strict(_names(devices), return_dtype=pl.String)
-            .alias("device_class"),
-            (first % len(systems))
-            .cast(pl.Int64)
-            .replace_strict(_names(systems), return_dtype=pl.String)
-            .alias("os_family"),
+            _name_of((first // len(systems)).cast(pl.Int64), devices).alias("device_class"),
+            _name_of((first % len(systems)).cast(pl.Int64), systems).alias("os_family"),
             band(pl.col("_secs"), DURATION_BANDS).alias("duration_band"),
         )
     )
