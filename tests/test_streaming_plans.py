@@ -41,7 +41,7 @@ import pytest
 
 from tokumei.anonymize import hierarchies
 from tokumei.anonymize.hierarchy_csv import CsvHierarchy
-from tokumei.anonymize.pii.scrub import _replace_per_batch
+from tokumei.anonymize.streaming import replace_per_batch as _replace_per_batch
 from tokumei.stats import tables as stats
 
 _NODE = re.compile(r'^\s*\S+ \[label="(?P<label>(?:[^"\\]|\\.)*)"(?P<attrs>[^\]]*)\];\s*$')

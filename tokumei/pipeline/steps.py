@@ -756,7 +756,8 @@ def _ner_map(rows: pl.LazyFrame, plan: Any) -> tuple[pl.DataFrame, Any]:
     before ingest masked them: on masked text they find nothing new), and the stats of every
     free-text column (the rows; the findings of the others were counted by ``_premask``)."""
     from tokumei.anonymize.pii import Scrubber
-    from tokumei.anonymize.pii.scrub import MAP_SCHEMA, ColumnScrubStats, ScrubStats
+    from tokumei.anonymize.pii.scrub import ColumnScrubStats, ScrubStats
+    from tokumei.anonymize.streaming import MAP_SCHEMA
 
     rows_n = int(rows.select(pl.len()).collect().item())
     stats = ScrubStats()
@@ -777,7 +778,7 @@ def _ner_map(rows: pl.LazyFrame, plan: Any) -> tuple[pl.DataFrame, Any]:
 def scrubbed_scan(paths: RunPaths, source: str, p: int | None = None) -> pl.LazyFrame:
     """Partition ``p`` (every partition when None) of the generalized layer with the scrub
     step's NER replacements applied: the rows past ``scrub``."""
-    from tokumei.anonymize.pii.scrub import apply_replacements
+    from tokumei.anonymize.streaming import apply_replacements
 
     folder = paths.work / "scrubbed" / source
     maps = [folder / f"part-{p:04d}.parquet"] if p is not None else sorted(folder.glob("part-*"))

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from tokumei.anonymize.streaming import per_batch
+from tokumei.anonymize.streaming import MAP_SCHEMA, apply_replacements
 from tokumei.infra.progress import Progress
 
 from .analyzer import (
@@ -191,40 +191,6 @@ def analyze_distinct(
     with ProcessPoolExecutor(max_workers=workers) as pool:
         parts = list(pool.map(_analyze_chunk, chunks))
     return [r for part in parts for r in part]
-
-
-#: The columns of a replacement map (:meth:`Scrubber.replacement_map`).
-MAP_SCHEMA = {"column": pl.String, "old": pl.String, "new": pl.String}
-
-
-def apply_replacements(frame: pl.LazyFrame, mapping: pl.DataFrame) -> pl.LazyFrame:
-    """``frame`` with each value of ``mapping``'s ``old`` replaced by its ``new``, column by
-    column (the map of :meth:`Scrubber.replacement_map`); other columns and values unchanged.
-
-    >>> m = pl.DataFrame({"column": ["q"], "old": ["a@x.jp"], "new": ["<EMAIL_ADDRESS>"]})
-    >>> apply_replacements(pl.LazyFrame({"q": ["a@x.jp", "b"]}), m).collect()["q"].to_list()
-    ['<EMAIL_ADDRESS>', 'b']
-    """
-    exprs = [
-        _replace_per_batch(pl.col(name).cast(pl.String), part["old"], part["new"]).alias(name)
-        for (name,), part in mapping.group_by("column", maintain_order=True)
-    ]
-    return frame.with_columns(exprs) if exprs else frame
-
-
-def _replace_per_batch(
-    col: pl.Expr, old: Sequence[str] | pl.Series, new: Sequence[str] | pl.Series
-) -> pl.Expr:
-    """``col.replace(old, new)`` applied batch by batch, so the streaming engine keeps streaming.
-
-    Why not ``replace`` itself: with a literal mapping of tens of thousands of values, the
-    streaming engine runs the whole ``with_columns`` in memory (a 9.1M-row event partition:
-    5.05 GiB peak, against 0.81 GiB this way; 10M-event bench, bench/results/scale.md). The
-    replacement is elementwise, so running it per morsel gives the same column.
-    """
-    old_s = pl.Series(old, dtype=pl.String)
-    new_s = pl.Series(new, dtype=pl.String)
-    return per_batch(col, lambda s: s.replace(old_s, new_s))
 
 
 class Scrubber:
