@@ -164,3 +164,19 @@ def test_csv_columns_are_checked_against_the_policy(tmp_path: Path) -> None:
     path = _write(tmp_path / "m.csv", CSV_HEADER + b",shoe_size\n" + CSV_LINES[0] + b",27\n")
     with pytest.raises(UnclassifiedColumnError, match="shoe_size"):
         read_landing_file(path, MEASUREMENTS)
+
+
+def test_a_gzip_of_several_members_is_read_whole(tmp_path: Path) -> None:
+    """Exporters that append to a .gz write one member per append; every member counts."""
+    path = tmp_path / "part.jsonl.gz"
+    path.write_bytes(gzip.compress(_event(1) + b"\n") + gzip.compress(_event(2) + b"\n"))
+    good, bad = read_landing_file(path, EVENTS)
+    assert good["cookie_id"].to_list() == ["c1", "c2"] and bad.height == 0
+
+
+def test_a_cut_gzip_stops_the_file_with_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "part-00007.jsonl.gz"
+    whole = gzip.compress(b"\n".join(_event(i) for i in range(2000)) + b"\n")
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(OSError, match=r"^part-00007\.jsonl\.gz: truncated compressed stream$"):
+        read_landing_file(path, EVENTS)

@@ -25,11 +25,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from isal import igzip
 
 from tokumei.anonymize.policy import NOT_READ_ROLES, ColumnPolicy, SourcePolicy
 from tokumei.ingest.landing import DATA_SUFFIXES, is_data_file
@@ -107,17 +109,19 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _open(path: Path) -> pa.NativeFile:
+def _open(path: Path) -> BinaryIO | pa.NativeFile:
     """The file's decompressed byte stream.
 
-    Arrow's gzip stream (C++ zlib, concatenated members included) costs ~25 % less CPU than
-    Python's ``gzip`` module when read in 1 MiB pieces (1.3 s vs 1.7 s per 550 MB part).
+    ISA-L's inflate (``isal.igzip``: concatenated members included, the GIL released while it
+    inflates) reads a 550 MB part in 0.51 CPU-s, Arrow's zlib stream in 1.25 and Python's
+    ``gzip`` in 1.7 (1 MiB pieces; bench/results/scale.md, session 11).
     """
-    raw = pa.OSFile(str(path))
-    return pa.CompressedInputStream(raw, "gzip") if path.name.endswith(".gz") else raw
+    if path.name.endswith(".gz"):
+        return igzip.open(path, "rb")
+    return pa.OSFile(str(path))
 
 
-def _read_block(fh: pa.NativeFile, size: int) -> bytes:
+def _read_block(fh: BinaryIO | pa.NativeFile, size: int) -> bytes:
     """About ``size`` decompressed bytes (fewer only at the end of the file)."""
     pieces: list[bytes] = []
     got = 0
@@ -140,7 +144,10 @@ def _chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[memoryview]:
     carry = b""
     with _open(path) as fh:
         while True:
-            block = _read_block(fh, size)
+            try:
+                block = _read_block(fh, size)
+            except EOFError as exc:  # ISA-L's word for a cut gzip stream; an OSError as before
+                raise OSError(f"{path.name}: truncated compressed stream") from exc
             if not block:
                 break
             data = carry + block if carry else block
