@@ -201,6 +201,12 @@ def test_mesh_of_a_batch_with_one_located_row() -> None:
         ("https://user:pw@a.jp:8443/x#frag", "a.jp/x"),
         ("https://a.jp", "a.jp/"),
         ("/relative/42/path", "/relative/:id/path"),
+        # short-link slugs and share tokens are one link each; page names are words
+        ("https://t.co/kLwS7fJ1Mb", "t.co/:id"),
+        ("https://t.co/AbCdEfGhIj", "t.co/:id"),
+        ("https://a.jp/s/x7_k2-QpZ9", "a.jp/s/:id"),
+        ("https://a.jp/category/outdoor-camping", "a.jp/category/outdoor-camping"),
+        ("https://a.jp/MyPage/mp3", "a.jp/MyPage/mp3"),
     ],
 )
 def test_url_template(url: str, template: str) -> None:

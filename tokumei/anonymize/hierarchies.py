@@ -413,13 +413,28 @@ _ID_SEGMENT = (
 )
 
 
+#: A segment made of token characters only, 8 or more of them (with :func:`_token_segment`).
+_TOKEN_CHARS = r"^[A-Za-z0-9_-]{8,}$"
+#: Letters and digits, or upper and lower case, in either order (one regex pass).
+_MIXED = r"[0-9].*[A-Za-z]|[A-Za-z].*[0-9]|[A-Z].*[a-z]|[a-z].*[A-Z]"
+
+
+def _token_segment(seg: pl.Expr) -> pl.Expr:
+    """A random token rather than a word: 8+ token characters mixing letters with digits, or
+    upper with lower case (short-link slugs such as ``t.co/kLwS7fJ1Mb``, share and session
+    tokens). Each is one link or one share, so it can name whoever made it; a page name is
+    a lower-case word, kept."""
+    return seg.str.contains(_TOKEN_CHARS) & seg.str.contains(_MIXED)
+
+
 def url_template(col: pl.Expr) -> pl.Expr:
     """URL → ``host/path`` with id-like segments replaced by ``:id``; scheme, query, fragment,
     credentials and port dropped.
 
     Example: ``https://shop.example.jp/items/12345?ref=a`` → ``shop.example.jp/items/:id``.
     Segments with three or more digits count as ids too (order numbers like ``A12-345``), since a
-    template must never carry a value that could be a phone number or account.
+    template must never carry a value that could be a phone number or account; so do random
+    tokens (``t.co/kLwS7fJ1Mb`` → ``t.co/:id``, :func:`_token_segment`).
     """
     s = col.cast(pl.String).str.strip_chars()
     no_scheme = s.str.replace(r"^[A-Za-z][A-Za-z0-9+.-]*://", "")
@@ -431,7 +446,7 @@ def url_template(col: pl.Expr) -> pl.Expr:
         path.str.replace(r"(.)/$", "$1")
         .str.split("/")
         .list.eval(
-            pl.when(pl.element().str.contains(_ID_SEGMENT))
+            pl.when(pl.element().str.contains(_ID_SEGMENT) | _token_segment(pl.element()))
             .then(pl.lit(":id"))
             .otherwise(pl.element())
         )
