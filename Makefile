@@ -37,8 +37,9 @@ venv: .venv/.synced  ## create .venv from uv.lock (installs uv into .tools/ if m
 demo: venv  ## generate sample data, run the usage_analytics DAG with Airflow, show the results
 	@bash scripts/demo.sh "$(DEMO_DIR)" "$(DEMO_DATE)" "$(DEMO_USERS)"
 
-test: venv  ## unit, property, DAG and end-to-end tests (what CI runs)
+test: venv  ## unit, property, DAG and end-to-end tests, and the docstring examples (what CI runs)
 	$(RUN) ruff check .
+	$(RUN) pytest -q -p no:cacheprovider --doctest-modules tokumei
 	$(RUN) pytest -q -m "not integration" -p no:cacheprovider
 
 test-all: venv  ## also the integration tests that need PostgreSQL / Redis

@@ -7,9 +7,10 @@ outside it. Each key kind gets its own domain prefix, so the same string used as
 a cookie id never collides into one person.
 
 Example:
-    >>> import polars as pl
+    >>> import polars as pl, secrets
     >>> df = pl.DataFrame({"user_id": ["u1", None]})
-    >>> out = df.select(pseudonymize(pl.col("user_id"), key="k" * 32, domain="user"))
+    >>> key = secrets.token_hex(32)  # a test key; real ones come from the secret store
+    >>> out = df.select(pseudonymize(pl.col("user_id"), key=key, domain="user"))
     >>> out["user_id"][1] is None
     True
 """

@@ -186,5 +186,5 @@ def complete(
             f"{name}: {off.height} cell(s) outside the public grid (column(s) "
             f"{', '.join(bad) or ', '.join(dims)}); fold the value or declare it in the grid"
         )
-    out = grid_.lazy().join(lf, on=dims, how="left")
+    out = grid_.lazy().join(lf, on=dims, how="left", maintain_order="left")  # in grid order
     return out.with_columns(pl.col(c).fill_null(v) for c, v in fill.items() if v is not None)
