@@ -962,9 +962,17 @@ def search_volume_map(
         .then(pl.col("search_query"))
         .otherwise(pl.col("inquiry_text"))
     )
-    return (
+    # categorize is a function of the text: run once per distinct text (a day's partition
+    # has ~1.3M search and inquiry rows and a few tens of thousands of distinct texts)
+    rows = (
         events.filter(pl.col("event").is_in(SEARCH_KINDS))
-        .select(PERSON, pl.col("event").alias("kind"), categorize(text, special_care))
+        .select(PERSON, pl.col("event").alias("kind"), text.alias("_text"))
+        .unique()
+    )
+    texts = rows.select("_text").unique().with_columns(categorize(pl.col("_text"), special_care))
+    return (
+        rows.join(texts, on="_text", how="left", nulls_equal=True)
+        .select(PERSON, "kind", "category")
         .unique()
         .group_by("kind", "category")
         .agg(pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"))
