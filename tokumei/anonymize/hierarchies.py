@@ -289,6 +289,12 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4_CANONICAL = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
 
 
+#: An IPv6 address in its full form: 8 groups of 1-4 lower-case hex digits, no ``::``.
+_IPV6_FULL = r"^[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){7}$"
+#: Its first three groups.
+_IPV6_HEAD = r"^([0-9a-f]{1,4}):([0-9a-f]{1,4}):([0-9a-f]{1,4}):"
+
+
 def _ip_prefix(value: str, v4_bits: int, v6_bits: int) -> str | None:
     try:
         ip = ipaddress.ip_address(value.strip())
@@ -313,7 +319,7 @@ class IpHierarchy:
             return pl.when(col.is_null()).then(None).otherwise(_star())
         v4, v6 = {1: (24, 48), 2: (16, 32)}[level]
         s = col.cast(pl.String)
-        # Dotted-quad IPv4 in canonical form (what almost every log line holds) is cut in Rust:
+        # Dotted-quad IPv4 in canonical form (what most log lines hold) is cut in Rust:
         # ``_ip_prefix`` through ``map_distinct`` cost 11.3 s on a 10M-event day (millions of
         # distinct addresses, one Python ``ipaddress`` call each), the regex path ~1 s.
         # Everything else (IPv6, surrounding blanks, leading zeros, junk) still goes through
@@ -322,11 +328,21 @@ class IpHierarchy:
         octets = 3 if v4 == 24 else 2
         head = s.str.extract(rf"^((?:[0-9]+\.){{{octets - 1}}}[0-9]+)\.", 1)
         fast = head + pl.lit(".0" * (4 - octets) + f"/{v4}")
+        # IPv6 written out in 8 lower-case groups whose prefix groups are not zero (what
+        # exporters write; ~20k distinct addresses per 1M events, 0.4 CPU-s through
+        # ``ipaddress``): the prefix is those groups without leading zeros, then ``::``.
+        groups = [
+            s.str.extract(_IPV6_HEAD, i + 1).str.strip_chars_start("0") for i in range(v6 // 16)
+        ]
+        v6_fast = s.str.contains(_IPV6_FULL) & pl.all_horizontal(
+            g.str.len_bytes() > 0 for g in groups
+        )
+        fast6 = pl.concat_str(groups, separator=":") + pl.lit(f"::/{v6}")
         slow = map_distinct(
-            pl.when(v4_fast).then(None).otherwise(s),
+            pl.when(v4_fast | v6_fast).then(None).otherwise(s),
             functools.partial(_ip_prefix, v4_bits=v4, v6_bits=v6),
         )
-        return pl.when(v4_fast).then(fast).otherwise(slow)
+        return pl.when(v4_fast).then(fast).when(v6_fast).then(fast6).otherwise(slow)
 
 
 @functools.cache
