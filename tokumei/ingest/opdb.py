@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import polars as pl
 import sqlalchemy as sa
 
-from tokumei.anonymize.policy import SourcePolicy
+from tokumei.anonymize.policy import ColumnPolicy, Role, SourcePolicy
 from tokumei.infra.errors import SafeMessage
 from tokumei.ingest.sources import type_records
 
@@ -25,12 +25,16 @@ class DatabaseError(SafeMessage, RuntimeError):
     """The operational DB cannot be read (the URL's password is never included)."""
 
 
-def read_table(db_url: str, table: str, policy: SourcePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
+def read_table(
+    db_url: str, table: str, policy: SourcePolicy, skip_roles: frozenset[Role] = frozenset()
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """All rows of ``table`` typed by the policy: (good rows, quarantined rows with reasons).
 
     Values go through text and the same DuckDB checks as landing files, so a DB row with an
     impossible date is quarantined with a reason instead of failing the run or slipping through.
     Row-wise Python here is bounded by the DB tables (users, consents, requests), not by logs.
+    Columns of ``skip_roles`` that no check reads (optional text) are not selected: the caller
+    drops them anyway, so their values stay in the DB (they come back as nulls).
     """
     engine = sa.create_engine(db_url)
     safe_url = sa.engine.make_url(db_url).render_as_string(hide_password=True)
@@ -55,7 +59,12 @@ def read_table(db_url: str, table: str, policy: SourcePolicy) -> tuple[pl.DataFr
             # Special-care columns (要配慮個人情報) are classified but never selected: their
             # values do not leave the DB, not even into this process.
             readable = policy.readable().columns
-            cols = [c for c in cols if c in readable]
+            cols = [
+                c
+                for c in cols
+                if c in readable
+                and not (readable[c].role in skip_roles and _unchecked(readable[c]))
+            ]
             picked = ", ".join('"' + c.replace('"', '""') + '"' for c in cols)
             result = conn.execution_options(stream_results=True).execute(
                 sa.text(f'SELECT {picked or "NULL"} FROM "{table}"')
@@ -72,6 +81,17 @@ def read_table(db_url: str, table: str, policy: SourcePolicy) -> tuple[pl.DataFr
         engine.dispose()
     raw = pl.concat(batches) if batches else _as_text([], cols)
     return type_records(raw, policy, name=f"table {table}", require_offset=False)
+
+
+def _unchecked(col: ColumnPolicy) -> bool:
+    """No check of the typed read can reject this column's value (optional text)."""
+    return (
+        col.type == "string"
+        and not col.required
+        and col.allowed is None
+        and col.min is None
+        and col.max is None
+    )
 
 
 def _as_text(rows: Sequence[Sequence[object]], cols: list[str]) -> pl.DataFrame:

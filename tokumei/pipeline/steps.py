@@ -229,9 +229,9 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     chosen = {s: select_files(landing, s, day, status[s]) for s in LANDING_SOURCES}
 
     def db_table(table: str) -> pl.DataFrame:
-        frame, bad = read_table(settings.db_url, table, policy.tables[table])
-        # direct identifiers, identification codes and card numbers have no use past this
-        # point: dropped in memory, never written
+        frame, bad = read_table(settings.db_url, table, policy.tables[table], DROPPED_ROLES)
+        # direct identifiers, identification codes and card numbers have no use here: not
+        # selected unless a check reads them (then dropped in memory), never written
         frame = frame.drop(policy.tables[table].by_role(*DROPPED_ROLES), strict=False)
         if bad.height:
             write_parquet(bad, paths.quarantine(f"db_{table}") / "part-0.parquet")
