@@ -117,3 +117,24 @@ def test_tokumei_run_refuses_an_incomplete_day_in_one_line(landing: Path, tmp_pa
     text = " ".join(result.output.split())
     assert f"events/date={DAY}: no {MARKER} marker" in text and "--allow-incomplete" in text
     assert not (tmp_path / "out" / "published").exists()
+
+
+def test_tokumei_run_reads_the_policy_from_tokumei_policy_like_the_dag(
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``TOKUMEI_POLICY`` names the policy for ``tokumei run`` as it does for the DAG; the
+    option wins over it."""
+    from typer.testing import CliRunner
+
+    from tokumei.cli import app
+
+    args = ["run", "--landing", str(landing), "--out", str(tmp_path / "out"), "--date", DAY]
+    monkeypatch.setenv("TOKUMEI_POLICY", str(tmp_path / "no-such-policy"))
+    result = CliRunner().invoke(app, [*args, "--no-isolate-steps"])
+    assert result.exit_code == 1
+    assert "no-such-policy does not exist" in " ".join(result.output.split())
+    other = tmp_path / "other-policy"
+    result = CliRunner().invoke(app, [*args, "--no-isolate-steps", "--policy", str(other)])
+    assert result.exit_code == 1 and "other-policy does not exist" in " ".join(
+        result.output.split()
+    )

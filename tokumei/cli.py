@@ -54,7 +54,13 @@ def run(
     db_url: Annotated[
         str | None, typer.Option(help="operational DB URL (default: sqlite <landing>/ops.db)")
     ] = None,
-    policy: Annotated[Path | None, typer.Option(help="policy directory")] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="TOKUMEI_POLICY",
+            help="policy directory (default: the shipped policies/), as the DAG's TOKUMEI_POLICY",
+        ),
+    ] = None,
     partitions: Annotated[
         int, typer.Option(envvar="TOKUMEI_PARTITIONS", help="person-hash partitions")
     ] = 1,
