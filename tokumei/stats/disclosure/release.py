@@ -563,7 +563,15 @@ def _lp(a: sparse.csr_matrix, lo: np.ndarray, hi: np.ndarray) -> _LP:
 
 
 def _solve(lp: _LP, c: np.ndarray, bounds: np.ndarray) -> tuple[int, np.ndarray | None]:
-    kw: dict[str, Any] = {"bounds": bounds, "method": "highs"}
+    """Status (0 optimal, 2 infeasible, …) and a basic optimal point of one attacker LP.
+
+    HiGHS's interior-point solver with crossover (a vertex, as the simplex gives) instead of
+    its dual simplex: the audit's ~300 LPs of a day cost 1.3 instead of 4.5 CPU-s (a 500-person
+    day) and 2.2 instead of 4.5 (the 10M-event day), with the same published tables on both
+    days and the reference run. What the audit decides does not depend on which optimal point
+    comes back: the intervals are the optima, and a point only widens inner bounds.
+    """
+    kw: dict[str, Any] = {"bounds": bounds, "method": "highs-ipm"}
     if lp.a_ub.shape[0]:
         kw |= {"A_ub": lp.a_ub, "b_ub": lp.b_ub}
     if lp.a_eq.shape[0]:
