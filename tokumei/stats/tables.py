@@ -807,9 +807,6 @@ def session_events(events: pl.LazyFrame, *columns: pl.Expr) -> pl.LazyFrame:
     )
 
 
-#: What :func:`fold_device` and :func:`fold_os` can give: their closed vocabularies.
-DEVICE_CLASSES_ALL = (*DEVICE_CLASSES, "unknown", "other")
-OS_FAMILIES_ALL = (*OS_FAMILIES, "unknown", "other")
 #: Room for the rank of a (device class, OS) pair below the microseconds of a session key.
 _PAIR_CODES = 1 << 16
 
@@ -834,7 +831,8 @@ def sessions_map(events: pl.LazyFrame) -> pl.LazyFrame:
     # (``sort_by(...).first()`` peaked at 3.91 GiB on the 10M-event day,
     # bench/sessions_first_event.py). Before, the key was the time as 20 digits and the two
     # names joined in a string: 15 of stats_map's 26 CPU-s on that day.
-    devices, systems = sorted(set(DEVICE_CLASSES_ALL)), sorted(set(OS_FAMILIES_ALL))
+    # what fold_device and fold_os can give: the closed vocabularies of DIM_VALUES
+    devices, systems = sorted(DIM_VALUES["device_class"]), sorted(DIM_VALUES["os_family"])
     # an Enum's physical value is the rank in the order given (a cast streams; replace_strict
     # would not: tests/test_streaming_plans.py)
     pair = fold_device(pl.col("device_class")).cast(pl.Enum(devices)).to_physical().cast(
@@ -972,8 +970,6 @@ def search_volume_map(
     texts = rows.select("_text").unique().with_columns(categorize(pl.col("_text"), special_care))
     return (
         rows.join(texts, on="_text", how="left", nulls_equal=True)
-        .select(PERSON, "kind", "category")
-        .unique()
         .group_by("kind", "category")
         .agg(pl.col(PERSON).n_unique().cast(pl.Int64).alias("persons"))
     )
