@@ -1,4 +1,5 @@
-"""extract and ingest read landing files in parallel threads without changing their output.
+"""extract and ingest read landing files in parallel (threads; ingest in worker processes when
+there are more files than workers) without changing their output.
 
 File ``i`` of a source must write ``f-<i>`` in every partition, the quarantine must keep the
 landing's order, and the counts must add up, whichever thread finishes first; a file that stops
@@ -66,7 +67,8 @@ def test_parallel_ingest_equals_serial(
     landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     n_files = len(list((landing / "events" / f"date={DAY}").glob("part-*")))
-    assert n_files >= 4, "the fixture must give the threads several files to race on"
+    assert n_files >= 4, "the fixture must give the workers several files to race on"
+    # more files than workers: ingest runs them in worker processes (steps.ingest)
     serial = _extract(landing, tmp_path / "serial", 1, monkeypatch)
     parallel = _extract(landing, tmp_path / "parallel", 3, monkeypatch)
     assert parallel[0] == serial[0]

@@ -64,6 +64,10 @@ class UnclassifiedColumnError(SafeMessage, RuntimeError):
             f"add them to policies/{source}.yaml with a role before running"
         )
 
+    def __reduce__(self) -> tuple[type, tuple[str, list[str], str]]:
+        # rebuilt from its arguments when it crosses a process pool (steps.ingest's workers)
+        return (type(self), (self.source, self.columns, self.where))
+
 
 #: Output column names: lower-case identifiers (they become Parquet columns and notice text).
 OUTPUT_NAME = r"^[a-z][a-z0-9_]{0,62}$"

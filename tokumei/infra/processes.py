@@ -126,6 +126,17 @@ def keep_step_process(rss: int, work: Path) -> bool:
     return rss <= _mb(MAX_RSS_MB_ENV, DEFAULT_MAX_RSS_MB) and tree_bytes(work, max_work) <= max_work
 
 
+def spawned_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` spawned processes that die with this one (and what they fork with them),
+    like a step process; for a step's own workers (``tokumei.pipeline.steps.ingest``)."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_step_process_started,
+        initargs=(os.getpid(),),
+    )
+
+
 def _step_process_started(parent_pid: int) -> None:
     """Initializer of a step process: it dies with its parent, and ends without tearing down
     its interpreter (see :func:`_exit_now`)."""
@@ -171,12 +182,7 @@ class StepProcess:
     def _process(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # the step process (and what it forks) dies with this one, even on SIGKILL
-            self._pool = ProcessPoolExecutor(
-                1,
-                mp_context=get_context("spawn"),
-                initializer=_step_process_started,
-                initargs=(os.getpid(),),
-            )
+            self._pool = spawned_pool(1)
             self.started += 1
         return self._pool
 
