@@ -20,10 +20,11 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -58,6 +59,7 @@ from tokumei.infra.storage import (
 )
 
 log = logging.getLogger("tokumei")
+T = TypeVar("T")
 
 PERSON = "person"
 
@@ -197,24 +199,33 @@ def _discovered(frame: pl.DataFrame, sp: Any, sample: int) -> dict[str, Any]:
     return {c: {"sampled": f.sampled, "counts": f.counts} for c, f in report.columns.items()}
 
 
+def _read_db_table(settings: Settings, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One operational DB table typed by the policy: (rows, quarantined rows). Direct
+    identifiers, identification codes and card numbers have no use here: not selected unless a
+    check reads them (then dropped in memory), never written."""
+    from tokumei.ingest.opdb import read_table
+
+    spec = _policy(settings).tables[table]
+    frame, bad = read_table(settings.db_url, table, spec, DROPPED_ROLES)
+    return frame.drop(spec.by_role(*DROPPED_ROLES), strict=False), bad
+
+
 def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False) -> dict[str, Any]:
     """Check the landing, read the DB and the small sources, write pseudonymous dimensions.
 
-    Raw values stay in this process's memory (issue 16: no raw identifier at rest): the DB
-    tables lose their direct identifiers as they are read; consents, requests and the cookie
+    Raw values stay in memory, this process's and its DB reader's (issue 16: no raw identifier
+    at rest): the DB tables lose their direct identifiers as they are read; consents, requests and the cookie
     and device owners become :class:`~tokumei.anonymize.person_rows.RightsDims` on pseudonyms;
     the users become the generalized ``persons`` dimension; the persons excluded today become
     pseudonyms. Returns (and records) the list of event and measurement files that ``ingest``
     then reads one task each.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from tokumei.anonymize.compile import PERSON_SOURCES
     from tokumei.anonymize.person_rows import rights_dims
     from tokumei.anonymize.rights import allowed_users
     from tokumei.infra.objectstore import stage_landing
+    from tokumei.infra.processes import spawned_pool
     from tokumei.ingest.landing import check_landing, refuse_incomplete, select_files
-    from tokumei.ingest.opdb import read_table
     from tokumei.ingest.sources import LANDING_SUFFIXES
 
     paths = _paths(settings, day, run_id)
@@ -230,11 +241,8 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     partial = refuse_incomplete(status, day, allow=settings.allow_incomplete)
     chosen = {s: select_files(landing, s, day, status[s]) for s in LANDING_SOURCES}
 
-    def db_table(table: str) -> pl.DataFrame:
-        frame, bad = read_table(settings.db_url, table, policy.tables[table], DROPPED_ROLES)
-        # direct identifiers, identification codes and card numbers have no use here: not
-        # selected unless a check reads them (then dropped in memory), never written
-        frame = frame.drop(policy.tables[table].by_role(*DROPPED_ROLES), strict=False)
+    def db_table(table: str, read: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
+        frame, bad = read
         if bad.height:
             write_parquet(bad, paths.quarantine(f"db_{table}") / "part-0.parquet")
         record[f"db.{table}"] = {"rows": frame.height + bad.height, "quarantined": bad.height}
@@ -242,14 +250,21 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
 
     record: dict[str, Any] = {}
     progress = Progress("extract")
-    with ThreadPoolExecutor(1, thread_name_prefix="tokumei-extract-db") as db_pool:
-        # the DB's row-wise Python beside the file readers, which mostly release the GIL
-        tables = {t: db_pool.submit(db_table, t) for t in DB_TABLES}
+    # The DB's row-wise Python in a process of its own beside the file readers: in a thread
+    # the two convoyed on the GIL (10M-event day: extract 14-16 s; bench/results/scale.md).
+    with spawned_pool(1) as db_pool:
+        read = functools.partial(_in_worker, "extract", settings, _read_db_table, settings)
+        tables = {t: db_pool.submit(read, t) for t in DB_TABLES}
         small = {
             s: _read_files(policy, paths, s, chosen[s].files, progress)
             for s in _owner_sources(policy)
         }
-        db = {t: f.result() for t, f in tables.items()}
+        # what needs no DB table is done while the DB process reads
+        sample = policy.thresholds.pii_sample
+        found = {
+            s: _discovered(frame, policy.source(s), sample) for s, (frame, _, _) in small.items()
+        }
+        db = {t: db_table(t, f.result()) for t, f in tables.items()}
     files: list[dict[str, Any]] = []
     for source in PERSON_SOURCES:
         _clear_quarantine(paths, source)
@@ -272,12 +287,11 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     record["excluded_persons"] = {
         "rows": _excluded_persons(paths, policy, key, db, allowed, owners)
     }
-    t = policy.thresholds
     for source, (frame, reasons, lines) in small.items():
         record[source] = {
             **_source_record(lines, reasons),
             "rights": _dimension_books(frame, policy.source(source), allowed),
-            "discover": _discovered(frame, policy.source(source), t.pii_sample),
+            "discover": found[source],
         }
     record[persons.source] = {"rights": _dimension_books(db[persons.source], persons, allowed)}
     record["files"] = files
@@ -440,7 +454,9 @@ def ingest(
         from tokumei.infra.processes import spawned_pool
 
         pool = spawned_pool(workers)
-        task: Any = functools.partial(_ingest_in_worker, settings, day, run_id, in_airflow)
+        task: Any = functools.partial(
+            _in_worker, "ingest", settings, _ingest_in_worker, settings, day, run_id, in_airflow
+        )
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="tokumei-ingest")
         task = _FileIngest.load(settings, day, run_id, in_airflow)
@@ -509,6 +525,21 @@ def _survives_pickling(exc: Exception) -> bool:
     return type(copy) is type(exc) and str(copy) == str(exc)
 
 
+def _in_worker(step: str, settings: Settings, fn: Callable[..., T], *args: Any) -> T:
+    """Pool task of a step's worker process: ``fn(*args)``. A failure comes back as itself
+    when it survives pickling (the caller sees what a thread would have raised), else as its
+    safe one-line reason, as :func:`_run_step` does for a step process."""
+    from tokumei.infra.errors import safe_reason
+
+    try:
+        return fn(*args)
+    except Exception as exc:
+        if _survives_pickling(exc):
+            raise
+        reason = safe_reason(exc, step, settings.error_roots()).removeprefix(f"{step}: ")
+        raise StepFailed(reason) from None
+
+
 #: The worker process's :class:`_FileIngest` of its run (a worker lives for one ingest call).
 _WORKER_INGEST: dict[str, _FileIngest] = {}
 
@@ -516,21 +547,11 @@ _WORKER_INGEST: dict[str, _FileIngest] = {}
 def _ingest_in_worker(
     settings: Settings, day: str, run_id: str, in_airflow: bool, i: int
 ) -> dict[str, Any]:
-    """Pool task of :func:`ingest`: file ``i`` in a worker process. The worker reads the key
-    from the secret store itself (it never crosses the pipe). A failure comes back as itself
-    when it survives pickling (the caller sees what a thread would have raised), else as its
-    safe one-line reason, as :func:`_run_step` does for a step process."""
-    from tokumei.infra.errors import safe_reason
-
-    try:
-        if run_id not in _WORKER_INGEST:
-            _WORKER_INGEST[run_id] = _FileIngest.load(settings, day, run_id, in_airflow)
-        return _WORKER_INGEST[run_id](i)
-    except Exception as exc:
-        if _survives_pickling(exc):
-            raise
-        reason = safe_reason(exc, "ingest", settings.error_roots()).removeprefix("ingest: ")
-        raise StepFailed(reason) from None
+    """File ``i`` of :func:`ingest` in a worker process. The worker reads the key from the
+    secret store itself (it never crosses the pipe) and the run's dimensions once."""
+    if run_id not in _WORKER_INGEST:
+        _WORKER_INGEST[run_id] = _FileIngest.load(settings, day, run_id, in_airflow)
+    return _WORKER_INGEST[run_id](i)
 
 
 def _ingest_file(
