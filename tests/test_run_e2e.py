@@ -73,6 +73,27 @@ def test_isolated_steps_publish_what_the_in_process_run_publishes(
     assert mine.keys() == cli.keys() and all(mine[t].equals(cli[t]) for t in mine)
 
 
+def test_a_big_day_s_step_processes_started_ahead_publish_the_same(
+    published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the reuse limit every step gets a fresh process, started (with its imports) while
+    the step before runs (``StepProcess.run(ahead=...)``); the release is the same."""
+    from tokumei.infra.settings import Settings
+    from tokumei.pipeline import steps
+
+    landing, cli_out, _proc = published
+    monkeypatch.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
+    monkeypatch.setenv("TOKUMEI_STEP_PROCESS_MAX_WORK_MB", "0")  # as for a big day
+    out = tmp_path / "out"
+    settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
+    steps.run_all(settings.resolved(), DAY, isolate=True)
+    tables = published_tables(out)
+    assert tables and tables == published_tables(cli_out)
+    for name in tables:
+        mine = read_published(out, *name.split("/"))
+        assert mine.equals(read_published(cli_out, *name.split("/"))), name
+
+
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort(frame.columns, nulls_last=True)
 

@@ -91,6 +91,23 @@ def test_each_step_gets_a_fresh_process_when_not_kept() -> None:
     assert all(rss > 10 * MB for rss in seen)  # the child's memory, measured after each call
 
 
+def test_once_not_kept_the_next_process_starts_ahead_with_its_imports() -> None:
+    """A big day (no call kept): while a step runs, the next step's process is started and
+    imports what that step needs; the next call runs there. A small day starts none ahead."""
+    with StepProcess(lambda rss: False) as process:
+        first = process.run(os.getpid, ahead=("tokumei.infra.dated",))  # not known big yet
+        assert process.started == 1
+        second = process.run(os.getpid, ahead=("tokumei.infra.dated",))
+        assert process.started == 3  # the second call's process, and the third's ahead
+        assert process.run(_imported, "tokumei.infra.dated")
+        assert process.started == 3  # the third call ran in the process started ahead
+    assert len({first, second, os.getpid()}) == 3
+    with StepProcess(lambda rss: True) as process:
+        for _ in range(3):
+            process.run(os.getpid, ahead=("tokumei.infra.dated",))
+        assert process.started == 1
+
+
 def test_prestarted_process_runs_the_first_step() -> None:
     with StepProcess(lambda rss: True) as process:
         process.prestart("tokumei.infra.errors")

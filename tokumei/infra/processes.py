@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -160,6 +160,11 @@ def _exit_now() -> None:
     os._exit(0)
 
 
+def _import_all(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
 def _measured(fn: Callable[..., T], *args: Any) -> tuple[T, int]:
     result = fn(*args)
     return result, resident_bytes()
@@ -170,20 +175,28 @@ class StepProcess:
 
     After each call ``keep(rss)`` (the child's resident bytes then) decides whether the same
     process takes the next call; otherwise it is shut down and the next call starts a fresh
-    one. Exceptions come back as the pool pickles them (``_run_step`` in
+    one. Once a call was not kept (a big day: every step gets a fresh process from then on),
+    ``run(..., ahead=modules)`` also starts the next call's process while this call runs and
+    imports ``modules`` in it, so its start-up overlaps this step instead of following it.
+    Exceptions come back as the pool pickles them (``_run_step`` in
     ``tokumei.pipeline.steps`` turns them into safe one-line reasons first).
     """
 
     def __init__(self, keep: Callable[[int], bool]) -> None:
         self._keep = keep
         self._pool: ProcessPoolExecutor | None = None
+        self._ahead: ProcessPoolExecutor | None = None  # the next call's, started early
+        self._fresh = False  # a call was not kept: every call now gets a fresh process
         self.started = 0  # processes started so far
 
     def _process(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # the step process (and what it forks) dies with this one, even on SIGKILL
-            self._pool = spawned_pool(1)
-            self.started += 1
+            if self._ahead is not None:
+                self._pool, self._ahead = self._ahead, None
+            else:
+                # the step process (and what it forks) dies with this one, even on SIGKILL
+                self._pool = spawned_pool(1)
+                self.started += 1
         return self._pool
 
     def prestart(self, module: str) -> None:
@@ -191,15 +204,28 @@ class StepProcess:
         then overlaps with whatever this process does before the first :meth:`run`."""
         self._process().submit(importlib.import_module, module)
 
-    def run(self, fn: Callable[..., T], *args: Any) -> T:
-        result, rss = self._process().submit(_measured, fn, *args).result()
+    def run(self, fn: Callable[..., T], *args: Any, ahead: Sequence[str] = ()) -> T:
+        """``fn(*args)`` in the step process; ``ahead``: modules the next call will import."""
+        future = self._process().submit(_measured, fn, *args)
+        if self._fresh and ahead and self._ahead is None:
+            self._ahead = spawned_pool(1)
+            self.started += 1
+            self._ahead.submit(_import_all, tuple(ahead))
+        result, rss = future.result()
         if not self._keep(rss):
-            self.close()
+            self._fresh = True
+            self._close_current()
         return result
 
-    def close(self) -> None:
+    def _close_current(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
+            pool.shutdown()
+
+    def close(self) -> None:
+        self._close_current()
+        if self._ahead is not None:
+            pool, self._ahead = self._ahead, None
             pool.shutdown()
 
     def __enter__(self) -> StepProcess:
