@@ -78,6 +78,9 @@ def children_die_with_me() -> None:
 MAX_WORK_MB_ENV = "TOKUMEI_STEP_PROCESS_MAX_WORK_MB"
 #: ... and the process's resident memory after the step at most this many MiB.
 MAX_RSS_MB_ENV = "TOKUMEI_STEP_PROCESS_MAX_RSS_MB"
+#: "0" turns off starting the next step's process ahead (:meth:`StepProcess.run`): one
+#: process fewer alive at a time, for a host short of memory.
+AHEAD_ENV = "TOKUMEI_STEP_PROCESS_AHEAD"
 DEFAULT_MAX_WORK_MB = 64
 DEFAULT_MAX_RSS_MB = 1536
 
@@ -207,7 +210,7 @@ class StepProcess:
     def run(self, fn: Callable[..., T], *args: Any, ahead: Sequence[str] = ()) -> T:
         """``fn(*args)`` in the step process; ``ahead``: modules the next call will import."""
         future = self._process().submit(_measured, fn, *args)
-        if self._fresh and ahead and self._ahead is None:
+        if self._fresh and ahead and self._ahead is None and os.environ.get(AHEAD_ENV) != "0":
             self._ahead = spawned_pool(1)
             self.started += 1
             self._ahead.submit(_import_all, tuple(ahead))
