@@ -214,10 +214,10 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     """Check the landing, read the DB and the small sources, write pseudonymous dimensions.
 
     Raw values stay in memory, this process's and its DB reader's (issue 16: no raw identifier
-    at rest): the DB tables lose their direct identifiers as they are read; consents, requests and the cookie
-    and device owners become :class:`~tokumei.anonymize.person_rows.RightsDims` on pseudonyms;
-    the users become the generalized ``persons`` dimension; the persons excluded today become
-    pseudonyms. Returns (and records) the list of event and measurement files that ``ingest``
+    at rest): the DB tables lose their direct identifiers as they are read; consents, requests
+    and the cookie and device owners become
+    :class:`~tokumei.anonymize.person_rows.RightsDims` on pseudonyms; the users become the
+    generalized ``persons`` dimension; the persons excluded today become pseudonyms. Returns (and records) the list of event and measurement files that ``ingest``
     then reads one task each.
     """
     from tokumei.anonymize.compile import PERSON_SOURCES
