@@ -64,11 +64,7 @@ def test_isolated_steps_publish_what_the_in_process_run_publishes(
     out = tmp_path / "out"
     settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
     steps.run_all(settings.resolved(), DAY, isolate=False)
-    tables = published_tables(out)
-    assert tables and tables == published_tables(cli_out)
-    for name in tables:
-        mine = read_published(out, *name.split("/"))
-        assert mine.equals(read_published(cli_out, *name.split("/"))), name
+    _assert_same_tables(out, cli_out)
     mine, cli = _delta_release(out), _delta_release(cli_out)
     assert mine.keys() == cli.keys() and all(mine[t].equals(cli[t]) for t in mine)
 
@@ -87,11 +83,16 @@ def test_a_big_day_s_step_processes_started_ahead_publish_the_same(
     out = tmp_path / "out"
     settings = Settings(landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=out)
     steps.run_all(settings.resolved(), DAY, isolate=True)
+    _assert_same_tables(out, cli_out)
+
+
+def _assert_same_tables(out: Path, other: Path) -> None:
+    """The two outputs published the same tables with the same rows."""
     tables = published_tables(out)
-    assert tables and tables == published_tables(cli_out)
+    assert tables and tables == published_tables(other)
     for name in tables:
         mine = read_published(out, *name.split("/"))
-        assert mine.equals(read_published(cli_out, *name.split("/"))), name
+        assert mine.equals(read_published(other, *name.split("/"))), name
 
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from tokumei.infra.processes import (
     MAX_WORK_MB_ENV,
     StepProcess,
     keep_step_process,
+    may_start_processes,
     resident_bytes,
 )
 
@@ -106,6 +108,25 @@ def test_once_not_kept_the_next_process_starts_ahead_with_its_imports() -> None:
         for _ in range(3):
             process.run(os.getpid, ahead=("tokumei.infra.dated",))
         assert process.started == 1
+
+
+def _may_start(queue: Any) -> None:
+    queue.put(may_start_processes())
+
+
+def test_a_daemonic_process_runs_its_workers_in_threads() -> None:
+    """A Celery prefork worker's task is daemonic and may not start processes: extract's DB
+    reader and ingest's workers then fall back to threads (the Celery integration test runs
+    the DAG that way)."""
+    from multiprocessing import get_context
+
+    assert may_start_processes()
+    ctx = get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_may_start, args=(queue,), daemon=True)
+    child.start()
+    assert queue.get(timeout=60) is False
+    child.join(timeout=60)
 
 
 def test_prestarted_process_runs_the_first_step() -> None:

@@ -23,7 +23,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,6 +127,12 @@ def keep_step_process(rss: int, work: Path) -> bool:
     """
     max_work = _mb(MAX_WORK_MB_ENV, DEFAULT_MAX_WORK_MB)
     return rss <= _mb(MAX_RSS_MB_ENV, DEFAULT_MAX_RSS_MB) and tree_bytes(work, max_work) <= max_work
+
+
+def may_start_processes() -> bool:
+    """Whether this process may start children: a daemonic one (a task in a Celery prefork
+    worker, as Airflow runs them) may not, so its step runs the work in threads instead."""
+    return not current_process().daemon
 
 
 def spawned_pool(workers: int) -> ProcessPoolExecutor:

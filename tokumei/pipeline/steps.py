@@ -220,11 +220,13 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     generalized ``persons`` dimension; the persons excluded today become pseudonyms. Returns (and records) the list of event and measurement files that ``ingest``
     then reads one task each.
     """
+    from concurrent.futures import Executor, ThreadPoolExecutor
+
     from tokumei.anonymize.compile import PERSON_SOURCES
     from tokumei.anonymize.person_rows import rights_dims
     from tokumei.anonymize.rights import allowed_users
     from tokumei.infra.objectstore import stage_landing
-    from tokumei.infra.processes import spawned_pool
+    from tokumei.infra.processes import may_start_processes, spawned_pool
     from tokumei.ingest.landing import check_landing, refuse_incomplete, select_files
     from tokumei.ingest.sources import LANDING_SUFFIXES
 
@@ -252,7 +254,11 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     progress = Progress("extract")
     # The DB's row-wise Python in a process of its own beside the file readers: in a thread
     # the two convoyed on the GIL (10M-event day: extract 14-16 s; bench/results/scale.md).
-    with spawned_pool(1) as db_pool:
+    # A Celery task may not start processes: there, a thread as before.
+    db_pool: Executor = (
+        spawned_pool(1) if may_start_processes() else ThreadPoolExecutor(1, "tokumei-extract-db")
+    )
+    with db_pool:
         read = functools.partial(_in_worker, "extract", settings, _read_db_table, settings)
         tables = {t: db_pool.submit(read, t) for t in DB_TABLES}
         small = {
@@ -441,6 +447,8 @@ def ingest(
     """
     from concurrent.futures import Executor, ThreadPoolExecutor
 
+    from tokumei.infra.processes import may_start_processes, spawned_pool
+
     paths = _paths(settings, day, run_id)
     files = load_record(paths, "extract-dims")["files"]
     chosen = range(len(files)) if file is None else [file]
@@ -450,9 +458,7 @@ def ingest(
     record: dict[str, Any] = {}
     workers = max(1, EXTRACT_WORKERS)
     pool: Executor
-    if file is None and len(chosen) > workers > 1:
-        from tokumei.infra.processes import spawned_pool
-
+    if file is None and len(chosen) > workers > 1 and may_start_processes():
         pool = spawned_pool(workers)
         task: Any = functools.partial(
             _in_worker, "ingest", settings, _ingest_in_worker, settings, day, run_id, in_airflow
