@@ -217,8 +217,9 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     at rest): the DB tables lose their direct identifiers as they are read; consents, requests
     and the cookie and device owners become
     :class:`~tokumei.anonymize.person_rows.RightsDims` on pseudonyms; the users become the
-    generalized ``persons`` dimension; the persons excluded today become pseudonyms. Returns (and records) the list of event and measurement files that ``ingest``
-    then reads one task each.
+    generalized ``persons`` dimension; the persons excluded today become pseudonyms. Returns
+    (and records) the list of event and measurement files that ``ingest`` then reads one task
+    each.
     """
     from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -541,15 +542,20 @@ def _in_worker(step: str, settings: Settings, fn: Callable[..., T], *args: Any) 
     themselves (the caller sees what a thread would have raised); any other as its safe
     one-line reason, made here while the traceback still names the file, as :func:`_run_step`
     does for a step process."""
-    from tokumei.infra.errors import safe_reason
-
     try:
         return fn(*args)
     except Exception as exc:
         if _survives_pickling(exc):
             raise
-        reason = safe_reason(exc, step, settings.error_roots()).removeprefix(f"{step}: ")
-        raise StepFailed(reason) from None
+        raise _step_failed(exc, step, settings) from None
+
+
+def _step_failed(exc: BaseException, step: str, settings: Settings) -> StepFailed:
+    """``exc`` as its safe one-line reason, for a failure that crosses a process boundary;
+    without the step, which the parent's report adds (``run_all``)."""
+    from tokumei.infra.errors import safe_reason
+
+    return StepFailed(safe_reason(exc, step, settings.error_roots()).removeprefix(f"{step}: "))
 
 
 #: The worker process's :class:`_FileIngest` of its run (a worker lives for one ingest call).
@@ -1684,13 +1690,10 @@ def _run_step(step: str, settings: Settings, day: str, run_id: str) -> dict[str,
     do not round-trip (and a raw message could carry data), so the child turns any failure
     into its safe one-line reason, exactly what the in-process run would report.
     """
-    from tokumei.infra.errors import safe_reason
-
     try:
         return dict(STEPS)[step](settings, day, run_id)
     except BaseException as exc:
-        reason = safe_reason(exc, step, settings.error_roots()).removeprefix(f"{step}: ")
-        raise StepFailed(reason) from None
+        raise _step_failed(exc, step, settings) from None
 
 
 def run_all(
