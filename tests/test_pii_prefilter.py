@@ -10,11 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokumei.anonymize.pii import TokumeiAnalyzer
+from tokumei.anonymize.pii import analyzer as analyzer_module
 from tokumei.anonymize.pii.prefilter import (
+    ENTITY_RULES,
     RECOGNIZER_PATTERNS_SHA256,
     candidate_expr,
+    entity_candidates,
     recognizer_patterns_digest,
 )
+from tokumei.anonymize.pii.recognizers import PATTERN_ENTITIES
 
 CORPUS = Path(__file__).parent / "data" / "pii_corpus.jsonl"
 ANALYZER = TokumeiAnalyzer()
@@ -190,3 +194,50 @@ def test_prefilter_is_selective():
         None,
     ]
     assert prefilter(plain) == [False] * len(plain)
+
+
+def _gates_hold(texts: list[str], lang: str) -> None:
+    """Every pattern finding's entity has its per-entity prefilter firing on that text."""
+    gates = dict(
+        zip(PATTERN_ENTITIES, entity_candidates(texts, list(PATTERN_ENTITIES)), strict=True)
+    )
+    for k, found in enumerate(ANALYZER.analyze_batch(texts, lang)):
+        for f in found:
+            if f.entity_type in gates:
+                assert gates[f.entity_type][k], f"{f.entity_type} gate missed text {k}"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(TEXT, min_size=1, max_size=20))
+def test_entity_prefilters_superset_of_their_recognizers(texts):
+    # batches under GATE_MIN_TEXTS: every recognizer runs, so this checks each gate on its own
+    _gates_hold(texts, "ja")
+    _gates_hold(texts, "en")
+
+
+def test_entity_prefilters_on_corpus_and_samples():
+    records = [json.loads(line) for line in CORPUS.open(encoding="utf-8")]
+    texts = [r["text"] for r in records] + [f"{c}{e}" for e in ENTITY_SAMPLES for c in CONTEXT]
+    for lang in ("ja", "en"):
+        for start in range(0, len(texts), 20):  # ungated batches
+            _gates_hold(texts[start : start + 20], lang)
+
+
+def test_gated_analyzer_finds_what_every_recognizer_finds(monkeypatch):
+    records = [json.loads(line) for line in CORPUS.open(encoding="utf-8")]
+    texts = [r["text"] for r in records] + [f"{c}{e}" for e in ENTITY_SAMPLES for c in CONTEXT]
+    assert len(texts) >= analyzer_module.GATE_MIN_TEXTS
+    gated = ANALYZER.analyze_batch(texts)
+    monkeypatch.setattr(analyzer_module, "GATE_MIN_TEXTS", len(texts) + 1)
+    assert gated == ANALYZER.analyze_batch(texts)
+    assert sum(map(bool, gated)) > len(texts) // 2  # the texts hold findings to lose
+
+
+def test_entity_rules_name_real_rules_and_entities():
+    from tokumei.anonymize.pii.prefilter import _rules
+
+    assert set(ENTITY_RULES) <= set(PATTERN_ENTITIES)
+    assert all(r in _rules() for rules in ENTITY_RULES.values() for r in rules)
+    # every rule gates some entity (else the union would be narrower than the prefilter)
+    used = {r for rules in ENTITY_RULES.values() for r in rules} | {"escape"}
+    assert used == set(_rules())

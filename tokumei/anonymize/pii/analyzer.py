@@ -85,6 +85,7 @@ from threadpoolctl import threadpool_limits
 
 from .masking import Masked, mask_spans, zero_numbers
 from .normalize import Normalized, detect_language, normalize
+from .prefilter import entity_candidates
 from .recognizers import PATTERN_ENTITIES, RECOGNIZERS, JpPatternRecognizer, pattern_recognizers
 from .recognizers.email import offline_tld_extractor
 from .recognizers.ginza import GINZA_LABEL_MAP, NER_ENTITIES, ginza_recognizer, is_code_span
@@ -171,6 +172,9 @@ NER_CONFIG = NerModelConfiguration(
 #: within noise in CPU time (spaCy batches the tok2vec matrices; the NER's transition loop costs
 #: the same per token whatever the batch), larger only holds more docs in memory.
 NER_BATCH_SIZE = 64
+#: Texts of one language from which the direct path asks the per-entity prefilter which
+#: recognizers to run (one vectorized regex per recognizer; below, running them all is cheaper).
+GATE_MIN_TEXTS = 32
 
 
 def _fast_cpu_ops() -> None:
@@ -675,11 +679,19 @@ class TokumeiAnalyzer:
         threshold = self.score_threshold
         members = [i for i, lg in enumerate(langs) if lg == lang]
         norms = [normalize(texts[i]) for i in members]
+        # each recognizer only where its entity's prefilter fires (exact: a superset of where
+        # it can report, tests/test_pii_prefilter.py); a few texts are cheaper without
+        gates = (
+            entity_candidates([texts[i] for i in members], [t[0] for t in table])
+            if len(members) >= GATE_MIN_TEXTS
+            else None
+        )
         patterns: list[list[_Raw]] = []
-        for norm in norms:
+        for k, norm in enumerate(norms):
             raw: list[_Raw] = []
-            for entity, rec, pats in table:
-                raw.extend(_recognize(entity, rec, pats, norm.text))
+            for j, (entity, rec, pats) in enumerate(table):
+                if gates is None or gates[j][k]:
+                    raw.extend(_recognize(entity, rec, pats, norm.text))
             # AnalyzerEngine: score threshold, then duplicates (per entity type, so pattern
             # findings dedupe alone: NER types are disjoint from pattern types)
             patterns.append(_remove_duplicates([r for r in raw if r[3] >= threshold]))
