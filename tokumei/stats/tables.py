@@ -786,9 +786,9 @@ def _compact_key(col: pl.Expr) -> pl.Expr:
     3.9 GiB on the 10M-event day, and decoding the hex to 32 bytes (3.3 GiB) cost half of the
     sessions map's CPU. One integer per key takes 16 bytes; as a ``UInt128`` rather than a
     struct of two ``UInt64`` the group-by and the distinct persons cost less again (the
-    sessions map 18.3-19.1 -> 12.1-13.1 CPU-s, bench/results/scale.md, session 13). Distinct keys stay
-    distinct with the certainty of a 128-bit truncated HMAC: among 10 million keys, a
-    collision has a probability near 1e-25.
+    sessions map 18.3-19.1 -> 12.1-13.1 CPU-s, bench/results/scale.md, session 13).
+    Distinct keys stay distinct with the certainty of a 128-bit truncated HMAC: among 10
+    million keys, a collision has a probability near 1e-25.
 
     >>> df = pl.DataFrame({"k": ["f" + "0" * 63, "0" * 64, "not a pseudonym", "0" * 64]})
     >>> df.select(_compact_key(pl.col("k"))).n_unique()
