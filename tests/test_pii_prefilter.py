@@ -215,17 +215,21 @@ def test_entity_prefilters_superset_of_their_recognizers(texts):
     _gates_hold(texts, "en")
 
 
-def test_entity_prefilters_on_corpus_and_samples():
+def _corpus_and_samples() -> list[str]:
+    """The labelled corpus's texts and every entity sample after every context word."""
     records = [json.loads(line) for line in CORPUS.open(encoding="utf-8")]
-    texts = [r["text"] for r in records] + [f"{c}{e}" for e in ENTITY_SAMPLES for c in CONTEXT]
+    return [r["text"] for r in records] + [f"{c}{e}" for e in ENTITY_SAMPLES for c in CONTEXT]
+
+
+def test_entity_prefilters_on_corpus_and_samples():
+    texts = _corpus_and_samples()
     for lang in ("ja", "en"):
         for start in range(0, len(texts), 20):  # ungated batches
             _gates_hold(texts[start : start + 20], lang)
 
 
 def test_gated_analyzer_finds_what_every_recognizer_finds(monkeypatch):
-    records = [json.loads(line) for line in CORPUS.open(encoding="utf-8")]
-    texts = [r["text"] for r in records] + [f"{c}{e}" for e in ENTITY_SAMPLES for c in CONTEXT]
+    texts = _corpus_and_samples()
     assert len(texts) >= analyzer_module.GATE_MIN_TEXTS
     gated = ANALYZER.analyze_batch(texts)
     monkeypatch.setattr(analyzer_module, "GATE_MIN_TEXTS", len(texts) + 1)
