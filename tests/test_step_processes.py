@@ -136,6 +136,31 @@ def test_prestarted_process_runs_the_first_step() -> None:
         assert process.started == 1
 
 
+def test_a_reserved_call_runs_in_its_own_process_with_its_imports_done_ahead() -> None:
+    """A small day's validate: its process starts (and imports GX) at the run's start, runs
+    the one call named for it and ends; the other calls keep their reused step process."""
+    with StepProcess(lambda rss: True) as process:
+        process.reserve("validate", ("tokumei.infra.dated",))
+        assert process.reserved("validate") and not process.reserved("publish")
+        step = process.run(os.getpid, name="extract")
+        assert not process.run(_imported, "tokumei.infra.dated", name="stats_map")
+        assert process.run(_imported, "tokumei.infra.dated", name="validate")
+        assert not process.reserved("validate")  # one call, then the process is gone
+        assert process.run(os.getpid, name="publish") == step
+        assert process.started == 2
+    assert step != os.getpid()
+
+
+def test_a_reserved_call_that_fails_comes_back_and_unused_reservations_end() -> None:
+    with pytest.raises(ValueError, match="a step failed"), StepProcess(lambda rss: True) as p:
+        p.reserve("validate", ())
+        p.run(_fail, name="validate")
+    assert not p.reserved("validate")
+    with StepProcess(lambda rss: True) as p:
+        p.reserve("validate", ("tokumei.infra.dated",))
+    assert not p.reserved("validate")  # closed with the block, never run
+
+
 def test_a_failure_comes_back_and_the_process_is_shut_down_with_the_block() -> None:
     with pytest.raises(ValueError, match="a step failed"), StepProcess(lambda rss: True) as p:
         p.run(_fail)
@@ -180,3 +205,27 @@ def test_a_step_process_ends_without_teardown_but_flushes_its_output(tmp_path: P
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout == "written by the step, not flushed"
     assert "and to stderr" in proc.stderr
+
+
+def test_only_a_small_local_landing_gets_reserved_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_all`` reserves validate's process when the day's landing files are within the
+    reuse limit; other days' files do not count, and an s3:// landing never reserves."""
+    from tokumei.infra.settings import Settings
+    from tokumei.pipeline.steps import small_landing
+
+    day = "2026-11-24"
+    for d, size in ((day, MB), ("2026-11-23", 5 * MB)):
+        folder = tmp_path / "events" / f"date={d}"
+        folder.mkdir(parents=True)
+        (folder / "part-00000.jsonl.gz").write_bytes(b"x" * size)
+    settings = Settings(landing=tmp_path, db_url="sqlite://", out=tmp_path / "out")
+    monkeypatch.setenv(MAX_WORK_MB_ENV, "2")
+    assert small_landing(settings, day)
+    (tmp_path / "cookies" / f"date={day}").mkdir(parents=True)
+    (tmp_path / "cookies" / f"date={day}" / "part-00000.jsonl.gz").write_bytes(b"x" * 2 * MB)
+    assert not small_landing(settings, day)  # 3 MiB of the day's files, over 2
+    monkeypatch.setenv(MAX_WORK_MB_ENV, "64")
+    assert small_landing(settings, day)
+    assert not small_landing(Settings(tmp_path, "sqlite://", tmp_path, landing_url="s3://b/l"), day)

@@ -1679,6 +1679,30 @@ STEP_IMPORTS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Steps that get a process of their own on a small day, started (and importing) at the run's
+#: start (``StepProcess.reserve``): validate's GX import is ~4 CPU-s, a fifth of a 500-person
+#: day, and would otherwise run on the critical path of the one reused step process.
+RESERVED_STEPS = ("validate",)
+
+
+def small_landing(settings: Settings, day: str) -> bool:
+    """Whether the day's landing files (a local landing zone) are within the step-process
+    reuse limit (``tokumei.infra.processes.keep_step_process``): a day that will run its
+    steps in one reused process, where a reserved process pays. An s3:// landing says no."""
+    from tokumei.infra.processes import DEFAULT_MAX_WORK_MB, MAX_WORK_MB_ENV, tree_bytes
+    from tokumei.ingest.landing import day_folder
+
+    if settings.landing_url:
+        return False
+    limit = int(os.environ.get(MAX_WORK_MB_ENV, DEFAULT_MAX_WORK_MB)) * 2**20
+    total = 0
+    for source in LANDING_SOURCES:
+        total += tree_bytes(day_folder(settings.landing, source, day), limit)
+        if total > limit:
+            return False
+    return True
+
+
 class StepFailed(TokumeiError):
     """A step failed in its own process; the message is ``safe_reason`` without the step."""
 
@@ -1732,13 +1756,19 @@ def run_all(
             if isolate:  # the first step process starts while start() checks key, lock, policy
                 process.prestart(__name__)
             start(settings, day, in_airflow=in_airflow, run_id=run_id)
+            if isolate and small_landing(settings, day):
+                for step in RESERVED_STEPS:
+                    process.reserve(step, STEP_IMPORTS[step])
             for n, (step, fn) in enumerate(STEPS):
                 t0 = time.perf_counter()
                 if progress:
                     progress(step, "start", None)
                 if isolate:
-                    ahead = STEP_IMPORTS.get(STEPS[n + 1][0], ()) if n + 1 < len(STEPS) else ()
-                    results[step] = process.run(_run_step, step, settings, day, run_id, ahead=ahead)
+                    after = STEPS[n + 1][0] if n + 1 < len(STEPS) else ""
+                    ahead = () if process.reserved(after) else STEP_IMPORTS.get(after, ())
+                    results[step] = process.run(
+                        _run_step, step, settings, day, run_id, ahead=ahead, name=step
+                    )
                 else:
                     results[step] = fn(settings, day, run_id)
                 if progress:
