@@ -629,6 +629,22 @@ def test_history_index_lists_every_run_in_offline_chromium(
     assert not re.search(r"CONSOLE[:(]|Refused to|ERR_", res.stderr), res.stderr[-2000:]
 
 
+def test_warm_up_validates_every_kind_of_generated_expectation_and_leaves_nothing() -> None:
+    """The warm-up a validate process runs ahead (``runner.warm_up``) passes both its outputs,
+    custom expectations included, and keeps no folder behind."""
+    import tempfile
+
+    from tokumei.expectations.runner import warm_up
+
+    before = set(Path(tempfile.gettempdir()).glob("tokumei-gx-warm-up-*"))
+    report = warm_up()
+    assert report.passed and len(report.outputs) == 2
+    kinds = {f for r in report.outputs.values() for f in r.suites}
+    assert kinds == {"warm_up_stats", "warm_up_records"}
+    assert all(r.evaluated >= 8 for r in report.outputs.values())
+    assert set(Path(tempfile.gettempdir()).glob("tokumei-gx-warm-up-*")) == before
+
+
 def test_exception_messages_quoting_data_are_withheld() -> None:
     from tokumei.expectations.runner import WITHHELD, _scrub_exception_info
 

@@ -39,6 +39,14 @@ def _fail() -> None:
     raise ValueError("a step failed")
 
 
+def _mark_warm() -> None:
+    os.environ["TOKUMEI_TEST_WARMED"] = "1"
+
+
+def _was_warmed() -> bool:
+    return os.environ.get("TOKUMEI_TEST_WARMED") == "1"
+
+
 def test_a_small_day_keeps_its_step_process(tmp_path: Path) -> None:
     (tmp_path / "layer").mkdir()
     (tmp_path / "layer" / "part-0.parquet").write_bytes(b"x" * MB)
@@ -229,3 +237,11 @@ def test_only_a_small_local_landing_gets_reserved_processes(
     monkeypatch.setenv(MAX_WORK_MB_ENV, "64")
     assert small_landing(settings, day)
     assert not small_landing(Settings(tmp_path, "sqlite://", tmp_path, landing_url="s3://b/l"), day)
+
+
+def test_a_module_function_entry_is_called_after_its_import() -> None:
+    """``"module:function"`` in a step's imports warms the process up (validate: GX's first
+    validation, ``tokumei.expectations.runner.warm_up``)."""
+    with StepProcess(lambda rss: True) as process:
+        process.reserve("validate", ("tokumei.infra.dated", f"{__name__}:_mark_warm"))
+        assert process.run(_was_warmed, name="validate")

@@ -560,3 +560,58 @@ def validate_outputs(
         docs_index=docs_dir / "index.html",
         history_index=history_index,
     )
+
+
+def warm_up() -> ValidationReport:
+    """Validate two tiny outputs into a temporary folder; the report, for tests only.
+
+    Why: the first validation in a process pays GX's lazy set-up (metric providers, the
+    execution engine, the Data Docs renderers): a 500-person day's outputs took 6.3-7.3 s cold
+    and 2.8-3.3 s after this (bench/results/small_day.md). A process started ahead of the
+    validate step (``StepProcess.reserve``, or the look-ahead of a big day) pays it while the
+    steps before run. The outputs cover every kind of generated expectation, custom ones too.
+    """
+    import tempfile
+
+    stats = OutputSpec(
+        name="warm_up_stats",
+        kind="stats",
+        columns=[
+            ColumnSpec("device_class", "string", nullable=False, allowed=["a", "b"]),
+            ColumnSpec("persons", "int", nullable=True, min=0),
+            ColumnSpec("note", "string", nullable=True),
+        ],
+        forbidden_columns=["user_id"],
+        pii_checked_columns=["note"],
+        count_columns=["persons"],
+        max_suppressed_share=0.5,
+    )
+    records = OutputSpec(
+        name="warm_up_records",
+        kind="anonymized",
+        columns=[
+            ColumnSpec("device_class", "string", nullable=False),
+            ColumnSpec("suppressed", "bool", nullable=False),
+        ],
+        k=2,
+        qi_columns=["device_class"],
+        person_count_column="_class_persons",
+        max_suppressed_share=0.5,
+        suppressed_flag_column="suppressed",
+    )
+    outputs = {
+        stats.name: pl.DataFrame(
+            {"device_class": ["a", "b", "a"], "persons": [10, None, 12], "note": ["x", None, "y"]}
+        ),
+        records.name: pl.DataFrame(
+            {
+                "device_class": ["a", "a", "b", "b"],
+                "suppressed": [False, False, False, True],
+                "_class_persons": [2, 2, 2, 2],
+            }
+        ),
+    }
+    with tempfile.TemporaryDirectory(prefix="tokumei-gx-warm-up-") as folder:
+        return validate_outputs(
+            outputs, {stats.name: stats, records.name: records}, Path(folder), "warm_up"
+        )

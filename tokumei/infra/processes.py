@@ -170,8 +170,13 @@ def _exit_now() -> None:
 
 
 def _import_all(modules: tuple[str, ...]) -> None:
-    for module in modules:
-        importlib.import_module(module)
+    """Import each of ``modules``; ``"module:function"`` also calls the function (a warm-up
+    such as GX's first validation, ``tokumei.expectations.runner.warm_up``)."""
+    for item in modules:
+        module, _, function = item.partition(":")
+        imported = importlib.import_module(module)
+        if function:
+            getattr(imported, function)()
 
 
 def _measured(fn: Callable[..., T], *args: Any) -> tuple[T, int]:
@@ -215,7 +220,8 @@ class StepProcess:
         self._process().submit(importlib.import_module, module)
 
     def reserve(self, name: str, modules: Sequence[str]) -> None:
-        """Start a process of its own for the call ``name`` now and import ``modules`` in it.
+        """Start a process of its own for the call ``name`` now and import ``modules`` in it
+        (``"module:function"`` also calls the function, :func:`_import_all`).
 
         Why: on a small day one reused process runs the steps one after the other, mostly on
         one core, and a step with heavy imports (validate: GX, ~4 CPU-s of a ~20 s day) pays

@@ -1674,14 +1674,16 @@ STEP_IMPORTS: dict[str, tuple[str, ...]] = {
     "stats_map": ("tokumei.stats.tables", "tokumei.stats.periods"),
     "stats_reduce": ("tokumei.stats.grids", "tokumei.stats.disclosure.dp_tables"),
     "anonymize_records": ("tokumei.anonymize.records", "tokumei.expectations.specs"),
-    "validate": ("tokumei.expectations.runner", "tokumei.expectations.custom"),
+    # and GX's first validation, ~4 CPU-s (tokumei.expectations.runner.warm_up)
+    "validate": ("tokumei.expectations.custom", "tokumei.expectations.runner:warm_up"),
     "publish": ("tokumei.release.manifest", "tokumei.release.reports"),
 }
 
 
-#: Steps that get a process of their own on a small day, started (and importing) at the run's
-#: start (``StepProcess.reserve``): validate's GX import is ~4 CPU-s, a fifth of a 500-person
-#: day, and would otherwise run on the critical path of the one reused step process.
+#: Steps that get a process of their own on a small day, started at the run's start with
+#: their ``STEP_IMPORTS`` (``StepProcess.reserve``): validate's GX import and first validation
+#: are ~8 CPU-s, a third of a 500-person day, and would otherwise run on the critical path of
+#: the one reused step process.
 RESERVED_STEPS = ("validate",)
 
 
