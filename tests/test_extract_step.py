@@ -42,7 +42,9 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _extract(landing: Path, out: Path, workers: int, monkeypatch: pytest.MonkeyPatch):
+def _extract(
+    landing: Path, out: Path, workers: int, monkeypatch: pytest.MonkeyPatch, warm: bool = False
+):
     monkeypatch.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
     monkeypatch.setattr(steps, "EXTRACT_WORKERS", workers)
     settings = Settings(
@@ -51,8 +53,12 @@ def _extract(landing: Path, out: Path, workers: int, monkeypatch: pytest.MonkeyP
     settings = settings.resolved()
     run_id = steps.new_run_id(DAY)
     steps.start(settings, DAY, run_id=run_id)
+    if warm:  # as a big day's ingest process does while extract runs (steps.STEP_IMPORTS)
+        steps.warm_ingest_workers()
+        assert len(steps._WARM_INGEST_POOLS) == 1
     steps.extract(settings, DAY, run_id)
     steps.ingest(settings, DAY, run_id)
+    assert not steps._WARM_INGEST_POOLS  # ingest took the warmed pool (and shut it down)
     record = steps.check_inputs(settings, DAY, run_id)
     work = steps._paths(settings, DAY, run_id).work / "generalized"
     files = {str(p.relative_to(work)): pl.read_parquet(p) for p in sorted(work.rglob("*.parquet"))}
@@ -99,6 +105,17 @@ def test_parallel_ingest_equals_serial(
     ex = serial[0]["extract"]["events"]
     assert ex["input"] == ex["quarantined"] + books["input"]
     assert books["input"] == books["kept"] + books["excluded_by_rights"] + books["dropped_by_rule"]
+
+
+def test_ingest_in_workers_warmed_ahead_equals_serial(
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = _extract(landing, tmp_path / "serial", 1, monkeypatch)
+    warmed = _extract(landing, tmp_path / "warmed", 3, monkeypatch, warm=True)
+    assert warmed[0] == serial[0]
+    for i in (1, 2):
+        assert warmed[i].keys() == serial[i].keys()
+        assert all(warmed[i][name].equals(frame) for name, frame in serial[i].items())
 
 
 def test_unknown_column_in_a_later_file_stops_the_parallel_extract(

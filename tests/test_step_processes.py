@@ -144,6 +144,18 @@ def test_prestarted_process_runs_the_first_step() -> None:
         assert process.started == 1
 
 
+def test_a_day_known_big_starts_the_second_step_s_process_during_the_first() -> None:
+    """``expect_fresh`` (a big landing): no call is kept, whatever ``keep`` says, and the
+    next call's process starts ahead from the first call on."""
+    with StepProcess(lambda rss: True) as process:
+        process.expect_fresh()
+        first = process.run(os.getpid, ahead=("tokumei.infra.dated",))
+        assert process.started == 2  # the first call's process and the second's, ahead
+        assert process.run(_imported, "tokumei.infra.dated")
+        assert process.run(os.getpid) != first
+        assert process.started == 3
+
+
 def test_a_reserved_call_runs_in_its_own_process_with_its_imports_done_ahead() -> None:
     """A small day's validate: its process starts (and imports GX) at the run's start, runs
     the one call named for it and ends; the other calls keep their reused step process."""
@@ -237,6 +249,24 @@ def test_only_a_small_local_landing_gets_reserved_processes(
     monkeypatch.setenv(MAX_WORK_MB_ENV, "64")
     assert small_landing(settings, day)
     assert not small_landing(Settings(tmp_path, "sqlite://", tmp_path, landing_url="s3://b/l"), day)
+
+
+def test_a_landing_four_times_the_reuse_limit_is_a_big_day_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokumei.infra.settings import Settings
+    from tokumei.pipeline.steps import big_landing, small_landing
+
+    day = "2026-11-24"
+    folder = tmp_path / "events" / f"date={day}"
+    folder.mkdir(parents=True)
+    settings = Settings(landing=tmp_path, db_url="sqlite://", out=tmp_path / "out")
+    monkeypatch.setenv(MAX_WORK_MB_ENV, "1")
+    (folder / "part-00000.jsonl.gz").write_bytes(b"x" * 2 * MB)
+    assert not small_landing(settings, day) and not big_landing(settings, day)  # undecided
+    (folder / "part-00001.jsonl.gz").write_bytes(b"x" * 3 * MB)
+    assert big_landing(settings, day)  # 5 MiB > 4 x 1 MiB
+    assert not big_landing(Settings(tmp_path, "sqlite://", tmp_path, landing_url="s3://b/l"), day)
 
 
 def test_a_module_function_entry_is_called_after_its_import() -> None:

@@ -567,9 +567,9 @@ def warm_up() -> ValidationReport:
 
     Why: the first validation in a process pays GX's lazy set-up (metric providers, the
     execution engine, the Data Docs renderers): a 500-person day's outputs took 6.3-7.3 s cold
-    and 2.8-3.3 s after this (bench/results/small_day.md). A process started ahead of the
-    validate step (``StepProcess.reserve``, or the look-ahead of a big day) pays it while the
-    steps before run. The outputs cover every kind of generated expectation, custom ones too.
+    and 2.8-3.3 s after this (bench/results/small_day.md). The process a small day reserves
+    for its validate step (``tokumei.pipeline.steps.RESERVED_STEPS``) pays it while the steps
+    before run. The outputs cover every kind of generated expectation, custom ones too.
     """
     import tempfile
 

@@ -219,13 +219,20 @@ class StepProcess:
         then overlaps with whatever this process does before the first :meth:`run`."""
         self._process().submit(importlib.import_module, module)
 
+    def expect_fresh(self) -> None:
+        """Treat every call as not kept from now on, as if one had not been: each call gets a
+        fresh process, and the next one starts ahead while this one runs. For a day known to
+        be big before its first step (its landing), so that the second step's process starts
+        during the first step, not after it."""
+        self._fresh = True
+
     def reserve(self, name: str, modules: Sequence[str]) -> None:
         """Start a process of its own for the call ``name`` now and import ``modules`` in it
         (``"module:function"`` also calls the function, :func:`_import_all`).
 
         Why: on a small day one reused process runs the steps one after the other, mostly on
-        one core, and a step with heavy imports (validate: GX, ~4 CPU-s of a ~20 s day) pays
-        them on the critical path. A reserved process imports them on the other core while
+        one core, and a step with a heavy start (validate: GX's import and first validation,
+        ~8 CPU-s of a ~20 s day) pays it on the critical path. A reserved process imports them on the other core while
         the earlier steps run; :meth:`run` with ``name`` then runs the call there, and the
         process ends with it.
         """
@@ -253,7 +260,7 @@ class StepProcess:
             self.started += 1
             self._ahead.submit(_import_all, tuple(ahead))
         result, rss = future.result()
-        if not self._keep(rss):
+        if self._fresh or not self._keep(rss):  # once fresh, every call gets a fresh process
             self._fresh = True
             self._close_current()
         return result

@@ -21,6 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -459,12 +460,15 @@ def ingest(
     record: dict[str, Any] = {}
     workers = max(1, EXTRACT_WORKERS)
     pool: Executor
+    warmed = _WARM_INGEST_POOLS.pop() if _WARM_INGEST_POOLS else None
     if file is None and len(chosen) > workers > 1 and may_start_processes():
-        pool = spawned_pool(workers)
+        pool = warmed or spawned_pool(workers)
         task: Any = functools.partial(
             _in_worker, "ingest", settings, _ingest_in_worker, settings, day, run_id, in_airflow
         )
     else:
+        if warmed is not None:
+            warmed.shutdown()
         pool = ThreadPoolExecutor(workers, thread_name_prefix="tokumei-ingest")
         task = _FileIngest.load(settings, day, run_id, in_airflow)
     with pool:
@@ -560,6 +564,38 @@ def _step_failed(exc: BaseException, step: str, settings: Settings) -> StepFaile
 
 #: The worker process's :class:`_FileIngest` of its run (a worker lives for one ingest call).
 _WORKER_INGEST: dict[str, _FileIngest] = {}
+
+#: Ingest's worker pool, started and warmed by :func:`warm_ingest_workers` before the step.
+_WARM_INGEST_POOLS: list[ProcessPoolExecutor] = []
+
+
+def warm_ingest_workers() -> None:
+    """Start ingest's worker processes now, and have each import and build what a file needs.
+
+    Why: a big day's ingest process is started while extract runs (``STEP_IMPORTS``), and
+    extract leaves part of a core idle (10M-event day: ~160 % CPU of 200), while each worker's
+    start (interpreter, Presidio and DuckDB imports, the analyzer's regexes, the prefilter's
+    Unicode tables) took 2-4 CPU-s on the critical path when ingest began. Does not wait:
+    :func:`ingest` takes the pool (its first files queue behind the warm-up).
+    """
+    from tokumei.infra.processes import may_start_processes, spawned_pool
+
+    if EXTRACT_WORKERS > 1 and may_start_processes() and not _WARM_INGEST_POOLS:
+        pool = spawned_pool(EXTRACT_WORKERS)
+        for _ in range(EXTRACT_WORKERS):  # one each: a task takes seconds, so none idles
+            pool.submit(_warm_ingest_worker)
+        _WARM_INGEST_POOLS.append(pool)
+
+
+def _warm_ingest_worker() -> None:
+    """What every landing file's ingest builds first, built once in this worker."""
+    from tokumei.anonymize import compile, person_rows  # noqa: F401
+    from tokumei.anonymize.pii import analyzer, prefilter
+    from tokumei.ingest import sources  # noqa: F401
+
+    for language in analyzer.LANGUAGES:
+        analyzer._direct_recognizers(language)
+    prefilter.candidate_pattern()
 
 
 def _ingest_in_worker(
@@ -1669,40 +1705,68 @@ STEPS = (
 #: None for check_inputs: its process would wait beside ingest's workers, the day's memory
 #: peak (10M-event day: process tree 3.80 GiB with it, against the 4 GiB target).
 STEP_IMPORTS: dict[str, tuple[str, ...]] = {
-    "ingest": ("tokumei.anonymize.pii", "tokumei.ingest.sources"),
+    "ingest": ("tokumei.pipeline.steps:warm_ingest_workers",),
     "scrub": ("tokumei.anonymize.pii",),
     "stats_map": ("tokumei.stats.tables", "tokumei.stats.periods"),
     "stats_reduce": ("tokumei.stats.grids", "tokumei.stats.disclosure.dp_tables"),
     "anonymize_records": ("tokumei.anonymize.records", "tokumei.expectations.specs"),
-    # and GX's first validation, ~4 CPU-s (tokumei.expectations.runner.warm_up)
-    "validate": ("tokumei.expectations.custom", "tokumei.expectations.runner:warm_up"),
+    "validate": ("tokumei.expectations.runner", "tokumei.expectations.custom"),
     "publish": ("tokumei.release.manifest", "tokumei.release.reports"),
 }
 
 
-#: Steps that get a process of their own on a small day, started at the run's start with
-#: their ``STEP_IMPORTS`` (``StepProcess.reserve``): validate's GX import and first validation
-#: are ~8 CPU-s, a third of a 500-person day, and would otherwise run on the critical path of
-#: the one reused step process.
-RESERVED_STEPS = ("validate",)
+#: Steps that get a process of their own on a small day, started at the run's start with what
+#: it imports (``StepProcess.reserve``): validate's GX import and GX's first validation
+#: (``runner.warm_up``) are ~8 CPU-s, a third of a 500-person day, and would otherwise run on
+#: the critical path of the one reused step process. (A big day's look-ahead process imports
+#: GX but does not warm it up: validate took 5.8 / 8.4 s with it, 5.6 / 8.6 s without.)
+RESERVED_STEPS: dict[str, tuple[str, ...]] = {
+    "validate": ("tokumei.expectations.custom", "tokumei.expectations.runner:warm_up"),
+}
+
+
+#: A landing this many times the step-process reuse limit is a big day from the start (its
+#: work directory will pass the limit: the 10M-event day lands 1.4 GB and writes GiBs).
+BIG_LANDING_FACTOR = 4
+
+
+def _landing_bytes(settings: Settings, day: str, stop: int) -> int | None:
+    """Bytes of the day's landing files, counted until they pass ``stop``; None for an s3://
+    landing (not listed here)."""
+    from tokumei.infra.processes import tree_bytes
+    from tokumei.ingest.landing import day_folder
+
+    if settings.landing_url:
+        return None
+    total = 0
+    for source in LANDING_SOURCES:
+        total += tree_bytes(day_folder(settings.landing, source, day), stop - total)
+        if total > stop:
+            break
+    return total
+
+
+def _reuse_limit() -> int:
+    from tokumei.infra.processes import DEFAULT_MAX_WORK_MB, MAX_WORK_MB_ENV
+
+    return int(os.environ.get(MAX_WORK_MB_ENV, DEFAULT_MAX_WORK_MB)) * 2**20
 
 
 def small_landing(settings: Settings, day: str) -> bool:
     """Whether the day's landing files (a local landing zone) are within the step-process
     reuse limit (``tokumei.infra.processes.keep_step_process``): a day that will run its
     steps in one reused process, where a reserved process pays. An s3:// landing says no."""
-    from tokumei.infra.processes import DEFAULT_MAX_WORK_MB, MAX_WORK_MB_ENV, tree_bytes
-    from tokumei.ingest.landing import day_folder
+    size = _landing_bytes(settings, day, _reuse_limit())
+    return size is not None and size <= _reuse_limit()
 
-    if settings.landing_url:
-        return False
-    limit = int(os.environ.get(MAX_WORK_MB_ENV, DEFAULT_MAX_WORK_MB)) * 2**20
-    total = 0
-    for source in LANDING_SOURCES:
-        total += tree_bytes(day_folder(settings.landing, source, day), limit)
-        if total > limit:
-            return False
-    return True
+
+def big_landing(settings: Settings, day: str) -> bool:
+    """Whether the day's landing files pass :data:`BIG_LANDING_FACTOR` times the reuse limit:
+    every step will get a fresh process, so the next one can start ahead from the first step
+    on (``StepProcess.expect_fresh``: ingest's process and workers start during extract)."""
+    stop = BIG_LANDING_FACTOR * _reuse_limit()
+    size = _landing_bytes(settings, day, stop)
+    return size is not None and size > stop
 
 
 class StepFailed(TokumeiError):
@@ -1759,8 +1823,10 @@ def run_all(
                 process.prestart(__name__)
             start(settings, day, in_airflow=in_airflow, run_id=run_id)
             if isolate and small_landing(settings, day):
-                for step in RESERVED_STEPS:
-                    process.reserve(step, STEP_IMPORTS[step])
+                for step, modules in RESERVED_STEPS.items():
+                    process.reserve(step, modules)
+            elif isolate and big_landing(settings, day):
+                process.expect_fresh()
             for n, (step, fn) in enumerate(STEPS):
                 t0 = time.perf_counter()
                 if progress:
