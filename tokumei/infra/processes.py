@@ -232,9 +232,9 @@ class StepProcess:
 
         Why: on a small day one reused process runs the steps one after the other, mostly on
         one core, and a step with a heavy start (validate: GX's import and first validation,
-        ~8 CPU-s of a ~20 s day) pays it on the critical path. A reserved process imports them on the other core while
-        the earlier steps run; :meth:`run` with ``name`` then runs the call there, and the
-        process ends with it.
+        ~8 CPU-s of a ~20 s day) pays it on the critical path. A reserved process pays it on
+        the other core while the earlier steps run; :meth:`run` with ``name`` then runs the
+        call there, and the process ends with it.
         """
         if name not in self._reserved:
             self._reserved[name] = pool = spawned_pool(1)

@@ -1701,7 +1701,8 @@ STEPS = (
 )
 
 #: What a step imports beyond this module: a big day's next step process imports them while
-#: the step before runs (``StepProcess.run(ahead=...)``; GX alone is ~3 s of a fresh start).
+#: the step before runs (``StepProcess.run(ahead=...)``; GX alone is ~3 s of a fresh start);
+#: ``"module:function"`` also calls the function (ingest: its worker processes start and warm up).
 #: None for check_inputs: its process would wait beside ingest's workers, the day's memory
 #: peak (10M-event day: process tree 3.80 GiB with it, against the 4 GiB target).
 STEP_IMPORTS: dict[str, tuple[str, ...]] = {
