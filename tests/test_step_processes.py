@@ -233,7 +233,7 @@ def test_only_a_small_local_landing_gets_reserved_processes(
     """``run_all`` reserves validate's process when the day's landing files are within the
     reuse limit; other days' files do not count, and an s3:// landing never reserves."""
     from tokumei.infra.settings import Settings
-    from tokumei.pipeline.steps import small_landing
+    from tokumei.pipeline.steps import landing_scale
 
     day = "2026-11-24"
     for d, size in ((day, MB), ("2026-11-23", 5 * MB)):
@@ -242,20 +242,21 @@ def test_only_a_small_local_landing_gets_reserved_processes(
         (folder / "part-00000.jsonl.gz").write_bytes(b"x" * size)
     settings = Settings(landing=tmp_path, db_url="sqlite://", out=tmp_path / "out")
     monkeypatch.setenv(MAX_WORK_MB_ENV, "2")
-    assert small_landing(settings, day)
+    assert landing_scale(settings, day) == "small"
     (tmp_path / "cookies" / f"date={day}").mkdir(parents=True)
     (tmp_path / "cookies" / f"date={day}" / "part-00000.jsonl.gz").write_bytes(b"x" * 2 * MB)
-    assert not small_landing(settings, day)  # 3 MiB of the day's files, over 2
+    assert landing_scale(settings, day) != "small"  # 3 MiB of the day's files, over 2
     monkeypatch.setenv(MAX_WORK_MB_ENV, "64")
-    assert small_landing(settings, day)
-    assert not small_landing(Settings(tmp_path, "sqlite://", tmp_path, landing_url="s3://b/l"), day)
+    assert landing_scale(settings, day) == "small"
+    s3 = Settings(tmp_path, "sqlite://", tmp_path, landing_url="s3://b/l")
+    assert landing_scale(s3, day) is None
 
 
 def test_a_landing_four_times_the_reuse_limit_is_a_big_day_from_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tokumei.infra.settings import Settings
-    from tokumei.pipeline.steps import big_landing, small_landing
+    from tokumei.pipeline.steps import landing_scale
 
     day = "2026-11-24"
     folder = tmp_path / "events" / f"date={day}"
@@ -263,10 +264,11 @@ def test_a_landing_four_times_the_reuse_limit_is_a_big_day_from_the_start(
     settings = Settings(landing=tmp_path, db_url="sqlite://", out=tmp_path / "out")
     monkeypatch.setenv(MAX_WORK_MB_ENV, "1")
     (folder / "part-00000.jsonl.gz").write_bytes(b"x" * 2 * MB)
-    assert not small_landing(settings, day) and not big_landing(settings, day)  # undecided
+    assert landing_scale(settings, day) is None  # undecided: neither small nor big
     (folder / "part-00001.jsonl.gz").write_bytes(b"x" * 3 * MB)
-    assert big_landing(settings, day)  # 5 MiB > 4 x 1 MiB
-    assert not big_landing(Settings(tmp_path, "sqlite://", tmp_path, landing_url="s3://b/l"), day)
+    assert landing_scale(settings, day) == "big"  # 5 MiB > 4 x 1 MiB
+    s3 = Settings(tmp_path, "sqlite://", tmp_path, landing_url="s3://b/l")
+    assert landing_scale(s3, day) is None
 
 
 def test_a_module_function_entry_is_called_after_its_import() -> None:

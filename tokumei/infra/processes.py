@@ -125,8 +125,14 @@ def keep_step_process(rss: int, work: Path) -> bool:
     ``TOKUMEI_STEP_PROCESS_MAX_RSS_MB``, 1536: models and libraries of earlier steps included).
     A day past either limit gets a fresh process for every following step, as before.
     """
-    max_work = _mb(MAX_WORK_MB_ENV, DEFAULT_MAX_WORK_MB)
+    max_work = max_work_bytes()
     return rss <= _mb(MAX_RSS_MB_ENV, DEFAULT_MAX_RSS_MB) and tree_bytes(work, max_work) <= max_work
+
+
+def max_work_bytes() -> int:
+    """The reuse limit on a run's work directory (``TOKUMEI_STEP_PROCESS_MAX_WORK_MB``), in
+    bytes; ``tokumei.pipeline.steps.landing_scale`` sizes a day's landing against it too."""
+    return _mb(MAX_WORK_MB_ENV, DEFAULT_MAX_WORK_MB)
 
 
 def may_start_processes() -> bool:

@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 
@@ -1731,43 +1731,29 @@ RESERVED_STEPS: dict[str, tuple[str, ...]] = {
 BIG_LANDING_FACTOR = 4
 
 
-def _landing_bytes(settings: Settings, day: str, stop: int) -> int | None:
-    """Bytes of the day's landing files, counted until they pass ``stop``; None for an s3://
-    landing (not listed here)."""
-    from tokumei.infra.processes import tree_bytes
+def landing_scale(settings: Settings, day: str) -> Literal["small", "big"] | None:
+    """How big the day is, told from its landing files before the first step, in one listing.
+
+    ``"small"``: within the step-process reuse limit (``keep_step_process`` in
+    ``tokumei.infra.processes``), so the steps will share one reused process, where a reserved
+    process pays. ``"big"``: past :data:`BIG_LANDING_FACTOR` times it, so every step will get a fresh
+    process and the next one can start ahead from the first step on
+    (``StepProcess.expect_fresh``: ingest's process and workers start during extract).
+    None in between, and for an s3:// landing (not listed here).
+    """
+    from tokumei.infra.processes import max_work_bytes, tree_bytes
     from tokumei.ingest.landing import day_folder
 
     if settings.landing_url:
         return None
+    limit = max_work_bytes()
+    stop = BIG_LANDING_FACTOR * limit
     total = 0
     for source in LANDING_SOURCES:
         total += tree_bytes(day_folder(settings.landing, source, day), stop - total)
         if total > stop:
-            break
-    return total
-
-
-def _reuse_limit() -> int:
-    from tokumei.infra.processes import DEFAULT_MAX_WORK_MB, MAX_WORK_MB_ENV
-
-    return int(os.environ.get(MAX_WORK_MB_ENV, DEFAULT_MAX_WORK_MB)) * 2**20
-
-
-def small_landing(settings: Settings, day: str) -> bool:
-    """Whether the day's landing files (a local landing zone) are within the step-process
-    reuse limit (``tokumei.infra.processes.keep_step_process``): a day that will run its
-    steps in one reused process, where a reserved process pays. An s3:// landing says no."""
-    size = _landing_bytes(settings, day, _reuse_limit())
-    return size is not None and size <= _reuse_limit()
-
-
-def big_landing(settings: Settings, day: str) -> bool:
-    """Whether the day's landing files pass :data:`BIG_LANDING_FACTOR` times the reuse limit:
-    every step will get a fresh process, so the next one can start ahead from the first step
-    on (``StepProcess.expect_fresh``: ingest's process and workers start during extract)."""
-    stop = BIG_LANDING_FACTOR * _reuse_limit()
-    size = _landing_bytes(settings, day, stop)
-    return size is not None and size > stop
+            return "big"
+    return "small" if total <= limit else None
 
 
 class StepFailed(TokumeiError):
@@ -1823,10 +1809,11 @@ def run_all(
             if isolate:  # the first step process starts while start() checks key, lock, policy
                 process.prestart(__name__)
             start(settings, day, in_airflow=in_airflow, run_id=run_id)
-            if isolate and small_landing(settings, day):
+            scale = landing_scale(settings, day) if isolate else None
+            if scale == "small":
                 for step, modules in RESERVED_STEPS.items():
                     process.reserve(step, modules)
-            elif isolate and big_landing(settings, day):
+            elif scale == "big":
                 process.expect_fresh()
             for n, (step, fn) in enumerate(STEPS):
                 t0 = time.perf_counter()
