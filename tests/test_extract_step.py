@@ -147,3 +147,24 @@ def test_db_tables_read_in_batches_equal_one_read(
         assert whole.height > 3 * 7, "the table must span several batches"
         assert batched.equals(whole), table
         assert batched_bad.equals(whole_bad), table
+
+
+def test_a_big_day_reads_the_db_in_two_processes_with_the_same_result(
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the reuse limit extract reads the DB tables in two processes (steps._db_readers);
+    the books, the generalized layer and the quarantine equal those of one reader."""
+    from tokumei.infra.processes import MAX_WORK_MB_ENV
+    from tokumei.ingest.landing import check_landing
+
+    status = check_landing(landing, DAY, steps.LANDING_SOURCES, lines=False)
+    assert steps._db_readers(status) == 1  # the fixture's landing is within 64 MiB
+    one = _extract(landing, tmp_path / "one", 2, monkeypatch)
+    monkeypatch.setenv(MAX_WORK_MB_ENV, "0")
+    assert steps._db_readers(status) == 2
+    two = _extract(landing, tmp_path / "two", 2, monkeypatch)
+    assert two[0] == one[0]
+    assert two[0]["extract"]["db.consents"]["rows"] > 0
+    for i in (1, 2):
+        assert two[i].keys() == one[i].keys()
+        assert all(two[i][name].equals(frame) for name, frame in one[i].items())

@@ -139,8 +139,22 @@ def start(settings: Settings, day: str, in_airflow: bool = False, run_id: str | 
 #: 135 % CPU, 2 -> 50-52 s at 187 %. Memory grows with it: each file in flight holds its typed
 #: frame (peak RSS 2.0 -> 2.7-2.8 GiB there).
 EXTRACT_WORKERS = int(os.environ.get("TOKUMEI_EXTRACT_WORKERS", "2"))
-#: Processes that read the operational DB tables during extract (one table each at a time).
-DB_READERS = 2
+
+
+def _db_readers(status: dict[str, Any]) -> int:
+    """Processes that read the operational DB tables during extract: two when the landing is
+    past the step-process reuse limit, so that the largest tables (consents, users) are read
+    side by side, one otherwise.
+
+    Why by the landing: the DB grows with the persons the landing's logs come from. On the
+    10M-event day one reader was extract's critical path (consents 3.4 s and users 2.2 s one
+    after the other, the main thread waiting 3.8 s for them at 100 % CPU); on a 500-person day
+    a second interpreter costs more than it saves (bench/results/scale.md, session 15).
+    """
+    from tokumei.infra.processes import max_work_bytes
+
+    landing = sum(f.bytes for st in status.values() for f in st.files)
+    return 2 if landing > max_work_bytes() else 1
 
 
 def _owner_sources(policy: Policy) -> list[str]:
@@ -258,11 +272,9 @@ def extract(settings: Settings, day: str, run_id: str, in_airflow: bool = False)
     progress = Progress("extract")
     # The DB's row-wise Python in processes of their own beside the file readers: in a thread
     # the two convoyed on the GIL (10M-event day: extract 14-16 s; bench/results/scale.md).
-    # Two, so that the largest tables (consents, users) are read side by side: in one process
-    # they were extract's critical path (10M-event day: 3.4 + 2.2 s, the main thread waiting
-    # 3.8 s for them at 100 % CPU). A Celery task may not start processes: there, a thread.
+    # A Celery task may not start processes: there, a thread.
     db_pool: Executor = (
-        spawned_pool(DB_READERS)
+        spawned_pool(_db_readers(status))
         if may_start_processes()
         else ThreadPoolExecutor(1, "tokumei-extract-db")
     )
