@@ -168,3 +168,61 @@ def test_a_big_day_reads_the_db_in_two_processes_with_the_same_result(
     for i in (1, 2):
         assert two[i].keys() == one[i].keys()
         assert all(two[i][name].equals(frame) for name, frame in one[i].items())
+
+
+def _read_both_ways(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each DB table read through the driver's own cursor equals the read through SQLAlchemy's
+    result (tokumei.ingest.opdb._batches), rows, types and quarantine."""
+    import sqlalchemy as sa
+
+    from tokumei.anonymize.policy import DB_TABLES, default_policy_dir, load_policy
+    from tokumei.ingest import opdb
+
+    assert sa.engine.make_url(url).get_dialect().driver in opdb.DRIVER_CURSORS
+    policy = load_policy(default_policy_dir())
+    monkeypatch.setattr(opdb, "FETCH_ROWS", 13)
+    rows = {}
+    for table in DB_TABLES:
+        driver, driver_bad = opdb.read_table(url, table, policy.tables[table])
+        with monkeypatch.context() as m:
+            m.setattr(opdb, "DRIVER_CURSORS", {})
+            through_sa, through_sa_bad = opdb.read_table(url, table, policy.tables[table])
+        assert driver.equals(through_sa), table
+        assert driver_bad.equals(through_sa_bad), table
+        rows[table] = driver.height
+    assert rows["users"] > 3 * 13 and rows["consents"] > 3 * 13, "several batches each"
+
+
+def test_the_driver_cursor_reads_what_sqlalchemy_reads_sqlite(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _read_both_ways(f"sqlite:///{landing / 'ops.db'}", monkeypatch)
+
+
+def test_the_driver_cursor_reads_what_sqlalchemy_reads_postgresql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on PostgreSQL with the generator's typed columns (date, timestamptz, boolean,
+    integer), through psycopg's server-side cursor."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+    )
+    name = f"tokumei_opdb_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError:
+        admin.dispose()
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        generate(tmp_path / "landing", url, date.fromisoformat(DAY), days=1, users=60, seed=3)
+        _read_both_ways(url, monkeypatch)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
