@@ -226,3 +226,55 @@ def test_the_driver_cursor_reads_what_sqlalchemy_reads_postgresql(
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_excluded_persons_from_the_pseudonymous_owner_maps_equal_the_raw_rule(
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """extract's excluded persons (steps._excluded_persons, from the run's pseudonymous owner
+    maps) equal the rule applied to the raw owners sources: users without analytics consent or
+    with a binding request, the cookies and devices they own, and cookies whose own consent
+    refuses analytics."""
+    from tokumei.anonymize.person_rows import owner_map
+    from tokumei.anonymize.policy import default_policy_dir, load_policy
+    from tokumei.anonymize.pseudonymize import pseudonymize
+    from tokumei.anonymize.rights import allowed_users
+    from tokumei.ingest import opdb
+    from tokumei.ingest.sources import read_landing_file
+
+    monkeypatch.setenv("TOKUMEI_PSEUDONYM_KEY", TEST_KEY)
+    settings = Settings(
+        landing=landing, db_url=f"sqlite:///{landing / 'ops.db'}", out=tmp_path / "out"
+    ).resolved()
+    run_id = steps.new_run_id(DAY)
+    steps.start(settings, DAY, run_id=run_id)
+    steps.extract(settings, DAY, run_id)
+    dims = steps._paths(settings, DAY, run_id).work / "dims"
+    got = pl.read_parquet(dims / "excluded_persons.parquet")["person"].to_list()
+
+    policy = load_policy(default_policy_dir())
+    url = f"sqlite:///{landing / 'ops.db'}"
+    db = {t: opdb.read_table(url, t, policy.tables[t])[0] for t in ("users", "consents")}
+    db["rights_requests"] = opdb.read_table(
+        url, "rights_requests", policy.tables["rights_requests"]
+    )[0]
+    allowed = allowed_users(db["consents"].lazy(), db["rights_requests"].lazy()).collect()
+    known = pl.concat([db[t].select(pl.col("user_id").cast(pl.String)) for t in db]).unique()
+    excluded = known.join(allowed, on="user_id", how="anti")["user_id"]
+    ids = [pl.DataFrame({"_id": excluded}).select(pseudonymize(pl.col("_id"), TEST_KEY, "user"))]
+    for source in ("cookies", "devices"):
+        sp = policy.source(source)
+        files = sorted((landing / source / f"date={DAY}").glob("part-*"))
+        raw = pl.concat([read_landing_file(f, sp)[0] for f in files])
+        owned = owner_map(raw.lazy(), sp).collect()
+        refused = pl.col("_owner").is_in(excluded.implode())
+        if "_consent" in owned.columns:
+            refused = refused | (pl.col("_consent") == False)  # noqa: E712
+        ids.append(
+            owned.filter(refused).select(
+                pseudonymize(pl.col("_fb"), TEST_KEY, sp.domain(sp.owner.key)).alias("_id")
+            )
+        )
+    expected = pl.concat(ids)["_id"].unique().sort().to_list()
+    assert len(expected) > len(excluded) > 0, "owned ids and users are both excluded here"
+    assert got == expected
