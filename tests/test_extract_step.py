@@ -278,3 +278,30 @@ def test_excluded_persons_from_the_pseudonymous_owner_maps_equal_the_raw_rule(
     expected = pl.concat(ids)["_id"].unique().sort().to_list()
     assert len(expected) > len(excluded) > 0, "owned ids and users are both excluded here"
     assert got == expected
+
+
+def test_a_warmed_pool_ingests_a_day_of_no_more_files_than_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers started and warmed ahead (a big day) ingest the files even when there are no
+    more files than workers, where a cold ingest reads in threads: the threads would build
+    again what the workers have built. The same output as one thread."""
+    root = tmp_path / "landing"
+    # the module fixture's day, one file per source
+    generate(
+        root, f"sqlite:///{root / 'ops.db'}", date.fromisoformat(DAY), 1, 120, 7, chunk_size=400
+    )
+    files = [p for s in ("events", "measurements") for p in (root / s).rglob("part-*")]
+    assert len(files) == 2, "one file per person source"
+    serial = _extract(root, tmp_path / "serial", 1, monkeypatch)
+    with monkeypatch.context() as m:
+
+        def no_threads(*_: object) -> None:
+            raise AssertionError("ingest read in threads instead of the warmed workers")
+
+        m.setattr(steps._FileIngest, "load", no_threads)  # the parent's; the workers' are real
+        warmed = _extract(root, tmp_path / "warmed", 2, monkeypatch, warm=True)
+    assert warmed[0] == serial[0]
+    for i in (1, 2):
+        assert warmed[i].keys() == serial[i].keys()
+        assert all(warmed[i][name].equals(frame) for name, frame in serial[i].items())

@@ -460,7 +460,8 @@ def ingest(
     what NER (``scrub``) still has to find. Files run ``EXTRACT_WORKERS`` at a time when
     ``file`` is None (``tokumei run``): in that many worker processes when there are more
     files than workers (threads convoyed on the GIL: the 10M-event day's ingest ran at 173 %
-    CPU of 200), else in threads; under Airflow, one mapped task each.
+    CPU of 200), else in threads (unless the workers were started and warmed ahead,
+    :func:`warm_ingest_workers`); under Airflow, one mapped task each.
     """
     from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -476,7 +477,11 @@ def ingest(
     workers = max(1, EXTRACT_WORKERS)
     pool: Executor
     warmed = _WARM_INGEST_POOLS.pop() if _WARM_INGEST_POOLS else None
-    if file is None and len(chosen) > workers > 1 and may_start_processes():
+    # a warmed pool is taken whatever the file count: its workers have built what a file
+    # needs, which a thread here would build again in this process
+    if file is None and (
+        (warmed is not None) or (len(chosen) > workers > 1 and may_start_processes())
+    ):
         pool = warmed or spawned_pool(workers)
         task: Any = functools.partial(
             _in_worker, "ingest", settings, _ingest_in_worker, settings, day, run_id, in_airflow
