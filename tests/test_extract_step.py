@@ -69,6 +69,14 @@ def _extract(
     return record, files, quarantine
 
 
+def _assert_same_run(got: tuple, want: tuple) -> None:
+    """Two ``_extract`` results are equal: books, generalized files and quarantine."""
+    assert got[0] == want[0]
+    for i in (1, 2):
+        assert got[i].keys() == want[i].keys()
+        assert all(got[i][name].equals(frame) for name, frame in want[i].items())
+
+
 def test_parallel_ingest_equals_serial(
     landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,10 +120,7 @@ def test_ingest_in_workers_warmed_ahead_equals_serial(
 ) -> None:
     serial = _extract(landing, tmp_path / "serial", 1, monkeypatch)
     warmed = _extract(landing, tmp_path / "warmed", 3, monkeypatch, warm=True)
-    assert warmed[0] == serial[0]
-    for i in (1, 2):
-        assert warmed[i].keys() == serial[i].keys()
-        assert all(warmed[i][name].equals(frame) for name, frame in serial[i].items())
+    _assert_same_run(warmed, serial)
 
 
 def test_unknown_column_in_a_later_file_stops_the_parallel_extract(
@@ -163,11 +168,8 @@ def test_a_big_day_reads_the_db_in_two_processes_with_the_same_result(
     monkeypatch.setenv(MAX_WORK_MB_ENV, "0")
     assert steps._db_readers(status) == 2
     two = _extract(landing, tmp_path / "two", 2, monkeypatch)
-    assert two[0] == one[0]
+    _assert_same_run(two, one)
     assert two[0]["extract"]["db.consents"]["rows"] > 0
-    for i in (1, 2):
-        assert two[i].keys() == one[i].keys()
-        assert all(two[i][name].equals(frame) for name, frame in one[i].items())
 
 
 def _read_both_ways(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,7 +303,4 @@ def test_a_warmed_pool_ingests_a_day_of_no_more_files_than_workers(
 
         m.setattr(steps._FileIngest, "load", no_threads)  # the parent's; the workers' are real
         warmed = _extract(root, tmp_path / "warmed", 2, monkeypatch, warm=True)
-    assert warmed[0] == serial[0]
-    for i in (1, 2):
-        assert warmed[i].keys() == serial[i].keys()
-        assert all(warmed[i][name].equals(frame) for name, frame in serial[i].items())
+    _assert_same_run(warmed, serial)
