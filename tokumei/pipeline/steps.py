@@ -1236,7 +1236,13 @@ def _demographics(paths: RunPaths) -> pl.LazyFrame:
 def page_view_records(paths: RunPaths) -> pl.DataFrame:
     """The records ``anonymize_records`` starts from: one row per page view of a known person
     with demographics (person as its integer id, device_class, url_template, age, gender,
-    prefecture)."""
+    prefecture), in no particular order.
+
+    Why unsorted: the release never sees this order. ``bound_contributions`` groups the records
+    and sorts them by person, class, occurrence and a keyed hash before the engine shuffles
+    them, so any input order gives the same release; sorting 4.9M records here cost 2.3 of
+    ``anonymize_records``' CPU-s on the 10M-event day (bench/results/scale.md, session 16).
+    """
     return (
         scrubbed_scan(paths, "events")
         .filter(pl.col("event") == "page_view")
@@ -1245,7 +1251,6 @@ def page_view_records(paths: RunPaths) -> pl.DataFrame:
         .drop(PERSON)  # cookies have no demographics to release
         .rename({"_pid": PERSON})
         .with_columns(pl.col("device_class").fill_null("unknown"))
-        .sort(PERSON, "url_template", "device_class")  # input order never leaks (engine shuffles)
         .collect()
     )
 
