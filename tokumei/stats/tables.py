@@ -779,28 +779,26 @@ def _dated(
 
 
 def _compact_key(col: pl.Expr) -> pl.Expr:
-    """A grouping key as one 128-bit integer: a 64-hex pseudonym's first 128 bits, anything
-    else (not a pseudonym) its two seeded 64-bit hashes.
+    """A grouping key as one 128-bit integer: a 64-hex pseudonym's first 64 bits (anything
+    else, not a pseudonym: a seeded 64-bit hash), then a second seeded 64-bit hash of the value.
 
     Why: a group-by over millions of (person, session) pairs of 64-character strings held
     3.9 GiB on the 10M-event day, and decoding the hex to 32 bytes (3.3 GiB) cost half of the
     sessions map's CPU. One integer per key takes 16 bytes; as a ``UInt128`` rather than a
     struct of two ``UInt64`` the group-by and the distinct persons cost less again (the
-    sessions map 18.3-19.1 -> 12.1-13.1 CPU-s, bench/results/scale.md, session 13).
-    Distinct keys stay distinct with the certainty of a 128-bit truncated HMAC: among 10
-    million keys, a collision has a probability near 1e-25.
+    sessions map 18.3-19.1 -> 12.1-13.1 CPU-s, bench/results/scale.md, session 13). The low
+    half is a hash rather than the next 16 hex digits: parsing hex costs ~5x a hash, and
+    with both halves parsed the key cost the sessions map more than its group-by (session 16).
+    Two pseudonyms share a key only if their first 64 HMAC bits *and* their 64-bit hashes are
+    equal: among 10 million keys, a probability near 1e-25.
 
     >>> df = pl.DataFrame({"k": ["f" + "0" * 63, "0" * 64, "not a pseudonym", "0" * 64]})
     >>> df.select(_compact_key(pl.col("k"))).n_unique()
     3
     """
     hi = col.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64, strict=False)
-    lo = col.str.slice(16, 16).str.to_integer(base=16, dtype=pl.UInt64, strict=False)
-    hexed = (col.str.len_bytes() == 64) & hi.is_not_null() & lo.is_not_null()
-    name = col.meta.output_name()
-    hi = pl.when(hexed).then(hi).otherwise(col.hash(1)).cast(pl.UInt128)
-    lo = pl.when(hexed).then(lo).otherwise(col.hash(2)).cast(pl.UInt128)
-    return (hi * (1 << 64) + lo).alias(name)
+    hi = pl.when(hi.is_null()).then(col.hash(1)).otherwise(hi).cast(pl.UInt128)
+    return (hi * (1 << 64) + col.hash(2).cast(pl.UInt128)).alias(col.meta.output_name())
 
 
 def session_events(events: pl.LazyFrame, *columns: pl.Expr) -> pl.LazyFrame:
