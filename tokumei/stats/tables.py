@@ -966,7 +966,7 @@ def search_volume_map(
     # has ~1.3M search and inquiry rows and a few tens of thousands of distinct texts)
     rows = (
         events.filter(pl.col("event").is_in(SEARCH_KINDS))
-        .select(PERSON, pl.col("event").alias("kind"), text.alias("_text"))
+        .select(_compact_key(pl.col(PERSON)), pl.col("event").alias("kind"), text.alias("_text"))
         .unique()
     )
     texts = rows.select("_text").unique().with_columns(categorize(pl.col("_text"), special_care))
@@ -990,7 +990,11 @@ def funnel_map(events: pl.LazyFrame) -> pl.LazyFrame:
     ev = pl.col("event")
     flags = (
         events.filter(ev.is_in(("page_view", "signup", "purchase")))
-        .with_columns(fold_device(pl.col("device_class")).alias("device_class"))
+        .select(  # persons are only counted: their compact key (:func:`_compact_key`) will do
+            _compact_key(pl.col(PERSON)),
+            fold_device(pl.col("device_class")).alias("device_class"),
+            "event",
+        )
         .group_by(PERSON, "device_class")
         .agg(
             (ev == "page_view").any().alias("_pv"),
