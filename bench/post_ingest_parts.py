@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -27,11 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 DAY = "2026-11-24"
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -98,6 +92,8 @@ def main() -> None:
 
 def _timed(into: dict[str, str], name: str, fn: Any) -> Any:
     """``fn()``, its CPU seconds and row count recorded under ``name``."""
+    from ingest_stages import _cpu  # this process's user + system CPU seconds
+
     c = _cpu()
     out = fn()
     into[name] = f"{_cpu() - c:.2f} ({out.height:,} rows)"
