@@ -17,7 +17,6 @@ The decompressed file goes to a temporary directory that is removed at the end: 
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import sys
 import tempfile
@@ -32,11 +31,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def main() -> None:
@@ -48,6 +43,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import polars as pl
+    from ingest_stages import _cpu  # this process's user + system CPU seconds
 
     from tokumei.anonymize.policy import default_policy_dir, load_policy
     from tokumei.ingest import sources as S
