@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STEP_RE = re.compile(r"✓\s+(\w+)\s+\(([\d.]+) s\)")
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def _busy() -> tuple[int, int]:
@@ -69,6 +69,8 @@ def run_once(code: Path, args: argparse.Namespace, log: Path) -> dict[str, objec
         rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
     stop.set()
     sampler.join()
+    from scale_10m import STEP_RE  # the "✓ step (N s)" progress lines, as scale_10m reads them
+
     text = log.read_text()
     shutil.rmtree(out, ignore_errors=True)
     m = re.search(r"TIME ([\d.]+) (\d+) (\d+)%", text)

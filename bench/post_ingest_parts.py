@@ -99,5 +99,6 @@ def _timed(into: dict[str, str], name: str, fn: Any) -> Any:
     into[name] = f"{_cpu() - c:.2f} ({out.height:,} rows)"
     return out
 
+
 if __name__ == "__main__":
     main()

@@ -122,8 +122,10 @@ def bound_contributions(
     # The n rows of one (person, class, value) are counted, not numbered by a window: they
     # are the same row, and only their first m copies can be kept (10M-event day: 4.9M
     # records, 7.6 -> 3.8 CPU-s, the same frame).
+    # Collected here, not by the caller: the sort keys' codes are the counted values.
     counted = records.group_by([*group, value]).agg(pl.len().alias("_n")).collect()
     key = _sort_keys(counted, [*group, value])
+    by_group = [key[c] for c in group]
     return (
         counted.lazy()
         .with_columns(
@@ -131,8 +133,8 @@ def bound_contributions(
             pl.struct(person, value).hash(seed=0).alias("_h"),
         )
         .explode("_occ")
-        .sort([key[c] for c in group] + [pl.col("_occ"), pl.col("_h"), key[value]], nulls_last=True)
-        .filter(pl.int_range(pl.len()).over([key[c] for c in group]) < m)
+        .sort([*by_group, pl.col("_occ"), pl.col("_h"), key[value]], nulls_last=True)
+        .filter(pl.int_range(pl.len()).over(by_group) < m)
         .select(columns)
     )
 
