@@ -14,7 +14,7 @@ DEMO_USERS ?= 3000
 export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv demo test test-all test-integration lint bench clean
+.PHONY: help venv native demo test test-all test-integration lint bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,7 +32,15 @@ $(TOOLS)/bin/uv:
 	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
-venv: .venv/.synced  ## create .venv from uv.lock (installs uv into .tools/ if missing)
+# The native JSON Lines pass (docs/adr/0009-native-jsonl-reader.md): C with the vendored yyjson,
+# loaded with ctypes. Without it the typed read uses DuckDB alone (same output, slower).
+NATIVE := tokumei/ingest/_jsonl.so
+$(NATIVE): csrc/jsonl/jsonl.c csrc/yyjson/yyjson.c csrc/yyjson/yyjson.h
+	$(CC) -O2 -fPIC -shared -o $@ csrc/jsonl/jsonl.c csrc/yyjson/yyjson.c
+
+native: $(NATIVE)  ## build the native JSON Lines reader (part of venv)
+
+venv: .venv/.synced $(NATIVE)  ## create .venv from uv.lock (installs uv into .tools/ if missing)
 
 demo: venv  ## generate sample data, run the usage_analytics DAG with Airflow, show the results
 	@bash scripts/demo.sh "$(DEMO_DIR)" "$(DEMO_DATE)" "$(DEMO_USERS)"

@@ -34,6 +34,7 @@ import pyarrow as pa
 from isal import igzip
 
 from tokumei.anonymize.policy import NOT_READ_ROLES, ColumnPolicy, SourcePolicy
+from tokumei.ingest import jsonl_native
 from tokumei.ingest.landing import DATA_SUFFIXES, is_data_file
 
 LANDING_SUFFIXES = DATA_SUFFIXES
@@ -296,13 +297,15 @@ def _validation_sql(
     wrong_type: Callable[[int, str], str] | None = None,
     require_offset: bool = True,
     extra: tuple[str, ...] = (),
+    text_out: bool = True,
 ) -> str:
     """One SELECT that types every column and names the first problem of each line.
 
     ``raw(i, name)`` is the SQL text of column ``name`` (policy position ``i``) before typing;
     ``pre`` are line-level checks that come first (UTF-8, JSON, object); ``wrong_type(i, name)``
     flags a JSON object or array where a scalar belongs. The order of the checks is the order
-    of the reasons: the first failing one is the line's reason.
+    of the reasons: the first failing one is the line's reason. ``text_out=False`` leaves the
+    ``string`` columns out of the result (they are checked, and typing leaves them as they are).
     """
     typed_cols: list[str] = []
     selects: list[str] = ["_line", *extra]
@@ -328,7 +331,8 @@ def _validation_sql(
             reasons.append((f"{typed} < {col.min}", f"field {name}: below minimum"))
         if col.max is not None:
             reasons.append((f"{typed} > {col.max}", f"field {name}: above maximum"))
-        selects.append(f"{typed} AS {_sql_str(name)}")
+        if text_out or col.type != "string":
+            selects.append(f"{typed} AS {_sql_str(name)}")
     case = " ".join(f"WHEN {cond} THEN {_sql_lit(why)}" for cond, why in reasons)
     selects.append(f"CASE {case} END AS _reason" if reasons else "NULL::VARCHAR AS _reason")
     inner = f"(SELECT *{''.join(', ' + t for t in typed_cols)} FROM {from_sql}) AS typed"
@@ -395,32 +399,100 @@ def _unknown_keys(con: duckdb.DuckDBPyConnection, policy: SourcePolicy, path: Pa
     policy.check_columns([k for (k,) in keys], where=path.name)
 
 
+def _native_sql(policy: SourcePolicy) -> str:
+    """The typing SELECT over the C pass's accepted lines (registered as ``fast``: ``_line`` and
+    the extracted text ``_v<i>`` of each readable column).
+
+    The line-level checks and the wrong-type check are left out: the C pass only accepts valid
+    JSON objects with known keys and no nested value where one is extracted, so for these lines
+    those checks are false in :func:`_json_sql` too, and the first failing check (the reason)
+    is the same. The ``string`` columns are checked but not returned: typing leaves them as
+    they are, so :func:`_checked_native` takes them from the C pass's buffers instead of
+    copying ~400 MB per 1M lines out of DuckDB (0.60-0.72 -> see bench/results/scale.md).
+    """
+    return _validation_sql(policy.readable(), "fast", raw=lambda i, _: f'"_v{i}"', text_out=False)
+
+
+def _checked(
+    con: duckdb.DuckDBPyConnection,
+    lines: pa.Table,
+    sql: str,
+    check: Callable[[duckdb.DuckDBPyConnection, pl.DataFrame], pl.DataFrame],
+) -> pl.DataFrame:
+    """``sql`` over ``lines`` (registered as ``lines`` while ``check`` runs)."""
+    con.register("lines", lines)
+    try:
+        return check(con, con.sql(sql).pl())
+    finally:
+        con.unregister("lines")
+
+
+def _checked_native(
+    con: duckdb.DuckDBPyConnection,
+    lines: _Lines,
+    policy: SourcePolicy,
+    keys: jsonl_native.Keys,
+    fast_sql: str,
+    sql: str,
+    check: Callable[[duckdb.DuckDBPyConnection, pl.DataFrame], pl.DataFrame],
+) -> pl.DataFrame:
+    """A chunk through the C pass, its leftover lines through ``sql``: the frame ``sql`` alone
+    gives (same columns and rows; the good rows in line order, the failing ones not:
+    tests/test_jsonl_native.py)."""
+    parsed = jsonl_native.parse(lines.data, lines.starts, lines.sizes, lines.first, keys)
+    con.register("fast", parsed.table)
+    try:
+        typed = con.sql(fast_sql).pl()
+    finally:
+        con.unregister("fast")
+    fast = pl.from_arrow(parsed.table)
+    assert isinstance(fast, pl.DataFrame)
+    if not typed.get_column("_line").equals(fast.get_column("_line")):
+        typed = typed.sort("_line")  # a projection keeps DuckDB's insertion order; be sure
+    columns = list(policy.columns)
+    text = {f"_v{i}": n for i, n in enumerate(columns) if policy.columns[n].type == "string"}
+    checked = pl.concat([typed, fast.select(list(text)).rename(text)], how="horizontal")
+    checked = checked.select("_line", *columns, "_reason")
+    if len(parsed.rest):
+        rest = _checked(con, lines.table.take(pa.array(parsed.rest)), sql, check)
+        checked = pl.concat([checked, rest])
+        if not rest.get_column("_reason").is_not_null().all():  # a good line among the rest
+            checked = checked.sort("_line")
+    return checked
+
+
 def _read_chunks(
     path: Path,
     policy: SourcePolicy,
     sql: str,
     check: Callable[[duckdb.DuckDBPyConnection, pl.DataFrame], pl.DataFrame],
     raws: Callable[[list[bytes]], list[bytes | None]],
+    native: jsonl_native.Keys | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A text file (optionally gzip) chunk by chunk, so memory follows the chunk, not the file.
 
     Each chunk's lines go through ``sql`` in DuckDB (registered as ``lines``); ``check`` sees the
     checked frame while ``lines`` is registered (and may stop the file); failing lines go to the
-    quarantine with ``raws`` made of their bytes (special-care values redacted).
+    quarantine with ``raws`` made of their bytes (special-care values redacted). With
+    ``native`` (JSON Lines), the C pass parses the chunk first and only the lines it leaves
+    over go through ``sql``.
     """
     readable = policy.readable()
     goods: list[pl.DataFrame] = []
     bads: list[pl.DataFrame] = []
     first = 1
     con = _connect()
+    fast_sql = _native_sql(policy) if native else ""
     try:
         for data in _prefetch(_chunks(path)):
             lines = _split_lines(data, first)
             first += len(lines.sizes)
-            con.register("lines", lines.table)
-            checked = check(con, con.sql(sql).pl())
-            con.unregister("lines")
+            if native is None:
+                checked = _checked(con, lines.table, sql, check)
+            else:
+                checked = _checked_native(con, lines, readable, native, fast_sql, sql, check)
             good, bad = _split_checked(checked, readable)
+            bad = bad.sort("_line")  # the C pass's rejects come after its accepted lines
             del checked
             goods.append(good)
             if bad.height:
@@ -442,8 +514,9 @@ def _read_json_lines(path: Path, policy: SourcePolicy) -> tuple[pl.DataFrame, pl
             _unknown_keys(con, policy, path)
         return checked.drop("_known")
 
+    native = jsonl_native.Keys.of(policy) if jsonl_native.available() else None
     return _read_chunks(
-        path, policy, _json_sql(policy), check, lambda raws: _redact_raw(raws, policy)
+        path, policy, _json_sql(policy), check, lambda raws: _redact_raw(raws, policy), native
     )
 
 
