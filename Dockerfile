@@ -10,6 +10,13 @@ ARG UV_VERSION=0.13.8
 
 FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
 
+# The native JSON Lines pass (docs/adr/0009-native-jsonl-reader.md): built here with gcc, on
+# Debian bookworm like the Airflow image (it needs only libc), because the runtime image has no
+# compiler. Without it the image would type landing files with DuckDB alone (same output, slower).
+FROM python:3.11-bookworm AS native
+COPY csrc /src/csrc
+RUN gcc -O2 -fPIC -shared -o /src/_jsonl.so /src/csrc/jsonl/jsonl.c /src/csrc/yyjson/yyjson.c
+
 FROM apache/airflow:3.3.2-python3.11
 
 COPY --from=uv /uv /usr/local/bin/uv
@@ -29,6 +36,7 @@ RUN uv export --frozen --no-dev --no-emit-project --format requirements.txt -o /
     && rm /tmp/req.txt
 
 COPY --chown=airflow:0 tokumei ./tokumei
+COPY --from=native --chown=airflow:0 /src/_jsonl.so ./tokumei/ingest/_jsonl.so
 RUN pip install --no-cache-dir --no-deps . && rm -rf build
 
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/

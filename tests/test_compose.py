@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tokumei.ingest import jsonl_native
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -278,6 +280,20 @@ def test_dockerfile_installs_from_the_lock_and_bakes_no_secret() -> None:
             assert src.rstrip("/") not in ignored, f"{src} is in .dockerignore"
     for needed in ("dags/", "policies/", "gx/"):
         assert re.search(rf"^COPY .*\b{needed}", text, re.MULTILINE), needed
+
+
+def test_dockerfile_builds_the_native_jsonl_pass_into_the_package() -> None:
+    text = DOCKERFILE.read_text()
+    build = re.search(r"^RUN gcc .*-o (\S+) (.*)$", text, re.MULTILINE)
+    assert build, "no stage compiles csrc/"
+    for src in build[2].split():
+        assert (ROOT / src.removeprefix("/src/")).exists(), src
+    copied = re.search(rf"^COPY --from=native .*{re.escape(build[1])} (\S+)$", text, re.MULTILINE)
+    assert copied and copied[1] == "./tokumei/ingest/" + jsonl_native.LIBRARY.name
+    # before the package is installed, so the wheel carries it
+    assert text.index(copied[0]) < text.index("RUN pip install --no-cache-dir --no-deps .")
+    ignored = {ln.strip() for ln in DOCKERIGNORE.read_text().splitlines()}
+    assert "tokumei/ingest/_jsonl.so" in ignored  # never the host's binary
 
 
 def _docker_compose_available() -> bool:
