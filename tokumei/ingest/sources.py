@@ -408,7 +408,7 @@ def _native_sql(policy: SourcePolicy) -> str:
     those checks are false in :func:`_json_sql` too, and the first failing check (the reason)
     is the same. The ``string`` columns are checked but not returned: typing leaves them as
     they are, so :func:`_checked_native` takes them from the C pass's buffers instead of
-    copying ~400 MB per 1M lines out of DuckDB (0.60-0.72 -> see bench/results/scale.md).
+    copying most of a chunk's bytes out of DuckDB again (bench/results/scale.md, session 17).
     """
     return _validation_sql(policy.readable(), "fast", raw=lambda i, _: f'"_v{i}"', text_out=False)
 
@@ -451,8 +451,9 @@ def _checked_native(
         typed = typed.sort("_line")  # a projection keeps DuckDB's insertion order; be sure
     columns = list(policy.columns)
     text = {f"_v{i}": n for i, n in enumerate(columns) if policy.columns[n].type == "string"}
-    checked = pl.concat([typed, fast.select(list(text)).rename(text)], how="horizontal")
-    checked = checked.select("_line", *columns, "_reason")
+    if text:
+        typed = pl.concat([typed, fast.select(list(text)).rename(text)], how="horizontal")
+    checked = typed.select("_line", *columns, "_reason")
     if len(parsed.rest):
         rest = _checked(con, lines.table.take(pa.array(parsed.rest)), sql, check)
         checked = pl.concat([checked, rest])
