@@ -284,3 +284,23 @@ def test_mutated_lines_give_the_query_s_result(
     assert isinstance(native, tuple)
     assert native[0].equals(query[0])
     assert native[1].equals(query[1])
+
+
+def test_a_policy_without_text_columns(tmp_path: Path) -> None:
+    numbers = EVENTS.model_copy(
+        update={"columns": {n: EVENTS.columns[n] for n in ("ts", "lat", "lon", "amount_jpy")}}
+    )
+    lines = [
+        b'{"ts":"2026-11-24T10:00:00+09:00","lat":35.6,"lon":139.7,"amount_jpy":10}',
+        b'{"ts":"2026-11-24T10:00:00+09:00","amount_jpy":-1}',
+        b'{"ts":"2026-11-24T10:00:00+09:00","amount_jpy":"7"}',
+        b'{"ts":1}',
+    ]
+    path = _write(tmp_path / "n.jsonl.gz", lines)
+    (good, bad), (good_q, bad_q) = _both(path, numbers)
+    assert good.equals(good_q) and bad.equals(bad_q)
+    assert good["amount_jpy"].to_list() == [10, 7]
+    assert bad["reason"].to_list() == [
+        "field amount_jpy: below minimum",
+        "field ts: not a valid timestamp",
+    ]
