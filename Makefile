@@ -35,7 +35,7 @@ $(TOOLS)/bin/uv:
 # The native JSON Lines pass (docs/adr/0009-native-jsonl-reader.md): C with the vendored yyjson,
 # loaded with ctypes. Without it the typed read uses DuckDB alone (same output, slower).
 NATIVE := tokumei/ingest/_jsonl.so
-$(NATIVE): csrc/jsonl/jsonl.c csrc/yyjson/yyjson.c csrc/yyjson/yyjson.h
+$(NATIVE): csrc/jsonl/jsonl.c csrc/jsonl/jsonl.h csrc/yyjson/yyjson.c csrc/yyjson/yyjson.h
 	$(CC) -O2 -fPIC -shared -o $@ csrc/jsonl/jsonl.c csrc/yyjson/yyjson.c
 
 native: $(NATIVE)  ## build the native JSON Lines reader (part of venv)

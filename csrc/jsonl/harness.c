@@ -11,15 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    uint8_t *data;
-    int64_t len;
-    int64_t cap;
-} tk_col;
-
-int64_t tk_jsonl_parse(const uint8_t *, const int64_t *, const int64_t *, int64_t,
-                       const char *const *, const int64_t *, const int8_t *, int32_t, int8_t *,
-                       int64_t *, int64_t *const *, uint8_t *const *, tk_col *);
+#include "jsonl.h"
 
 int main(int argc, char **argv) {
     if (argc < 3) return 2;

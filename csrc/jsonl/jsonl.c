@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonl.h"
 #include "../yyjson/yyjson.h"
 
 enum {
@@ -37,12 +38,6 @@ enum {
     TK_NESTED = 8,
     TK_OTHER_TYPE = 9,
 };
-
-typedef struct {
-    uint8_t *data;
-    int64_t len;
-    int64_t cap;
-} tk_col;
 
 #define TK_POOL (1 << 20)
 #define TK_MAX_KEYS 64
