@@ -117,23 +117,31 @@ def main() -> None:
     )
 
 
-def _extracted(con: duckdb.DuckDBPyConnection, sp: SourcePolicy, part: Path) -> pl.DataFrame:
-    """``_line``, ``_obj``, ``_known`` and the extracted ``_v<i>`` of every line, as the
-    typed read's query computes them before typing (its inner ``parsed`` relation)."""
-    import polars as pl
-
+def parsed_select(sp: SourcePolicy) -> str:
+    """The typed read's query cut before typing (its inner ``parsed`` relation, over the
+    registered ``lines``): ``_line``, ``_obj``, ``_known`` and the extracted ``_v<i>``."""
     from tokumei.ingest import sources as S
 
     sql = S._json_sql(sp)
     inner = sql[sql.index("(WITH d AS") : sql.index(") AS parsed") + len(") AS parsed")]
     values = ", ".join(f'"_v{i}"' for i in range(len(sp.readable().columns)))
+    return f"SELECT _line, _obj, _known, {values} FROM {inner}"
+
+
+def _extracted(con: duckdb.DuckDBPyConnection, sp: SourcePolicy, part: Path) -> pl.DataFrame:
+    """:func:`parsed_select` over every line of ``part``."""
+    import polars as pl
+
+    from tokumei.ingest import sources as S
+
+    select = parsed_select(sp)
     frames = []
     first = 1
     for data in S._chunks(part):
         lines = S._split_lines(data, first)
         first += len(lines.sizes)
         con.register("lines", lines.table)
-        frames.append(con.sql(f"SELECT _line, _obj, _known, {values} FROM {inner}").pl())
+        frames.append(con.sql(select).pl())
         con.unregister("lines")
     return pl.concat(frames)
 
